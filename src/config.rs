@@ -1,0 +1,267 @@
+//! Configuration: defaults, then a TOML file, then `VESPER_` environment variables, then
+//! command-line flags, each overriding the one before.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// The `vesper` command line.
+#[derive(Debug, Parser)]
+#[command(name = "vesper", version, about = "Project and task management server (5pm API v2)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTPS server.
+    Serve(ServeArgs),
+    /// Manage users from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// admin, user, external or client
+        #[arg(long, default_value = "user")]
+        level: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+/// Where the data lives; shared by every subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StorageArgs {
+    /// Folder for the SQLite database, the certificate and files [default: ./vesper-data]
+    #[arg(long, env = "VESPER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://... or sqlite:///path [default: SQLite in the data folder]
+    #[arg(long, env = "VESPER_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// A TOML configuration file
+    #[arg(long, env = "VESPER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address to listen on [default: 127.0.0.1:8443]
+    #[arg(long, env = "VESPER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain; with --tls-key replaces the self-signed certificate
+    #[arg(long, env = "VESPER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key
+    #[arg(long, env = "VESPER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Address of a TLS-terminating proxy allowed to send plain HTTP (repeatable)
+    #[arg(long = "trusted-proxy", env = "VESPER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// The configuration file's keys; every one optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    trusted_proxies: Option<Vec<IpAddr>>,
+    session_idle_minutes: Option<u64>,
+    session_max_days: Option<u64>,
+    #[serde(flatten)]
+    unknown: toml::Table,
+}
+
+/// Everything the server needs to run.
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub trusted_proxies: Vec<IpAddr>,
+    /// A session ends after this long without use.
+    pub session_idle_secs: i64,
+    /// A session ends this long after sign-in, used or not.
+    pub session_max_secs: i64,
+    /// Failed logins allowed per login and per address within the window.
+    pub login_failure_limit: i64,
+    pub login_failure_window_secs: i64,
+    /// The first admin, created when the workspace has no user.
+    pub admin_email: String,
+    pub admin_password: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./vesper-data"),
+            database_url: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
+            session_idle_secs: 30 * 60,
+            session_max_secs: 30 * 24 * 3600,
+            login_failure_limit: 10,
+            login_failure_window_secs: 15 * 60,
+            admin_email: "admin@example.com".into(),
+            admin_password: None,
+        }
+    }
+}
+
+/// Secrets (the database URL may hold a password) never reach a log.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("listen", &self.listen)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("session_idle_secs", &self.session_idle_secs)
+            .field("session_max_secs", &self.session_max_secs)
+            .field("admin_email", &self.admin_email)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Config {
+    /// Builds the configuration of `vesper serve`.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
+        let mut config = Config::from_storage(&args.storage)?;
+        if let Some(v) = args.listen {
+            config.listen = v;
+        }
+        if args.tls_cert.is_some() {
+            config.tls_cert = args.tls_cert.clone();
+        }
+        if args.tls_key.is_some() {
+            config.tls_key = args.tls_key.clone();
+        }
+        if !args.trusted_proxies.is_empty() {
+            config.trusted_proxies = args.trusted_proxies.clone();
+        }
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            anyhow::bail!("--tls-cert and --tls-key go together");
+        }
+        Ok(config)
+    }
+
+    /// Builds the part of the configuration every subcommand needs.
+    pub fn from_storage(args: &StorageArgs) -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        if let Some(path) = &args.config {
+            config.apply_file(path)?;
+        }
+        if let Some(v) = &args.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &args.database_url {
+            config.database_url = Some(v.clone());
+        }
+        if let Ok(email) = std::env::var("VESPER_ADMIN_EMAIL") {
+            config.admin_email = email;
+        }
+        config.admin_password = std::env::var("VESPER_ADMIN_PASSWORD").ok();
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let file: FileConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        for key in file.unknown.keys() {
+            tracing::warn!(key, file = %path.display(), "unknown configuration key ignored");
+        }
+        macro_rules! take {
+            ($field:ident) => {
+                if let Some(v) = file.$field {
+                    self.$field = v.into();
+                }
+            };
+        }
+        take!(data_dir);
+        take!(listen);
+        take!(trusted_proxies);
+        if file.database_url.is_some() {
+            self.database_url = file.database_url;
+        }
+        if file.tls_cert.is_some() {
+            self.tls_cert = file.tls_cert;
+        }
+        if file.tls_key.is_some() {
+            self.tls_key = file.tls_key;
+        }
+        if let Some(m) = file.session_idle_minutes {
+            self.session_idle_secs = (m * 60) as i64;
+        }
+        if let Some(d) = file.session_max_days {
+            self.session_max_secs = (d * 24 * 3600) as i64;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vesper.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/v\"\nsession_idle_minutes = 5\nbogus = 1\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            storage: StorageArgs {
+                config: Some(file),
+                data_dir: Some("/override".into()),
+                database_url: None,
+            },
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("/override"));
+        assert_eq!(c.session_idle_secs, 300);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let c = Config {
+            database_url: Some("postgres://u:hunter2@db/v".into()),
+            admin_password: Some("s3cret-pass".into()),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("s3cret-pass"));
+    }
+}

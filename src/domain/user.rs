@@ -1,0 +1,147 @@
+//! Users and their security levels.
+
+/// The four roles of 5pm, by their `securityLevel` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityLevel {
+    Admin,
+    User,
+    External,
+    Client,
+}
+
+impl SecurityLevel {
+    pub const ALL: [SecurityLevel; 4] = [
+        SecurityLevel::Admin,
+        SecurityLevel::User,
+        SecurityLevel::External,
+        SecurityLevel::Client,
+    ];
+
+    pub fn code(self) -> i64 {
+        match self {
+            SecurityLevel::Admin => 0,
+            SecurityLevel::User => 100,
+            SecurityLevel::External => 150,
+            SecurityLevel::Client => 200,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.code() == code)
+    }
+
+    /// The names the command line uses: admin, user, external, client.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "admin" => Some(SecurityLevel::Admin),
+            "user" => Some(SecurityLevel::User),
+            "external" => Some(SecurityLevel::External),
+            "client" => Some(SecurityLevel::Client),
+            _ => None,
+        }
+    }
+}
+
+/// A user as stored, without its password hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub profile: Profile,
+    pub security_level: SecurityLevel,
+    pub can_view_profiles: bool,
+    /// False once removed: it cannot sign in but stays as owner and author.
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The free-text attributes of a user, each optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    pub title: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub address: Option<String>,
+    pub work_phone: Option<String>,
+    pub cell_phone: Option<String>,
+    pub company: Option<String>,
+    pub comment: Option<String>,
+    pub avatar: Option<String>,
+}
+
+/// A user to create; the password is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub password_hash: String,
+    pub profile: Profile,
+    pub security_level: SecurityLevel,
+    pub can_view_profiles: bool,
+}
+
+/// A partial update: `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    /// Each attribute: `None` keeps, `Some(None)` clears, `Some(Some(v))` sets.
+    pub title: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub address: Option<Option<String>>,
+    pub work_phone: Option<Option<String>>,
+    pub cell_phone: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+    pub comment: Option<Option<String>>,
+    pub avatar: Option<Option<String>>,
+    pub security_level: Option<SecurityLevel>,
+    pub can_view_profiles: Option<bool>,
+}
+
+impl UserPatch {
+    /// Applies the patch to a copy of `user`, as the store will.
+    pub fn apply(&self, user: &User) -> User {
+        let mut u = user.clone();
+        let p = &mut u.profile;
+        let set = |slot: &mut Option<String>, v: &Option<Option<String>>| {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        };
+        set(&mut p.title, &self.title);
+        set(&mut p.first_name, &self.first_name);
+        set(&mut p.last_name, &self.last_name);
+        set(&mut p.address, &self.address);
+        set(&mut p.work_phone, &self.work_phone);
+        set(&mut p.cell_phone, &self.cell_phone);
+        set(&mut p.company, &self.company);
+        set(&mut p.comment, &self.comment);
+        set(&mut p.avatar, &self.avatar);
+        if let Some(e) = &self.email {
+            u.email = e.clone();
+        }
+        if let Some(l) = self.security_level {
+            u.security_level = l;
+        }
+        if let Some(c) = self.can_view_profiles {
+            u.can_view_profiles = c;
+        }
+        u
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_codes_round_trip() {
+        for l in SecurityLevel::ALL {
+            assert_eq!(SecurityLevel::from_code(l.code()), Some(l));
+        }
+        assert_eq!(SecurityLevel::from_code(50), None);
+        assert_eq!(SecurityLevel::from_name("External"), Some(SecurityLevel::External));
+        assert_eq!(SecurityLevel::from_name("root"), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! Who is calling: a session id, or a login and password, checked on every request.
+//!
+//! Every login failure answers the same (`auth_failed`) after the same work: an unknown
+//! login is checked against a dummy hash. Failures are counted per login and per client
+//! address in storage, so every node sees them.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use http::HeaderMap;
+
+use crate::domain::password;
+use crate::domain::policy::Actor;
+use crate::domain::user::User;
+use crate::domain::{now, WorkspaceId};
+use crate::http::args::Args;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    /// Set when the caller came with a session (signOut ends it).
+    pub session_hash: Option<Vec<u8>>,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.user.id,
+            level: self.user.security_level,
+            can_view_profiles: self.user.can_view_profiles,
+        }
+    }
+}
+
+/// Authenticates a request by session id or by login and password.
+pub async fn authenticate(
+    state: &AppState,
+    ws: WorkspaceId,
+    client: IpAddr,
+    args: &Args,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    if let Some(session_id) = session_id(args, headers)? {
+        return by_session(state, ws, &session_id).await;
+    }
+    match credentials(args, headers)? {
+        Some((login, password)) => Ok(Caller {
+            user: check_password(state, ws, client, &login, &password).await?,
+            session_hash: None,
+        }),
+        None => Err(ApiError::AuthRequired),
+    }
+}
+
+/// The session id from the `sessionId` argument, `X-Session-Id` or a Bearer token.
+fn session_id(args: &Args, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    if let Some(id) = args.scalar("sessionId").text()?.value() {
+        return Ok(Some(id));
+    }
+    if let Some(id) = headers.get("x-session-id").and_then(|v| v.to_str().ok()) {
+        return Ok(Some(id.trim().to_owned()));
+    }
+    let bearer = authorization(headers)
+        .and_then(|v| strip_scheme(v, "bearer"))
+        .map(|t| t.trim().to_owned());
+    Ok(bearer)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (s, rest) = value.trim().split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+/// Login and password from the arguments or HTTP Basic.
+pub fn credentials(args: &Args, headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
+    let login = args.scalar("login").text()?.value();
+    let password = args.scalar("password").text()?.value();
+    if let (Some(l), Some(p)) = (login, password) {
+        return Ok(Some((l, p)));
+    }
+    let basic = authorization(headers)
+        .and_then(|v| strip_scheme(v, "basic"))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(l, p)| (l.to_owned(), p.to_owned()))
+        });
+    Ok(basic)
+}
+
+async fn by_session(state: &AppState, ws: WorkspaceId, session_id: &str) -> Result<Caller, ApiError> {
+    let hash = password::session_hash(session_id);
+    let session = state
+        .store
+        .session(ws, hash.clone())
+        .await?
+        .ok_or(ApiError::AuthFailed)?;
+    let now = now();
+    let config = &state.config;
+    if now - session.last_used_at > config.session_idle_secs
+        || now - session.created_at > config.session_max_secs
+    {
+        state.store.remove_session(hash).await?;
+        return Err(ApiError::SessionExpired);
+    }
+    // Recording every use would make every read a durable write; a coarse "last used"
+    // (a tenth of the idle limit, at most a minute) keeps expiry honest and reads cheap.
+    let touch_every = (config.session_idle_secs / 10).clamp(0, 60);
+    if now - session.last_used_at >= touch_every {
+        state.store.touch_session(hash.clone(), now).await?;
+    }
+    Ok(Caller {
+        user: session.user,
+        session_hash: Some(hash),
+    })
+}
+
+/// Checks a login and password, with throttling; signIn and every endpoint use it.
+pub async fn check_password(
+    state: &AppState,
+    ws: WorkspaceId,
+    client: IpAddr,
+    login: &str,
+    password_given: &str,
+) -> Result<User, ApiError> {
+    let config = &state.config;
+    let now = now();
+    let since = now - config.login_failure_window_secs;
+    let subjects = [
+        format!("login:{}", login.trim().to_lowercase()),
+        format!("addr:{client}"),
+    ];
+    for subject in &subjects {
+        let (count, oldest) = state.store.failures_since(ws, subject, since).await?;
+        if count >= config.login_failure_limit {
+            let retry_after = oldest.unwrap_or(now) + config.login_failure_window_secs - now;
+            return Err(ApiError::TooManyRequests {
+                retry_after: retry_after.max(1) as u64,
+            });
+        }
+    }
+    let found = state.store.credentials(ws, login).await?;
+    let hash = match &found {
+        Some((_, hash)) => hash.clone(),
+        None => password::dummy_hash().to_owned(),
+    };
+    let given = password_given.to_owned();
+    let permit = state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &given))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    drop(permit);
+    match found {
+        Some((user, _)) if matches => Ok(user),
+        _ => {
+            state
+                .store
+                .add_failure(ws, subjects.to_vec(), now, since)
+                .await?;
+            Err(ApiError::AuthFailed)
+        }
+    }
+}
+
+/// Hashes a new password off the executor, within the hashing limit.
+pub async fn hash_password(state: &AppState, password_given: &str) -> Result<String, ApiError> {
+    let given = password_given.to_owned();
+    let _permit = state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    tokio::task::spawn_blocking(move || password::hash(&given))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
+}

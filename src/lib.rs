@@ -1,0 +1,117 @@
+//! Vesper: a project and task management server speaking the 5pm API v2.
+//!
+//! A request walks one way: [`http`] (TLS, routing, arguments, envelope), then [`api`]
+//! (one module per 5pm service), then [`domain`] (rules, no I/O), then [`store`].
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::domain::user::{NewUser, Profile, SecurityLevel};
+use crate::domain::{now, password, validate, WorkspaceId};
+use crate::http::AppState;
+use crate::store::Store;
+
+/// Runs the whole server on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight and returns.
+pub async fn launch(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let store = store::open(config.database_url.as_deref(), &config.data_dir)?;
+    if let Some(generated) = ensure_first_admin(&*store, &config).await? {
+        // Shown once, on standard output, never through the log.
+        println!(
+            "Created the first admin {} with the password: {generated}",
+            config.admin_email
+        );
+    }
+    let tls = http::tls::server_config(&config)?;
+    let config = Arc::new(config);
+    let state = AppState {
+        store: store.clone(),
+        config: config.clone(),
+        hashing: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
+    };
+    let sweeper = tokio::spawn(sweep_sessions(store, config.clone()));
+    tracing::info!(address = %listener.local_addr()?, "listening (HTTPS)");
+    http::transport::serve(
+        listener,
+        tls,
+        http::router(state),
+        Arc::new(config.trusted_proxies.clone()),
+        shutdown,
+    )
+    .await;
+    sweeper.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the first admin when the workspace has no user. Returns the generated
+/// password when none was configured.
+pub async fn ensure_first_admin(store: &dyn Store, config: &Config) -> anyhow::Result<Option<String>> {
+    let ws = WorkspaceId::DEFAULT;
+    if store.count_users(ws).await? > 0 {
+        return Ok(None);
+    }
+    let email = validate::email(&config.admin_email)
+        .map_err(|e| anyhow::anyhow!("VESPER_ADMIN_EMAIL {}", e.message))?;
+    let (given, generated) = match &config.admin_password {
+        Some(p) => {
+            validate::password(p)
+                .map_err(|e| anyhow::anyhow!("VESPER_ADMIN_PASSWORD {}", e.message))?;
+            (p.clone(), None)
+        }
+        None => {
+            let p = password::generate_password();
+            (p.clone(), Some(p))
+        }
+    };
+    let hash = tokio::task::spawn_blocking(move || password::hash(&given)).await?;
+    store
+        .add_user(
+            ws,
+            NewUser {
+                email,
+                password_hash: hash,
+                profile: Profile::default(),
+                security_level: SecurityLevel::Admin,
+                can_view_profiles: true,
+            },
+            now(),
+        )
+        .await?;
+    tracing::info!(email = %config.admin_email, "created the first admin");
+    Ok(generated)
+}
+
+/// Deletes ended sessions now and then, so the table does not grow without bound.
+async fn sweep_sessions(store: Arc<dyn Store>, config: Arc<Config>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = now();
+        match store
+            .remove_stale_sessions(now - config.session_idle_secs, now - config.session_max_secs)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "swept ended sessions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
+    }
+}

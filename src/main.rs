@@ -1,0 +1,84 @@
+//! The `vesper` binary: reads the configuration, starts logging, runs a command.
+
+use std::io::Read;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use vesper::config::{Cli, Command, Config, UserCommand};
+use vesper::domain::user::{NewUser, Profile, SecurityLevel};
+use vesper::domain::{now, password, validate, WorkspaceId};
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("VESPER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(Config::resolve(&args)?).await,
+            Command::User(UserCommand::Create {
+                email,
+                level,
+                storage,
+            }) => create_user(Config::from_storage(&storage)?, &email, &level).await,
+        }
+    })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    vesper::launch(config, listener, shutdown_signal()).await
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// `vesper user create`: the password comes from standard input, never from a flag.
+async fn create_user(config: Config, email: &str, level: &str) -> anyhow::Result<()> {
+    let level = SecurityLevel::from_name(level)
+        .context("--level must be admin, user, external or client")?;
+    let email = validate::email(email).map_err(|e| anyhow::anyhow!("--email {}", e.message))?;
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let given = input.trim_end_matches(['\r', '\n']).to_owned();
+    validate::password(&given).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
+    let store = vesper::store::open(config.database_url.as_deref(), &config.data_dir)?;
+    let hash = tokio::task::spawn_blocking(move || password::hash(&given)).await?;
+    let user = store
+        .add_user(
+            WorkspaceId::DEFAULT,
+            NewUser {
+                email,
+                password_hash: hash,
+                profile: Profile::default(),
+                security_level: level,
+                can_view_profiles: level == SecurityLevel::Admin,
+            },
+            now(),
+        )
+        .await
+        .map_err(|e| match e {
+            vesper::store::StoreError::DuplicateEmail => {
+                anyhow::anyhow!("a user with this email already exists")
+            }
+            other => other.into(),
+        })?;
+    println!("Created user {} ({})", user.id, user.email);
+    Ok(())
+}

@@ -1,0 +1,559 @@
+//! The embedded SQLite backend (rusqlite).
+//!
+//! One writer connection and a few readers, all in WAL mode. `synchronous=FULL` makes
+//! every commit durable before the answer goes out. Blocking calls run on tokio's
+//! blocking pool so they never stall the executor.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transaction};
+
+use crate::domain::user::{NewUser, Profile, SecurityLevel, User, UserPatch};
+use crate::domain::WorkspaceId;
+use crate::store::{
+    Group, GroupStore, LoginThrottleStore, Result, Session, SessionStore, StoreError, UserScope,
+    UserStore,
+};
+
+/// Migrations in order; each runs once, recorded in `PRAGMA user_version`. Never edit a
+/// migration that has landed: add the next one.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_foundation.sql")];
+
+const READERS: usize = 4;
+
+pub struct Sqlite {
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::ReadOnly,
+            ) => StoreError::Unavailable(e.into()),
+            _ => StoreError::Internal(e.into()),
+        }
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut writer =
+            Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let conn = Connection::open(path)?;
+                configure(&conn)?;
+                conn.pragma_update(None, "query_only", "ON")?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Sqlite {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs a read on one of the reader connections.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[i].lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.into()))?
+    }
+
+    /// Runs `f` in one immediate transaction on the writer and commits it durably.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.into()))?
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, title, first_name, last_name, address, work_phone, \
+    cell_phone, company, comment, avatar, security_level, can_view_profiles, active, \
+    created_at, updated_at";
+
+fn user_from_row(row: &Row) -> rusqlite::Result<User> {
+    let level: i64 = row.get(11)?;
+    Ok(User {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        profile: Profile {
+            title: row.get(2)?,
+            first_name: row.get(3)?,
+            last_name: row.get(4)?,
+            address: row.get(5)?,
+            work_phone: row.get(6)?,
+            cell_phone: row.get(7)?,
+            company: row.get(8)?,
+            comment: row.get(9)?,
+            avatar: row.get(10)?,
+        },
+        security_level: SecurityLevel::from_code(level).unwrap_or(SecurityLevel::Client),
+        can_view_profiles: row.get(12)?,
+        active: row.get(13)?,
+        created_at: row.get(14)?,
+        updated_at: row.get(15)?,
+    })
+}
+
+fn user_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<User>> {
+    conn.query_row(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE workspace_id = ?1 AND id = ?2"),
+        params![ws.0, id],
+        user_from_row,
+    )
+    .optional()
+}
+
+/// Active admins other than `id`; the last admin must stay.
+fn other_admins(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM users WHERE workspace_id = ?1 AND active = 1 \
+         AND security_level = 0 AND id <> ?2",
+        params![ws.0, id],
+        |r| r.get(0),
+    )
+}
+
+fn unique_as_duplicate_email(e: rusqlite::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::DuplicateEmail
+    } else {
+        e.into()
+    }
+}
+
+#[async_trait]
+impl UserStore for Sqlite {
+    async fn count_users(&self, ws: WorkspaceId) -> Result<i64> {
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM users WHERE workspace_id = ?1 AND active = 1",
+                [ws.0],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn add_user(&self, ws: WorkspaceId, user: NewUser, now: i64) -> Result<User> {
+        self.write(move |tx| {
+            let p = &user.profile;
+            tx.execute(
+                "INSERT INTO users (workspace_id, email, email_key, password_hash, title, \
+                 first_name, last_name, address, work_phone, cell_phone, company, comment, \
+                 avatar, security_level, can_view_profiles, active, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?16)",
+                params![
+                    ws.0,
+                    user.email,
+                    user.email.to_lowercase(),
+                    user.password_hash,
+                    p.title,
+                    p.first_name,
+                    p.last_name,
+                    p.address,
+                    p.work_phone,
+                    p.cell_phone,
+                    p.company,
+                    p.comment,
+                    p.avatar,
+                    user.security_level.code(),
+                    user.can_view_profiles,
+                    now
+                ],
+            )
+            .map_err(unique_as_duplicate_email)?;
+            let id = tx.last_insert_rowid();
+            Ok(user_in(tx, ws, id)?.expect("the row just inserted"))
+        })
+        .await
+    }
+
+    async fn update_user(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        patch: UserPatch,
+        now: i64,
+    ) -> Result<Option<User>> {
+        self.write(move |tx| {
+            let Some(current) = user_in(tx, ws, id)? else {
+                return Ok(None);
+            };
+            let next = patch.apply(&current);
+            let demoted = current.active
+                && current.security_level == SecurityLevel::Admin
+                && next.security_level != SecurityLevel::Admin;
+            if demoted && other_admins(tx, ws, id)? == 0 {
+                return Err(StoreError::LastAdmin);
+            }
+            let p = &next.profile;
+            tx.execute(
+                "UPDATE users SET email = ?3, email_key = ?4, title = ?5, first_name = ?6, \
+                 last_name = ?7, address = ?8, work_phone = ?9, cell_phone = ?10, company = ?11, \
+                 comment = ?12, avatar = ?13, security_level = ?14, can_view_profiles = ?15, \
+                 updated_at = ?16 WHERE workspace_id = ?1 AND id = ?2",
+                params![
+                    ws.0,
+                    id,
+                    next.email,
+                    next.email.to_lowercase(),
+                    p.title,
+                    p.first_name,
+                    p.last_name,
+                    p.address,
+                    p.work_phone,
+                    p.cell_phone,
+                    p.company,
+                    p.comment,
+                    p.avatar,
+                    next.security_level.code(),
+                    next.can_view_profiles,
+                    now
+                ],
+            )
+            .map_err(unique_as_duplicate_email)?;
+            if let Some(hash) = &patch.password_hash {
+                tx.execute(
+                    "UPDATE users SET password_hash = ?3 WHERE workspace_id = ?1 AND id = ?2",
+                    params![ws.0, id, hash],
+                )?;
+            }
+            Ok(user_in(tx, ws, id)?)
+        })
+        .await
+    }
+
+    async fn remove_user(&self, ws: WorkspaceId, id: i64, now: i64) -> Result<bool> {
+        self.write(move |tx| {
+            let Some(current) = user_in(tx, ws, id)? else {
+                return Ok(false);
+            };
+            if !current.active {
+                return Ok(true);
+            }
+            if current.security_level == SecurityLevel::Admin && other_admins(tx, ws, id)? == 0 {
+                return Err(StoreError::LastAdmin);
+            }
+            tx.execute(
+                "UPDATE users SET active = 0, updated_at = ?3 WHERE workspace_id = ?1 AND id = ?2",
+                params![ws.0, id, now],
+            )?;
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn user(&self, ws: WorkspaceId, id: i64) -> Result<Option<User>> {
+        self.read(move |c| Ok(user_in(c, ws, id)?)).await
+    }
+
+    async fn user_by_email(&self, ws: WorkspaceId, email: &str) -> Result<Option<User>> {
+        Ok(self.credentials(ws, email).await?.map(|(u, _)| u))
+    }
+
+    async fn credentials(&self, ws: WorkspaceId, email: &str) -> Result<Option<(User, String)>> {
+        let key = email.trim().to_lowercase();
+        self.read(move |c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {USER_COLUMNS}, password_hash FROM users \
+                     WHERE workspace_id = ?1 AND email_key = ?2 AND active = 1"
+                ),
+                params![ws.0, key],
+                |r| Ok((user_from_row(r)?, r.get(16)?)),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn users(&self, ws: WorkspaceId, scope: UserScope) -> Result<Vec<User>> {
+        self.read(move |c| {
+            // Teams arrive with projects and tasks; until then a user's team-mates are
+            // nobody but themself.
+            let only = match scope {
+                UserScope::All => None,
+                UserScope::SelfAndTeamMates(id) => Some(id),
+            };
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE workspace_id = ?1 AND active = 1 \
+                 AND (?2 IS NULL OR id = ?2) ORDER BY id"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![ws.0, only], user_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn are_team_mates(&self, _ws: WorkspaceId, a: i64, b: i64) -> Result<bool> {
+        // No teams exist before projects and tasks do.
+        Ok(a == b)
+    }
+}
+
+#[async_trait]
+impl SessionStore for Sqlite {
+    async fn add_session(
+        &self,
+        ws: WorkspaceId,
+        token_hash: Vec<u8>,
+        user_id: i64,
+        now: i64,
+    ) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO sessions (token_hash, workspace_id, user_id, created_at, last_used_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![token_hash, ws.0, user_id, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, ws: WorkspaceId, token_hash: Vec<u8>) -> Result<Option<Session>> {
+        self.read(move |c| {
+            let cols = USER_COLUMNS
+                .split(", ")
+                .map(|col| format!("u.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {cols}, s.created_at, s.last_used_at FROM sessions s \
+                 JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = ?1 AND s.workspace_id = ?2 AND u.active = 1"
+            ))?;
+            Ok(stmt
+                .query_row(params![token_hash, ws.0], |r| {
+                    Ok(Session {
+                        user: user_from_row(r)?,
+                        created_at: r.get(16)?,
+                        last_used_at: r.get(17)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn touch_session(&self, token_hash: Vec<u8>, now: i64) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE sessions SET last_used_at = ?2 WHERE token_hash = ?1",
+                params![token_hash, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_session(&self, token_hash: Vec<u8>) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_stale_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM sessions WHERE last_used_at < ?1 OR created_at < ?2",
+                params![idle_before, created_before],
+            )? as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl LoginThrottleStore for Sqlite {
+    async fn failures_since(
+        &self,
+        ws: WorkspaceId,
+        subject: &str,
+        since: i64,
+    ) -> Result<(i64, Option<i64>)> {
+        let subject = subject.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*), MIN(failed_at) FROM login_failures \
+                 WHERE workspace_id = ?1 AND subject = ?2 AND failed_at >= ?3",
+                params![ws.0, subject, since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .await
+    }
+
+    async fn add_failure(
+        &self,
+        ws: WorkspaceId,
+        subjects: Vec<String>,
+        now: i64,
+        forget_before: i64,
+    ) -> Result<()> {
+        self.write(move |tx| {
+            for subject in &subjects {
+                tx.execute(
+                    "DELETE FROM login_failures WHERE workspace_id = ?1 AND subject = ?2 AND failed_at < ?3",
+                    params![ws.0, subject, forget_before],
+                )?;
+                tx.execute(
+                    "INSERT INTO login_failures (workspace_id, subject, failed_at) VALUES (?1, ?2, ?3)",
+                    params![ws.0, subject, now],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn group_from_row(row: &Row) -> rusqlite::Result<Group> {
+    Ok(Group {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        created_at: row.get(2)?,
+        updated_at: row.get(3)?,
+    })
+}
+
+fn group_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Group>> {
+    conn.query_row(
+        "SELECT id, name, created_at, updated_at FROM project_groups WHERE workspace_id = ?1 AND id = ?2",
+        params![ws.0, id],
+        group_from_row,
+    )
+    .optional()
+}
+
+#[async_trait]
+impl GroupStore for Sqlite {
+    async fn add_group(&self, ws: WorkspaceId, name: String, now: i64) -> Result<Group> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO project_groups (workspace_id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+                params![ws.0, name, now],
+            )?;
+            Ok(group_in(tx, ws, tx.last_insert_rowid())?.expect("the row just inserted"))
+        })
+        .await
+    }
+
+    async fn update_group(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        name: Option<String>,
+        now: i64,
+    ) -> Result<Option<Group>> {
+        self.write(move |tx| {
+            let changed = tx.execute(
+                "UPDATE project_groups SET name = COALESCE(?3, name), updated_at = ?4 \
+                 WHERE workspace_id = ?1 AND id = ?2",
+                params![ws.0, id, name, now],
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            Ok(group_in(tx, ws, id)?)
+        })
+        .await
+    }
+
+    async fn remove_group(&self, ws: WorkspaceId, id: i64) -> Result<bool> {
+        self.write(move |tx| {
+            // Projects and single tasks arrive later; they will be left in no group here.
+            Ok(tx.execute(
+                "DELETE FROM project_groups WHERE workspace_id = ?1 AND id = ?2",
+                params![ws.0, id],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn group(&self, ws: WorkspaceId, id: i64) -> Result<Option<Group>> {
+        self.read(move |c| Ok(group_in(c, ws, id)?)).await
+    }
+
+    async fn groups(&self, ws: WorkspaceId) -> Result<Vec<Group>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, name, created_at, updated_at FROM project_groups WHERE workspace_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([ws.0], group_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+}
