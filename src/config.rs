@@ -11,7 +11,11 @@ use serde::Deserialize;
 
 /// The `vesper` command line.
 #[derive(Debug, Parser)]
-#[command(name = "vesper", version, about = "Project and task management server (5pm API v2)")]
+#[command(
+    name = "vesper",
+    version,
+    about = "Project and task management server (5pm API v2)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -68,7 +72,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VESPER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// Address of a TLS-terminating proxy allowed to send plain HTTP (repeatable)
-    #[arg(long = "trusted-proxy", env = "VESPER_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "VESPER_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     pub trusted_proxies: Vec<IpAddr>,
 }
 
@@ -144,7 +152,10 @@ impl fmt::Debug for Config {
             .field("session_idle_secs", &self.session_idle_secs)
             .field("session_max_secs", &self.session_max_secs)
             .field("admin_email", &self.admin_email)
-            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -191,8 +202,8 @@ impl Config {
     }
 
     fn apply_file(&mut self, path: &Path) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let file: FileConfig =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         for key in file.unknown.keys() {

@@ -63,7 +63,10 @@ pub async fn launch(
 
 /// Creates the first admin when the workspace has no user. Returns the generated
 /// password when none was configured.
-pub async fn ensure_first_admin(store: &dyn Store, config: &Config) -> anyhow::Result<Option<String>> {
+pub async fn ensure_first_admin(
+    store: &dyn Store,
+    config: &Config,
+) -> anyhow::Result<Option<String>> {
     let ws = WorkspaceId::DEFAULT;
     if store.count_users(ws).await? > 0 {
         return Ok(None);
@@ -106,7 +109,10 @@ async fn sweep_sessions(store: Arc<dyn Store>, config: Arc<Config>) {
         tick.tick().await;
         let now = now();
         match store
-            .remove_stale_sessions(now - config.session_idle_secs, now - config.session_max_secs)
+            .remove_stale_sessions(
+                now - config.session_idle_secs,
+                now - config.session_max_secs,
+            )
             .await
         {
             Ok(n) if n > 0 => tracing::info!(removed = n, "swept ended sessions"),

@@ -37,7 +37,9 @@ fn may_write(actor: &Actor) -> Result<(), ApiError> {
     if policy::can_write_groups(actor) {
         Ok(())
     } else {
-        Err(ApiError::forbidden("Only admins and users may change groups"))
+        Err(ApiError::forbidden(
+            "Only admins and users may change groups",
+        ))
     }
 }
 

@@ -10,7 +10,11 @@ fn list(kind: &'static str, entries: &[(i64, &str)]) -> Output {
         kind,
         entries
             .iter()
-            .map(|(id, name)| Record::new(kind).with("id", Value::Id(*id)).with("name", *name))
+            .map(|(id, name)| {
+                Record::new(kind)
+                    .with("id", Value::Id(*id))
+                    .with("name", *name)
+            })
             .collect(),
     )
 }

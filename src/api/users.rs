@@ -38,13 +38,21 @@ pub fn record(user: &User, actor: &Actor) -> Record {
         .with("active", user.active)
         .with("createdAt", Value::Date(user.created_at))
         .with("updatedAt", Value::Date(user.updated_at))
-        .with("can_edit", user.active && policy::can_edit_user(actor, user.id))
+        .with(
+            "can_edit",
+            user.active && policy::can_edit_user(actor, user.id),
+        )
 }
 
 /// The user with this id if the caller may see them; otherwise 404, as if absent.
 async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<User, ApiError> {
     let not_found = || ApiError::not_found("User", id);
-    let user = ctx.state.store.user(ctx.ws, id).await?.ok_or_else(not_found)?;
+    let user = ctx
+        .state
+        .store
+        .user(ctx.ws, id)
+        .await?
+        .ok_or_else(not_found)?;
     let team_mate = !policy::sees_all_users(actor)
         && ctx
             .state
@@ -138,7 +146,9 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     };
     let password_field = obj.field("password");
     let password = match password_field.text()? {
-        Given::Value(s) => v.check(password_field.name(), validate::password(&s)).map(|_| s),
+        Given::Value(s) => v
+            .check(password_field.name(), validate::password(&s))
+            .map(|_| s),
         _ => {
             v.fail(password_field.name(), "required", "is required");
             None
@@ -186,8 +196,12 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let password_field = obj.field("password");
     let password = match password_field.text()? {
         Given::Absent => None,
-        Given::Empty => v.check(password_field.name(), validate::password("")).map(|_| String::new()),
-        Given::Value(s) => v.check(password_field.name(), validate::password(&s)).map(|_| s),
+        Given::Empty => v
+            .check(password_field.name(), validate::password(""))
+            .map(|_| String::new()),
+        Given::Value(s) => v
+            .check(password_field.name(), validate::password(&s))
+            .map(|_| s),
     };
     let level = security_level(&obj, &mut v)?;
     let can_view_profiles = obj.field("canViewProfiles").bool()?.value();

@@ -77,7 +77,9 @@ mod tests {
         let (b, _) = new_session_id();
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_eq!(ha, session_hash(&a));
         assert_ne!(ha, a.as_bytes());
     }

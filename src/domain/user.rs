@@ -141,7 +141,10 @@ mod tests {
             assert_eq!(SecurityLevel::from_code(l.code()), Some(l));
         }
         assert_eq!(SecurityLevel::from_code(50), None);
-        assert_eq!(SecurityLevel::from_name("External"), Some(SecurityLevel::External));
+        assert_eq!(
+            SecurityLevel::from_name("External"),
+            Some(SecurityLevel::External)
+        );
         assert_eq!(SecurityLevel::from_name("root"), None);
     }
 }

@@ -337,7 +337,11 @@ fn content_type(format: Format) -> HeaderValue {
 }
 
 pub fn ok_response(format: Format, output: &Output) -> Response {
-    ([(CONTENT_TYPE, content_type(format))], encode_ok(format, output)).into_response()
+    (
+        [(CONTENT_TYPE, content_type(format))],
+        encode_ok(format, output),
+    )
+        .into_response()
 }
 
 /// The fail envelope with its status code and the headers some errors need.
@@ -391,8 +395,7 @@ mod tests {
         let out = Output::Object(sample());
         let xml = encode_ok(Format::Xml, &out);
         assert!(xml.contains("<user><id>3</id><email>a&amp;b@c.d</email><securityLevel>100</securityLevel><canViewProfiles>1</canViewProfiles><avatar></avatar><createdAt>1970-01-01 00:00:00</createdAt><team><user>3</user><user>5</user></team></user>"), "{xml}");
-        let json: serde_json::Value =
-            serde_json::from_str(&encode_ok(Format::Json, &out)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&encode_ok(Format::Json, &out)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"status":"ok","user":{"id":"3","email":"a&b@c.d","securityLevel":100,
@@ -408,9 +411,10 @@ mod tests {
             total: 7,
             offset: 2,
         };
-        assert!(encode_ok(Format::Xml, &out).contains("<items count=\"1\" total=\"7\" offset=\"2\">"));
-        let json: serde_json::Value =
-            serde_json::from_str(&encode_ok(Format::Json, &out)).unwrap();
+        assert!(
+            encode_ok(Format::Xml, &out).contains("<items count=\"1\" total=\"7\" offset=\"2\">")
+        );
+        let json: serde_json::Value = serde_json::from_str(&encode_ok(Format::Json, &out)).unwrap();
         assert_eq!(json["count"], 1);
         assert_eq!(json["total"], 7);
         assert_eq!(json["offset"], 2);
@@ -425,7 +429,9 @@ mod tests {
         )]);
         let xml = encode_fail(Format::Xml, &err);
         assert!(xml.contains("<error code=\"validation_failed\">"));
-        assert!(xml.contains("<errors><error field=\"group[name]\" code=\"required\">is required</error></errors>"));
+        assert!(xml.contains(
+            "<errors><error field=\"group[name]\" code=\"required\">is required</error></errors>"
+        ));
         let json: serde_json::Value =
             serde_json::from_str(&encode_fail(Format::Json, &err)).unwrap();
         assert_eq!(json["errors"][0]["field"], "group[name]");
@@ -434,9 +440,15 @@ mod tests {
     #[test]
     fn format_choice() {
         assert_eq!(Format::choose(Some("JSON"), None), Format::Json);
-        assert_eq!(Format::choose(Some("xml"), Some("application/json")), Format::Xml);
+        assert_eq!(
+            Format::choose(Some("xml"), Some("application/json")),
+            Format::Xml
+        );
         assert_eq!(Format::choose(None, Some("application/json")), Format::Json);
         assert_eq!(Format::choose(None, None), Format::Xml);
-        assert_eq!(Format::from_query(Some("a=1&retType=json"), None), Format::Json);
+        assert_eq!(
+            Format::from_query(Some("a=1&retType=json"), None),
+            Format::Json
+        );
     }
 }

@@ -33,19 +33,20 @@ pub fn server_config(config: &Config) -> anyhow::Result<Arc<ServerConfig>> {
         .with_context(|| format!("parsing {}", cert_path.display()))?;
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .with_context(|| format!("reading {}", key_path.display()))?;
-    let first = certs.first().context("the certificate file holds no certificate")?;
+    let first = certs
+        .first()
+        .context("the certificate file holds no certificate")?;
     tracing::info!(
         certificate = %cert_path.display(),
         sha256 = %fingerprint(first),
         "TLS certificate loaded"
     );
-    let mut tls = ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .context("the certificate and key do not match")?;
+    let mut tls =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .context("the certificate and key do not match")?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(tls))
 }

@@ -1,0 +1,318 @@
+//! The `vesper` binary as users run it: first start, `vesper user create`, SIGTERM, and
+//! what reaches its log.
+mod common;
+use common::*;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn vesper() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vesper"));
+    cmd.env_remove("VESPER_ADMIN_PASSWORD")
+        .env_remove("VESPER_ADMIN_EMAIL")
+        .env_remove("VESPER_DATABASE_URL")
+        .env_remove("VESPER_CONFIG");
+    cmd
+}
+
+struct Running {
+    child: Child,
+    port: u16,
+    // Output goes to files: a full pipe would block the server's logging.
+    out: tempfile::NamedTempFile,
+    err: tempfile::NamedTempFile,
+}
+
+fn serve(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Running {
+    let port = free_port();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let child = vesper()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .envs(envs.iter().copied())
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    Running {
+        child,
+        port,
+        out,
+        err,
+    }
+}
+
+impl Running {
+    fn url(&self, call: &str) -> String {
+        format!("https://127.0.0.1:{}/api/v2/service/{call}", self.port)
+    }
+
+    async fn wait_ready(&self) {
+        let client = client();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if client
+                .get(format!("https://127.0.0.1:{}/health", self.port))
+                .send()
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("vesper did not start");
+    }
+
+    /// Sends SIGTERM and returns (exit success, stdout, stderr).
+    fn terminate(mut self) -> (bool, String, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "vesper did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let out = std::fs::read_to_string(self.out.path()).unwrap();
+        let err = std::fs::read_to_string(self.err.path()).unwrap();
+        (exit.success(), out, err)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_holds_no_password_and_no_session_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "very-secret-admin-pw";
+    let running = serve(
+        dir.path(),
+        &[("VESPER_ADMIN_PASSWORD", secret), ("VESPER_LOG", "trace")],
+    );
+    running.wait_ready().await;
+    let c = client();
+    // Sign in with the password in the query string, then use the session every way.
+    let r = c
+        .get(running.url("get/authentication/signIn"))
+        .query(&[
+            ("login", ADMIN_EMAIL),
+            ("password", secret),
+            ("retType", "json"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let sid = r.json::<serde_json::Value>().await.unwrap()["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = running.url("get/authentication/getAuthorizedUser");
+    assert_eq!(
+        c.get(&url)
+            .query(&[("sessionId", &sid)])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(&url)
+            .header("X-Session-Id", &sid)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(&url).bearer_auth(&sid).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        c.get(&url)
+            .basic_auth(ADMIN_EMAIL, Some(secret))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.post(&url)
+            .form(&[("login", ADMIN_EMAIL), ("password", secret)])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let wrong = "wrong-password-typed";
+    assert_eq!(
+        c.get(&url)
+            .query(&[("login", ADMIN_EMAIL), ("password", wrong)])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let new_user_pw = "new-user-password-1";
+    let r = c
+        .post(running.url("post/users/add"))
+        .form(&[
+            ("sessionId", sid.as_str()),
+            ("user[email]", "u@example.com"),
+            ("user[password]", new_user_pw),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (clean, out, err) = running.terminate();
+    assert!(clean, "exit 0 on SIGTERM");
+    let log = format!("{out}\n{err}");
+    assert!(log.contains("signIn"), "the log records requests: {log}");
+    for secret_text in [secret, sid.as_str(), wrong, new_user_pw] {
+        assert!(
+            !log.contains(secret_text),
+            "the log holds a secret: {secret_text}"
+        );
+    }
+    assert!(!log.contains("sessionId="), "no query strings in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_a_generated_admin_password_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve(dir.path(), &[]);
+    running.wait_ready().await;
+    let (clean, out, err) = running.terminate();
+    assert!(clean);
+    let password = out
+        .lines()
+        .find_map(|l| l.split("password: ").nth(1))
+        .unwrap_or_else(|| panic!("no generated password in: {out}"))
+        .trim()
+        .to_owned();
+    assert!(password.len() >= 16);
+    assert!(!err.contains(&password), "the password is not in the log");
+    assert!(
+        err.contains("sha256"),
+        "the certificate fingerprint is logged"
+    );
+
+    // The second start keeps the admin and prints nothing.
+    let running = serve(dir.path(), &[]);
+    running.wait_ready().await;
+    let r = client()
+        .get(running.url("get/authentication/getAuthorizedUser"))
+        .basic_auth(ADMIN_EMAIL, Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, out, _) = running.terminate();
+    assert!(!out.contains("password"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_create_reads_the_password_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = |email: &str, level: &str, password: &str| {
+        let mut child = vesper()
+            .args([
+                "user",
+                "create",
+                "--email",
+                email,
+                "--level",
+                level,
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = create("client@example.com", "client", "client-password");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !create("client@example.com", "client", "client-password")
+            .status
+            .success(),
+        "duplicate email"
+    );
+    assert!(
+        !create("other@example.com", "root", "client-password")
+            .status
+            .success(),
+        "bad level"
+    );
+    assert!(
+        !create("other@example.com", "user", "short")
+            .status
+            .success(),
+        "short password"
+    );
+
+    let running = serve(dir.path(), &[("VESPER_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
+    running.wait_ready().await;
+    let r = client()
+        .get(running.url("get/authentication/getAuthorizedUser"))
+        .query(&[
+            ("login", "client@example.com"),
+            ("password", "client-password"),
+            ("retType", "json"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["user"]["securityLevel"], 200);
+    let (clean, _, _) = running.terminate();
+    assert!(clean);
+}
+
+#[test]
+fn bad_configuration_stops_with_a_clear_message() {
+    let out = vesper()
+        .args(["serve", "--tls-cert", "/nonexistent.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert and --tls-key go together"));
+}
