@@ -49,7 +49,9 @@ CREATE TABLE login_failures (
     workspace_id INTEGER NOT NULL REFERENCES workspaces (id),
     -- 'login:<lower-cased login>' or 'addr:<client address>'
     subject      TEXT NOT NULL,
-    failed_at    INTEGER NOT NULL
+    failed_at    INTEGER NOT NULL,
+    -- 1 while the attempt's password is being checked; 0 once it failed
+    pending      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX login_failures_subject ON login_failures (workspace_id, subject, failed_at);
 

@@ -158,3 +158,181 @@ pub fn required_id(field: Field<'_>) -> Result<i64, ApiError> {
         _ => Err(ApiError::required(field.name())),
     }
 }
+
+/// Sets a nullable attribute from what was sent: absent keeps, empty clears.
+pub fn set_nullable<T>(slot: &mut Option<T>, given: Given<T>) {
+    match given {
+        Given::Absent => {}
+        Given::Empty => *slot = None,
+        Given::Value(v) => *slot = Some(v),
+    }
+}
+
+/// Sets an attribute that cannot be empty: absent keeps, empty is a validation failure.
+pub fn set_required<T>(slot: &mut T, given: Given<T>, field: &str, v: &mut Validation) {
+    match given {
+        Given::Absent => {}
+        Given::Empty => v.fail(field, "required", "cannot be empty"),
+        Given::Value(x) => *slot = x,
+    }
+}
+
+/// Turns the domain's per-attribute problems into field errors under `object[...]`.
+pub fn report(object: &str, problems: crate::domain::work::Problems, v: &mut Validation) {
+    for (attr, invalid) in problems {
+        v.check::<()>(&format!("{object}[{attr}]"), Err(invalid));
+    }
+}
+
+/// The most rows one getList returns.
+pub const MAX_COUNT: i64 = 1_000;
+pub const DEFAULT_COUNT: i64 = 100;
+
+/// Reads `filter[...]`, and `offset`/`count` when `paged`, refusing filters the list does
+/// not know so that a typo never returns everything.
+pub fn list_query(
+    args: &Args,
+    allowed: &[&str],
+    paged: bool,
+) -> Result<crate::store::ListQuery, ApiError> {
+    use crate::store::Filter;
+    let mut v = Validation::default();
+    let filter = args.object(&["filter"]);
+    let mut filters = Vec::new();
+    for key in args.keys_of("filter")? {
+        if !allowed.contains(&key) {
+            v.fail(
+                &format!("filter[{key}]"),
+                "unknown_filter",
+                format!("unknown filter; this list accepts: {}", allowed.join(", ")),
+            );
+            continue;
+        }
+        let field = filter.field(key);
+        let id = |f: fn(i64) -> Filter| -> Result<Option<Filter>, ApiError> {
+            Ok(field.int()?.value().map(f))
+        };
+        let date = |f: fn(i64) -> Filter| -> Result<Option<Filter>, ApiError> {
+            Ok(field.date()?.value().map(f))
+        };
+        let parsed = match key {
+            "projectId" => id(Filter::ProjectId)?,
+            "taskId" => id(Filter::TaskId)?,
+            "activityId" => id(Filter::ActivityId)?,
+            "parentId" => id(Filter::ParentId)?,
+            "groupId" => id(Filter::GroupId)?,
+            "ownerId" => id(Filter::OwnerId)?,
+            "assignedTo" => id(Filter::AssignedTo)?,
+            "progressLessThan" => id(Filter::ProgressLessThan)?,
+            "progressMoreThan" => id(Filter::ProgressMoreThan)?,
+            "hide_old_object_period" | "hide_non_active" => match field.int()? {
+                Given::Value(d) if d < 0 => {
+                    v.fail(
+                        field.name(),
+                        "invalid",
+                        "must be a number of days, 0 or more",
+                    );
+                    None
+                }
+                g => g.value().map(Filter::HideOlderThanDays),
+            },
+            "name" => field.text()?.value().map(Filter::Name),
+            "type" => field.text()?.value().map(Filter::Type),
+            "active" => field.bool()?.value().filter(|a| *a).map(|_| Filter::Active),
+            "startedFrom" => date(Filter::StartedFrom)?,
+            "startedBefore" => date(Filter::StartedBefore)?,
+            "deadlineFrom" => date(Filter::DeadlineFrom)?,
+            "deadlineBefore" => date(Filter::DeadlineBefore)?,
+            "createdFrom" => date(Filter::CreatedFrom)?,
+            "createdBefore" => date(Filter::CreatedBefore)?,
+            "updatedFrom" => date(Filter::UpdatedFrom)?,
+            "updatedBefore" => date(Filter::UpdatedBefore)?,
+            _ => None,
+        };
+        filters.extend(parsed);
+    }
+    let (mut offset, mut count) = (0, None);
+    if paged {
+        let offset_field = args.scalar("offset");
+        offset = offset_field.int()?.value().unwrap_or(0);
+        if offset < 0 {
+            v.fail("offset", "invalid", "must be 0 or more");
+        }
+        let n = args.scalar("count").int()?.value().unwrap_or(DEFAULT_COUNT);
+        if !(0..=MAX_COUNT).contains(&n) {
+            v.fail("count", "invalid", format!("must be 0 to {MAX_COUNT}"));
+        }
+        count = Some(n);
+    }
+    v.finish()?;
+    Ok(crate::store::ListQuery {
+        filters,
+        offset: offset.max(0),
+        count,
+    })
+}
+
+/// A boolean switch such as `loadTeam` or `withFiles`.
+pub fn switch(args: &Args, name: &str) -> Result<bool, ApiError> {
+    Ok(args.scalar(name).bool()?.value().unwrap_or(false))
+}
+
+/// Refuses owner and team members that are not active users of the workspace.
+pub async fn check_users(
+    ctx: &Ctx<'_>,
+    object: &str,
+    owner_id: i64,
+    team: &[i64],
+    v: &mut Validation,
+) -> Result<(), ApiError> {
+    let store = &ctx.state.store;
+    if !store
+        .missing_users(ctx.ws, vec![owner_id])
+        .await?
+        .is_empty()
+    {
+        v.fail(
+            &format!("{object}[ownerId]"),
+            "invalid",
+            format!("user {owner_id} does not exist"),
+        );
+    }
+    let missing = store.missing_users(ctx.ws, team.to_vec()).await?;
+    if !missing.is_empty() {
+        let ids: Vec<String> = missing.iter().map(i64::to_string).collect();
+        v.fail(
+            &format!("{object}[team]"),
+            "invalid",
+            format!("no such users: {}", ids.join(", ")),
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a group that does not exist in the workspace.
+pub async fn check_group(
+    ctx: &Ctx<'_>,
+    object: &str,
+    group_id: Option<i64>,
+    v: &mut Validation,
+) -> Result<(), ApiError> {
+    if let Some(g) = group_id {
+        if ctx.state.store.group(ctx.ws, g).await?.is_none() {
+            v.fail(
+                &format!("{object}[groupId]"),
+                "invalid",
+                format!("group {g} does not exist"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A team as sent: duplicates dropped, order kept.
+pub fn team_of(given: Given<Vec<i64>>) -> Option<Vec<i64>> {
+    given.value().map(|mut ids| {
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(*id));
+        ids
+    })
+}

@@ -4,6 +4,7 @@ pub mod password;
 pub mod policy;
 pub mod user;
 pub mod validate;
+pub mod work;
 
 /// The workspace every row belongs to (section 12 of the contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

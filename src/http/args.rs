@@ -143,6 +143,20 @@ impl Args {
         self.pairs == 0
     }
 
+    /// The attribute names given under a top-level object argument (e.g. `filter`), or
+    /// an error when it was given as a single value.
+    pub fn keys_of(&self, name: &str) -> Result<Vec<&str>, ApiError> {
+        match self.top(name) {
+            None => Ok(Vec::new()),
+            Some(Node::Leaf(s)) if s.is_empty() => Ok(Vec::new()),
+            Some(Node::Leaf(_)) => Err(ApiError::invalid_argument(
+                name,
+                "expected attributes such as name[attribute]=value",
+            )),
+            Some(Node::Branch(children)) => Ok(children.iter().map(|(k, _)| k.as_str()).collect()),
+        }
+    }
+
     fn top(&self, key: &str) -> Option<&Node> {
         self.root.iter().find(|(k, _)| k == key).map(|(_, n)| n)
     }

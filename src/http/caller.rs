@@ -4,15 +4,10 @@
 //! login is checked against a dummy hash. Failures are counted per login and per client
 //! address in storage, so every node sees them.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
 
 use base64::Engine;
 use http::HeaderMap;
-use tokio::sync::Notify;
 
 use crate::domain::password;
 use crate::domain::policy::Actor;
@@ -21,6 +16,7 @@ use crate::domain::{now, WorkspaceId};
 use crate::http::args::Args;
 use crate::http::error::ApiError;
 use crate::http::AppState;
+use crate::store::Attempt;
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
@@ -153,33 +149,29 @@ pub async fn check_password(
         format!("login:{}", login.trim().to_lowercase()),
         format!("addr:{client}"),
     ];
-    // Checking the count and recording a failure are apart (the hash check sits between),
-    // so a burst of concurrent guesses would all pass the check; each attempt therefore
-    // holds a slot until its outcome is recorded, and recorded failures plus attempts in
-    // flight never exceed the limit. (Per process: nodes still share only the counts.)
-    let keys: Vec<String> = subjects
-        .iter()
-        .map(|s| format!("{:p}/{}/{s}", Arc::as_ptr(&state.store), ws.0))
-        .collect();
-    let _slot = loop {
-        let notified = IN_FLIGHT_DONE.notified();
-        let seen = releases(&keys);
-        let mut counts = Vec::with_capacity(subjects.len());
-        for subject in &subjects {
-            let (count, oldest) = state.store.failures_since(ws, subject, since).await?;
-            if count >= config.login_failure_limit {
-                let retry_after = oldest.unwrap_or(now) + config.login_failure_window_secs - now;
+    // The attempt is recorded before the hash is checked, so a burst of concurrent
+    // guesses (on any node) cannot slip past the limit; right passwords in such a burst
+    // wait their turn instead of being refused.
+    let records = loop {
+        match state
+            .store
+            .begin_attempt(
+                ws,
+                subjects.to_vec(),
+                now,
+                since,
+                config.login_failure_limit,
+            )
+            .await?
+        {
+            Attempt::Admitted(records) => break records,
+            Attempt::Throttled { oldest } => {
+                let retry_after = oldest + config.login_failure_window_secs - now;
                 return Err(ApiError::TooManyRequests {
                     retry_after: retry_after.max(1) as u64,
                 });
             }
-            counts.push(count);
-        }
-        match AttemptSlot::take(&keys, &counts, config.login_failure_limit, &seen) {
-            Ok(slot) => break slot,
-            // A check ended since the counts were read: they may be stale; read again.
-            Err(true) => continue,
-            Err(false) => notified.await,
+            Attempt::Busy => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
         }
     };
     let found = state.store.credentials(ws, login).await?;
@@ -198,84 +190,14 @@ pub async fn check_password(
         .map_err(|e| ApiError::Internal(e.into()))?;
     drop(permit);
     match found {
-        Some((user, _)) if matches => Ok(user),
+        Some((user, _)) if matches => {
+            state.store.end_attempt(records, false).await?;
+            Ok(user)
+        }
         _ => {
-            state
-                .store
-                .add_failure(ws, subjects.to_vec(), now, since)
-                .await?;
+            state.store.end_attempt(records, true).await?;
             Err(ApiError::AuthFailed)
         }
-    }
-}
-
-/// Password checks under way, by server, workspace and subject.
-static IN_FLIGHT: LazyLock<Mutex<HashMap<String, i64>>> = LazyLock::new(Default::default);
-static IN_FLIGHT_DONE: Notify = Notify::const_new();
-/// How many checks have ended (their outcome recorded) so far, in shards by key.
-static RELEASES: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
-
-fn release_shard(key: &str) -> &'static AtomicU64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    &RELEASES[(h.finish() % RELEASES.len() as u64) as usize]
-}
-
-fn releases(keys: &[String]) -> Vec<u64> {
-    keys.iter()
-        .map(|k| release_shard(k).load(Ordering::SeqCst))
-        .collect()
-}
-
-/// One password check under way; its slots are given back when it is dropped.
-struct AttemptSlot {
-    keys: Vec<String>,
-}
-
-impl AttemptSlot {
-    /// Takes a slot on every key at once, if each has one free. `failures` were read
-    /// when `seen` checks had ended on these keys; if more have ended since, they are stale
-    /// (`Err(true)`: read again); `Err(false)`: no free slot, wait for one.
-    fn take(
-        keys: &[String],
-        failures: &[i64],
-        limit: i64,
-        seen: &[u64],
-    ) -> Result<AttemptSlot, bool> {
-        let mut map = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
-        if releases(keys) != seen {
-            return Err(true);
-        }
-        let free = keys
-            .iter()
-            .zip(failures)
-            .all(|(k, n)| n + map.get(k).copied().unwrap_or(0) < limit);
-        if !free {
-            return Err(false);
-        }
-        for k in keys {
-            *map.entry(k.clone()).or_insert(0) += 1;
-        }
-        Ok(AttemptSlot {
-            keys: keys.to_vec(),
-        })
-    }
-}
-
-impl Drop for AttemptSlot {
-    fn drop(&mut self) {
-        let mut map = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
-        for k in &self.keys {
-            if let Some(n) = map.get_mut(k) {
-                *n -= 1;
-                if *n <= 0 {
-                    map.remove(k);
-                }
-            }
-            release_shard(k).fetch_add(1, Ordering::SeqCst);
-        }
-        drop(map);
-        IN_FLIGHT_DONE.notify_waiters();
     }
 }
 

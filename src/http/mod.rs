@@ -146,5 +146,5 @@ async fn handle(
         args: &args,
     };
     let output = api::call(endpoint, &ctx).await?;
-    Ok(ok_response(*format, &output))
+    Ok(ok_response(*format, output))
 }

@@ -60,6 +60,8 @@ pub enum Value {
     Null,
     /// A list of ids; in XML each is an element of the given name.
     Ids(&'static str, Vec<i64>),
+    /// Nested objects, such as an activity's files.
+    Records(Vec<Record>),
 }
 
 impl<T: Into<Value>> From<Option<T>> for Value {
@@ -80,6 +82,11 @@ impl From<&str> for Value {
 impl From<i64> for Value {
     fn from(v: i64) -> Self {
         Value::Int(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
     }
 }
 impl From<bool> for Value {
@@ -110,8 +117,10 @@ impl Record {
 }
 
 /// What a successful call answers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Output {
+    /// A file's bytes, with its headers: sent as they are, outside the envelope.
+    Download(Response),
     Object(Record),
     List {
         kind: &'static str,
@@ -176,6 +185,11 @@ fn xml_value(out: &mut String, name: &str, value: &Value) {
                 let _ = write!(out, "<{elem}>{id}</{elem}>");
             }
         }
+        Value::Records(records) => {
+            for r in records {
+                xml_record(out, r);
+            }
+        }
     }
     let _ = write!(out, "</{name}>");
 }
@@ -199,6 +213,7 @@ fn json_value(value: &Value) -> serde_json::Value {
         Value::Date(d) => J::String(format_date(*d)),
         Value::Null => J::Null,
         Value::Ids(_, ids) => J::from(ids.clone()),
+        Value::Records(records) => J::Array(records.iter().map(json_record).collect()),
     }
 }
 
@@ -237,6 +252,7 @@ pub fn encode_ok(format: Format, output: &Output) -> String {
                     out.push_str("</items>");
                 }
                 Output::Scalar(name, value) => xml_value(&mut out, name, value),
+                Output::Download(_) => unreachable!("downloads are not encoded"),
             }
             out.push_str("</response>");
             out
@@ -265,6 +281,7 @@ pub fn encode_ok(format: Format, output: &Output) -> String {
                 Output::Scalar(name, value) => {
                     map.insert((*name).into(), json_value(value));
                 }
+                Output::Download(_) => unreachable!("downloads are not encoded"),
             }
             serde_json::Value::Object(map).to_string()
         }
@@ -336,12 +353,15 @@ fn content_type(format: Format) -> HeaderValue {
     })
 }
 
-pub fn ok_response(format: Format, output: &Output) -> Response {
-    (
-        [(CONTENT_TYPE, content_type(format))],
-        encode_ok(format, output),
-    )
-        .into_response()
+pub fn ok_response(format: Format, output: Output) -> Response {
+    match output {
+        Output::Download(response) => response,
+        output => (
+            [(CONTENT_TYPE, content_type(format))],
+            encode_ok(format, &output),
+        )
+            .into_response(),
+    }
 }
 
 /// The fail envelope with its status code and the headers some errors need.

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::policy::Actor;
 use crate::domain::user::{NewUser, User, UserPatch};
+use crate::domain::work::{Activity, FileMeta, Project, Task};
 use crate::domain::WorkspaceId;
 
 pub mod sqlite;
@@ -99,24 +101,35 @@ pub trait SessionStore: Send + Sync {
     async fn remove_stale_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64>;
 }
 
+/// The outcome of asking to check a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Go ahead; these records stand for the attempt until it ends.
+    Admitted(Vec<i64>),
+    /// Too many failures; the oldest one in the window happened at this time.
+    Throttled { oldest: i64 },
+    /// Failures and checks under way together reach the limit: ask again shortly.
+    Busy,
+}
+
 #[async_trait]
 pub trait LoginThrottleStore: Send + Sync {
-    /// Failures recorded for `subject` since `since`: their count and the oldest time.
-    async fn failures_since(
-        &self,
-        ws: WorkspaceId,
-        subject: &str,
-        since: i64,
-    ) -> Result<(i64, Option<i64>)>;
-    /// Records one failure for each subject and forgets failures older than
-    /// `forget_before`.
-    async fn add_failure(
+    /// In one transaction: refuses when any subject has `limit` failures since
+    /// `window_start`; answers `Busy` when failures plus checks under way reach it;
+    /// otherwise records one pending attempt per subject, so that concurrent guesses, on
+    /// any node, count before their hashes are checked. Failures older than the window
+    /// are forgotten.
+    async fn begin_attempt(
         &self,
         ws: WorkspaceId,
         subjects: Vec<String>,
         now: i64,
-        forget_before: i64,
-    ) -> Result<()>;
+        window_start: i64,
+        limit: i64,
+    ) -> Result<Attempt>;
+    /// Ends an attempt: a wrong password turns its records into failures, a right one
+    /// removes them.
+    async fn end_attempt(&self, records: Vec<i64>, failed: bool) -> Result<()>;
 }
 
 #[async_trait]
@@ -136,9 +149,130 @@ pub trait GroupStore: Send + Sync {
     async fn groups(&self, ws: WorkspaceId) -> Result<Vec<Group>>;
 }
 
+/// One filter of a list call, already typed. Each list accepts its own subset (the API
+/// layer refuses the others by name).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    ProjectId(i64),
+    TaskId(i64),
+    ActivityId(i64),
+    ParentId(i64),
+    GroupId(i64),
+    OwnerId(i64),
+    /// Case-insensitive substring of the name.
+    Name(String),
+    /// The object's team (for activities: their task's or project's) holds this user.
+    AssignedTo(i64),
+    /// Status is not done (for activities: their task's or project's).
+    Active,
+    /// Drops done objects closed more than this many days ago.
+    HideOlderThanDays(i64),
+    /// Activity type.
+    Type(String),
+    StartedFrom(i64),
+    StartedBefore(i64),
+    DeadlineFrom(i64),
+    DeadlineBefore(i64),
+    ProgressLessThan(i64),
+    ProgressMoreThan(i64),
+    CreatedFrom(i64),
+    CreatedBefore(i64),
+    UpdatedFrom(i64),
+    UpdatedBefore(i64),
+}
+
+/// A page of a list: which rows, from where, how many.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub filters: Vec<Filter>,
+    pub offset: i64,
+    /// `None`: every row (getAll).
+    pub count: Option<i64>,
+}
+
+/// Rows of one page and how many match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+/// Projects, tasks, activities and files. Lists take the caller, so that visibility is
+/// part of the query and totals count only what the caller may see.
+#[async_trait]
+pub trait WorkStore: Send + Sync {
+    async fn project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Project>>;
+    async fn projects_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<Project>>;
+    /// Inserts (id 0) or replaces a project and its team; its tasks follow its group.
+    async fn save_project(&self, ws: WorkspaceId, project: Project, now: i64) -> Result<Project>;
+    /// Removes the project with its tasks, activities and files; answers the storage keys
+    /// of the removed files (`None`: no such project).
+    async fn remove_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;
+    async fn projects(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        query: ListQuery,
+    ) -> Result<Page<Project>>;
+
+    async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>>;
+    /// Inserts (id 0) or replaces a task and its team. A task in a project takes the
+    /// project's group; moving a task moves its sub-tasks and their activities.
+    async fn save_task(&self, ws: WorkspaceId, task: Task, now: i64) -> Result<Task>;
+    /// Removes the task with its sub-tasks, activities and files.
+    async fn remove_task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;
+    async fn tasks(&self, ws: WorkspaceId, actor: Actor, query: ListQuery) -> Result<Page<Task>>;
+    /// The task and its ancestors, nearest first.
+    async fn task_lineage(&self, ws: WorkspaceId, id: i64) -> Result<Vec<i64>>;
+
+    async fn activity(&self, ws: WorkspaceId, id: i64) -> Result<Option<Activity>>;
+    /// Inserts (id 0) or replaces an activity, then brings its task's hoursDone and
+    /// progress up to date, all in one transaction.
+    async fn save_activity(
+        &self,
+        ws: WorkspaceId,
+        activity: Activity,
+        now: i64,
+    ) -> Result<Activity>;
+    async fn remove_activity(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;
+    async fn activities(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        query: ListQuery,
+    ) -> Result<Page<Activity>>;
+
+    /// Records files whose blobs are already durable, all or none.
+    async fn add_files(
+        &self,
+        ws: WorkspaceId,
+        files: Vec<FileMeta>,
+        now: i64,
+    ) -> Result<Vec<FileMeta>>;
+    async fn file(&self, ws: WorkspaceId, id: i64) -> Result<Option<FileMeta>>;
+    async fn files_of_activities(
+        &self,
+        ws: WorkspaceId,
+        activity_ids: Vec<i64>,
+    ) -> Result<Vec<FileMeta>>;
+    /// Removes one file's row and answers its storage key.
+    async fn remove_file(&self, ws: WorkspaceId, id: i64) -> Result<Option<String>>;
+    async fn files(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        query: ListQuery,
+    ) -> Result<Page<FileMeta>>;
+    /// Every storage key any row names (for the start-up sweep of orphans).
+    async fn storage_keys(&self) -> Result<Vec<String>>;
+
+    /// Of these ids, those that are not active users of the workspace.
+    async fn missing_users(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<i64>>;
+}
+
 /// Everything the server stores.
-pub trait Store: UserStore + SessionStore + LoginThrottleStore + GroupStore {}
-impl<T: UserStore + SessionStore + LoginThrottleStore + GroupStore> Store for T {}
+pub trait Store: UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore {}
+impl<T: UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore> Store for T {}
 
 /// Opens the store the URL names; an empty URL means SQLite in the data folder.
 pub fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {

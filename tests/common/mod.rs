@@ -96,7 +96,15 @@ impl TestServer {
 
     /// POSTs a form-encoded call; the answer in XML.
     pub async fn call(&self, call: &str, params: &[(&str, &str)]) -> Resp {
-        read(self.client.post(self.api(call)).form(params).send().await.unwrap()).await
+        read(
+            self.client
+                .post(self.api(call))
+                .form(params)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// POSTs a form-encoded call with `retType=json`.
@@ -108,12 +116,23 @@ impl TestServer {
 
     /// GETs a call with the parameters in the query string.
     pub async fn get(&self, call: &str, params: &[(&str, &str)]) -> Resp {
-        read(self.client.get(self.api(call)).query(params).send().await.unwrap()).await
+        read(
+            self.client
+                .get(self.api(call))
+                .query(params)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn sign_in(&self, login: &str, password: &str) -> String {
         let r = self
-            .call_json("authentication/signIn", &[("login", login), ("password", password)])
+            .call_json(
+                "authentication/signIn",
+                &[("login", login), ("password", password)],
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()["sessionId"].as_str().unwrap().to_owned()
@@ -137,7 +156,10 @@ impl TestServer {
                     ("user[email]", email),
                     ("user[password]", &password),
                     ("user[securityLevel]", &level),
-                    ("user[canViewProfiles]", if can_view_profiles { "1" } else { "0" }),
+                    (
+                        "user[canViewProfiles]",
+                        if can_view_profiles { "1" } else { "0" },
+                    ),
                 ],
             )
             .await;
@@ -175,8 +197,7 @@ pub async fn read(r: reqwest::Response) -> Resp {
 
 impl Resp {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
     /// The answer parsed as XML (which also checks it is well-formed).
@@ -199,7 +220,12 @@ impl Resp {
             assert_eq!(self.json()["status"], "ok", "{}", self.body);
         } else {
             let doc = self.xml();
-            assert_eq!(doc.root_element().attribute("status"), Some("ok"), "{}", self.body);
+            assert_eq!(
+                doc.root_element().attribute("status"),
+                Some("ok"),
+                "{}",
+                self.body
+            );
         }
         self
     }
@@ -229,12 +255,18 @@ impl Resp {
         if self.body.starts_with('{') {
             self.json()["errors"]
                 .as_array()
-                .map(|a| a.iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|e| e["field"].as_str().unwrap().to_owned())
+                        .collect()
+                })
                 .unwrap_or_default()
         } else {
             let doc = self.xml();
             doc.descendants()
-                .filter(|n| n.has_tag_name("error") && n.parent().is_some_and(|p| p.has_tag_name("errors")))
+                .filter(|n| {
+                    n.has_tag_name("error") && n.parent().is_some_and(|p| p.has_tag_name("errors"))
+                })
                 .map(|n| n.attribute("field").unwrap().to_owned())
                 .collect()
         }

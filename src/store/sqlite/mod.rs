@@ -14,14 +14,19 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transactio
 
 use crate::domain::user::{NewUser, Profile, SecurityLevel, User, UserPatch};
 use crate::domain::WorkspaceId;
+mod work;
+
 use crate::store::{
-    Group, GroupStore, LoginThrottleStore, Result, Session, SessionStore, StoreError, UserScope,
-    UserStore,
+    Attempt, Group, GroupStore, LoginThrottleStore, Result, Session, SessionStore, StoreError,
+    UserScope, UserStore,
 };
 
 /// Migrations in order; each runs once, recorded in `PRAGMA user_version`. Never edit a
 /// migration that has landed: add the next one.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_foundation.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/sqlite/0001_foundation.sql"),
+    include_str!("../../../migrations/sqlite/0002_projects_tasks_activities.sql"),
+];
 
 const READERS: usize = 4;
 
@@ -135,6 +140,12 @@ impl Sqlite {
 const USER_COLUMNS: &str = "id, email, title, first_name, last_name, address, work_phone, \
     cell_phone, company, comment, avatar, security_level, can_view_profiles, active, \
     created_at, updated_at";
+
+/// The users who share a project team or a task team with user `?2`.
+const TEAM_MATES: &str = "SELECT b.user_id FROM project_team a JOIN project_team b \
+    ON a.project_id = b.project_id WHERE a.user_id = ?2 \
+    UNION SELECT b.user_id FROM task_team a JOIN task_team b ON a.task_id = b.task_id \
+    WHERE a.user_id = ?2";
 
 fn user_from_row(row: &Row) -> rusqlite::Result<User> {
     let level: i64 = row.get(11)?;
@@ -305,6 +316,9 @@ impl UserStore for Sqlite {
                 params![ws.0, id, now],
             )?;
             tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+            // A removed user leaves every team but stays as owner and author.
+            tx.execute("DELETE FROM project_team WHERE user_id = ?1", [id])?;
+            tx.execute("DELETE FROM task_team WHERE user_id = ?1", [id])?;
             Ok(true)
         })
         .await
@@ -336,15 +350,13 @@ impl UserStore for Sqlite {
 
     async fn users(&self, ws: WorkspaceId, scope: UserScope) -> Result<Vec<User>> {
         self.read(move |c| {
-            // Teams arrive with projects and tasks; until then a user's team-mates are
-            // nobody but themself.
             let only = match scope {
                 UserScope::All => None,
                 UserScope::SelfAndTeamMates(id) => Some(id),
             };
             let sql = format!(
                 "SELECT {USER_COLUMNS} FROM users WHERE workspace_id = ?1 AND active = 1 \
-                 AND (?2 IS NULL OR id = ?2) ORDER BY id"
+                 AND (?2 IS NULL OR id = ?2 OR id IN ({TEAM_MATES})) ORDER BY id"
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![ws.0, only], user_from_row)?;
@@ -354,8 +366,17 @@ impl UserStore for Sqlite {
     }
 
     async fn are_team_mates(&self, _ws: WorkspaceId, a: i64, b: i64) -> Result<bool> {
-        // No teams exist before projects and tasks do.
-        Ok(a == b)
+        if a == b {
+            return Ok(true);
+        }
+        self.read(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT ?1 IN ({TEAM_MATES})"),
+                params![b, a],
+                |r| r.get(0),
+            )?)
+        })
+        .await
     }
 }
 
@@ -436,41 +457,59 @@ impl SessionStore for Sqlite {
 
 #[async_trait]
 impl LoginThrottleStore for Sqlite {
-    async fn failures_since(
-        &self,
-        ws: WorkspaceId,
-        subject: &str,
-        since: i64,
-    ) -> Result<(i64, Option<i64>)> {
-        let subject = subject.to_owned();
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT COUNT(*), MIN(failed_at) FROM login_failures \
-                 WHERE workspace_id = ?1 AND subject = ?2 AND failed_at >= ?3",
-                params![ws.0, subject, since],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?)
-        })
-        .await
-    }
-
-    async fn add_failure(
+    async fn begin_attempt(
         &self,
         ws: WorkspaceId,
         subjects: Vec<String>,
         now: i64,
-        forget_before: i64,
-    ) -> Result<()> {
+        window_start: i64,
+        limit: i64,
+    ) -> Result<Attempt> {
         self.write(move |tx| {
             for subject in &subjects {
                 tx.execute(
                     "DELETE FROM login_failures WHERE workspace_id = ?1 AND subject = ?2 AND failed_at < ?3",
-                    params![ws.0, subject, forget_before],
+                    params![ws.0, subject, window_start],
                 )?;
+                // A pending record older than a minute belongs to a crashed check.
+                let (failed, oldest, pending): (i64, Option<i64>, i64) = tx.query_row(
+                    "SELECT COALESCE(SUM(pending = 0), 0), MIN(CASE WHEN pending = 0 THEN failed_at END), \
+                     COALESCE(SUM(pending = 1 AND failed_at >= ?3), 0) FROM login_failures \
+                     WHERE workspace_id = ?1 AND subject = ?2",
+                    params![ws.0, subject, now - 60],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                if failed >= limit {
+                    return Ok(Attempt::Throttled {
+                        oldest: oldest.unwrap_or(now),
+                    });
+                }
+                if failed + pending >= limit {
+                    return Ok(Attempt::Busy);
+                }
+            }
+            let mut records = Vec::with_capacity(subjects.len());
+            for subject in &subjects {
                 tx.execute(
-                    "INSERT INTO login_failures (workspace_id, subject, failed_at) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO login_failures (workspace_id, subject, failed_at, pending) VALUES (?1, ?2, ?3, 1)",
                     params![ws.0, subject, now],
                 )?;
+                records.push(tx.last_insert_rowid());
+            }
+            Ok(Attempt::Admitted(records))
+        })
+        .await
+    }
+
+    async fn end_attempt(&self, records: Vec<i64>, failed: bool) -> Result<()> {
+        self.write(move |tx| {
+            let sql = if failed {
+                "UPDATE login_failures SET pending = 0 WHERE rowid = ?1"
+            } else {
+                "DELETE FROM login_failures WHERE rowid = ?1"
+            };
+            for id in records {
+                tx.execute(sql, [id])?;
             }
             Ok(())
         })

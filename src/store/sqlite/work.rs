@@ -1,0 +1,892 @@
+//! Projects, tasks, activities and files on SQLite.
+//!
+//! Visibility (section 8) is part of every list query, written from the same rules as
+//! `domain::policy`, so pages and totals count only what the caller may see.
+
+use async_trait::async_trait;
+use rusqlite::types::Value as Sql;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction};
+
+use super::Sqlite;
+use crate::domain::policy::Actor;
+use crate::domain::user::SecurityLevel;
+use crate::domain::work::{
+    apply_progress, closed_at, Activity, ActivityType, FileMeta, Project, Task, STATUS_DONE,
+};
+use crate::domain::WorkspaceId;
+use crate::store::{Filter, ListQuery, Page, Result, StoreError, WorkStore};
+
+// ---- visibility, from the rules of domain::policy -------------------------------------
+
+fn in_project_team(project_id: &str, me: i64) -> String {
+    format!("EXISTS (SELECT 1 FROM project_team pt WHERE pt.project_id = {project_id} AND pt.user_id = {me})")
+}
+
+/// `can_see_project` as SQL over `projects p`.
+fn project_visible(actor: &Actor) -> String {
+    let me = actor.user_id;
+    let team = in_project_team("p.id", me);
+    match actor.level {
+        SecurityLevel::Admin => "1".into(),
+        SecurityLevel::User => format!("(p.hidden = 0 OR p.owner_id = {me} OR {team})"),
+        SecurityLevel::External => format!("(p.owner_id = {me} OR {team})"),
+        SecurityLevel::Client => team,
+    }
+}
+
+/// `can_see_task` as SQL over `tasks t`.
+fn task_visible(actor: &Actor) -> String {
+    let me = actor.user_id;
+    let task_team = format!(
+        "EXISTS (SELECT 1 FROM task_team tt WHERE tt.task_id = t.id AND tt.user_id = {me})"
+    );
+    let project_team = in_project_team("t.project_id", me);
+    match actor.level {
+        SecurityLevel::Admin => "1".into(),
+        SecurityLevel::User => format!(
+            "((t.project_id IS NULL OR EXISTS (SELECT 1 FROM projects p WHERE p.id = t.project_id AND {})) \
+             AND (t.hidden = 0 OR t.owner_id = {me} OR {task_team} OR {project_team}))",
+            project_visible(actor)
+        ),
+        SecurityLevel::External => format!("(t.owner_id = {me} OR {task_team} OR {project_team})"),
+        SecurityLevel::Client => project_team,
+    }
+}
+
+/// `can_see_activity` as SQL over `activities a`.
+fn activity_visible(actor: &Actor) -> String {
+    if actor.level == SecurityLevel::Admin {
+        return "1".into();
+    }
+    let target = format!(
+        "(CASE WHEN a.task_id IS NOT NULL \
+         THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND {}) \
+         ELSE EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND {}) END)",
+        task_visible(actor),
+        project_visible(actor)
+    );
+    if actor.level == SecurityLevel::Client {
+        format!("({target} AND a.hide_from_clients = 0)")
+    } else {
+        target
+    }
+}
+
+// ---- filters ---------------------------------------------------------------------------
+
+/// A `WHERE` clause under construction.
+struct Conditions {
+    sql: Vec<String>,
+    values: Vec<Sql>,
+}
+
+impl Conditions {
+    fn new(ws: WorkspaceId, alias: &str, visible: String) -> Self {
+        Conditions {
+            sql: vec![format!("{alias}.workspace_id = ?"), visible],
+            values: vec![Sql::Integer(ws.0)],
+        }
+    }
+
+    fn push(&mut self, sql: impl Into<String>, value: impl Into<Option<Sql>>) {
+        self.sql.push(sql.into());
+        if let Some(v) = value.into() {
+            self.values.push(v);
+        }
+    }
+
+    fn clause(&self) -> String {
+        self.sql.join(" AND ")
+    }
+}
+
+fn like(s: &str) -> Sql {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Sql::Text(format!("%{escaped}%"))
+}
+
+fn days_ago(days: i64) -> Sql {
+    Sql::Integer(crate::domain::now() - days.saturating_mul(86_400))
+}
+
+/// Filters shared by projects and tasks, over the alias `x` and its team table.
+fn shared_filter(c: &mut Conditions, x: &str, team: &str, f: &Filter) -> bool {
+    match f {
+        Filter::GroupId(v) => c.push(format!("{x}.group_id = ?"), Sql::Integer(*v)),
+        Filter::OwnerId(v) => c.push(format!("{x}.owner_id = ?"), Sql::Integer(*v)),
+        Filter::Name(v) => c.push(format!("{x}.name LIKE ? ESCAPE '\\'"), like(v)),
+        Filter::AssignedTo(v) => c.push(team.to_string(), Sql::Integer(*v)),
+        Filter::Active => c.push(format!("{x}.status <> {STATUS_DONE}"), None),
+        Filter::HideOlderThanDays(d) => c.push(
+            format!("NOT ({x}.status = {STATUS_DONE} AND {x}.closed_at < ?)"),
+            days_ago(*d),
+        ),
+        Filter::CreatedFrom(v) => c.push(format!("{x}.created_at >= ?"), Sql::Integer(*v)),
+        Filter::CreatedBefore(v) => c.push(format!("{x}.created_at < ?"), Sql::Integer(*v)),
+        Filter::UpdatedFrom(v) => c.push(format!("{x}.updated_at >= ?"), Sql::Integer(*v)),
+        Filter::UpdatedBefore(v) => c.push(format!("{x}.updated_at < ?"), Sql::Integer(*v)),
+        _ => return false,
+    }
+    true
+}
+
+fn unsupported(f: &Filter) -> StoreError {
+    StoreError::Internal(anyhow::anyhow!("filter {f:?} does not apply to this list"))
+}
+
+/// Runs a count and a page of one list in one read transaction.
+fn page<T>(
+    conn: &Connection,
+    table_alias: &str,
+    columns: &str,
+    c: &Conditions,
+    q: &ListQuery,
+    map: impl Fn(&Row) -> rusqlite::Result<T>,
+) -> Result<Page<T>> {
+    let clause = c.clause();
+    let tx = conn.unchecked_transaction()?;
+    let total: i64 = tx.query_row(
+        &format!("SELECT COUNT(*) FROM {table_alias} WHERE {clause}"),
+        params_from_iter(c.values.iter()),
+        |r| r.get(0),
+    )?;
+    let mut values = c.values.clone();
+    values.push(Sql::Integer(q.count.unwrap_or(-1)));
+    values.push(Sql::Integer(q.offset));
+    let alias = table_alias.rsplit(' ').next().unwrap_or(table_alias);
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {columns} FROM {table_alias} WHERE {clause} ORDER BY {alias}.id LIMIT ? OFFSET ?"
+    ))?;
+    let items = stmt
+        .query_map(params_from_iter(values.iter()), map)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(stmt);
+    tx.commit()?;
+    Ok(Page { items, total })
+}
+
+// ---- rows ------------------------------------------------------------------------------
+
+const PROJECT_COLUMNS: &str = "p.id, p.name, p.description, p.tags, p.owner_id, p.group_id, \
+    p.start_date, p.end_date, p.priority, p.status, p.closed_at, p.hidden, p.flag, \
+    p.notify_project_team, p.notify_client, p.created_at, p.updated_at";
+
+fn project_from_row(r: &Row) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        tags: r.get(3)?,
+        owner_id: r.get(4)?,
+        group_id: r.get(5)?,
+        start_date: r.get(6)?,
+        end_date: r.get(7)?,
+        priority: r.get(8)?,
+        status: r.get(9)?,
+        closed_at: r.get(10)?,
+        hidden: r.get(11)?,
+        flag: r.get(12)?,
+        notify_project_team: r.get(13)?,
+        notify_client: r.get(14)?,
+        team: Vec::new(),
+        created_at: r.get(15)?,
+        updated_at: r.get(16)?,
+    })
+}
+
+const TASK_COLUMNS: &str = "t.id, t.project_id, t.parent_id, \
+    (SELECT pa.name FROM tasks pa WHERE pa.id = t.parent_id), t.name, t.description, t.tags, \
+    t.owner_id, t.group_id, t.start_date, t.end_date, t.priority, t.progress, t.status, \
+    t.closed_at, t.hidden, t.flag, t.hours_done, t.estimated_time, t.notify_project_team, \
+    t.notify_task_team, t.notify_client, t.created_at, t.updated_at";
+
+fn task_from_row(r: &Row) -> rusqlite::Result<Task> {
+    Ok(Task {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        parent_id: r.get(2)?,
+        parent_name: r.get(3)?,
+        name: r.get(4)?,
+        description: r.get(5)?,
+        tags: r.get(6)?,
+        owner_id: r.get(7)?,
+        group_id: r.get(8)?,
+        start_date: r.get(9)?,
+        end_date: r.get(10)?,
+        priority: r.get(11)?,
+        progress: r.get(12)?,
+        status: r.get(13)?,
+        closed_at: r.get(14)?,
+        hidden: r.get(15)?,
+        flag: r.get(16)?,
+        hours_done: r.get(17)?,
+        estimated_time: r.get(18)?,
+        notify_project_team: r.get(19)?,
+        notify_task_team: r.get(20)?,
+        notify_client: r.get(21)?,
+        team: Vec::new(),
+        created_at: r.get(22)?,
+        updated_at: r.get(23)?,
+    })
+}
+
+const ACTIVITY_COLUMNS: &str = "a.id, a.project_id, a.task_id, a.type, a.text, a.owner_id, \
+    a.progress, a.hours_done, a.hide_from_clients, a.date, a.notify_project_team, \
+    a.notify_task_team, a.notify_client, a.created_at, a.updated_at";
+
+fn activity_from_row(r: &Row) -> rusqlite::Result<Activity> {
+    let kind: String = r.get(3)?;
+    Ok(Activity {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        task_id: r.get(2)?,
+        kind: ActivityType::parse(&kind).unwrap_or(ActivityType::Msg),
+        text: r.get(4)?,
+        owner_id: r.get(5)?,
+        progress: r.get(6)?,
+        hours_done: r.get(7)?,
+        hide_from_clients: r.get(8)?,
+        date: r.get(9)?,
+        notify_project_team: r.get(10)?,
+        notify_task_team: r.get(11)?,
+        notify_client: r.get(12)?,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+    })
+}
+
+const FILE_COLUMNS: &str = "f.id, f.activity_id, f.task_id, f.project_id, f.name, f.size, \
+    f.mime_type, f.sha256, f.storage_key, f.owner_id, f.created_at";
+
+fn file_from_row(r: &Row) -> rusqlite::Result<FileMeta> {
+    Ok(FileMeta {
+        id: r.get(0)?,
+        activity_id: r.get(1)?,
+        task_id: r.get(2)?,
+        project_id: r.get(3)?,
+        name: r.get(4)?,
+        size: r.get(5)?,
+        mime_type: r.get(6)?,
+        sha256: r.get(7)?,
+        storage_key: r.get(8)?,
+        owner_id: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+/// Team members of each of these objects, from `project_team` or `task_team`.
+fn teams(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    ids: &[i64],
+) -> rusqlite::Result<Vec<(i64, i64)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(",");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {key}, user_id FROM {table} WHERE {key} IN ({marks}) ORDER BY {key}, user_id"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(ids.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+fn fill_project_teams(conn: &Connection, projects: &mut [Project]) -> rusqlite::Result<()> {
+    let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
+    for (pid, uid) in teams(conn, "project_team", "project_id", &ids)? {
+        if let Some(p) = projects.iter_mut().find(|p| p.id == pid) {
+            p.team.push(uid);
+        }
+    }
+    Ok(())
+}
+
+fn fill_task_teams(conn: &Connection, tasks: &mut [Task]) -> rusqlite::Result<()> {
+    let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
+    for (tid, uid) in teams(conn, "task_team", "task_id", &ids)? {
+        if let Some(t) = tasks.iter_mut().find(|t| t.id == tid) {
+            t.team.push(uid);
+        }
+    }
+    Ok(())
+}
+
+fn project_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Project>> {
+    let found = conn
+        .query_row(
+            &format!(
+                "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = ?1 AND p.id = ?2"
+            ),
+            params![ws.0, id],
+            project_from_row,
+        )
+        .optional()?;
+    Ok(match found {
+        Some(p) => {
+            let mut one = [p];
+            fill_project_teams(conn, &mut one)?;
+            let [p] = one;
+            Some(p)
+        }
+        None => None,
+    })
+}
+
+fn task_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Task>> {
+    let found = conn
+        .query_row(
+            &format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2"),
+            params![ws.0, id],
+            task_from_row,
+        )
+        .optional()?;
+    Ok(match found {
+        Some(t) => {
+            let mut one = [t];
+            fill_task_teams(conn, &mut one)?;
+            let [t] = one;
+            Some(t)
+        }
+        None => None,
+    })
+}
+
+fn activity_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Activity>> {
+    conn.query_row(
+        &format!(
+            "SELECT {ACTIVITY_COLUMNS} FROM activities a WHERE a.workspace_id = ?1 AND a.id = ?2"
+        ),
+        params![ws.0, id],
+        activity_from_row,
+    )
+    .optional()
+}
+
+fn set_team(
+    tx: &Transaction,
+    table: &str,
+    key: &str,
+    id: i64,
+    team: &[i64],
+) -> rusqlite::Result<()> {
+    tx.execute(&format!("DELETE FROM {table} WHERE {key} = ?1"), [id])?;
+    let mut stmt = tx.prepare(&format!(
+        "INSERT OR IGNORE INTO {table} ({key}, user_id) VALUES (?1, ?2)"
+    ))?;
+    for user in team {
+        stmt.execute(params![id, user])?;
+    }
+    Ok(())
+}
+
+/// Storage keys of the files that a cascade is about to remove.
+fn keys_where(tx: &Transaction, condition: &str, id: i64) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare(&format!("SELECT storage_key FROM files WHERE {condition}"))?;
+    let rows = stmt.query_map([id], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// The ids of a task's sub-tasks, at every depth.
+const DESCENDANTS: &str = "WITH RECURSIVE d(id) AS (SELECT id FROM tasks WHERE parent_id = ?1 \
+    UNION SELECT t.id FROM tasks t JOIN d ON t.parent_id = d.id)";
+
+/// Brings a task's hoursDone and progress up to date with its activities (section 9):
+/// hours are the sum; the newest progress note sets progress and, through it, status.
+fn refresh_task(tx: &Transaction, task_id: i64, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE tasks SET hours_done = (SELECT COALESCE(SUM(hours_done), 0) FROM activities \
+         WHERE task_id = ?1) WHERE id = ?1",
+        [task_id],
+    )?;
+    let newest: Option<i64> = tx
+        .query_row(
+            "SELECT progress FROM activities WHERE task_id = ?1 AND type = 'progress' \
+             ORDER BY date DESC, id DESC LIMIT 1",
+            [task_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    if let Some(progress) = newest {
+        let (status, closed): (i64, Option<i64>) = tx.query_row(
+            "SELECT status, closed_at FROM tasks WHERE id = ?1",
+            [task_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let next = apply_progress(status, progress);
+        tx.execute(
+            "UPDATE tasks SET progress = ?2, status = ?3, closed_at = ?4 WHERE id = ?1",
+            params![
+                task_id,
+                progress,
+                next,
+                closed_at(status, closed, next, now)
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl WorkStore for Sqlite {
+    async fn project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Project>> {
+        self.read(move |c| Ok(project_in(c, ws, id)?)).await
+    }
+
+    async fn projects_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<Project>> {
+        self.read(move |c| {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let marks = vec!["?"; ids.len()].join(",");
+            let mut values = vec![ws.0];
+            values.extend(&ids);
+            let mut stmt = c.prepare(&format!(
+                "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = ? AND p.id IN ({marks})"
+            ))?;
+            let mut projects = stmt
+                .query_map(params_from_iter(values.iter()), project_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            fill_project_teams(c, &mut projects)?;
+            Ok(projects)
+        })
+        .await
+    }
+
+    async fn save_project(&self, ws: WorkspaceId, p: Project, now: i64) -> Result<Project> {
+        self.write(move |tx| {
+            let id = if p.id == 0 {
+                tx.execute(
+                    "INSERT INTO projects (workspace_id, name, description, tags, owner_id, group_id, \
+                     start_date, end_date, priority, status, closed_at, hidden, flag, \
+                     notify_project_team, notify_client, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+                    params![ws.0, p.name, p.description, p.tags, p.owner_id, p.group_id, p.start_date,
+                        p.end_date, p.priority, p.status, p.closed_at, p.hidden, p.flag,
+                        p.notify_project_team, p.notify_client, now],
+                )?;
+                tx.last_insert_rowid()
+            } else {
+                tx.execute(
+                    "UPDATE projects SET name = ?3, description = ?4, tags = ?5, owner_id = ?6, \
+                     group_id = ?7, start_date = ?8, end_date = ?9, priority = ?10, status = ?11, \
+                     closed_at = ?12, hidden = ?13, flag = ?14, notify_project_team = ?15, \
+                     notify_client = ?16, updated_at = ?17 WHERE workspace_id = ?1 AND id = ?2",
+                    params![ws.0, p.id, p.name, p.description, p.tags, p.owner_id, p.group_id,
+                        p.start_date, p.end_date, p.priority, p.status, p.closed_at, p.hidden, p.flag,
+                        p.notify_project_team, p.notify_client, now],
+                )?;
+                // A task in a project takes the project's group.
+                tx.execute(
+                    "UPDATE tasks SET group_id = ?2 WHERE project_id = ?1",
+                    params![p.id, p.group_id],
+                )?;
+                p.id
+            };
+            set_team(tx, "project_team", "project_id", id, &p.team)?;
+            Ok(project_in(tx, ws, id)?.expect("the row just written"))
+        })
+        .await
+    }
+
+    async fn remove_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>> {
+        self.write(move |tx| {
+            if project_in(tx, ws, id)?.is_none() {
+                return Ok(None);
+            }
+            let keys = keys_where(
+                tx,
+                "activity_id IN (SELECT id FROM activities WHERE project_id = ?1)",
+                id,
+            )?;
+            // Foreign keys cascade: tasks, their teams, activities and file rows.
+            tx.execute(
+                "DELETE FROM projects WHERE workspace_id = ?1 AND id = ?2",
+                params![ws.0, id],
+            )?;
+            Ok(Some(keys))
+        })
+        .await
+    }
+
+    async fn projects(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<Project>> {
+        self.read(move |conn| {
+            let mut c = Conditions::new(ws, "p", project_visible(&actor));
+            for f in &q.filters {
+                let team = "EXISTS (SELECT 1 FROM project_team x WHERE x.project_id = p.id AND x.user_id = ?)";
+                if !shared_filter(&mut c, "p", team, f) {
+                    return Err(unsupported(f));
+                }
+            }
+            let mut page = page(conn, "projects p", PROJECT_COLUMNS, &c, &q, project_from_row)?;
+            fill_project_teams(conn, &mut page.items)?;
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>> {
+        self.read(move |c| Ok(task_in(c, ws, id)?)).await
+    }
+
+    async fn save_task(&self, ws: WorkspaceId, t: Task, now: i64) -> Result<Task> {
+        self.write(move |tx| {
+            // A task in a project takes the project's group; a single task keeps its own.
+            let group_id = match t.project_id {
+                Some(pid) => tx
+                    .query_row("SELECT group_id FROM projects WHERE id = ?1", [pid], |r| r.get(0))
+                    .optional()?
+                    .flatten(),
+                None => t.group_id,
+            };
+            let previous_project = if t.id == 0 {
+                None
+            } else {
+                tx.query_row("SELECT project_id FROM tasks WHERE id = ?1", [t.id], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
+                .optional()?
+            };
+            let id = if t.id == 0 {
+                tx.execute(
+                    "INSERT INTO tasks (workspace_id, project_id, parent_id, name, description, tags, \
+                     owner_id, group_id, start_date, end_date, priority, progress, status, closed_at, \
+                     hidden, flag, hours_done, estimated_time, notify_project_team, notify_task_team, \
+                     notify_client, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+                     ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 0, ?17, ?18, ?19, ?20, ?21, ?21)",
+                    params![ws.0, t.project_id, t.parent_id, t.name, t.description, t.tags, t.owner_id,
+                        group_id, t.start_date, t.end_date, t.priority, t.progress, t.status,
+                        t.closed_at, t.hidden, t.flag, t.estimated_time, t.notify_project_team,
+                        t.notify_task_team, t.notify_client, now],
+                )?;
+                tx.last_insert_rowid()
+            } else {
+                tx.execute(
+                    "UPDATE tasks SET project_id = ?3, parent_id = ?4, name = ?5, description = ?6, \
+                     tags = ?7, owner_id = ?8, group_id = ?9, start_date = ?10, end_date = ?11, \
+                     priority = ?12, progress = ?13, status = ?14, closed_at = ?15, hidden = ?16, \
+                     flag = ?17, estimated_time = ?18, notify_project_team = ?19, \
+                     notify_task_team = ?20, notify_client = ?21, updated_at = ?22 \
+                     WHERE workspace_id = ?1 AND id = ?2",
+                    params![ws.0, t.id, t.project_id, t.parent_id, t.name, t.description, t.tags,
+                        t.owner_id, group_id, t.start_date, t.end_date, t.priority, t.progress,
+                        t.status, t.closed_at, t.hidden, t.flag, t.estimated_time,
+                        t.notify_project_team, t.notify_task_team, t.notify_client, now],
+                )?;
+                if previous_project.is_some_and(|p| p != t.project_id) {
+                    // Moving a task moves its sub-tasks, and the activities and files of all.
+                    tx.execute(
+                        &format!("{DESCENDANTS} UPDATE tasks SET project_id = ?2, group_id = ?3, updated_at = ?4 WHERE id IN (SELECT id FROM d)"),
+                        params![t.id, t.project_id, group_id, now],
+                    )?;
+                    let moved = format!("{DESCENDANTS}, m(id) AS (SELECT ?1 UNION SELECT id FROM d)");
+                    tx.execute(
+                        &format!("{moved} UPDATE activities SET project_id = ?2 WHERE task_id IN (SELECT id FROM m)"),
+                        params![t.id, t.project_id],
+                    )?;
+                    tx.execute(
+                        &format!("{moved} UPDATE files SET project_id = ?2 WHERE task_id IN (SELECT id FROM m)"),
+                        params![t.id, t.project_id],
+                    )?;
+                }
+                t.id
+            };
+            set_team(tx, "task_team", "task_id", id, &t.team)?;
+            Ok(task_in(tx, ws, id)?.expect("the row just written"))
+        })
+        .await
+    }
+
+    async fn remove_task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>> {
+        self.write(move |tx| {
+            if task_in(tx, ws, id)?.is_none() {
+                return Ok(None);
+            }
+            let keys = keys_where(
+                tx,
+                &format!("task_id IN ({DESCENDANTS}, m(id) AS (SELECT ?1 UNION SELECT id FROM d) SELECT id FROM m)"),
+                id,
+            )?;
+            // Foreign keys cascade to sub-tasks, teams, activities and file rows.
+            tx.execute("DELETE FROM tasks WHERE workspace_id = ?1 AND id = ?2", params![ws.0, id])?;
+            Ok(Some(keys))
+        })
+        .await
+    }
+
+    async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<Task>> {
+        self.read(move |conn| {
+            let mut c = Conditions::new(ws, "t", task_visible(&actor));
+            for f in &q.filters {
+                let team =
+                    "EXISTS (SELECT 1 FROM task_team x WHERE x.task_id = t.id AND x.user_id = ?)";
+                if shared_filter(&mut c, "t", team, f) {
+                    continue;
+                }
+                match f {
+                    Filter::ProjectId(v) => c.push("t.project_id = ?", Sql::Integer(*v)),
+                    Filter::ParentId(v) => c.push("t.parent_id = ?", Sql::Integer(*v)),
+                    Filter::StartedFrom(v) => c.push("t.start_date >= ?", Sql::Integer(*v)),
+                    Filter::StartedBefore(v) => c.push("t.start_date < ?", Sql::Integer(*v)),
+                    Filter::DeadlineFrom(v) => c.push("t.end_date >= ?", Sql::Integer(*v)),
+                    Filter::DeadlineBefore(v) => c.push("t.end_date < ?", Sql::Integer(*v)),
+                    Filter::ProgressLessThan(v) => c.push("t.progress < ?", Sql::Integer(*v)),
+                    Filter::ProgressMoreThan(v) => c.push("t.progress > ?", Sql::Integer(*v)),
+                    other => return Err(unsupported(other)),
+                }
+            }
+            let mut page = page(conn, "tasks t", TASK_COLUMNS, &c, &q, task_from_row)?;
+            fill_task_teams(conn, &mut page.items)?;
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn task_lineage(&self, ws: WorkspaceId, id: i64) -> Result<Vec<i64>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "WITH RECURSIVE a(id, depth) AS (SELECT id, 0 FROM tasks WHERE id = ?1 AND workspace_id = ?2 \
+                 UNION SELECT t.parent_id, a.depth + 1 FROM tasks t JOIN a ON t.id = a.id \
+                 WHERE t.parent_id IS NOT NULL) SELECT id FROM a ORDER BY depth",
+            )?;
+            let rows = stmt.query_map(params![id, ws.0], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+        })
+        .await
+    }
+
+    async fn activity(&self, ws: WorkspaceId, id: i64) -> Result<Option<Activity>> {
+        self.read(move |c| Ok(activity_in(c, ws, id)?)).await
+    }
+
+    async fn save_activity(&self, ws: WorkspaceId, a: Activity, now: i64) -> Result<Activity> {
+        self.write(move |tx| {
+            let id = if a.id == 0 {
+                tx.execute(
+                    "INSERT INTO activities (workspace_id, project_id, task_id, type, text, owner_id, \
+                     progress, hours_done, hide_from_clients, date, notify_project_team, \
+                     notify_task_team, notify_client, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+                    params![ws.0, a.project_id, a.task_id, a.kind.as_str(), a.text, a.owner_id,
+                        a.progress, a.hours_done, a.hide_from_clients, a.date, a.notify_project_team,
+                        a.notify_task_team, a.notify_client, now],
+                )?;
+                tx.last_insert_rowid()
+            } else {
+                tx.execute(
+                    "UPDATE activities SET text = ?3, progress = ?4, hours_done = ?5, \
+                     hide_from_clients = ?6, date = ?7, notify_project_team = ?8, \
+                     notify_task_team = ?9, notify_client = ?10, updated_at = ?11 \
+                     WHERE workspace_id = ?1 AND id = ?2",
+                    params![ws.0, a.id, a.text, a.progress, a.hours_done, a.hide_from_clients, a.date,
+                        a.notify_project_team, a.notify_task_team, a.notify_client, now],
+                )?;
+                a.id
+            };
+            if let Some(task_id) = a.task_id {
+                refresh_task(tx, task_id, now)?;
+            }
+            Ok(activity_in(tx, ws, id)?.expect("the row just written"))
+        })
+        .await
+    }
+
+    async fn remove_activity(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>> {
+        self.write(move |tx| {
+            let Some(a) = activity_in(tx, ws, id)? else {
+                return Ok(None);
+            };
+            let keys = keys_where(tx, "activity_id = ?1", id)?;
+            tx.execute("DELETE FROM activities WHERE id = ?1", [id])?;
+            if let Some(task_id) = a.task_id {
+                refresh_task(tx, task_id, crate::domain::now())?;
+            }
+            Ok(Some(keys))
+        })
+        .await
+    }
+
+    async fn activities(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        q: ListQuery,
+    ) -> Result<Page<Activity>> {
+        self.read(move |conn| {
+            let mut c = Conditions::new(ws, "a", activity_visible(&actor));
+            // Filters on the project or task the activity was posted to.
+            let target = |column: &str| {
+                format!(
+                    "(CASE WHEN a.task_id IS NOT NULL THEN (SELECT x.{column} FROM tasks x WHERE x.id = a.task_id) \
+                     ELSE (SELECT x.{column} FROM projects x WHERE x.id = a.project_id) END)"
+                )
+            };
+            for f in &q.filters {
+                match f {
+                    Filter::ProjectId(v) => c.push("a.project_id = ?", Sql::Integer(*v)),
+                    Filter::TaskId(v) => c.push("a.task_id = ?", Sql::Integer(*v)),
+                    Filter::Type(v) => c.push("a.type = ?", Sql::Text(v.clone())),
+                    Filter::GroupId(v) => c.push(format!("{} = ?", target("group_id")), Sql::Integer(*v)),
+                    // Names its user twice; both values are pushed below.
+                    Filter::AssignedTo(_) => c.push(
+                        "(CASE WHEN a.task_id IS NOT NULL \
+                         THEN EXISTS (SELECT 1 FROM task_team x WHERE x.task_id = a.task_id AND x.user_id = ?) \
+                         ELSE EXISTS (SELECT 1 FROM project_team x WHERE x.project_id = a.project_id AND x.user_id = ?) END)",
+                        None,
+                    ),
+                    Filter::Active => c.push(format!("{} <> {STATUS_DONE}", target("status")), None),
+                    Filter::HideOlderThanDays(d) => c.push(
+                        format!(
+                            "NOT ({} = {STATUS_DONE} AND {} < ?)",
+                            target("status"),
+                            target("closed_at")
+                        ),
+                        days_ago(*d),
+                    ),
+                    Filter::UpdatedFrom(v) => c.push("a.updated_at >= ?", Sql::Integer(*v)),
+                    Filter::UpdatedBefore(v) => c.push("a.updated_at < ?", Sql::Integer(*v)),
+                    Filter::CreatedFrom(v) => c.push("a.created_at >= ?", Sql::Integer(*v)),
+                    Filter::CreatedBefore(v) => c.push("a.created_at < ?", Sql::Integer(*v)),
+                    other => return Err(unsupported(other)),
+                }
+                if let Filter::AssignedTo(v) = f {
+                    c.values.push(Sql::Integer(*v));
+                    c.values.push(Sql::Integer(*v));
+                }
+            }
+            page(conn, "activities a", ACTIVITY_COLUMNS, &c, &q, activity_from_row)
+        })
+        .await
+    }
+
+    async fn add_files(
+        &self,
+        ws: WorkspaceId,
+        files: Vec<FileMeta>,
+        now: i64,
+    ) -> Result<Vec<FileMeta>> {
+        self.write(move |tx| {
+            let mut saved = Vec::with_capacity(files.len());
+            for f in files {
+                tx.execute(
+                    "INSERT INTO files (workspace_id, activity_id, task_id, project_id, name, size, \
+                     mime_type, sha256, storage_key, owner_id, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![ws.0, f.activity_id, f.task_id, f.project_id, f.name, f.size, f.mime_type,
+                        f.sha256, f.storage_key, f.owner_id, now],
+                )?;
+                saved.push(FileMeta {
+                    id: tx.last_insert_rowid(),
+                    created_at: now,
+                    ..f
+                });
+            }
+            Ok(saved)
+        })
+        .await
+    }
+
+    async fn file(&self, ws: WorkspaceId, id: i64) -> Result<Option<FileMeta>> {
+        self.read(move |c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {FILE_COLUMNS} FROM files f WHERE f.workspace_id = ?1 AND f.id = ?2"
+                ),
+                params![ws.0, id],
+                file_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn files_of_activities(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<FileMeta>> {
+        self.read(move |c| {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let marks = vec!["?"; ids.len()].join(",");
+            let mut values = vec![ws.0];
+            values.extend(&ids);
+            let mut stmt = c.prepare(&format!(
+                "SELECT {FILE_COLUMNS} FROM files f WHERE f.workspace_id = ? AND f.activity_id IN ({marks}) ORDER BY f.id"
+            ))?;
+            let rows = stmt.query_map(params_from_iter(values.iter()), file_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn remove_file(&self, ws: WorkspaceId, id: i64) -> Result<Option<String>> {
+        self.write(move |tx| {
+            let key: Option<String> = tx
+                .query_row(
+                    "SELECT storage_key FROM files WHERE workspace_id = ?1 AND id = ?2",
+                    params![ws.0, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if key.is_some() {
+                tx.execute("DELETE FROM files WHERE id = ?1", [id])?;
+            }
+            Ok(key)
+        })
+        .await
+    }
+
+    async fn files(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<FileMeta>> {
+        self.read(move |conn| {
+            let visible = if actor.level == SecurityLevel::Admin {
+                "1".to_string()
+            } else {
+                format!(
+                    "EXISTS (SELECT 1 FROM activities a WHERE a.id = f.activity_id AND {})",
+                    activity_visible(&actor)
+                )
+            };
+            let mut c = Conditions::new(ws, "f", visible);
+            for f in &q.filters {
+                match f {
+                    Filter::ProjectId(v) => c.push("f.project_id = ?", Sql::Integer(*v)),
+                    Filter::TaskId(v) => c.push("f.task_id = ?", Sql::Integer(*v)),
+                    Filter::ActivityId(v) => c.push("f.activity_id = ?", Sql::Integer(*v)),
+                    Filter::OwnerId(v) => c.push("f.owner_id = ?", Sql::Integer(*v)),
+                    Filter::CreatedFrom(v) => c.push("f.created_at >= ?", Sql::Integer(*v)),
+                    Filter::CreatedBefore(v) => c.push("f.created_at < ?", Sql::Integer(*v)),
+                    other => return Err(unsupported(other)),
+                }
+            }
+            page(conn, "files f", FILE_COLUMNS, &c, &q, file_from_row)
+        })
+        .await
+    }
+
+    async fn storage_keys(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT storage_key FROM files")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .await
+    }
+
+    async fn missing_users(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<i64>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT 1 FROM users WHERE workspace_id = ?1 AND id = ?2 AND active = 1",
+            )?;
+            let mut missing = Vec::new();
+            for id in ids {
+                if !stmt.exists(params![ws.0, id])? {
+                    missing.push(id);
+                }
+            }
+            Ok(missing)
+        })
+        .await
+    }
+}
