@@ -92,6 +92,8 @@ struct FileConfig {
     trusted_proxies: Option<Vec<IpAddr>>,
     session_idle_minutes: Option<u64>,
     session_max_days: Option<u64>,
+    max_file_mib: Option<u64>,
+    max_files_per_request: Option<usize>,
     #[serde(flatten)]
     unknown: toml::Table,
 }
@@ -112,6 +114,9 @@ pub struct Config {
     /// Failed logins allowed per login and per address within the window.
     pub login_failure_limit: i64,
     pub login_failure_window_secs: i64,
+    /// Largest attached file, and most files in one attachFiles request.
+    pub max_file_bytes: u64,
+    pub max_files_per_request: usize,
     /// The first admin, created when the workspace has no user.
     pub admin_email: String,
     pub admin_password: Option<String>,
@@ -130,6 +135,8 @@ impl Default for Config {
             session_max_secs: 30 * 24 * 3600,
             login_failure_limit: 10,
             login_failure_window_secs: 15 * 60,
+            max_file_bytes: 100 * 1024 * 1024,
+            max_files_per_request: 20,
             admin_email: "admin@example.com".into(),
             admin_password: None,
         }
@@ -233,6 +240,12 @@ impl Config {
         }
         if let Some(d) = file.session_max_days {
             self.session_max_secs = (d * 24 * 3600) as i64;
+        }
+        if let Some(m) = file.max_file_mib {
+            self.max_file_bytes = m * 1024 * 1024;
+        }
+        if let Some(n) = file.max_files_per_request {
+            self.max_files_per_request = n;
         }
         Ok(())
     }

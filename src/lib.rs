@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod files;
 pub mod http;
 pub mod store;
 
@@ -37,11 +38,18 @@ pub async fn launch(
             config.admin_email
         );
     }
+    let files = files::Blobs::open(&config.data_dir.join("files"))?;
+    let known = store.storage_keys().await?.into_iter().collect();
+    let swept = files.sweep(&known).await?;
+    if swept > 0 {
+        tracing::info!(removed = swept, "removed file blobs that no row names");
+    }
     let tls = http::tls::server_config(&config)?;
     let config = Arc::new(config);
     let state = AppState {
         store: store.clone(),
         config: config.clone(),
+        files,
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),

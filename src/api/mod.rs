@@ -1,9 +1,12 @@
 //! The 5pm services, one module each. A handler reads its arguments, asks the policy and
 //! the store, and returns an [`Output`]; the HTTP layer does the rest.
 
+pub mod activity;
 pub mod authentication;
 pub mod groups;
 pub mod metainfo;
+pub mod projects;
+pub mod tasks;
 pub mod users;
 
 use std::net::IpAddr;
@@ -38,6 +41,26 @@ pub enum Endpoint {
     GroupsRemove,
     GroupsGetById,
     GroupsGetAll,
+    ProjectsAdd,
+    ProjectsUpdate,
+    ProjectsRemove,
+    ProjectsGetById,
+    ProjectsGetAll,
+    ProjectsGetList,
+    TasksAdd,
+    TasksUpdate,
+    TasksRemove,
+    TasksGetById,
+    TasksGetList,
+    ActivityAdd,
+    ActivityUpdate,
+    ActivityRemove,
+    ActivityGetById,
+    ActivityGetList,
+    AttachFiles,
+    GetFilesList,
+    RemoveFile,
+    DownloadFile,
 }
 
 impl Endpoint {
@@ -61,6 +84,26 @@ impl Endpoint {
             ("projectsgroups", "remove") => GroupsRemove,
             ("projectsgroups", "getById") => GroupsGetById,
             ("projectsgroups", "getAll") => GroupsGetAll,
+            ("projects", "add") => ProjectsAdd,
+            ("projects", "update") => ProjectsUpdate,
+            ("projects", "remove") => ProjectsRemove,
+            ("projects", "getById") => ProjectsGetById,
+            ("projects", "getAll") => ProjectsGetAll,
+            ("projects", "getList") => ProjectsGetList,
+            ("tasks", "add") => TasksAdd,
+            ("tasks", "update") => TasksUpdate,
+            ("tasks", "remove") => TasksRemove,
+            ("tasks", "getById") => TasksGetById,
+            ("tasks", "getList") => TasksGetList,
+            ("activity", "add") => ActivityAdd,
+            ("activity", "update") => ActivityUpdate,
+            ("activity", "remove") => ActivityRemove,
+            ("activity", "getById") => ActivityGetById,
+            ("activity", "getList") => ActivityGetList,
+            ("activity", "attachFiles") => AttachFiles,
+            ("activity", "getFilesList") => GetFilesList,
+            ("activity", "removeFile") => RemoveFile,
+            ("activity", "downloadFile") => DownloadFile,
             _ => return None,
         })
     }
@@ -70,7 +113,23 @@ impl Endpoint {
         use Endpoint::*;
         matches!(
             self,
-            UsersAdd | UsersUpdate | UsersRemove | GroupsAdd | GroupsUpdate | GroupsRemove
+            UsersAdd
+                | UsersUpdate
+                | UsersRemove
+                | GroupsAdd
+                | GroupsUpdate
+                | GroupsRemove
+                | ProjectsAdd
+                | ProjectsUpdate
+                | ProjectsRemove
+                | TasksAdd
+                | TasksUpdate
+                | TasksRemove
+                | ActivityAdd
+                | ActivityUpdate
+                | ActivityRemove
+                | AttachFiles
+                | RemoveFile
         )
     }
 }
@@ -84,6 +143,8 @@ pub struct Ctx<'a> {
     /// Absent only for signIn.
     pub caller: Option<Caller>,
     pub args: &'a Args,
+    /// File parts of an attachFiles request, taken by its handler.
+    pub uploads: std::sync::Mutex<Vec<crate::http::body::Upload>>,
 }
 
 impl Ctx<'_> {
@@ -116,6 +177,26 @@ pub async fn call(endpoint: Endpoint, ctx: &Ctx<'_>) -> Result<Output, ApiError>
         GroupsRemove => groups::remove(ctx).await,
         GroupsGetById => groups::get_by_id(ctx).await,
         GroupsGetAll => groups::get_all(ctx).await,
+        ProjectsAdd => projects::add(ctx).await,
+        ProjectsUpdate => projects::update(ctx).await,
+        ProjectsRemove => projects::remove(ctx).await,
+        ProjectsGetById => projects::get_by_id(ctx).await,
+        ProjectsGetAll => projects::list(ctx, false).await,
+        ProjectsGetList => projects::list(ctx, true).await,
+        TasksAdd => tasks::add(ctx).await,
+        TasksUpdate => tasks::update(ctx).await,
+        TasksRemove => tasks::remove(ctx).await,
+        TasksGetById => tasks::get_by_id(ctx).await,
+        TasksGetList => tasks::get_list(ctx).await,
+        ActivityAdd => activity::add(ctx).await,
+        ActivityUpdate => activity::update(ctx).await,
+        ActivityRemove => activity::remove(ctx).await,
+        ActivityGetById => activity::get_by_id(ctx).await,
+        ActivityGetList => activity::get_list(ctx).await,
+        AttachFiles => activity::attach_files(ctx).await,
+        GetFilesList => activity::get_files_list(ctx).await,
+        RemoveFile => activity::remove_file(ctx).await,
+        DownloadFile => activity::download_file(ctx).await,
     }
 }
 

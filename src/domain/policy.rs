@@ -69,10 +69,10 @@ pub enum Target {
     Project(ProjectFacts),
 }
 
-/// What the policy needs to know about an activity (or one of its files).
+/// What the policy needs to know about an activity (or one of its files) beyond where
+/// it was posted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActivityFacts {
-    pub target: Target,
     pub is_owner: bool,
     pub is_message: bool,
     pub hide_from_clients: bool,
@@ -148,8 +148,8 @@ pub fn can_see_target(a: &Actor, target: &Target) -> bool {
 }
 
 /// Section 8, "see activities, files".
-pub fn can_see_activity(a: &Actor, act: &ActivityFacts) -> bool {
-    can_see_target(a, &act.target) && !(a.level == Client && act.hide_from_clients)
+pub fn can_see_activity(a: &Actor, target: &Target, act: &ActivityFacts) -> bool {
+    can_see_target(a, target) && !(a.level == Client && act.hide_from_clients)
 }
 
 /// Section 8, "post a message": wherever the caller sees the target.
@@ -254,17 +254,23 @@ mod tests {
     fn clients_do_not_see_activities_hidden_from_them_and_edit_only_their_messages() {
         let target = Target::Project(project(false, false, true));
         let act = |hide, owner, msg| ActivityFacts {
-            target,
             is_owner: owner,
             is_message: msg,
             hide_from_clients: hide,
         };
         let client = actor(Client, false);
-        assert!(can_see_activity(&client, &act(false, false, true)));
-        assert!(!can_see_activity(&client, &act(true, false, true)));
+        assert!(can_see_activity(&client, &target, &act(false, false, true)));
+        assert!(!can_see_activity(&client, &target, &act(true, false, true)));
         assert!(can_see_activity(
             &actor(User, false),
+            &target,
             &act(true, false, true)
+        ));
+        let hidden_project = Target::Project(project(true, false, false));
+        assert!(!can_see_activity(
+            &actor(User, false),
+            &hidden_project,
+            &act(false, false, true)
         ));
         assert!(can_edit_activity(&client, &act(false, true, true)));
         assert!(!can_edit_activity(&client, &act(false, true, false)));

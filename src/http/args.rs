@@ -157,6 +157,28 @@ impl Args {
         }
     }
 
+    /// `name[index][attr]` as text, e.g. `files[1][name]`.
+    pub fn nested_text(
+        &self,
+        name: &str,
+        index: &str,
+        attr: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let node = self
+            .top(name)
+            .and_then(|n| n.child(index))
+            .and_then(|n| n.child(attr));
+        match node {
+            None => Ok(None),
+            Some(Node::Leaf(s)) if s.is_empty() => Ok(None),
+            Some(Node::Leaf(s)) => Ok(Some(s.clone())),
+            Some(Node::Branch(_)) => Err(ApiError::invalid_argument(
+                &format!("{name}[{index}][{attr}]"),
+                "expected a single value",
+            )),
+        }
+    }
+
     fn top(&self, key: &str) -> Option<&Node> {
         self.root.iter().find(|(k, _)| k == key).map(|(_, n)| n)
     }

@@ -4,14 +4,38 @@ use axum::body::Body;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 
+use crate::files::{Blobs, StagedBlob};
 use crate::http::args::Args;
 use crate::http::error::ApiError;
 
 /// The largest body accepted by calls that take no upload.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// Merges the query string and the body; a body value wins over the query string.
-pub async fn read_args(parts: &Parts, body: Body) -> Result<Args, ApiError> {
+/// A file part of a multipart body, already written to storage (not yet under its key).
+#[derive(Debug)]
+pub struct Upload {
+    /// The part's field name, e.g. `files[1][content]`.
+    pub field: String,
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub blob: StagedBlob,
+}
+
+/// Where and how much a call that takes uploads may store.
+#[derive(Debug, Clone)]
+pub struct UploadLimits {
+    pub blobs: Blobs,
+    pub max_file_bytes: u64,
+    pub max_files: usize,
+}
+
+/// Merges the query string and the body; a body value wins over the query string. File
+/// parts are streamed to storage when `uploads` allows them, and refused otherwise.
+pub async fn read_args(
+    parts: &Parts,
+    body: Body,
+    uploads: Option<&UploadLimits>,
+) -> Result<(Args, Vec<Upload>), ApiError> {
     let mut args = Args::default();
     if let Some(q) = parts.uri.query() {
         args.insert_urlencoded(q.as_bytes())?;
@@ -21,7 +45,14 @@ pub async fn read_args(parts: &Parts, body: Body) -> Result<Args, ApiError> {
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    let max_body = match uploads {
+        Some(u) => u
+            .max_file_bytes
+            .saturating_add(MAX_BODY as u64)
+            .saturating_mul(u.max_files as u64 + 1),
+        None => MAX_BODY as u64,
+    };
+    if declared.is_some_and(|n| n > max_body) {
         return Err(too_large());
     }
     let content_type = parts
@@ -39,14 +70,14 @@ pub async fn read_args(parts: &Parts, body: Body) -> Result<Args, ApiError> {
     if mime == "multipart/form-data" {
         let boundary = multer::parse_boundary(&content_type)
             .map_err(|_| ApiError::bad_request("multipart body without a boundary"))?;
-        read_multipart(&mut args, body, boundary).await?;
-        return Ok(args);
+        let files = read_multipart(&mut args, body, boundary, max_body, uploads).await?;
+        return Ok((args, files));
     }
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| too_large())?;
     if bytes.is_empty() {
-        return Ok(args);
+        return Ok((args, Vec::new()));
     }
     match mime.as_str() {
         "application/x-www-form-urlencoded" => args.insert_urlencoded(&bytes)?,
@@ -57,16 +88,22 @@ pub async fn read_args(parts: &Parts, body: Body) -> Result<Args, ApiError> {
         }
         _ => return Err(ApiError::UnsupportedMediaType),
     }
-    Ok(args)
+    Ok((args, Vec::new()))
 }
 
 fn too_large() -> ApiError {
     ApiError::TooLarge(format!("The request body is over {MAX_BODY} bytes"))
 }
 
-async fn read_multipart(args: &mut Args, body: Body, boundary: String) -> Result<(), ApiError> {
-    let constraints = multer::Constraints::new()
-        .size_limit(multer::SizeLimit::new().whole_stream(MAX_BODY as u64));
+async fn read_multipart(
+    args: &mut Args,
+    body: Body,
+    boundary: String,
+    max_body: u64,
+    uploads: Option<&UploadLimits>,
+) -> Result<Vec<Upload>, ApiError> {
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(max_body));
     let mut multipart =
         multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
     let multipart_error = |e: multer::Error| match e {
@@ -75,17 +112,52 @@ async fn read_multipart(args: &mut Args, body: Body, boundary: String) -> Result
         }
         other => ApiError::bad_request(format!("malformed multipart body: {other}")),
     };
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    let storage_error = |e: std::io::Error| ApiError::Internal(e.into());
+    let mut files = Vec::new();
+    let mut text_bytes = 0usize;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         let Some(name) = field.name().map(str::to_owned) else {
             continue;
         };
-        if field.file_name().is_some() {
+        if field.file_name().is_none() {
+            let text = field.text().await.map_err(multipart_error)?;
+            text_bytes += text.len();
+            if text_bytes > MAX_BODY {
+                return Err(too_large());
+            }
+            args.insert(&name, &text)?;
+            continue;
+        }
+        let Some(limits) = uploads else {
             return Err(ApiError::bad_request(format!(
                 "{name}: file uploads are accepted only by activity/attachFiles"
             )));
+        };
+        if files.len() >= limits.max_files {
+            return Err(ApiError::TooLarge(format!(
+                "at most {} files per request",
+                limits.max_files
+            )));
         }
-        let text = field.text().await.map_err(multipart_error)?;
-        args.insert(&name, &text)?;
+        let file_name = field.file_name().map(str::to_owned);
+        let content_type = field.content_type().map(|m| m.essence_str().to_owned());
+        // Streamed chunk by chunk: an upload is never whole in memory.
+        let mut staging = limits.blobs.stage().await.map_err(storage_error)?;
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            if staging.size() + chunk.len() as u64 > limits.max_file_bytes {
+                return Err(ApiError::TooLarge(format!(
+                    "{name}: a file may be at most {} bytes",
+                    limits.max_file_bytes
+                )));
+            }
+            staging.write(&chunk).await.map_err(storage_error)?;
+        }
+        files.push(Upload {
+            field: name,
+            file_name,
+            content_type,
+            blob: staging.finish().await.map_err(storage_error)?,
+        });
     }
-    Ok(())
+    Ok(files)
 }

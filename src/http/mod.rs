@@ -30,6 +30,7 @@ use transport::ClientInfo;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    pub files: crate::files::Blobs,
     /// Bounds concurrent Argon2 work so a burst of logins cannot starve the machine.
     pub hashing: Arc<tokio::sync::Semaphore>,
 }
@@ -120,7 +121,12 @@ async fn handle(
             addr: std::net::Ipv4Addr::LOCALHOST.into(),
         });
     let (parts, body) = req.into_parts();
-    let args = body::read_args(&parts, body).await?;
+    let upload_limits = (endpoint == Endpoint::AttachFiles).then(|| body::UploadLimits {
+        blobs: state.files.clone(),
+        max_file_bytes: state.config.max_file_bytes,
+        max_files: state.config.max_files_per_request,
+    });
+    let (args, uploads) = body::read_args(&parts, body, upload_limits.as_ref()).await?;
     if let Some(ret_type) = args.scalar("retType").text()?.value() {
         *format = Format::choose(
             Some(&ret_type),
@@ -144,6 +150,7 @@ async fn handle(
         headers: &parts.headers,
         caller,
         args: &args,
+        uploads: std::sync::Mutex::new(uploads),
     };
     let output = api::call(endpoint, &ctx).await?;
     Ok(ok_response(*format, output))

@@ -1,0 +1,212 @@
+//! projects: add, update, remove, getById, getAll, getList.
+
+use crate::api::{
+    check_group, check_users, list_query, report, required_id, set_nullable, set_required, switch,
+    team_of, Ctx, Validation,
+};
+use crate::domain::now;
+use crate::domain::policy::{self, Actor, ProjectFacts};
+use crate::domain::work::{closed_at, normalize_tags, validate_project, Project};
+use crate::http::args::Obj;
+use crate::http::error::ApiError;
+use crate::http::response::{Output, Record, Value};
+
+/// The filters getList accepts (section 7 of the contract).
+const FILTERS: &[&str] = &[
+    "groupId",
+    "ownerId",
+    "name",
+    "assignedTo",
+    "active",
+    "hide_old_object_period",
+    "hide_non_active",
+    "updatedFrom",
+    "updatedBefore",
+];
+
+/// What the policy needs to know of this project for this caller.
+pub fn facts(project: &Project, actor: &Actor) -> ProjectFacts {
+    ProjectFacts {
+        hidden: project.hidden,
+        is_owner: project.owner_id == actor.user_id,
+        in_team: project.team.contains(&actor.user_id),
+    }
+}
+
+fn date(d: Option<i64>) -> Value {
+    d.map_or(Value::Null, Value::Date)
+}
+
+/// The one description of a project.
+pub fn record(p: &Project, actor: &Actor, with_team: bool) -> Record {
+    let mut r = Record::new("project")
+        .with("id", Value::Id(p.id))
+        .with("name", p.name.as_str())
+        .with("description", p.description.clone())
+        .with("tags", p.tags.clone())
+        .with("ownerId", p.owner_id)
+        .with("groupId", p.group_id)
+        .with("startDate", date(p.start_date))
+        .with("endDate", date(p.end_date))
+        .with("priority", p.priority)
+        .with("status", p.status)
+        .with("createdAt", Value::Date(p.created_at))
+        .with("updatedAt", Value::Date(p.updated_at))
+        .with("notifyProjectTeam", p.notify_project_team)
+        .with("notifyClient", p.notify_client)
+        .with("hidden", p.hidden)
+        .with("flag", p.flag);
+    if with_team {
+        r = r.with("team", Value::Ids("user", p.team.clone()));
+    }
+    r.with(
+        "can_edit",
+        policy::can_edit_project(actor, &facts(p, actor)),
+    )
+}
+
+/// The project if the caller may see it; 404 otherwise, as if it did not exist.
+pub async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<Project, ApiError> {
+    match ctx.state.store.project(ctx.ws, id).await? {
+        Some(p) if policy::can_see_project(actor, &facts(&p, actor)) => Ok(p),
+        _ => Err(ApiError::not_found("Project", id)),
+    }
+}
+
+/// Applies the attributes sent under `project[...]` to `p`.
+fn apply(obj: &Obj<'_>, p: &mut Project, v: &mut Validation) -> Result<(), ApiError> {
+    let f = |attr: &str| obj.field(attr);
+    set_required(
+        &mut p.name,
+        f("name").text()?.map(|s| s.trim().to_owned()),
+        "project[name]",
+        v,
+    );
+    set_nullable(&mut p.description, f("description").text()?);
+    set_nullable(&mut p.tags, f("tags").text()?);
+    p.tags = p.tags.as_deref().and_then(normalize_tags);
+    set_required(&mut p.owner_id, f("ownerId").int()?, "project[ownerId]", v);
+    set_nullable(&mut p.group_id, f("groupId").int()?);
+    set_nullable(&mut p.start_date, f("startDate").date()?);
+    set_nullable(&mut p.end_date, f("endDate").date()?);
+    set_required(
+        &mut p.priority,
+        f("priority").int()?,
+        "project[priority]",
+        v,
+    );
+    set_required(&mut p.status, f("status").int()?, "project[status]", v);
+    set_required(&mut p.hidden, f("hidden").bool()?, "project[hidden]", v);
+    set_required(&mut p.flag, f("flag").int()?, "project[flag]", v);
+    set_required(
+        &mut p.notify_project_team,
+        f("notifyProjectTeam").bool()?,
+        "project[notifyProjectTeam]",
+        v,
+    );
+    set_required(
+        &mut p.notify_client,
+        f("notifyClient").bool()?,
+        "project[notifyClient]",
+        v,
+    );
+    if let Some(team) = team_of(f("team").id_list()?) {
+        p.team = team;
+    }
+    Ok(())
+}
+
+/// Validates `p` whole, checks what it refers to, and saves it.
+async fn save(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    mut p: Project,
+    previous: Option<&Project>,
+    mut v: Validation,
+) -> Result<Output, ApiError> {
+    report("project", validate_project(&p), &mut v);
+    check_users(ctx, "project", p.owner_id, &p.team, &mut v).await?;
+    check_group(ctx, "project", p.group_id, &mut v).await?;
+    v.finish()?;
+    let now = now();
+    p.closed_at = match previous {
+        Some(prev) => closed_at(prev.status, prev.closed_at, p.status, now),
+        None => closed_at(0, None, p.status, now),
+    };
+    let saved = ctx.state.store.save_project(ctx.ws, p, now).await?;
+    Ok(Output::Object(record(&saved, actor, true)))
+}
+
+pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    if !policy::can_create_project(&actor) {
+        return Err(ApiError::forbidden(
+            "External users and clients cannot create projects",
+        ));
+    }
+    let mut v = Validation::default();
+    let mut p = Project::new(actor.user_id);
+    apply(&ctx.args.object(&["project"]), &mut p, &mut v)?;
+    save(ctx, &actor, p, None, v).await
+}
+
+pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let obj = ctx.args.object(&["project"]);
+    let id = required_id(obj.field("id"))?;
+    let current = visible(ctx, &actor, id).await?;
+    if !policy::can_edit_project(&actor, &facts(&current, &actor)) {
+        return Err(ApiError::forbidden(format!(
+            "You may not edit project {id}"
+        )));
+    }
+    let mut v = Validation::default();
+    let mut p = current.clone();
+    apply(&obj, &mut p, &mut v)?;
+    save(ctx, &actor, p, Some(&current), v).await
+}
+
+pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let id = required_id(ctx.args.scalar("id"))?;
+    let current = visible(ctx, &actor, id).await?;
+    if !policy::can_edit_project(&actor, &facts(&current, &actor)) {
+        return Err(ApiError::forbidden(format!(
+            "You may not remove project {id}"
+        )));
+    }
+    let keys = ctx
+        .state
+        .store
+        .remove_project(ctx.ws, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Project", id))?;
+    ctx.state.files.remove_all(&keys).await;
+    Ok(Output::Scalar("id", Value::Id(id)))
+}
+
+pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let id = required_id(ctx.args.scalar("id"))?;
+    let p = visible(ctx, &actor, id).await?;
+    Ok(Output::Object(record(&p, &actor, true)))
+}
+
+/// getList (paged) and getAll (every visible project).
+pub async fn list(ctx: &Ctx<'_>, paged: bool) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let query = list_query(ctx.args, FILTERS, paged)?;
+    let offset = query.offset;
+    let with_team = switch(ctx.args, "loadTeam")?;
+    let page = ctx.state.store.projects(ctx.ws, actor, query).await?;
+    Ok(Output::List {
+        kind: "project",
+        items: page
+            .items
+            .iter()
+            .map(|p| record(p, &actor, with_team))
+            .collect(),
+        total: page.total,
+        offset,
+    })
+}

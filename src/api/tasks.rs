@@ -1,0 +1,345 @@
+//! tasks: add, update, remove, getById, getList.
+
+use std::collections::HashMap;
+
+use crate::api::{
+    check_group, check_users, list_query, projects, report, required_id, set_nullable,
+    set_required, switch, team_of, Ctx, Validation,
+};
+use crate::domain::now;
+use crate::domain::policy::{self, Actor, TaskFacts};
+use crate::domain::work::{closed_at, normalize_tags, validate_task, Project, Task};
+use crate::http::args::Obj;
+use crate::http::error::ApiError;
+use crate::http::response::{Output, Record, Value};
+
+/// The filters getList accepts (section 7 of the contract).
+const FILTERS: &[&str] = &[
+    "projectId",
+    "parentId",
+    "startedFrom",
+    "startedBefore",
+    "deadlineFrom",
+    "deadlineBefore",
+    "progressLessThan",
+    "progressMoreThan",
+    "createdFrom",
+    "createdBefore",
+    "updatedFrom",
+    "updatedBefore",
+    "groupId",
+    "ownerId",
+    "name",
+    "assignedTo",
+    "active",
+    "hide_old_object_period",
+    "hide_non_active",
+];
+
+/// What the policy needs to know of this task (and its project) for this caller.
+pub fn facts(task: &Task, project: Option<&Project>, actor: &Actor) -> TaskFacts {
+    TaskFacts {
+        hidden: task.hidden,
+        is_owner: task.owner_id == actor.user_id,
+        in_task_team: task.team.contains(&actor.user_id),
+        project: project.map(|p| projects::facts(p, actor)),
+    }
+}
+
+fn date(d: Option<i64>) -> Value {
+    d.map_or(Value::Null, Value::Date)
+}
+
+/// The one description of a task.
+pub fn record(t: &Task, can_edit: bool, with_team: bool) -> Record {
+    let mut r = Record::new("task")
+        .with("id", Value::Id(t.id))
+        .with("name", t.name.as_str())
+        .with("parentId", t.parent_id)
+        .with("parentName", t.parent_name.clone())
+        .with("description", t.description.clone())
+        .with("tags", t.tags.clone())
+        .with("projectId", t.project_id)
+        .with("ownerId", t.owner_id)
+        .with("groupId", t.group_id)
+        .with("startDate", date(t.start_date))
+        .with("endDate", date(t.end_date))
+        .with("priority", t.priority)
+        .with("progress", t.progress)
+        .with("status", t.status)
+        .with("createdAt", Value::Date(t.created_at))
+        .with("updatedAt", Value::Date(t.updated_at))
+        .with("notifyProjectTeam", t.notify_project_team)
+        .with("notifyTaskTeam", t.notify_task_team)
+        .with("notifyClient", t.notify_client)
+        .with("hidden", t.hidden)
+        .with("flag", t.flag)
+        .with("hoursDone", t.hours_done)
+        .with(
+            "estimatedTime",
+            t.estimated_time.map_or(Value::Null, Value::Float),
+        );
+    if with_team {
+        r = r.with("team", Value::Ids("user", t.team.clone()));
+    }
+    r.with("can_edit", can_edit)
+}
+
+/// A task the caller may see, with its project; 404 otherwise.
+pub async fn visible(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    id: i64,
+) -> Result<(Task, Option<Project>), ApiError> {
+    let not_found = || ApiError::not_found("Task", id);
+    let task = ctx
+        .state
+        .store
+        .task(ctx.ws, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let project = match task.project_id {
+        Some(pid) => ctx.state.store.project(ctx.ws, pid).await?,
+        None => None,
+    };
+    if policy::can_see_task(actor, &facts(&task, project.as_ref(), actor)) {
+        Ok((task, project))
+    } else {
+        Err(not_found())
+    }
+}
+
+/// Applies the attributes sent under `task[...]`; `projectId` and `parentId` are
+/// checked by the caller, `hoursDone` is derived and ignored.
+fn apply(obj: &Obj<'_>, t: &mut Task, v: &mut Validation) -> Result<(), ApiError> {
+    let f = |attr: &str| obj.field(attr);
+    set_required(
+        &mut t.name,
+        f("name").text()?.map(|s| s.trim().to_owned()),
+        "task[name]",
+        v,
+    );
+    set_nullable(&mut t.description, f("description").text()?);
+    set_nullable(&mut t.tags, f("tags").text()?);
+    t.tags = t.tags.as_deref().and_then(normalize_tags);
+    set_nullable(&mut t.project_id, f("projectId").int()?);
+    set_nullable(&mut t.parent_id, f("parentId").int()?);
+    set_required(&mut t.owner_id, f("ownerId").int()?, "task[ownerId]", v);
+    set_nullable(&mut t.group_id, f("groupId").int()?);
+    set_nullable(&mut t.start_date, f("startDate").date()?);
+    set_nullable(&mut t.end_date, f("endDate").date()?);
+    set_required(&mut t.priority, f("priority").int()?, "task[priority]", v);
+    set_required(&mut t.progress, f("progress").int()?, "task[progress]", v);
+    set_required(&mut t.status, f("status").int()?, "task[status]", v);
+    set_required(&mut t.hidden, f("hidden").bool()?, "task[hidden]", v);
+    set_required(&mut t.flag, f("flag").int()?, "task[flag]", v);
+    set_nullable(&mut t.estimated_time, f("estimatedTime").float()?);
+    set_required(
+        &mut t.notify_project_team,
+        f("notifyProjectTeam").bool()?,
+        "task[notifyProjectTeam]",
+        v,
+    );
+    set_required(
+        &mut t.notify_task_team,
+        f("notifyTaskTeam").bool()?,
+        "task[notifyTaskTeam]",
+        v,
+    );
+    set_required(
+        &mut t.notify_client,
+        f("notifyClient").bool()?,
+        "task[notifyClient]",
+        v,
+    );
+    if let Some(team) = team_of(f("team").id_list()?) {
+        t.team = team;
+    }
+    Ok(())
+}
+
+/// The caller may put a task into this project (or make it a single task).
+async fn check_placement(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    project_id: Option<i64>,
+) -> Result<(), ApiError> {
+    match project_id {
+        Some(pid) => {
+            let project = projects::visible(ctx, actor, pid).await?;
+            if !policy::can_create_task_in(actor, &projects::facts(&project, actor)) {
+                return Err(ApiError::forbidden(format!(
+                    "You may not add tasks to project {pid}"
+                )));
+            }
+        }
+        None => {
+            if !policy::can_create_project(actor) {
+                return Err(ApiError::forbidden(
+                    "External users and clients cannot create single tasks",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Section 9: the parent is a task the caller sees, in the same project (or both
+/// single), and not the task itself or one of its sub-tasks.
+async fn check_parent(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    t: &Task,
+    v: &mut Validation,
+) -> Result<(), ApiError> {
+    let Some(parent_id) = t.parent_id else {
+        return Ok(());
+    };
+    let parent = match visible(ctx, actor, parent_id).await {
+        Ok((parent, _)) => parent,
+        Err(ApiError::NotFound(_)) => {
+            v.fail(
+                "task[parentId]",
+                "invalid",
+                format!("task {parent_id} does not exist"),
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    if parent.project_id != t.project_id {
+        v.fail(
+            "task[parentId]",
+            "invalid",
+            "the parent must be in the same project",
+        );
+    }
+    if t.id != 0
+        && ctx
+            .state
+            .store
+            .task_lineage(ctx.ws, parent_id)
+            .await?
+            .contains(&t.id)
+    {
+        v.fail(
+            "task[parentId]",
+            "cycle",
+            "a task cannot be its own ancestor",
+        );
+    }
+    Ok(())
+}
+
+async fn save(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    mut t: Task,
+    previous: Option<&Task>,
+    mut v: Validation,
+) -> Result<Output, ApiError> {
+    check_parent(ctx, actor, &t, &mut v).await?;
+    report("task", validate_task(&t), &mut v);
+    check_users(ctx, "task", t.owner_id, &t.team, &mut v).await?;
+    if t.project_id.is_none() {
+        check_group(ctx, "task", t.group_id, &mut v).await?;
+    }
+    v.finish()?;
+    let now = now();
+    t.closed_at = match previous {
+        Some(prev) => closed_at(prev.status, prev.closed_at, t.status, now),
+        None => closed_at(0, None, t.status, now),
+    };
+    let saved = ctx.state.store.save_task(ctx.ws, t, now).await?;
+    let project = match saved.project_id {
+        Some(pid) => ctx.state.store.project(ctx.ws, pid).await?,
+        None => None,
+    };
+    let can_edit = policy::can_edit_task(actor, &facts(&saved, project.as_ref(), actor));
+    Ok(Output::Object(record(&saved, can_edit, true)))
+}
+
+pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let mut v = Validation::default();
+    let mut t = Task::new(actor.user_id);
+    apply(&ctx.args.object(&["task"]), &mut t, &mut v)?;
+    check_placement(ctx, &actor, t.project_id).await?;
+    save(ctx, &actor, t, None, v).await
+}
+
+pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let obj = ctx.args.object(&["task"]);
+    let id = required_id(obj.field("id"))?;
+    let (current, project) = visible(ctx, &actor, id).await?;
+    if !policy::can_edit_task(&actor, &facts(&current, project.as_ref(), &actor)) {
+        return Err(ApiError::forbidden(format!("You may not edit task {id}")));
+    }
+    let mut v = Validation::default();
+    let mut t = current.clone();
+    apply(&obj, &mut t, &mut v)?;
+    if t.project_id != current.project_id {
+        check_placement(ctx, &actor, t.project_id).await?;
+    }
+    save(ctx, &actor, t, Some(&current), v).await
+}
+
+pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let id = required_id(ctx.args.scalar("id"))?;
+    let (current, project) = visible(ctx, &actor, id).await?;
+    if !policy::can_edit_task(&actor, &facts(&current, project.as_ref(), &actor)) {
+        return Err(ApiError::forbidden(format!("You may not remove task {id}")));
+    }
+    let keys = ctx
+        .state
+        .store
+        .remove_task(ctx.ws, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Task", id))?;
+    ctx.state.files.remove_all(&keys).await;
+    Ok(Output::Scalar("id", Value::Id(id)))
+}
+
+pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let id = required_id(ctx.args.scalar("id"))?;
+    let (t, project) = visible(ctx, &actor, id).await?;
+    let can_edit = policy::can_edit_task(&actor, &facts(&t, project.as_ref(), &actor));
+    Ok(Output::Object(record(&t, can_edit, true)))
+}
+
+pub async fn get_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let query = list_query(ctx.args, FILTERS, true)?;
+    let offset = query.offset;
+    let with_team = switch(ctx.args, "loadTeam")?;
+    let page = ctx.state.store.tasks(ctx.ws, actor, query).await?;
+    let mut project_ids: Vec<i64> = page.items.iter().filter_map(|t| t.project_id).collect();
+    project_ids.sort_unstable();
+    project_ids.dedup();
+    let projects: HashMap<i64, Project> = ctx
+        .state
+        .store
+        .projects_by_ids(ctx.ws, project_ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let items = page
+        .items
+        .iter()
+        .map(|t| {
+            let project = t.project_id.and_then(|pid| projects.get(&pid));
+            let can_edit = policy::can_edit_task(&actor, &facts(t, project, &actor));
+            record(t, can_edit, with_team)
+        })
+        .collect();
+    Ok(Output::List {
+        kind: "task",
+        items,
+        total: page.total,
+        offset,
+    })
+}
