@@ -137,6 +137,16 @@ fn unsupported(f: &Filter) -> StoreError {
     StoreError::Internal(anyhow::anyhow!("filter {f:?} does not apply to this list"))
 }
 
+/// The count and the page query of a list (the page takes LIMIT and OFFSET last).
+fn list_sql(table_alias: &str, columns: &str, c: &Conditions) -> (String, String) {
+    let clause = c.clause();
+    let alias = table_alias.rsplit(' ').next().unwrap_or(table_alias);
+    (
+        format!("SELECT COUNT(*) FROM {table_alias} WHERE {clause}"),
+        format!("SELECT {columns} FROM {table_alias} WHERE {clause} ORDER BY {alias}.id LIMIT ? OFFSET ?"),
+    )
+}
+
 /// Runs a count and a page of one list in one read transaction.
 fn page<T>(
     conn: &Connection,
@@ -146,20 +156,13 @@ fn page<T>(
     q: &ListQuery,
     map: impl Fn(&Row) -> rusqlite::Result<T>,
 ) -> Result<Page<T>> {
-    let clause = c.clause();
+    let (count_sql, page_sql) = list_sql(table_alias, columns, c);
     let tx = conn.unchecked_transaction()?;
-    let total: i64 = tx.query_row(
-        &format!("SELECT COUNT(*) FROM {table_alias} WHERE {clause}"),
-        params_from_iter(c.values.iter()),
-        |r| r.get(0),
-    )?;
+    let total: i64 = tx.query_row(&count_sql, params_from_iter(c.values.iter()), |r| r.get(0))?;
     let mut values = c.values.clone();
     values.push(Sql::Integer(q.count.unwrap_or(-1)));
     values.push(Sql::Integer(q.offset));
-    let alias = table_alias.rsplit(' ').next().unwrap_or(table_alias);
-    let mut stmt = tx.prepare(&format!(
-        "SELECT {columns} FROM {table_alias} WHERE {clause} ORDER BY {alias}.id LIMIT ? OFFSET ?"
-    ))?;
+    let mut stmt = tx.prepare(&page_sql)?;
     let items = stmt
         .query_map(params_from_iter(values.iter()), map)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -431,6 +434,29 @@ fn refresh_task(tx: &Transaction, task_id: i64, now: i64) -> rusqlite::Result<()
     Ok(())
 }
 
+/// The conditions of a task list: visibility, then each filter.
+fn task_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
+    let mut c = Conditions::new(ws, "t", task_visible(actor));
+    for f in filters {
+        let team = "t.id IN (SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
+        if shared_filter(&mut c, "t", team, f) {
+            continue;
+        }
+        match f {
+            Filter::ProjectId(v) => c.push("t.project_id = ?", Sql::Integer(*v)),
+            Filter::ParentId(v) => c.push("t.parent_id = ?", Sql::Integer(*v)),
+            Filter::StartedFrom(v) => c.push("t.start_date >= ?", Sql::Integer(*v)),
+            Filter::StartedBefore(v) => c.push("t.start_date < ?", Sql::Integer(*v)),
+            Filter::DeadlineFrom(v) => c.push("t.end_date >= ?", Sql::Integer(*v)),
+            Filter::DeadlineBefore(v) => c.push("t.end_date < ?", Sql::Integer(*v)),
+            Filter::ProgressLessThan(v) => c.push("t.progress < ?", Sql::Integer(*v)),
+            Filter::ProgressMoreThan(v) => c.push("t.progress > ?", Sql::Integer(*v)),
+            other => return Err(unsupported(other)),
+        }
+    }
+    Ok(c)
+}
+
 #[async_trait]
 impl WorkStore for Sqlite {
     async fn project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Project>> {
@@ -517,12 +543,19 @@ impl WorkStore for Sqlite {
         self.read(move |conn| {
             let mut c = Conditions::new(ws, "p", project_visible(&actor));
             for f in &q.filters {
-                let team = "EXISTS (SELECT 1 FROM project_team x WHERE x.project_id = p.id AND x.user_id = ?)";
+                let team = "p.id IN (SELECT x.project_id FROM project_team x WHERE x.user_id = ?)";
                 if !shared_filter(&mut c, "p", team, f) {
                     return Err(unsupported(f));
                 }
             }
-            let mut page = page(conn, "projects p", PROJECT_COLUMNS, &c, &q, project_from_row)?;
+            let mut page = page(
+                conn,
+                "projects p",
+                PROJECT_COLUMNS,
+                &c,
+                &q,
+                project_from_row,
+            )?;
             fill_project_teams(conn, &mut page.items)?;
             Ok(page)
         })
@@ -620,25 +653,7 @@ impl WorkStore for Sqlite {
 
     async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<Task>> {
         self.read(move |conn| {
-            let mut c = Conditions::new(ws, "t", task_visible(&actor));
-            for f in &q.filters {
-                let team =
-                    "EXISTS (SELECT 1 FROM task_team x WHERE x.task_id = t.id AND x.user_id = ?)";
-                if shared_filter(&mut c, "t", team, f) {
-                    continue;
-                }
-                match f {
-                    Filter::ProjectId(v) => c.push("t.project_id = ?", Sql::Integer(*v)),
-                    Filter::ParentId(v) => c.push("t.parent_id = ?", Sql::Integer(*v)),
-                    Filter::StartedFrom(v) => c.push("t.start_date >= ?", Sql::Integer(*v)),
-                    Filter::StartedBefore(v) => c.push("t.start_date < ?", Sql::Integer(*v)),
-                    Filter::DeadlineFrom(v) => c.push("t.end_date >= ?", Sql::Integer(*v)),
-                    Filter::DeadlineBefore(v) => c.push("t.end_date < ?", Sql::Integer(*v)),
-                    Filter::ProgressLessThan(v) => c.push("t.progress < ?", Sql::Integer(*v)),
-                    Filter::ProgressMoreThan(v) => c.push("t.progress > ?", Sql::Integer(*v)),
-                    other => return Err(unsupported(other)),
-                }
-            }
+            let c = task_conditions(ws, &actor, &q.filters)?;
             let mut page = page(conn, "tasks t", TASK_COLUMNS, &c, &q, task_from_row)?;
             fill_task_teams(conn, &mut page.items)?;
             Ok(page)
@@ -888,5 +903,121 @@ impl WorkStore for Sqlite {
             Ok(missing)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeds 100,000 tasks and checks that each indexable filter's count and page
+    /// queries search an index rather than scan the table, for an admin and a user.
+    #[test]
+    fn filtered_task_lists_use_indexes_with_100k_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(&dir.path().join("v.sqlite3")).unwrap();
+        let mut conn = store.writer.lock().unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION SELECT i + 1 FROM n WHERE i < 50) \
+             INSERT INTO users (workspace_id, email, email_key, password_hash, security_level, \
+             can_view_profiles, created_at, updated_at) SELECT 1, i || '@x.y', i || '@x.y', '', 100, 0, 0, 0 FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION SELECT i + 1 FROM n WHERE i < 50) \
+             INSERT INTO project_groups (workspace_id, name, created_at, updated_at) SELECT 1, 'g' || i, 0, 0 FROM n;",
+        )
+        .unwrap();
+        for p in 0..10 {
+            tx.execute(
+                "INSERT INTO projects (workspace_id, name, owner_id, group_id, priority, status, hidden, flag, \
+                 notify_project_team, notify_client, created_at, updated_at) VALUES (1, ?1, 1, 1, 2, 10, ?2, 0, 0, 0, 0, 0)",
+                params![format!("p{p}"), p % 2],
+            )
+            .unwrap();
+        }
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO tasks (workspace_id, project_id, name, owner_id, group_id, start_date, end_date, \
+                     priority, progress, status, hidden, flag, notify_project_team, notify_task_team, notify_client, \
+                     created_at, updated_at) VALUES (1, ?1, ?2, ?6, ?6, ?3, ?3, 2, ?4, 10, ?5, 0, 0, 0, 0, ?3, ?3)",
+                )
+                .unwrap();
+            for i in 0..100_000i64 {
+                insert
+                    .execute(params![
+                        i % 10 + 1,
+                        format!("task {i}"),
+                        i * 60,
+                        i % 101,
+                        i % 3 == 0,
+                        i % 50 + 1
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.execute_batch(
+            "UPDATE tasks SET parent_id = id - 1 WHERE id % 4 = 0;
+             INSERT INTO task_team SELECT id, 1 FROM tasks WHERE id % 50 = 0; ANALYZE;",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let filters = [
+            Filter::ProjectId(3),
+            Filter::ParentId(7),
+            Filter::OwnerId(1),
+            Filter::GroupId(1),
+            Filter::AssignedTo(1),
+            Filter::DeadlineFrom(5_999_000),
+            Filter::DeadlineBefore(60_000),
+            Filter::StartedFrom(5_999_000),
+            Filter::CreatedBefore(60_000),
+            Filter::UpdatedFrom(5_999_000),
+        ];
+        let actors = [
+            Actor {
+                user_id: 1,
+                level: SecurityLevel::Admin,
+                can_view_profiles: true,
+            },
+            Actor {
+                user_id: 1,
+                level: SecurityLevel::User,
+                can_view_profiles: false,
+            },
+        ];
+        for actor in &actors {
+            for f in &filters {
+                let c =
+                    task_conditions(WorkspaceId::DEFAULT, actor, std::slice::from_ref(f)).unwrap();
+                let (count_sql, page_sql) = list_sql("tasks t", TASK_COLUMNS, &c);
+                let mut values = c.values.clone();
+                for (sql, extra) in [(count_sql, 0), (page_sql, 2)] {
+                    values.truncate(c.values.len());
+                    values.extend((0..extra).map(|_| Sql::Integer(25)));
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let plan: Vec<String> = stmt
+                        .query_map(params_from_iter(values.iter()), |r| r.get::<_, String>(3))
+                        .unwrap()
+                        .collect::<rusqlite::Result<_>>()
+                        .unwrap();
+                    let outer = plan
+                        .iter()
+                        .find(|l| l.contains(" t ") || l.ends_with(" t"))
+                        .cloned();
+                    let scans_table = plan.iter().any(|l| l == "SCAN t");
+                    assert!(
+                        !scans_table,
+                        "{:?} {f:?} scans the whole table:\n{}",
+                        actor.level,
+                        plan.join("\n")
+                    );
+                    assert!(
+                        outer.is_some_and(|l| l.contains("INDEX") || l.contains("PRIMARY KEY")),
+                        "{f:?}: {}",
+                        plan.join("\n")
+                    );
+                }
+            }
+        }
     }
 }
