@@ -45,6 +45,8 @@ const FILE_FILTERS: &[&str] = &[
     "ownerId",
     "createdFrom",
     "createdBefore",
+    "updatedFrom",
+    "updatedBefore",
 ];
 
 pub fn facts(a: &Activity, actor: &Actor) -> ActivityFacts {

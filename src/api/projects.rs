@@ -192,10 +192,36 @@ pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     Ok(Output::Object(record(&p, &actor, true)))
 }
 
-/// getList (paged) and getAll (every visible project).
-pub async fn list(ctx: &Ctx<'_>, paged: bool) -> Result<Output, ApiError> {
+/// getAll: every visible project, streamed.
+pub async fn get_all(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    use futures_util::StreamExt;
     let actor = ctx.actor()?;
-    let query = list_query(ctx.args, FILTERS, paged)?;
+    let query = list_query(ctx.args, FILTERS, false)?;
+    let with_team = switch(ctx.args, "loadTeam")?;
+    let (total, rows) = ctx
+        .state
+        .store
+        .stream_projects(ctx.ws, actor, query.filters)
+        .await?;
+    let items = futures_util::stream::unfold(rows, |mut rows| async move {
+        rows.recv().await.map(|row| (row, rows))
+    })
+    .map(move |row| {
+        row.map(|p| record(&p, &actor, with_team))
+            .map_err(ApiError::from)
+    })
+    .boxed();
+    Ok(Output::Stream {
+        kind: "project",
+        total,
+        items,
+    })
+}
+
+/// getList: one page of the visible projects.
+pub async fn get_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let query = list_query(ctx.args, FILTERS, true)?;
     let offset = query.offset;
     let with_team = switch(ctx.args, "loadTeam")?;
     let page = ctx.state.store.projects(ctx.ws, actor, query).await?;

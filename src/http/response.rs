@@ -117,7 +117,6 @@ impl Record {
 }
 
 /// What a successful call answers.
-#[derive(Debug)]
 pub enum Output {
     /// A file's bytes, with its headers: sent as they are, outside the envelope.
     Download(Response),
@@ -129,6 +128,13 @@ pub enum Output {
         offset: i64,
     },
     Scalar(&'static str, Value),
+    /// A whole list (getAll) written as its rows arrive from storage, never whole in
+    /// memory. `total` rows follow.
+    Stream {
+        kind: &'static str,
+        total: i64,
+        items: futures_util::stream::BoxStream<'static, Result<Record, ApiError>>,
+    },
 }
 
 impl Output {
@@ -252,7 +258,9 @@ pub fn encode_ok(format: Format, output: &Output) -> String {
                     out.push_str("</items>");
                 }
                 Output::Scalar(name, value) => xml_value(&mut out, name, value),
-                Output::Download(_) => unreachable!("downloads are not encoded"),
+                Output::Download(_) | Output::Stream { .. } => {
+                    unreachable!("written by ok_response")
+                }
             }
             out.push_str("</response>");
             out
@@ -281,7 +289,9 @@ pub fn encode_ok(format: Format, output: &Output) -> String {
                 Output::Scalar(name, value) => {
                     map.insert((*name).into(), json_value(value));
                 }
-                Output::Download(_) => unreachable!("downloads are not encoded"),
+                Output::Download(_) | Output::Stream { .. } => {
+                    unreachable!("written by ok_response")
+                }
             }
             serde_json::Value::Object(map).to_string()
         }
@@ -353,9 +363,62 @@ fn content_type(format: Format) -> HeaderValue {
     })
 }
 
+/// A streamed list: the envelope's head, each record as it comes, the tail.
+fn stream_response(
+    format: Format,
+    total: i64,
+    items: futures_util::stream::BoxStream<'static, Result<Record, ApiError>>,
+) -> Response {
+    use futures_util::StreamExt;
+    let (head, tail) = match format {
+        Format::Xml => (
+            format!("{XML_HEAD}<response status=\"ok\"><items count=\"{total}\" total=\"{total}\" offset=\"0\">"),
+            "</items></response>",
+        ),
+        Format::Json => (
+            format!("{{\"status\":\"ok\",\"count\":{total},\"total\":{total},\"offset\":0,\"items\":["),
+            "]}",
+        ),
+    };
+    let records = items.enumerate().map(move |(i, item)| match item {
+        Ok(record) => Ok(match format {
+            Format::Xml => {
+                let mut out = String::with_capacity(512);
+                xml_record(&mut out, &record);
+                out
+            }
+            Format::Json => {
+                let json = json_record(&record).to_string();
+                if i == 0 {
+                    json
+                } else {
+                    format!(",{json}")
+                }
+            }
+        }),
+        Err(e) => {
+            // The status is sent already: cut the body short so the client sees a
+            // broken answer rather than a complete-looking short list.
+            tracing::error!(error = %e, "a streamed list failed");
+            Err(std::io::Error::other("list stream failed"))
+        }
+    });
+    let body = futures_util::stream::once(async move { Ok(head) })
+        .chain(records)
+        .chain(futures_util::stream::once(
+            async move { Ok(tail.to_owned()) },
+        ));
+    (
+        [(CONTENT_TYPE, content_type(format))],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
 pub fn ok_response(format: Format, output: Output) -> Response {
     match output {
         Output::Download(response) => response,
+        Output::Stream { total, items, .. } => stream_response(format, total, items),
         output => (
             [(CONTENT_TYPE, content_type(format))],
             encode_ok(format, &output),

@@ -190,6 +190,9 @@ pub struct ListQuery {
     pub count: Option<i64>,
 }
 
+/// Rows sent one by one as storage reads them.
+pub type RowStream<T> = tokio::sync::mpsc::Receiver<Result<T>>;
+
 /// Rows of one page and how many match in all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -214,6 +217,14 @@ pub trait WorkStore: Send + Sync {
         actor: Actor,
         query: ListQuery,
     ) -> Result<Page<Project>>;
+    /// Every visible project (getAll), streamed from one consistent snapshot: the total
+    /// first, then the projects with their teams, by id.
+    async fn stream_projects(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        filters: Vec<Filter>,
+    ) -> Result<(i64, RowStream<Project>)>;
 
     async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>>;
     /// Inserts (id 0) or replaces a task and its team. A task in a project takes the

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
 const READERS: usize = 4;
 
 pub struct Sqlite {
+    path: std::path::PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
@@ -96,6 +97,7 @@ impl Sqlite {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Sqlite {
+            path: path.to_path_buf(),
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),

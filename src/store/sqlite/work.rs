@@ -14,7 +14,7 @@ use crate::domain::work::{
     apply_progress, closed_at, Activity, ActivityType, FileMeta, Project, Task, STATUS_DONE,
 };
 use crate::domain::WorkspaceId;
-use crate::store::{Filter, ListQuery, Page, Result, StoreError, WorkStore};
+use crate::store::{Filter, ListQuery, Page, Result, RowStream, StoreError, WorkStore};
 
 // ---- visibility, from the rules of domain::policy -------------------------------------
 
@@ -434,6 +434,18 @@ fn refresh_task(tx: &Transaction, task_id: i64, now: i64) -> rusqlite::Result<()
     Ok(())
 }
 
+/// The conditions of a project list: visibility, then each filter.
+fn project_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
+    let mut c = Conditions::new(ws, "p", project_visible(actor));
+    for f in filters {
+        let team = "p.id IN (SELECT x.project_id FROM project_team x WHERE x.user_id = ?)";
+        if !shared_filter(&mut c, "p", team, f) {
+            return Err(unsupported(f));
+        }
+    }
+    Ok(c)
+}
+
 /// The conditions of a task list: visibility, then each filter.
 fn task_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
     let mut c = Conditions::new(ws, "t", task_visible(actor));
@@ -541,13 +553,7 @@ impl WorkStore for Sqlite {
 
     async fn projects(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<Project>> {
         self.read(move |conn| {
-            let mut c = Conditions::new(ws, "p", project_visible(&actor));
-            for f in &q.filters {
-                let team = "p.id IN (SELECT x.project_id FROM project_team x WHERE x.user_id = ?)";
-                if !shared_filter(&mut c, "p", team, f) {
-                    return Err(unsupported(f));
-                }
-            }
+            let c = project_conditions(ws, &actor, &q.filters)?;
             let mut page = page(
                 conn,
                 "projects p",
@@ -560,6 +566,65 @@ impl WorkStore for Sqlite {
             Ok(page)
         })
         .await
+    }
+
+    async fn stream_projects(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        filters: Vec<Filter>,
+    ) -> Result<(i64, RowStream<Project>)> {
+        let path = self.path.clone();
+        let (total_tx, total_rx) = tokio::sync::oneshot::channel();
+        let (rows_tx, rows_rx) = tokio::sync::mpsc::channel(64);
+        // A connection of its own, so a slow reader never holds one of the shared ones.
+        tokio::task::spawn_blocking(move || {
+            let run = || -> Result<()> {
+                let conn = Connection::open(&path)?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                let c = project_conditions(ws, &actor, &filters)?;
+                let (count_sql, page_sql) = list_sql("projects p", PROJECT_COLUMNS, &c);
+                let tx = conn.unchecked_transaction()?;
+                let total: i64 =
+                    tx.query_row(&count_sql, params_from_iter(c.values.iter()), |r| r.get(0))?;
+                let _ = total_tx.send(Ok(total));
+                let mut values = c.values.clone();
+                values.push(Sql::Integer(-1));
+                values.push(Sql::Integer(0));
+                let mut stmt = tx.prepare(&page_sql)?;
+                let mut team = tx.prepare(
+                    "SELECT user_id FROM project_team WHERE project_id = ?1 ORDER BY user_id",
+                )?;
+                let mut rows = stmt.query(params_from_iter(values.iter()))?;
+                while let Some(row) = rows.next()? {
+                    let mut p = project_from_row(row)?;
+                    p.team = team
+                        .query_map([p.id], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    if rows_tx.blocking_send(Ok(p)).is_err() {
+                        break; // the client went away
+                    }
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                let _ = rows_tx.blocking_send(Err(e));
+            }
+        });
+        match total_rx.await {
+            Ok(Ok(total)) => Ok((total, rows_rx)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                // The count failed: its error is the first (and only) row.
+                let mut rows_rx = rows_rx;
+                match rows_rx.recv().await {
+                    Some(Err(e)) => Err(e),
+                    _ => Err(StoreError::Internal(anyhow::anyhow!(
+                        "project stream ended early"
+                    ))),
+                }
+            }
+        }
     }
 
     async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>> {
@@ -870,8 +935,13 @@ impl WorkStore for Sqlite {
                     Filter::TaskId(v) => c.push("f.task_id = ?", Sql::Integer(*v)),
                     Filter::ActivityId(v) => c.push("f.activity_id = ?", Sql::Integer(*v)),
                     Filter::OwnerId(v) => c.push("f.owner_id = ?", Sql::Integer(*v)),
-                    Filter::CreatedFrom(v) => c.push("f.created_at >= ?", Sql::Integer(*v)),
-                    Filter::CreatedBefore(v) => c.push("f.created_at < ?", Sql::Integer(*v)),
+                    // A file never changes after upload: updated is created.
+                    Filter::CreatedFrom(v) | Filter::UpdatedFrom(v) => {
+                        c.push("f.created_at >= ?", Sql::Integer(*v))
+                    }
+                    Filter::CreatedBefore(v) | Filter::UpdatedBefore(v) => {
+                        c.push("f.created_at < ?", Sql::Integer(*v))
+                    }
                     other => return Err(unsupported(other)),
                 }
             }
