@@ -7,7 +7,7 @@ use crate::api::{
 use crate::domain::now;
 use crate::domain::policy::{self, Actor, ProjectFacts};
 use crate::domain::work::{closed_at, normalize_tags, validate_project, Project};
-use crate::http::args::Obj;
+use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
 
@@ -76,12 +76,12 @@ pub async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<Project, A
 /// Applies the attributes sent under `project[...]` to `p`.
 fn apply(obj: &Obj<'_>, p: &mut Project, v: &mut Validation) -> Result<(), ApiError> {
     let f = |attr: &str| obj.field(attr);
-    set_required(
-        &mut p.name,
-        f("name").text()?.map(|s| s.trim().to_owned()),
-        "project[name]",
-        v,
-    );
+    // An emptied name is left to validation, so that it is reported once ("required").
+    let name = match f("name").text()? {
+        Given::Empty => Given::Value(String::new()),
+        given => given.map(|s| s.trim().to_owned()),
+    };
+    set_required(&mut p.name, name, "project[name]", v);
     set_nullable(&mut p.description, f("description").text()?);
     set_nullable(&mut p.tags, f("tags").text()?);
     p.tags = p.tags.as_deref().and_then(normalize_tags);

@@ -9,7 +9,7 @@ use crate::api::{
 use crate::domain::now;
 use crate::domain::policy::{self, Actor, TaskFacts};
 use crate::domain::work::{closed_at, normalize_tags, validate_task, Project, Task};
-use crate::http::args::Obj;
+use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
 
@@ -113,12 +113,12 @@ pub async fn visible(
 /// checked by the caller, `hoursDone` is derived and ignored.
 fn apply(obj: &Obj<'_>, t: &mut Task, v: &mut Validation) -> Result<(), ApiError> {
     let f = |attr: &str| obj.field(attr);
-    set_required(
-        &mut t.name,
-        f("name").text()?.map(|s| s.trim().to_owned()),
-        "task[name]",
-        v,
-    );
+    // An emptied name is left to validation, so that it is reported once ("required").
+    let name = match f("name").text()? {
+        Given::Empty => Given::Value(String::new()),
+        given => given.map(|s| s.trim().to_owned()),
+    };
+    set_required(&mut t.name, name, "task[name]", v);
     set_nullable(&mut t.description, f("description").text()?);
     set_nullable(&mut t.tags, f("tags").text()?);
     t.tags = t.tags.as_deref().and_then(normalize_tags);

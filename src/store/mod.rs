@@ -281,9 +281,48 @@ pub trait WorkStore: Send + Sync {
     async fn missing_users(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<i64>>;
 }
 
+/// A mail to queue with a change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMail {
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+}
+
+/// A queued mail claimed for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedMail {
+    pub id: i64,
+    pub mail: OutgoingMail,
+    /// Delivery attempts before this one.
+    pub attempts: i64,
+}
+
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Claims up to `limit` due mails for `lease_secs`; no other worker gets them meanwhile.
+    async fn claim_mail(&self, now: i64, lease_secs: i64, limit: i64) -> Result<Vec<QueuedMail>>;
+    async fn mail_sent(&self, id: i64, now: i64) -> Result<()>;
+    /// Records a failed attempt: retried at `retry_at`, or given up when `None`.
+    async fn mail_failed(
+        &self,
+        id: i64,
+        now: i64,
+        error: String,
+        retry_at: Option<i64>,
+    ) -> Result<()>;
+}
+
 /// Everything the server stores.
-pub trait Store: UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore {}
-impl<T: UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore> Store for T {}
+pub trait Store:
+    UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore + OutboxStore
+{
+}
+impl<T: UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore + OutboxStore> Store
+    for T
+{
+}
 
 /// Opens the store the URL names; an empty URL means SQLite in the data folder.
 pub fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {

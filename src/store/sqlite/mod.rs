@@ -17,8 +17,8 @@ use crate::domain::WorkspaceId;
 mod work;
 
 use crate::store::{
-    Attempt, Group, GroupStore, LoginThrottleStore, Result, Session, SessionStore, StoreError,
-    UserScope, UserStore,
+    Attempt, Group, GroupStore, LoginThrottleStore, OutboxStore, OutgoingMail, QueuedMail, Result,
+    Session, SessionStore, StoreError, UserScope, UserStore,
 };
 
 /// Migrations in order; each runs once, recorded in `PRAGMA user_version`. Never edit a
@@ -26,6 +26,7 @@ use crate::store::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_foundation.sql"),
     include_str!("../../../migrations/sqlite/0002_projects_tasks_activities.sql"),
+    include_str!("../../../migrations/sqlite/0003_outbox.sql"),
 ];
 
 const READERS: usize = 4;
@@ -573,7 +574,14 @@ impl GroupStore for Sqlite {
 
     async fn remove_group(&self, ws: WorkspaceId, id: i64) -> Result<bool> {
         self.write(move |tx| {
-            // Projects and single tasks arrive later; they will be left in no group here.
+            // Its projects and tasks are left in no group, and say so to syncing clients.
+            let now = crate::domain::now();
+            for table in ["projects", "tasks"] {
+                tx.execute(
+                    &format!("UPDATE {table} SET group_id = NULL, updated_at = ?3 WHERE workspace_id = ?1 AND group_id = ?2"),
+                    params![ws.0, id, now],
+                )?;
+            }
             Ok(tx.execute(
                 "DELETE FROM project_groups WHERE workspace_id = ?1 AND id = ?2",
                 params![ws.0, id],
@@ -593,6 +601,95 @@ impl GroupStore for Sqlite {
             )?;
             let rows = stmt.query_map([ws.0], group_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+}
+
+/// Queues mails inside a write transaction: they commit, or vanish, with the change.
+pub(crate) fn queue_mail(
+    tx: &Transaction,
+    ws: WorkspaceId,
+    mail: &[OutgoingMail],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO outbox (workspace_id, recipient, subject, text_body, html_body, created_at, \
+         next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?;
+    for m in mail {
+        stmt.execute(params![
+            ws.0,
+            m.recipient,
+            m.subject,
+            m.text_body,
+            m.html_body,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl OutboxStore for Sqlite {
+    async fn claim_mail(&self, now: i64, lease_secs: i64, limit: i64) -> Result<Vec<QueuedMail>> {
+        self.write(move |tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, recipient, subject, text_body, html_body, attempts FROM outbox \
+                 WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1 \
+                 AND locked_until <= ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let claimed = stmt
+                .query_map(params![now, limit], |r| {
+                    Ok(QueuedMail {
+                        id: r.get(0)?,
+                        mail: OutgoingMail {
+                            recipient: r.get(1)?,
+                            subject: r.get(2)?,
+                            text_body: r.get(3)?,
+                            html_body: r.get(4)?,
+                        },
+                        attempts: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for m in &claimed {
+                tx.execute(
+                    "UPDATE outbox SET locked_until = ?2 WHERE id = ?1",
+                    params![m.id, now + lease_secs],
+                )?;
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn mail_sent(&self, id: i64, now: i64) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, locked_until = 0 WHERE id = ?1",
+                params![id, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mail_failed(
+        &self,
+        id: i64,
+        now: i64,
+        error: String,
+        retry_at: Option<i64>,
+    ) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, locked_until = 0, last_error = ?3, \
+                 next_attempt_at = COALESCE(?4, next_attempt_at), \
+                 failed_at = CASE WHEN ?4 IS NULL THEN ?2 END WHERE id = ?1",
+                params![id, now, error, retry_at],
+            )?;
+            Ok(())
         })
         .await
     }

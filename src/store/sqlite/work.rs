@@ -520,8 +520,8 @@ impl WorkStore for Sqlite {
                 )?;
                 // A task in a project takes the project's group.
                 tx.execute(
-                    "UPDATE tasks SET group_id = ?2 WHERE project_id = ?1",
-                    params![p.id, p.group_id],
+                    "UPDATE tasks SET group_id = ?2, updated_at = ?3 WHERE project_id = ?1 AND group_id IS NOT ?2",
+                    params![p.id, p.group_id, now],
                 )?;
                 p.id
             };

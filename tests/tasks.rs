@@ -1,0 +1,1899 @@
+mod common;
+use common::*;
+
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// An object id as JSON gives it (a string).
+fn id_of(v: &Value) -> i64 {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("id is not a string: {v}"))
+        .parse()
+        .unwrap()
+}
+
+fn with_session<'a>(sid: &'a str, params: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = vec![("sessionId", sid)];
+    all.extend_from_slice(params);
+    all
+}
+
+async fn add_project(server: &TestServer, sid: &str, params: &[(&str, &str)]) -> i64 {
+    let r = server
+        .call_json("projects/add", &with_session(sid, params))
+        .await;
+    r.assert_ok();
+    id_of(&r.json()["project"])
+}
+
+async fn project_named(server: &TestServer, sid: &str, name: &str) -> i64 {
+    add_project(server, sid, &[("project[name]", name)]).await
+}
+
+async fn add_group(server: &TestServer, sid: &str, name: &str) -> i64 {
+    let r = server
+        .call_json(
+            "projectsgroups/add",
+            &[("sessionId", sid), ("group[name]", name)],
+        )
+        .await;
+    r.assert_ok();
+    id_of(&r.json()["group"])
+}
+
+/// Adds a task as `sid` (JSON) and returns it.
+async fn add_task(server: &TestServer, sid: &str, params: &[(&str, &str)]) -> Value {
+    let r = server
+        .call_json("tasks/add", &with_session(sid, params))
+        .await;
+    r.assert_ok();
+    r.json()["task"].clone()
+}
+
+/// Adds a single task with a name and returns its id.
+async fn task_named(server: &TestServer, sid: &str, name: &str) -> i64 {
+    id_of(&add_task(server, sid, &[("task[name]", name)]).await)
+}
+
+/// Adds a task with a name in a project (and under a parent) and returns its id.
+async fn task_in(
+    server: &TestServer,
+    sid: &str,
+    name: &str,
+    project: i64,
+    parent: Option<i64>,
+) -> i64 {
+    let project = project.to_string();
+    let parent = parent.map(|p| p.to_string());
+    let mut params = vec![("task[name]", name), ("task[projectId]", project.as_str())];
+    if let Some(parent) = &parent {
+        params.push(("task[parentId]", parent));
+    }
+    id_of(&add_task(server, sid, &params).await)
+}
+
+/// Updates a task as `sid` (JSON) and returns it.
+async fn update_task(server: &TestServer, sid: &str, id: i64, params: &[(&str, &str)]) -> Value {
+    let id = id.to_string();
+    let mut all = with_session(sid, &[("task[id]", &id)]);
+    all.extend_from_slice(params);
+    let r = server.call_json("tasks/update", &all).await;
+    r.assert_ok();
+    r.json()["task"].clone()
+}
+
+/// Sends an update expected to be refused, and returns the answer.
+async fn try_update(server: &TestServer, sid: &str, id: i64, params: &[(&str, &str)]) -> Resp {
+    let id = id.to_string();
+    let mut all = with_session(sid, &[("task[id]", &id)]);
+    all.extend_from_slice(params);
+    server.call_json("tasks/update", &all).await
+}
+
+async fn read_task(server: &TestServer, sid: &str, id: i64) -> Value {
+    let r = server
+        .call_json(
+            "tasks/getById",
+            &[("sessionId", sid), ("id", &id.to_string())],
+        )
+        .await;
+    r.assert_ok();
+    r.json()["task"].clone()
+}
+
+async fn assert_task_gone(server: &TestServer, sid: &str, id: i64) {
+    server
+        .call_json(
+            "tasks/getById",
+            &[("sessionId", sid), ("id", &id.to_string())],
+        )
+        .await
+        .assert_fail(404, "not_found");
+}
+
+/// Every task `sid` sees, in full (JSON, with teams).
+async fn all_tasks(server: &TestServer, sid: &str) -> Vec<Value> {
+    let r = server
+        .call_json(
+            "tasks/getList",
+            &[("sessionId", sid), ("count", "1000"), ("loadTeam", "1")],
+        )
+        .await;
+    r.assert_ok();
+    r.json()["items"].as_array().unwrap().clone()
+}
+
+/// The ids and total of a getList (JSON) with these extra arguments.
+async fn list(server: &TestServer, sid: &str, params: &[(&str, &str)]) -> (Vec<i64>, i64) {
+    let r = server
+        .call_json("tasks/getList", &with_session(sid, params))
+        .await;
+    r.assert_ok();
+    let j = r.json();
+    let items = j["items"].as_array().expect("items");
+    assert_eq!(j["count"], items.len(), "{}", r.body);
+    (
+        items.iter().map(id_of).collect(),
+        j["total"].as_i64().unwrap(),
+    )
+}
+
+/// Asserts a filtered getList returns exactly these ids (and a total to match).
+async fn assert_filter(server: &TestServer, sid: &str, params: &[(&str, &str)], expected: &[i64]) {
+    let (ids, total) = list(server, sid, params).await;
+    assert_eq!(ids, expected, "filter {params:?}");
+    assert_eq!(total, expected.len() as i64, "filter {params:?}");
+}
+
+fn team_of(t: &Value) -> Vec<i64> {
+    t["team"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no team: {t}"))
+        .iter()
+        .map(|u| u.as_i64().expect("team ids are numbers"))
+        .collect()
+}
+
+fn child_text(node: roxmltree::Node<'_, '_>, tag: &str) -> Option<String> {
+    node.children()
+        .find(|c| c.has_tag_name(tag))
+        .map(|c| c.text().unwrap_or("").to_owned())
+}
+
+fn xml_task_ids(r: &Resp) -> Vec<i64> {
+    let doc = r.xml();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("task"))
+        .map(|t| child_text(t, "id").expect("an id").parse().unwrap())
+        .collect()
+}
+
+/// The code of the one validation error on this field.
+fn error_code(r: &Resp, field: &str) -> String {
+    let j = r.json();
+    let errors = j["errors"].as_array().expect("errors");
+    let e = errors
+        .iter()
+        .find(|e| e["field"] == field)
+        .unwrap_or_else(|| panic!("no error on {field}: {}", r.body));
+    e["code"].as_str().unwrap().to_owned()
+}
+
+fn sleep_past_a_second() -> tokio::time::Sleep {
+    tokio::time::sleep(std::time::Duration::from_millis(1_100))
+}
+
+// ---------------------------------------------------------------------------------------
+// Add, read, update, remove in XML and JSON
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_goes_through_add_get_update_list_and_remove_in_xml() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (ann, _) = server.user("ann@example.com", 100, false).await;
+    let project = project_named(&server, &admin, "Site").await;
+
+    let r = server
+        .call(
+            "tasks/add",
+            &[
+                ("sessionId", &admin),
+                ("task[name]", " Write <copy> "),
+                ("task[projectId]", &project.to_string()),
+                ("task[team][]", &ann.to_string()),
+                ("task[estimatedTime]", "2.5"),
+                ("task[endDate]", "2024-05-01 17:00:00"),
+                ("task[hidden]", "on"),
+            ],
+        )
+        .await;
+    r.assert_ok();
+    assert!(r.body.starts_with("<?xml"), "{}", r.body);
+    let id: i64 = r.xml_text("id").unwrap().parse().unwrap();
+    assert_eq!(r.xml_text("name").unwrap(), "Write <copy>");
+    assert_eq!(r.xml_text("projectId").unwrap(), project.to_string());
+    assert_eq!(r.xml_text("parentId").unwrap(), "");
+    assert_eq!(r.xml_text("estimatedTime").unwrap(), "2.5");
+    assert_eq!(r.xml_text("endDate").unwrap(), "2024-05-01 17:00:00");
+    assert_eq!(r.xml_text("hidden").unwrap(), "1");
+    assert_eq!(r.xml_text("progress").unwrap(), "0");
+    assert_eq!(r.xml_text("can_edit").unwrap(), "1");
+    assert_eq!(r.xml_text("user").unwrap(), ann.to_string());
+
+    let r = server
+        .call(
+            "tasks/getById",
+            &[("sessionId", &admin), ("id", &id.to_string())],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.xml_text("name").unwrap(), "Write <copy>");
+    assert_eq!(r.xml_text("user").unwrap(), ann.to_string());
+
+    let r = server
+        .call(
+            "tasks/update",
+            &[
+                ("sessionId", &admin),
+                ("task[id]", &id.to_string()),
+                ("task[progress]", "40"),
+                ("task[hidden]", "off"),
+            ],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.xml_text("progress").unwrap(), "40");
+    assert_eq!(r.xml_text("hidden").unwrap(), "0");
+    assert_eq!(r.xml_text("name").unwrap(), "Write <copy>");
+
+    let second = task_named(&server, &admin, "Second").await;
+    let r = server.call("tasks/getList", &[("sessionId", &admin)]).await;
+    r.assert_ok();
+    let doc = r.xml();
+    let items = doc
+        .descendants()
+        .find(|n| n.has_tag_name("items"))
+        .expect("items");
+    assert_eq!(items.attribute("count"), Some("2"), "{}", r.body);
+    assert_eq!(items.attribute("total"), Some("2"), "{}", r.body);
+    assert_eq!(items.attribute("offset"), Some("0"), "{}", r.body);
+    assert_eq!(xml_task_ids(&r), [id, second]);
+
+    let r = server
+        .call(
+            "tasks/remove",
+            &[("sessionId", &admin), ("id", &id.to_string())],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.xml_text("id").unwrap(), id.to_string());
+    let r = server
+        .call(
+            "tasks/getById",
+            &[("sessionId", &admin), ("id", &id.to_string())],
+        )
+        .await;
+    r.assert_fail(404, "not_found");
+    assert_eq!(list(&server, &admin, &[]).await, (vec![second], 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (ann, _) = server.user("ann@example.com", 100, false).await;
+    let (bob, _) = server.user("bob@example.com", 100, false).await;
+    let project = project_named(&server, &admin, "Site").await;
+
+    let t = add_task(
+        &server,
+        &admin,
+        &[
+            ("task[name]", "Design"),
+            ("task[projectId]", &project.to_string()),
+            ("task[team]", &format!("{ann},{bob}")),
+            ("task[tags]", "x, y"),
+            ("task[startDate]", "2024-05-01"),
+            ("task[priority]", "3"),
+        ],
+    )
+    .await;
+    let id = id_of(&t);
+    assert_eq!(t["projectId"], json!(project), "references are numbers");
+    assert_eq!(t["tags"], "x,y");
+    assert_eq!(t["priority"], 3);
+    assert_eq!(t["startDate"], "2024-05-01 00:00:00");
+    assert_eq!(t["parentName"], Value::Null);
+    assert_eq!(t["hidden"], false);
+    assert_eq!(t["can_edit"], true);
+    assert_eq!(team_of(&t), [ann, bob]);
+    assert_eq!(read_task(&server, &admin, id).await, t);
+
+    let u = update_task(
+        &server,
+        &admin,
+        id,
+        &[("task[status]", "20"), ("task[team][0]", &bob.to_string())],
+    )
+    .await;
+    assert_eq!(u["status"], 20);
+    assert_eq!(u["name"], "Design");
+    assert_eq!(u["priority"], 3);
+    assert_eq!(team_of(&u), [bob]);
+    assert_eq!(read_task(&server, &admin, id).await, u);
+
+    // getList has the team only with loadTeam=1.
+    let r = server
+        .call_json("tasks/getList", &[("sessionId", &admin)])
+        .await;
+    r.assert_ok();
+    assert_eq!(r.json()["total"], 1);
+    assert!(r.json()["items"][0].get("team").is_none(), "{}", r.body);
+    assert_eq!(all_tasks(&server, &admin).await, [u]);
+
+    let r = server
+        .call_json(
+            "tasks/remove",
+            &[("sessionId", &admin), ("id", &id.to_string())],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.json()["id"], json!(id.to_string()));
+    assert_task_gone(&server, &admin, id).await;
+    assert!(all_tasks(&server, &admin).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_task_takes_the_defaults_and_the_caller_as_owner() {
+    let server = TestServer::start().await;
+    let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
+    let id = task_named(&server, &ann_s, "Mine").await;
+    let t = read_task(&server, &ann_s, id).await;
+    assert_eq!(t["priority"], 2);
+    assert_eq!(t["status"], 10);
+    assert_eq!(t["flag"], 0);
+    assert_eq!(t["progress"], 0);
+    assert_eq!(t["hidden"], false);
+    assert_eq!(t["hoursDone"], 0.0);
+    assert_eq!(t["estimatedTime"], Value::Null);
+    assert_eq!(t["ownerId"], json!(ann));
+    assert_eq!(t["projectId"], Value::Null);
+    assert_eq!(t["parentId"], Value::Null);
+    assert_eq!(t["groupId"], Value::Null);
+    assert_eq!(t["notifyTaskTeam"], false);
+    assert_eq!(t["can_edit"], true);
+    assert_eq!(team_of(&t), Vec::<i64>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_team_is_read_from_a_json_array_and_an_empty_value_clears_it() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (ann, _) = server.user("ann@example.com", 100, false).await;
+    let r = read(
+        server
+            .client
+            .post(server.api("tasks/add"))
+            .json(&json!({
+                "sessionId": admin,
+                "retType": "json",
+                "task": {"name": "Json", "team": [ann], "description": null}
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_ok();
+    let id = id_of(&r.json()["task"]);
+    assert_eq!(team_of(&read_task(&server, &admin, id).await), [ann]);
+    let t = update_task(&server, &admin, id, &[("task[team]", "")]).await;
+    assert_eq!(team_of(&t), Vec::<i64>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_update_keeps_every_attribute_not_sent_and_empty_clears() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (ann, _) = server.user("ann@example.com", 100, false).await;
+    let project = project_named(&server, &admin, "Site").await;
+    let parent = task_in(&server, &admin, "Parent", project, None).await;
+    let t = add_task(
+        &server,
+        &admin,
+        &[
+            ("task[name]", "Child"),
+            ("task[projectId]", &project.to_string()),
+            ("task[parentId]", &parent.to_string()),
+            ("task[description]", "About"),
+            ("task[tags]", "a"),
+            ("task[ownerId]", &ann.to_string()),
+            ("task[startDate]", "2024-01-01"),
+            ("task[endDate]", "2024-02-01"),
+            ("task[priority]", "4"),
+            ("task[progress]", "30"),
+            ("task[status]", "20"),
+            ("task[hidden]", "1"),
+            ("task[flag]", "1"),
+            ("task[estimatedTime]", "8"),
+            ("task[notifyTaskTeam]", "1"),
+            ("task[team]", &ann.to_string()),
+        ],
+    )
+    .await;
+    let id = id_of(&t);
+    let after = update_task(&server, &admin, id, &[("task[name]", "Renamed")]).await;
+    let mut expected = t.clone();
+    expected["name"] = json!("Renamed");
+    expected["updatedAt"] = after["updatedAt"].clone();
+    assert_eq!(after, expected);
+
+    let cleared = update_task(
+        &server,
+        &admin,
+        id,
+        &[
+            ("task[description]", ""),
+            ("task[endDate]", ""),
+            ("task[estimatedTime]", ""),
+            ("task[parentId]", ""),
+        ],
+    )
+    .await;
+    assert_eq!(cleared["description"], Value::Null);
+    assert_eq!(cleared["endDate"], Value::Null);
+    assert_eq!(cleared["estimatedTime"], Value::Null);
+    assert_eq!(cleared["parentId"], Value::Null);
+    assert_eq!(cleared["parentName"], Value::Null);
+    assert_eq!(cleared["tags"], "a");
+    assert_eq!(cleared["projectId"], json!(project));
+    assert_eq!(read_task(&server, &admin, id).await, cleared);
+}
+
+// ---------------------------------------------------------------------------------------
+// Groups
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_task_keeps_its_own_group() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g1 = add_group(&server, &admin, "One").await;
+    let g2 = add_group(&server, &admin, "Two").await;
+    let t = add_task(
+        &server,
+        &admin,
+        &[("task[name]", "Single"), ("task[groupId]", &g1.to_string())],
+    )
+    .await;
+    let id = id_of(&t);
+    assert_eq!(t["groupId"], json!(g1));
+    assert_eq!(t["projectId"], Value::Null);
+    let t = update_task(&server, &admin, id, &[("task[groupId]", &g2.to_string())]).await;
+    assert_eq!(t["groupId"], json!(g2));
+    let t = update_task(&server, &admin, id, &[("task[groupId]", "")]).await;
+    assert_eq!(t["groupId"], Value::Null);
+
+    // An unknown group is refused and changes nothing.
+    let before = read_task(&server, &admin, id).await;
+    let r = try_update(&server, &admin, id, &[("task[groupId]", "999")]).await;
+    r.assert_fail(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["task[groupId]"]);
+    assert_eq!(read_task(&server, &admin, id).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_in_a_project_takes_the_project_group_and_follows_it() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g1 = add_group(&server, &admin, "One").await;
+    let g2 = add_group(&server, &admin, "Two").await;
+    let project = add_project(
+        &server,
+        &admin,
+        &[
+            ("project[name]", "Site"),
+            ("project[groupId]", &g1.to_string()),
+        ],
+    )
+    .await;
+    // Its own groupId is ignored, on add and on update.
+    let t = add_task(
+        &server,
+        &admin,
+        &[
+            ("task[name]", "In project"),
+            ("task[projectId]", &project.to_string()),
+            ("task[groupId]", &g2.to_string()),
+        ],
+    )
+    .await;
+    let id = id_of(&t);
+    assert_eq!(t["groupId"], json!(g1));
+    let sub = task_in(&server, &admin, "Sub", project, Some(id)).await;
+    let t = update_task(&server, &admin, id, &[("task[groupId]", &g2.to_string())]).await;
+    assert_eq!(t["groupId"], json!(g1));
+
+    // The project changes group: its tasks follow, sub-tasks too.
+    let r = server
+        .call_json(
+            "projects/update",
+            &[
+                ("sessionId", &admin),
+                ("project[id]", &project.to_string()),
+                ("project[groupId]", &g2.to_string()),
+            ],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(read_task(&server, &admin, id).await["groupId"], json!(g2));
+    assert_eq!(read_task(&server, &admin, sub).await["groupId"], json!(g2));
+    let r = server
+        .call_json(
+            "projects/update",
+            &[
+                ("sessionId", &admin),
+                ("project[id]", &project.to_string()),
+                ("project[groupId]", ""),
+            ],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(read_task(&server, &admin, id).await["groupId"], Value::Null);
+    assert_eq!(
+        read_task(&server, &admin, sub).await["groupId"],
+        Value::Null
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g = add_group(&server, &admin, "Doomed").await;
+    let other = add_group(&server, &admin, "Other").await;
+    let project = add_project(
+        &server,
+        &admin,
+        &[
+            ("project[name]", "Site"),
+            ("project[groupId]", &g.to_string()),
+        ],
+    )
+    .await;
+    let in_project = task_in(&server, &admin, "In project", project, None).await;
+    let single = id_of(
+        &add_task(
+            &server,
+            &admin,
+            &[("task[name]", "Single"), ("task[groupId]", &g.to_string())],
+        )
+        .await,
+    );
+    let elsewhere = id_of(
+        &add_task(
+            &server,
+            &admin,
+            &[
+                ("task[name]", "Elsewhere"),
+                ("task[groupId]", &other.to_string()),
+            ],
+        )
+        .await,
+    );
+    assert_eq!(
+        read_task(&server, &admin, in_project).await["groupId"],
+        json!(g)
+    );
+
+    let r = server
+        .call_json(
+            "projectsgroups/remove",
+            &[("sessionId", &admin), ("id", &g.to_string())],
+        )
+        .await;
+    r.assert_ok();
+
+    let r = server
+        .call_json(
+            "projects/getById",
+            &[("sessionId", &admin), ("id", &project.to_string())],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.json()["project"]["groupId"], Value::Null);
+    assert_eq!(
+        read_task(&server, &admin, single).await["groupId"],
+        Value::Null
+    );
+    assert_eq!(
+        read_task(&server, &admin, in_project).await["groupId"],
+        Value::Null
+    );
+    assert_eq!(
+        read_task(&server, &admin, elsewhere).await["groupId"],
+        json!(other)
+    );
+    assert_filter(&server, &admin, &[("filter[groupId]", &g.to_string())], &[]).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sub-tasks
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sub_task_shows_its_parent_name() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let project = project_named(&server, &admin, "Site").await;
+    let parent = task_in(&server, &admin, "Parent", project, None).await;
+    let child = add_task(
+        &server,
+        &admin,
+        &[
+            ("task[name]", "Child"),
+            ("task[projectId]", &project.to_string()),
+            ("task[parentId]", &parent.to_string()),
+            ("task[parentName]", "ignored"),
+        ],
+    )
+    .await;
+    let child_id = id_of(&child);
+    assert_eq!(child["parentId"], json!(parent));
+    assert_eq!(child["parentName"], "Parent");
+    assert_eq!(
+        read_task(&server, &admin, child_id).await["parentName"],
+        "Parent"
+    );
+
+    // Single tasks can nest too.
+    let single_parent = task_named(&server, &admin, "Single parent").await;
+    let single_child = add_task(
+        &server,
+        &admin,
+        &[
+            ("task[name]", "Single child"),
+            ("task[parentId]", &single_parent.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(single_child["parentName"], "Single parent");
+
+    // Renaming the parent shows in the child, in getList too (XML and JSON).
+    update_task(&server, &admin, parent, &[("task[name]", "Renamed")]).await;
+    let items = all_tasks(&server, &admin).await;
+    let listed = items.iter().find(|t| id_of(t) == child_id).unwrap();
+    assert_eq!(listed["parentName"], "Renamed");
+    let r = server
+        .call(
+            "tasks/getById",
+            &[("sessionId", &admin), ("id", &child_id.to_string())],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.xml_text("parentName").unwrap(), "Renamed");
+    assert_eq!(r.xml_text("parentId").unwrap(), parent.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_in_another_project_or_missing_is_422_on_the_parent_id() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let p1 = project_named(&server, &admin, "One").await;
+    let p2 = project_named(&server, &admin, "Two").await;
+    let in_p1 = task_in(&server, &admin, "In one", p1, None).await;
+    let in_p2 = task_in(&server, &admin, "In two", p2, None).await;
+    let single = task_named(&server, &admin, "Single").await;
+    let before = all_tasks(&server, &admin).await;
+
+    let cases: [(String, String); 4] = [
+        (p2.to_string(), in_p1.to_string()),
+        (p1.to_string(), single.to_string()),
+        (String::new(), in_p1.to_string()),
+        (p1.to_string(), "9999".to_string()),
+    ];
+    for (project, parent) in &cases {
+        let mut params = vec![
+            ("sessionId", admin.as_str()),
+            ("task[name]", "Orphan"),
+            ("task[parentId]", parent.as_str()),
+        ];
+        if !project.is_empty() {
+            params.push(("task[projectId]", project.as_str()));
+        }
+        let r = server.call_json("tasks/add", &params).await;
+        r.assert_fail(422, "validation_failed");
+        assert_eq!(r.error_fields(), ["task[parentId]"], "{project}/{parent}");
+    }
+    // On update too.
+    let r = try_update(
+        &server,
+        &admin,
+        in_p2,
+        &[("task[parentId]", &in_p1.to_string())],
+    )
+    .await;
+    r.assert_fail(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["task[parentId]"]);
+    // XML names the field as well.
+    let r = server
+        .call(
+            "tasks/update",
+            &[
+                ("sessionId", &admin),
+                ("task[id]", &single.to_string()),
+                ("task[parentId]", &in_p1.to_string()),
+            ],
+        )
+        .await;
+    r.assert_fail(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["task[parentId]"]);
+    assert_eq!(all_tasks(&server, &admin).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_of_parents_is_422_with_code_cycle() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let project = project_named(&server, &admin, "Site").await;
+    let a = task_in(&server, &admin, "A", project, None).await;
+    let b = task_in(&server, &admin, "B", project, Some(a)).await;
+    let c = task_in(&server, &admin, "C", project, Some(b)).await;
+    let before = all_tasks(&server, &admin).await;
+
+    for (task, parent) in [(a, b), (a, c), (a, a), (b, c)] {
+        let r = try_update(
+            &server,
+            &admin,
+            task,
+            &[("task[parentId]", &parent.to_string())],
+        )
+        .await;
+        r.assert_fail(422, "validation_failed");
+        assert_eq!(
+            r.error_fields(),
+            ["task[parentId]"],
+            "{task} under {parent}"
+        );
+        assert_eq!(error_code(&r, "task[parentId]"), "cycle");
+    }
+    assert_eq!(all_tasks(&server, &admin).await, before);
+
+    // Re-parenting without a cycle works.
+    let t = update_task(&server, &admin, c, &[("task[parentId]", &a.to_string())]).await;
+    assert_eq!(t["parentId"], json!(a));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_task_to_another_project_moves_its_sub_tasks() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g = add_group(&server, &admin, "Target group").await;
+    let from = project_named(&server, &admin, "From").await;
+    let to = add_project(
+        &server,
+        &admin,
+        &[
+            ("project[name]", "To"),
+            ("project[groupId]", &g.to_string()),
+        ],
+    )
+    .await;
+    let top = task_in(&server, &admin, "Top", from, None).await;
+    let child = task_in(&server, &admin, "Child", from, Some(top)).await;
+    let grandchild = task_in(&server, &admin, "Grandchild", from, Some(child)).await;
+    let stays = task_in(&server, &admin, "Stays", from, None).await;
+    let r = server
+        .call_json(
+            "activity/add",
+            &[
+                ("sessionId", &admin),
+                ("activity[taskId]", &grandchild.to_string()),
+                ("activity[type]", "msg"),
+                ("activity[text]", "note"),
+            ],
+        )
+        .await;
+    r.assert_ok();
+    let activity = id_of(&r.json()["activity"]);
+
+    // A sub-task cannot leave alone while keeping its parent.
+    let before = all_tasks(&server, &admin).await;
+    let r = try_update(
+        &server,
+        &admin,
+        child,
+        &[("task[projectId]", &to.to_string())],
+    )
+    .await;
+    r.assert_fail(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["task[parentId]"]);
+    assert_eq!(all_tasks(&server, &admin).await, before);
+
+    let t = update_task(
+        &server,
+        &admin,
+        top,
+        &[("task[projectId]", &to.to_string())],
+    )
+    .await;
+    assert_eq!(t["projectId"], json!(to));
+    assert_eq!(t["groupId"], json!(g));
+    for id in [child, grandchild] {
+        let t = read_task(&server, &admin, id).await;
+        assert_eq!(t["projectId"], json!(to), "task {id}");
+        assert_eq!(t["groupId"], json!(g), "task {id}");
+    }
+    assert_eq!(
+        read_task(&server, &admin, child).await["parentId"],
+        json!(top)
+    );
+    assert_eq!(
+        read_task(&server, &admin, stays).await["projectId"],
+        json!(from)
+    );
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[projectId]", &to.to_string())],
+        &[top, child, grandchild],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[projectId]", &from.to_string())],
+        &[stays],
+    )
+    .await;
+    // The activity follows its task.
+    let r = server
+        .call_json(
+            "activity/getById",
+            &[("sessionId", &admin), ("id", &activity.to_string())],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.json()["activity"]["projectId"], json!(to), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_task_removes_its_sub_tasks_and_their_activities() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let project = project_named(&server, &admin, "Site").await;
+    let top = task_in(&server, &admin, "Top", project, None).await;
+    let child = task_in(&server, &admin, "Child", project, Some(top)).await;
+    let grandchild = task_in(&server, &admin, "Grandchild", project, Some(child)).await;
+    let sibling = task_in(&server, &admin, "Sibling", project, None).await;
+    let r = server
+        .call_json(
+            "activity/add",
+            &[
+                ("sessionId", &admin),
+                ("activity[taskId]", &grandchild.to_string()),
+                ("activity[text]", "note"),
+            ],
+        )
+        .await;
+    r.assert_ok();
+    let activity = id_of(&r.json()["activity"]);
+
+    let r = server
+        .call_json(
+            "tasks/remove",
+            &[("sessionId", &admin), ("id", &top.to_string())],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.json()["id"], json!(top.to_string()));
+    for id in [top, child, grandchild] {
+        assert_task_gone(&server, &admin, id).await;
+    }
+    server
+        .call_json(
+            "activity/getById",
+            &[("sessionId", &admin), ("id", &activity.to_string())],
+        )
+        .await
+        .assert_fail(404, "not_found");
+    assert_filter(&server, &admin, &[], &[sibling]).await;
+    server
+        .call_json(
+            "tasks/remove",
+            &[("sessionId", &admin), ("id", &top.to_string())],
+        )
+        .await
+        .assert_fail(404, "not_found");
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation and refusals
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let existing = task_named(&server, &admin, "Existing").await;
+    let before = all_tasks(&server, &admin).await;
+    let long_name = "n".repeat(256);
+    let long_description = "d".repeat(100_001);
+    let long_tags = "t".repeat(1_001);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("task[description]", "no name")], "task[name]"),
+        (vec![("task[name]", "")], "task[name]"),
+        (vec![("task[name]", " \t ")], "task[name]"),
+        (vec![("task[name]", &long_name)], "task[name]"),
+        (vec![("task[progress]", "101")], "task[progress]"),
+        (vec![("task[progress]", "-1")], "task[progress]"),
+        (vec![("task[estimatedTime]", "-1")], "task[estimatedTime]"),
+        (vec![("task[priority]", "5")], "task[priority]"),
+        (vec![("task[status]", "40")], "task[status]"),
+        (vec![("task[flag]", "4")], "task[flag]"),
+        (
+            vec![
+                ("task[startDate]", "2024-02-01"),
+                ("task[endDate]", "2024-01-01"),
+            ],
+            "task[endDate]",
+        ),
+        (
+            vec![("task[description]", &long_description)],
+            "task[description]",
+        ),
+        (vec![("task[tags]", &long_tags)], "task[tags]"),
+        (vec![("task[ownerId]", "9999")], "task[ownerId]"),
+        (vec![("task[groupId]", "9999")], "task[groupId]"),
+        (vec![("task[team][]", "9999")], "task[team]"),
+    ];
+    for (params, field) in cases {
+        let mut all = vec![("sessionId", admin.as_str())];
+        if field != "task[name]" {
+            all.push(("task[name]", "Valid"));
+        }
+        all.extend(params.iter().copied());
+        let r = server.call_json("tasks/add", &all).await;
+        r.assert_fail(422, "validation_failed");
+        assert_eq!(r.error_fields(), [field], "{params:?}: {}", r.body);
+        let r = server.call("tasks/add", &all).await;
+        r.assert_fail(422, "validation_failed");
+        assert_eq!(r.error_fields(), [field], "{params:?}: {}", r.body);
+    }
+    assert_eq!(all_tasks(&server, &admin).await, before);
+    assert_eq!(id_of(&before[0]), existing);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let id = id_of(
+        &add_task(
+            &server,
+            &admin,
+            &[
+                ("task[name]", "Task"),
+                ("task[progress]", "50"),
+                ("task[estimatedTime]", "3"),
+            ],
+        )
+        .await,
+    );
+    let before = read_task(&server, &admin, id).await;
+    for (key, value, field) in [
+        ("task[progress]", "101", "task[progress]"),
+        ("task[estimatedTime]", "-1", "task[estimatedTime]"),
+        ("task[estimatedTime]", "-0.5", "task[estimatedTime]"),
+        ("task[progress]", "", "task[progress]"),
+        ("task[name]", "", "task[name]"),
+    ] {
+        let r = try_update(&server, &admin, id, &[("task[flag]", "2"), (key, value)]).await;
+        r.assert_fail(422, "validation_failed");
+        assert_eq!(r.error_fields(), [field], "{key}={value}");
+        assert_eq!(read_task(&server, &admin, id).await, before);
+    }
+    // The bounds themselves are fine.
+    let t = update_task(
+        &server,
+        &admin,
+        id,
+        &[("task[progress]", "100"), ("task[estimatedTime]", "0")],
+    )
+    .await;
+    assert_eq!(t["progress"], 100);
+    assert_eq!(t["estimatedTime"], 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hours_done_given_in_input_is_ignored() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let t = add_task(
+        &server,
+        &admin,
+        &[("task[name]", "Task"), ("task[hoursDone]", "5")],
+    )
+    .await;
+    assert_eq!(t["hoursDone"], 0.0);
+    let id = id_of(&t);
+    let t = update_task(&server, &admin, id, &[("task[hoursDone]", "7")]).await;
+    assert_eq!(t["hoursDone"], 0.0);
+    assert_eq!(read_task(&server, &admin, id).await["hoursDone"], 0.0);
+    // Even a value of the wrong type there is not read.
+    let t = update_task(&server, &admin, id, &[("task[hoursDone]", "lots")]).await;
+    assert_eq!(t["hoursDone"], 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let id = task_named(&server, &admin, "Task").await;
+    let before = all_tasks(&server, &admin).await;
+    for (key, value) in [
+        ("task[progress]", "half"),
+        ("task[estimatedTime]", "two"),
+        ("task[hidden]", "maybe"),
+        ("task[startDate]", "yesterday"),
+        ("task[projectId]", "p1"),
+        ("task[parentId]", "1.5"),
+    ] {
+        let r = server
+            .call_json(
+                "tasks/add",
+                &[("sessionId", &admin), ("task[name]", "New"), (key, value)],
+            )
+            .await;
+        r.assert_fail(400, "invalid_argument");
+        assert_eq!(r.json()["field"], json!(key), "{}", r.body);
+        let r = try_update(&server, &admin, id, &[(key, value)]).await;
+        r.assert_fail(400, "invalid_argument");
+        assert_eq!(r.json()["field"], json!(key), "{}", r.body);
+    }
+    assert_eq!(all_tasks(&server, &admin).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_task_or_project_is_404() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let id = task_named(&server, &admin, "Task").await;
+    let before = all_tasks(&server, &admin).await;
+    let missing = (id + 100).to_string();
+    server
+        .call_json("tasks/getById", &[("sessionId", &admin), ("id", &missing)])
+        .await
+        .assert_fail(404, "not_found");
+    server
+        .call("tasks/getById", &[("sessionId", &admin), ("id", &missing)])
+        .await
+        .assert_fail(404, "not_found");
+    server
+        .call_json(
+            "tasks/update",
+            &[
+                ("sessionId", &admin),
+                ("task[id]", &missing),
+                ("task[name]", "X"),
+            ],
+        )
+        .await
+        .assert_fail(404, "not_found");
+    server
+        .call_json("tasks/remove", &[("sessionId", &admin), ("id", &missing)])
+        .await
+        .assert_fail(404, "not_found");
+    // A task placed in a project that does not exist.
+    server
+        .call_json(
+            "tasks/add",
+            &[
+                ("sessionId", &admin),
+                ("task[name]", "Nowhere"),
+                ("task[projectId]", "999"),
+            ],
+        )
+        .await
+        .assert_fail(404, "not_found");
+    try_update(&server, &admin, id, &[("task[projectId]", "999")])
+        .await
+        .assert_fail(404, "not_found");
+    assert_eq!(all_tasks(&server, &admin).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_sent_with_get_are_405_and_change_nothing() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let id = task_named(&server, &admin, "Task").await;
+    let before = all_tasks(&server, &admin).await;
+    let id_s = id.to_string();
+    let cases: [(&str, Vec<(&str, &str)>); 3] = [
+        ("tasks/add", vec![("task[name]", "New")]),
+        (
+            "tasks/update",
+            vec![("task[id]", &id_s), ("task[name]", "Changed")],
+        ),
+        ("tasks/remove", vec![("id", &id_s)]),
+    ];
+    for (call, params) in cases {
+        let mut all = vec![("sessionId", admin.as_str())];
+        all.extend(params);
+        let r = server.get(call, &all).await;
+        r.assert_fail(405, "method_not_allowed");
+        assert_eq!(
+            r.headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some("POST"),
+            "{call}"
+        );
+    }
+    assert_eq!(all_tasks(&server, &admin).await, before);
+    let r = server
+        .get(
+            "tasks/getList",
+            &[("sessionId", &admin), ("retType", "json")],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.json()["total"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_may_add_tasks_follows_the_roles() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (ext, ext_s) = server.user("ext@example.com", 150, false).await;
+    let (client, client_s) = server.user("client@example.com", 200, false).await;
+    let (_, user_s) = server.user("user@example.com", 100, false).await;
+    let team = add_project(
+        &server,
+        &admin,
+        &[
+            ("project[name]", "Team"),
+            ("project[team]", &format!("{ext},{client}")),
+        ],
+    )
+    .await;
+    let outside = project_named(&server, &admin, "Outside").await;
+    let before = all_tasks(&server, &admin).await;
+
+    // Single tasks: not for external users and clients.
+    for sid in [&ext_s, &client_s] {
+        server
+            .call_json("tasks/add", &[("sessionId", sid), ("task[name]", "Single")])
+            .await
+            .assert_fail(403, "forbidden");
+    }
+    // A client may not add to their own project; nobody outside sees `outside`.
+    server
+        .call_json(
+            "tasks/add",
+            &[
+                ("sessionId", &client_s),
+                ("task[name]", "T"),
+                ("task[projectId]", &team.to_string()),
+            ],
+        )
+        .await
+        .assert_fail(403, "forbidden");
+    for sid in [&ext_s, &client_s] {
+        server
+            .call_json(
+                "tasks/add",
+                &[
+                    ("sessionId", sid),
+                    ("task[name]", "T"),
+                    ("task[projectId]", &outside.to_string()),
+                ],
+            )
+            .await
+            .assert_fail(404, "not_found");
+    }
+    assert_eq!(all_tasks(&server, &admin).await, before);
+
+    // An external user in the team and a user may.
+    let t = add_task(
+        &server,
+        &ext_s,
+        &[
+            ("task[name]", "By ext"),
+            ("task[projectId]", &team.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(t["ownerId"], json!(ext));
+    add_task(
+        &server,
+        &user_s,
+        &[
+            ("task[name]", "By user"),
+            ("task[projectId]", &outside.to_string()),
+        ],
+    )
+    .await;
+    task_named(&server, &user_s, "Single by user").await;
+    assert_eq!(all_tasks(&server, &admin).await.len(), 3);
+
+    // The client sees the team project's task but may not edit it.
+    let ext_task = id_of(&t);
+    assert_eq!(
+        read_task(&server, &client_s, ext_task).await["can_edit"],
+        false
+    );
+    let before = read_task(&server, &admin, ext_task).await;
+    try_update(&server, &client_s, ext_task, &[("task[name]", "Client's")])
+        .await
+        .assert_fail(403, "forbidden");
+    server
+        .call_json(
+            "tasks/remove",
+            &[("sessionId", &client_s), ("id", &ext_task.to_string())],
+        )
+        .await
+        .assert_fail(403, "forbidden");
+    assert_eq!(read_task(&server, &admin, ext_task).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_tasks_are_seen_only_by_their_owner_and_teams() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
+    let (_, bob_s) = server.user("bob@example.com", 100, false).await;
+    let project = project_named(&server, &admin, "Open project").await;
+    let open = task_in(&server, &admin, "Open", project, None).await;
+    let hidden = id_of(
+        &add_task(
+            &server,
+            &admin,
+            &[
+                ("task[name]", "Hidden"),
+                ("task[projectId]", &project.to_string()),
+                ("task[hidden]", "1"),
+                ("task[team]", &ann.to_string()),
+            ],
+        )
+        .await,
+    );
+    assert_filter(&server, &admin, &[], &[open, hidden]).await;
+    assert_filter(&server, &ann_s, &[], &[open, hidden]).await;
+    assert_filter(&server, &bob_s, &[], &[open]).await;
+    server
+        .call_json(
+            "tasks/getById",
+            &[("sessionId", &bob_s), ("id", &hidden.to_string())],
+        )
+        .await
+        .assert_fail(404, "not_found");
+    server
+        .call_json(
+            "tasks/remove",
+            &[("sessionId", &bob_s), ("id", &hidden.to_string())],
+        )
+        .await
+        .assert_fail(404, "not_found");
+    assert_eq!(read_task(&server, &ann_s, hidden).await["can_edit"], true);
+}
+
+// ---------------------------------------------------------------------------------------
+// Status done
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_done_records_the_closing_time_for_hide_old_object_period() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let open = task_named(&server, &admin, "Open").await;
+    let done = task_named(&server, &admin, "Done").await;
+    update_task(&server, &admin, done, &[("task[status]", "30")]).await;
+    let added_done = id_of(
+        &add_task(
+            &server,
+            &admin,
+            &[("task[name]", "Added done"), ("task[status]", "30")],
+        )
+        .await,
+    );
+    let all = [open, done, added_done];
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[hide_old_object_period]", "1")],
+        &all,
+    )
+    .await;
+    sleep_past_a_second().await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[hide_old_object_period]", "1")],
+        &all,
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[hide_old_object_period]", "0")],
+        &[open],
+    )
+    .await;
+    // Reopening clears the closing time.
+    update_task(&server, &admin, done, &[("task[status]", "20")]).await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[hide_old_object_period]", "0")],
+        &[open, done],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Filters: one test each
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_project_id_filter_keeps_the_tasks_of_that_project() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let p1 = project_named(&server, &admin, "One").await;
+    let p2 = project_named(&server, &admin, "Two").await;
+    let a = task_in(&server, &admin, "A", p1, None).await;
+    task_in(&server, &admin, "B", p2, None).await;
+    task_named(&server, &admin, "Single").await;
+    let c = task_in(&server, &admin, "C", p1, Some(a)).await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[projectId]", &p1.to_string())],
+        &[a, c],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parent_id_filter_keeps_the_direct_sub_tasks() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let p = project_named(&server, &admin, "Site").await;
+    let a = task_in(&server, &admin, "A", p, None).await;
+    let b = task_in(&server, &admin, "B", p, Some(a)).await;
+    task_in(&server, &admin, "D under B", p, Some(b)).await;
+    task_in(&server, &admin, "Top", p, None).await;
+    let c = task_in(&server, &admin, "C", p, Some(a)).await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[parentId]", &a.to_string())],
+        &[b, c],
+    )
+    .await;
+}
+
+/// Adds single tasks with these values of one date attribute; None leaves it unset.
+async fn tasks_with(
+    server: &TestServer,
+    sid: &str,
+    attr: &str,
+    values: &[Option<&str>],
+) -> Vec<i64> {
+    let key = format!("task[{attr}]");
+    let mut ids = Vec::new();
+    for (n, value) in values.iter().enumerate() {
+        let name = format!("T{n}");
+        let mut params = vec![("task[name]", name.as_str())];
+        if let Some(v) = value {
+            params.push((key.as_str(), v));
+        }
+        ids.push(id_of(&add_task(server, sid, &params).await));
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_started_filters_are_inclusive_from_and_exclusive_before() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let t = tasks_with(
+        &server,
+        &admin,
+        "startDate",
+        &[
+            Some("2024-01-01"),
+            Some("2024-01-10"),
+            Some("2024-01-20"),
+            None,
+            Some("2024-01-09 23:59:59"),
+        ],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[startedFrom]", "2024-01-10")],
+        &[t[1], t[2]],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[startedBefore]", "2024-01-10")],
+        &[t[0], t[4]],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[
+            ("filter[startedFrom]", "2024-01-01"),
+            ("filter[startedBefore]", "2024-01-20 00:00:00"),
+        ],
+        &[t[0], t[1], t[4]],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_filters_use_the_end_date_inclusive_from_and_exclusive_before() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let t = tasks_with(
+        &server,
+        &admin,
+        "endDate",
+        &[
+            Some("2024-03-01 12:00:00"),
+            Some("2024-03-02"),
+            None,
+            Some("2024-03-05"),
+        ],
+    )
+    .await;
+    // A start date alone does not count as a deadline.
+    tasks_with(&server, &admin, "startDate", &[Some("2024-03-02")]).await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[deadlineFrom]", "2024-03-02")],
+        &[t[1], t[3]],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[deadlineBefore]", "2024-03-02")],
+        &[t[0]],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[
+            ("filter[deadlineFrom]", "2024-03-01T12:00:00Z"),
+            ("filter[deadlineBefore]", "2024-03-05"),
+        ],
+        &[t[0], t[1]],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_progress_filters_are_strict() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let mut ids = Vec::new();
+    for progress in ["0", "49", "50", "51", "100"] {
+        ids.push(id_of(
+            &add_task(
+                &server,
+                &admin,
+                &[("task[name]", "T"), ("task[progress]", progress)],
+            )
+            .await,
+        ));
+    }
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[progressLessThan]", "50")],
+        &[ids[0], ids[1]],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[progressMoreThan]", "50")],
+        &[ids[3], ids[4]],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[
+            ("filter[progressMoreThan]", "0"),
+            ("filter[progressLessThan]", "100"),
+        ],
+        &[ids[1], ids[2], ids[3]],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_created_filters_split_at_a_creation_time() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let early = task_named(&server, &admin, "Early").await;
+    sleep_past_a_second().await;
+    let late = add_task(&server, &admin, &[("task[name]", "Late")]).await;
+    let at = late["createdAt"].as_str().unwrap().to_owned();
+    // Updating the early task now does not make it created later.
+    update_task(&server, &admin, early, &[("task[flag]", "1")]).await;
+    let later = task_named(&server, &admin, "Later").await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[createdFrom]", &at)],
+        &[id_of(&late), later],
+    )
+    .await;
+    assert_filter(&server, &admin, &[("filter[createdBefore]", &at)], &[early]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_updated_filters_split_at_an_update_time() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let touched = task_named(&server, &admin, "Touched").await;
+    let untouched = task_named(&server, &admin, "Untouched").await;
+    sleep_past_a_second().await;
+    let t = update_task(&server, &admin, touched, &[("task[flag]", "1")]).await;
+    let at = t["updatedAt"].as_str().unwrap().to_owned();
+    assert_ne!(t["createdAt"], t["updatedAt"]);
+    assert_filter(&server, &admin, &[("filter[updatedFrom]", &at)], &[touched]).await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[updatedBefore]", &at)],
+        &[untouched],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_id_filter_keeps_single_tasks_of_the_group_and_tasks_of_its_projects() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g1 = add_group(&server, &admin, "One").await;
+    let g2 = add_group(&server, &admin, "Two").await;
+    let (g1_s, g2_s) = (g1.to_string(), g2.to_string());
+    let p1 = add_project(
+        &server,
+        &admin,
+        &[("project[name]", "In one"), ("project[groupId]", &g1_s)],
+    )
+    .await;
+    let p2 = add_project(
+        &server,
+        &admin,
+        &[("project[name]", "In two"), ("project[groupId]", &g2_s)],
+    )
+    .await;
+    let single = id_of(
+        &add_task(
+            &server,
+            &admin,
+            &[("task[name]", "Single one"), ("task[groupId]", &g1_s)],
+        )
+        .await,
+    );
+    add_task(
+        &server,
+        &admin,
+        &[("task[name]", "Single two"), ("task[groupId]", &g2_s)],
+    )
+    .await;
+    let in_p1 = task_in(&server, &admin, "In p1", p1, None).await;
+    // Asks for g1 but its project is in g2.
+    add_task(
+        &server,
+        &admin,
+        &[
+            ("task[name]", "In p2"),
+            ("task[projectId]", &p2.to_string()),
+            ("task[groupId]", &g1_s),
+        ],
+    )
+    .await;
+    task_named(&server, &admin, "No group").await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[groupId]", &g1_s)],
+        &[single, in_p1],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_id_filter_keeps_the_tasks_of_that_owner() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
+    task_named(&server, &admin, "Admin's").await;
+    let by_ann = task_named(&server, &ann_s, "Ann's").await;
+    let given = id_of(
+        &add_task(
+            &server,
+            &admin,
+            &[("task[name]", "Given"), ("task[ownerId]", &ann.to_string())],
+        )
+        .await,
+    );
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[ownerId]", &ann.to_string())],
+        &[by_ann, given],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_name_filter_is_a_case_insensitive_substring() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let a = task_named(&server, &admin, "Fix LOGIN page").await;
+    task_named(&server, &admin, "Log out").await;
+    let b = task_named(&server, &admin, "relogin").await;
+    task_named(&server, &admin, "Other").await;
+    assert_filter(&server, &admin, &[("filter[name]", "Login")], &[a, b]).await;
+    let under = task_named(&server, &admin, "x_y").await;
+    task_named(&server, &admin, "xzy").await;
+    assert_filter(&server, &admin, &[("filter[name]", "_")], &[under]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assigned_to_filter_keeps_tasks_whose_team_holds_the_user() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
+    let (bob, _) = server.user("bob@example.com", 100, false).await;
+    let with_ann = id_of(
+        &add_task(
+            &server,
+            &admin,
+            &[("task[name]", "A"), ("task[team]", &ann.to_string())],
+        )
+        .await,
+    );
+    add_task(
+        &server,
+        &admin,
+        &[("task[name]", "B"), ("task[team]", &bob.to_string())],
+    )
+    .await;
+    let both = id_of(
+        &add_task(
+            &server,
+            &admin,
+            &[
+                ("task[name]", "AB"),
+                ("task[team]", &format!("{bob},{ann}")),
+            ],
+        )
+        .await,
+    );
+    // Owning is not being assigned, nor is being in the project's team.
+    task_named(&server, &ann_s, "Owned by Ann").await;
+    let project = add_project(
+        &server,
+        &admin,
+        &[("project[name]", "P"), ("project[team]", &ann.to_string())],
+    )
+    .await;
+    task_in(&server, &admin, "In Ann's project", project, None).await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[assignedTo]", &ann.to_string())],
+        &[with_ann, both],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_filter_drops_done_tasks() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let mut ids = Vec::new();
+    for status in ["10", "30", "20", "30"] {
+        ids.push(id_of(
+            &add_task(
+                &server,
+                &admin,
+                &[("task[name]", "T"), ("task[status]", status)],
+            )
+            .await,
+        ));
+    }
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[active]", "1")],
+        &[ids[0], ids[2]],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hide_old_object_period_filter_drops_tasks_closed_longer_ago() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let open = task_named(&server, &admin, "Open").await;
+    let old = task_named(&server, &admin, "Old").await;
+    update_task(&server, &admin, old, &[("task[status]", "30")]).await;
+    sleep_past_a_second().await;
+    let fresh = task_named(&server, &admin, "Fresh").await;
+    update_task(&server, &admin, fresh, &[("task[status]", "30")]).await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[hide_old_object_period]", "0")],
+        &[open, fresh],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[hide_non_active]", "0")],
+        &[open, fresh],
+    )
+    .await;
+    assert_filter(
+        &server,
+        &admin,
+        &[("filter[hide_old_object_period]", "1")],
+        &[open, old, fresh],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_filter_is_422_listing_the_allowed_ones() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    task_named(&server, &admin, "Task").await;
+    let r = server
+        .call_json(
+            "tasks/getList",
+            &[
+                ("sessionId", &admin),
+                ("filter[projectid]", "1"),
+                ("filter[name]", "Task"),
+            ],
+        )
+        .await;
+    r.assert_fail(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["filter[projectid]"]);
+    assert_eq!(error_code(&r, "filter[projectid]"), "unknown_filter");
+    let message = r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for allowed in ["projectId", "parentId", "deadlineFrom", "progressLessThan"] {
+        assert!(message.contains(allowed), "{message}");
+    }
+    let r = server
+        .call(
+            "tasks/getList",
+            &[("sessionId", &admin), ("filter[taskId]", "1")],
+        )
+        .await;
+    r.assert_fail(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["filter[taskId]"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Paging and order
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        ids.push(task_named(&server, &admin, &format!("T{n}")).await);
+    }
+    let r = server
+        .call_json(
+            "tasks/getList",
+            &[("sessionId", &admin), ("offset", "2"), ("count", "2")],
+        )
+        .await;
+    r.assert_ok();
+    let j = r.json();
+    let page: Vec<i64> = j["items"].as_array().unwrap().iter().map(id_of).collect();
+    assert_eq!(page, [ids[2], ids[3]]);
+    assert_eq!(j["count"], 2);
+    assert_eq!(j["total"], 5);
+    assert_eq!(j["offset"], 2);
+
+    let r = server
+        .call(
+            "tasks/getList",
+            &[("sessionId", &admin), ("offset", "2"), ("count", "2")],
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(xml_task_ids(&r), [ids[2], ids[3]]);
+    let doc = r.xml();
+    let items = doc.descendants().find(|n| n.has_tag_name("items")).unwrap();
+    assert_eq!(items.attribute("count"), Some("2"));
+    assert_eq!(items.attribute("total"), Some("5"));
+    assert_eq!(items.attribute("offset"), Some("2"));
+
+    assert_eq!(list(&server, &admin, &[("offset", "5")]).await, (vec![], 5));
+    assert_eq!(
+        list(&server, &admin, &[("offset", "3"), ("count", "5")]).await,
+        (vec![ids[3], ids[4]], 5)
+    );
+
+    let r = server
+        .call_json("tasks/getList", &[("sessionId", &admin), ("count", "1001")])
+        .await;
+    r.assert_fail(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["count"]);
+    let r = server
+        .call_json("tasks/getList", &[("sessionId", &admin), ("count", "abc")])
+        .await;
+    r.assert_fail(400, "invalid_argument");
+    assert_eq!(r.json()["field"], "count");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_ordered_by_id_ascending() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let p = project_named(&server, &admin, "Site").await;
+    let a = task_named(&server, &admin, "Zed").await;
+    let b = task_in(&server, &admin, "Alpha", p, None).await;
+    let c = task_in(&server, &admin, "Mid", p, Some(b)).await;
+    update_task(&server, &admin, a, &[("task[name]", "Renamed")]).await;
+    assert!(a < b && b < c);
+    assert_eq!(list(&server, &admin, &[]).await, (vec![a, b, c], 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_follows_its_project_into_another_group_is_seen_by_updated_from() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let g = add_group(&server, &admin, "G").await;
+    let project = project_named(&server, &admin, "Site").await;
+    let task = task_in(&server, &admin, "Task", project, None).await;
+    sleep_past_a_second().await;
+    let r = server
+        .call_json(
+            "projects/update",
+            &[
+                ("sessionId", &admin),
+                ("project[id]", &project.to_string()),
+                ("project[groupId]", &g.to_string()),
+            ],
+        )
+        .await;
+    r.assert_ok();
+    let at = r.json()["project"]["updatedAt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(read_task(&server, &admin, task).await["groupId"], json!(g));
+    // A client syncing with updatedFrom must learn of the task's new group.
+    assert_filter(&server, &admin, &[("filter[updatedFrom]", &at)], &[task]).await;
+}
