@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// PEM private key
     #[arg(long, env = "VESPER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// SMTP server for notifications: smtp://user:pass@host:587?tls=required or smtps://...
+    #[arg(long, env = "VESPER_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of notifications [default: Vesper <vesper@localhost>]
+    #[arg(long, env = "VESPER_MAIL_FROM")]
+    pub mail_from: Option<String>,
     /// Address of a TLS-terminating proxy allowed to send plain HTTP (repeatable)
     #[arg(
         long = "trusted-proxy",
@@ -94,6 +100,9 @@ struct FileConfig {
     session_max_days: Option<u64>,
     max_file_mib: Option<u64>,
     max_files_per_request: Option<usize>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    mail_max_attempts: Option<i64>,
     #[serde(flatten)]
     unknown: toml::Table,
 }
@@ -117,6 +126,12 @@ pub struct Config {
     /// Largest attached file, and most files in one attachFiles request.
     pub max_file_bytes: u64,
     pub max_files_per_request: usize,
+    /// `smtp://user:pass@host:port` (`?tls=required` for STARTTLS) or `smtps://...`;
+    /// without it mail is written as `.eml` files into `<data-dir>/mail/`.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    /// Delivery attempts before a mail is given up.
+    pub mail_max_attempts: i64,
     /// The first admin, created when the workspace has no user.
     pub admin_email: String,
     pub admin_password: Option<String>,
@@ -137,6 +152,9 @@ impl Default for Config {
             login_failure_window_secs: 15 * 60,
             max_file_bytes: 100 * 1024 * 1024,
             max_files_per_request: 20,
+            smtp_url: None,
+            mail_from: "Vesper <vesper@localhost>".into(),
+            mail_max_attempts: 12,
             admin_email: "admin@example.com".into(),
             admin_password: None,
         }
@@ -158,6 +176,8 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("session_idle_secs", &self.session_idle_secs)
             .field("session_max_secs", &self.session_max_secs)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<redacted>"))
+            .field("mail_from", &self.mail_from)
             .field("admin_email", &self.admin_email)
             .field(
                 "admin_password",
@@ -179,6 +199,12 @@ impl Config {
         }
         if args.tls_key.is_some() {
             config.tls_key = args.tls_key.clone();
+        }
+        if args.smtp_url.is_some() {
+            config.smtp_url = args.smtp_url.clone();
+        }
+        if let Some(v) = &args.mail_from {
+            config.mail_from = v.clone();
         }
         if !args.trusted_proxies.is_empty() {
             config.trusted_proxies = args.trusted_proxies.clone();
@@ -247,6 +273,11 @@ impl Config {
         if let Some(n) = file.max_files_per_request {
             self.max_files_per_request = n;
         }
+        if file.smtp_url.is_some() {
+            self.smtp_url = file.smtp_url;
+        }
+        take!(mail_from);
+        take!(mail_max_attempts);
         Ok(())
     }
 }

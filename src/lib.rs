@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod files;
 pub mod http;
+pub mod mail;
 pub mod store;
 
 use std::future::Future;
@@ -44,17 +45,26 @@ pub async fn launch(
     if swept > 0 {
         tracing::info!(removed = swept, "removed file blobs that no row names");
     }
+    let mailer = mail::Mailer::new(
+        config.smtp_url.as_deref(),
+        &config.mail_from,
+        &config.data_dir,
+        config.mail_max_attempts,
+    )?;
+    let mail_wake = Arc::new(tokio::sync::Notify::new());
     let tls = http::tls::server_config(&config)?;
     let config = Arc::new(config);
     let state = AppState {
         store: store.clone(),
         config: config.clone(),
         files,
+        mail_wake: mail_wake.clone(),
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),
     };
-    let sweeper = tokio::spawn(sweep_sessions(store, config.clone()));
+    let sweeper = tokio::spawn(sweep_sessions(store.clone(), config.clone()));
+    let mail_worker = tokio::spawn(mail::supervise(store, mailer, mail_wake));
     tracing::info!(address = %listener.local_addr()?, "listening (HTTPS)");
     http::transport::serve(
         listener,
@@ -65,6 +75,7 @@ pub async fn launch(
     )
     .await;
     sweeper.abort();
+    mail_worker.abort();
     tracing::info!("stopped");
     Ok(())
 }

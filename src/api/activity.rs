@@ -14,16 +14,17 @@ use http::{HeaderValue, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::api::{
-    list_query, projects, report, required_id, set_nullable, set_required, switch, tasks, Ctx,
-    Validation,
+    list_query, notify, projects, report, required_id, set_nullable, set_required, switch, tasks,
+    Ctx, Validation,
 };
 use crate::domain::now;
 use crate::domain::policy::{self, ActivityFacts, Actor, Target};
-use crate::domain::work::{validate_activity, Activity, ActivityType, FileMeta};
+use crate::domain::work::{validate_activity, Activity, ActivityType, FileMeta, Project, Task};
 use crate::files::clean_name;
 use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
+use crate::mail::Notice;
 
 const FILTERS: &[&str] = &[
     "projectId",
@@ -58,7 +59,7 @@ pub fn facts(a: &Activity, actor: &Actor) -> ActivityFacts {
 }
 
 /// The one description of a file.
-pub fn file_record(f: &FileMeta) -> Record {
+pub fn file_record(f: &FileMeta, actor: &Actor) -> Record {
     Record::new("file")
         .with("id", Value::Id(f.id))
         .with("activityId", f.activity_id)
@@ -70,6 +71,19 @@ pub fn file_record(f: &FileMeta) -> Record {
         .with("sha256", f.sha256.as_str())
         .with("ownerId", f.owner_id)
         .with("createdAt", Value::Date(f.created_at))
+        .with(
+            "can_edit",
+            policy::can_edit_activity(actor, &file_facts(f, actor)),
+        )
+}
+
+/// A file's rights follow its own owner and its activity's type.
+fn file_facts(f: &FileMeta, actor: &Actor) -> ActivityFacts {
+    ActivityFacts {
+        is_owner: f.owner_id == actor.user_id,
+        is_message: f.on_message,
+        hide_from_clients: false,
+    }
 }
 
 /// What an activity record may carry beyond its own attributes.
@@ -114,30 +128,54 @@ fn record(a: &Activity, actor: &Actor, extras: Extras) -> Record {
     )
 }
 
+/// The task (with its project) or the project an activity is posted to.
+struct Posted {
+    task: Option<Task>,
+    project: Option<Project>,
+}
+
+impl Posted {
+    /// Where it is posted, as the policy sees it for one caller.
+    fn target(&self, actor: &Actor) -> Target {
+        match &self.task {
+            Some(t) => Target::Task(tasks::facts(t, self.project.as_ref(), actor)),
+            None => Target::Project(projects::facts(
+                self.project
+                    .as_ref()
+                    .expect("an activity is posted to a task or a project"),
+                actor,
+            )),
+        }
+    }
+}
+
 /// Where an activity is (or will be) posted, if the caller sees it; 404 otherwise. The
 /// project of a task's activity is the task's.
-async fn target(
+async fn posted(
     ctx: &Ctx<'_>,
     actor: &Actor,
     task_id: Option<i64>,
     project_id: Option<i64>,
-) -> Result<(Target, Option<i64>), ApiError> {
+) -> Result<Posted, ApiError> {
     if let Some(tid) = task_id {
         let (task, project) = tasks::visible(ctx, actor, tid).await?;
-        return Ok((
-            Target::Task(tasks::facts(&task, project.as_ref(), actor)),
-            task.project_id,
-        ));
+        return Ok(Posted {
+            task: Some(task),
+            project,
+        });
     }
     if let Some(pid) = project_id {
         let project = projects::visible(ctx, actor, pid).await?;
-        return Ok((Target::Project(projects::facts(&project, actor)), Some(pid)));
+        return Ok(Posted {
+            task: None,
+            project: Some(project),
+        });
     }
     Err(ApiError::required("activity[taskId]"))
 }
 
 /// An activity the caller may see, with where it is posted; 404 otherwise.
-async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<(Activity, Target), ApiError> {
+async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<(Activity, Posted), ApiError> {
     let not_found = || ApiError::not_found("Activity", id);
     let a = ctx
         .state
@@ -145,13 +183,13 @@ async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<(Activity, Tar
         .activity(ctx.ws, id)
         .await?
         .ok_or_else(not_found)?;
-    let (target, _) = match target(ctx, actor, a.task_id, a.project_id).await {
-        Ok(t) => t,
+    let posted = match posted(ctx, actor, a.task_id, a.project_id).await {
+        Ok(p) => p,
         Err(ApiError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e),
     };
-    if policy::can_see_activity(actor, &target, &facts(&a, actor)) {
-        Ok((a, target))
+    if policy::can_see_activity(actor, &posted.target(actor), &facts(&a, actor)) {
+        Ok((a, posted))
     } else {
         Err(not_found())
     }
@@ -198,11 +236,50 @@ async fn save(
     ctx: &Ctx<'_>,
     actor: &Actor,
     a: Activity,
+    posted: &Posted,
     mut v: Validation,
+    notify_users: Vec<i64>,
+    action: &str,
 ) -> Result<Output, ApiError> {
     report("activity", validate_activity(&a), &mut v);
     v.finish()?;
-    let saved = ctx.state.store.save_activity(ctx.ws, a, now()).await?;
+    let flags = notify::Flags {
+        project_team: a.notify_project_team,
+        task_team: a.notify_task_team,
+        client: a.notify_client,
+        users: notify_users,
+    };
+    let author = notify::author_name(ctx)?;
+    let notice = Notice {
+        kind: match a.kind {
+            ActivityType::Msg => "message",
+            ActivityType::Progress => "progress note",
+            ActivityType::File => "file note",
+            _ => "link",
+        },
+        action,
+        project: posted.project.as_ref().map(|p| p.name.as_str()),
+        task: posted.task.as_ref().map(|t| t.name.as_str()),
+        author: &author,
+        text: a.text.as_deref(),
+    };
+    let may_see = |r: &Actor| policy::can_see_activity(r, &posted.target(r), &facts(&a, r));
+    let mail = notify::mails(
+        ctx,
+        &flags,
+        posted.project.as_ref(),
+        posted.task.as_ref(),
+        may_see,
+        notice,
+    )
+    .await?;
+    let queued = !mail.is_empty();
+    let saved = ctx
+        .state
+        .store
+        .save_activity(ctx.ws, a, mail, now())
+        .await?;
+    notify::wake_if(ctx, queued);
     Ok(Output::Object(record(&saved, actor, Extras::default())))
 }
 
@@ -223,7 +300,12 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     };
     let task_id = obj.field("taskId").int()?.value();
     let project_id = obj.field("projectId").int()?.value();
-    let (target, derived_project) = target(ctx, &actor, task_id, project_id).await?;
+    let posted = posted(ctx, &actor, task_id, project_id).await?;
+    let target = posted.target(&actor);
+    let derived_project = match &posted.task {
+        Some(t) => t.project_id,
+        None => project_id,
+    };
     let allowed = match (&target, kind) {
         (Target::Task(t), ActivityType::Progress) => policy::can_post_progress(&actor, t),
         (Target::Project(_), ActivityType::Progress) => true, // refused as invalid below
@@ -253,14 +335,15 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
         updated_at: now,
     };
     apply(&obj, &mut a, &mut v)?;
-    save(ctx, &actor, a, v).await
+    let notify_users = notify::notify_users(&obj)?;
+    save(ctx, &actor, a, &posted, v, notify_users, "posted").await
 }
 
 pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let obj = ctx.args.object(&["activity"]);
     let id = required_id(obj.field("id"))?;
-    let (current, _) = visible(ctx, &actor, id).await?;
+    let (current, posted) = visible(ctx, &actor, id).await?;
     if !policy::can_edit_activity(&actor, &facts(&current, &actor)) {
         return Err(ApiError::forbidden(format!(
             "You may not edit activity {id}"
@@ -269,7 +352,8 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let mut v = Validation::default();
     let mut a = current.clone();
     apply(&obj, &mut a, &mut v)?;
-    save(ctx, &actor, a, v).await
+    let notify_users = notify::notify_users(&obj)?;
+    save(ctx, &actor, a, &posted, v, notify_users, "updated").await
 }
 
 pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
@@ -294,6 +378,7 @@ pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
 /// Task and project names, and files, for activities that asked for them.
 async fn extras_for(
     ctx: &Ctx<'_>,
+    actor: &Actor,
     list: &[Activity],
     with_names: bool,
     with_files: bool,
@@ -323,7 +408,7 @@ async fn extras_for(
             files
                 .entry(f.activity_id)
                 .or_default()
-                .push(file_record(&f));
+                .push(file_record(&f, actor));
         }
     }
     Ok(list
@@ -347,7 +432,14 @@ pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let (a, _) = visible(ctx, &actor, id).await?;
     let with_names = switch(ctx.args, "withNames")?;
     let with_files = switch(ctx.args, "withFiles")?;
-    let extras = extras_for(ctx, std::slice::from_ref(&a), with_names, with_files).await?;
+    let extras = extras_for(
+        ctx,
+        &actor,
+        std::slice::from_ref(&a),
+        with_names,
+        with_files,
+    )
+    .await?;
     let extra = extras.into_iter().next().unwrap_or_default();
     Ok(Output::Object(record(&a, &actor, extra)))
 }
@@ -359,7 +451,7 @@ pub async fn get_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let with_names = switch(ctx.args, "withNames")?;
     let with_files = switch(ctx.args, "withFiles")?;
     let page = ctx.state.store.activities(ctx.ws, actor, query).await?;
-    let extras = extras_for(ctx, &page.items, with_names, with_files).await?;
+    let extras = extras_for(ctx, &actor, &page.items, with_names, with_files).await?;
     Ok(Output::List {
         kind: "activity",
         items: page
@@ -476,6 +568,7 @@ pub async fn attach_files(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
             storage_key: file.blob.key.clone(),
             owner_id: actor.user_id,
             created_at: 0,
+            on_message: activity.kind == ActivityType::Msg,
         });
         blobs.push(file.blob);
     }
@@ -493,7 +586,10 @@ pub async fn attach_files(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
             return Err(e.into());
         }
     };
-    Ok(Output::all("file", saved.iter().map(file_record).collect()))
+    Ok(Output::all(
+        "file",
+        saved.iter().map(|f| file_record(f, &actor)).collect(),
+    ))
 }
 
 pub async fn get_files_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
@@ -503,7 +599,7 @@ pub async fn get_files_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let page = ctx.state.store.files(ctx.ws, actor, query).await?;
     Ok(Output::List {
         kind: "file",
-        items: page.items.iter().map(file_record).collect(),
+        items: page.items.iter().map(|f| file_record(f, &actor)).collect(),
         total: page.total,
         offset,
     })
@@ -532,10 +628,8 @@ async fn visible_file(
 pub async fn remove_file(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let id = required_id(ctx.args.scalar("id"))?;
-    let (file, activity) = visible_file(ctx, &actor, id).await?;
-    let mut rights = facts(&activity, &actor);
-    rights.is_owner = file.owner_id == actor.user_id;
-    if !policy::can_edit_activity(&actor, &rights) {
+    let (file, _) = visible_file(ctx, &actor, id).await?;
+    if !policy::can_edit_activity(&actor, &file_facts(&file, &actor)) {
         return Err(ApiError::forbidden(format!("You may not remove file {id}")));
     }
     if let Some(key) = ctx.state.store.remove_file(ctx.ws, id).await? {

@@ -5,6 +5,7 @@ pub mod activity;
 pub mod authentication;
 pub mod groups;
 pub mod metainfo;
+pub mod notify;
 pub mod projects;
 pub mod tasks;
 pub mod users;

@@ -1,8 +1,8 @@
 //! projects: add, update, remove, getById, getAll, getList.
 
 use crate::api::{
-    check_group, check_users, list_query, report, required_id, set_nullable, set_required, switch,
-    team_of, Ctx, Validation,
+    check_group, check_users, list_query, notify, report, required_id, set_nullable, set_required,
+    switch, team_of, Ctx, Validation,
 };
 use crate::domain::now;
 use crate::domain::policy::{self, Actor, ProjectFacts};
@@ -10,6 +10,7 @@ use crate::domain::work::{closed_at, normalize_tags, validate_project, Project};
 use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
+use crate::mail::Notice;
 
 /// The filters getList accepts (section 7 of the contract).
 const FILTERS: &[&str] = &[
@@ -123,6 +124,7 @@ async fn save(
     mut p: Project,
     previous: Option<&Project>,
     mut v: Validation,
+    notify_users: Vec<i64>,
 ) -> Result<Output, ApiError> {
     report("project", validate_project(&p), &mut v);
     check_users(ctx, "project", p.owner_id, &p.team, &mut v).await?;
@@ -133,7 +135,30 @@ async fn save(
         Some(prev) => closed_at(prev.status, prev.closed_at, p.status, now),
         None => closed_at(0, None, p.status, now),
     };
-    let saved = ctx.state.store.save_project(ctx.ws, p, now).await?;
+    let flags = notify::Flags {
+        project_team: p.notify_project_team,
+        task_team: false,
+        client: p.notify_client,
+        users: notify_users,
+    };
+    let author = notify::author_name(ctx)?;
+    let notice = Notice {
+        kind: "project",
+        action: if previous.is_some() {
+            "updated"
+        } else {
+            "created"
+        },
+        project: Some(&p.name),
+        task: None,
+        author: &author,
+        text: p.description.as_deref(),
+    };
+    let may_see = |a: &Actor| policy::can_see_project(a, &facts(&p, a));
+    let mail = notify::mails(ctx, &flags, Some(&p), None, may_see, notice).await?;
+    let queued = !mail.is_empty();
+    let saved = ctx.state.store.save_project(ctx.ws, p, mail, now).await?;
+    notify::wake_if(ctx, queued);
     Ok(Output::Object(record(&saved, actor, true)))
 }
 
@@ -146,8 +171,9 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     }
     let mut v = Validation::default();
     let mut p = Project::new(actor.user_id);
-    apply(&ctx.args.object(&["project"]), &mut p, &mut v)?;
-    save(ctx, &actor, p, None, v).await
+    let obj = ctx.args.object(&["project"]);
+    apply(&obj, &mut p, &mut v)?;
+    save(ctx, &actor, p, None, v, notify::notify_users(&obj)?).await
 }
 
 pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
@@ -163,7 +189,15 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let mut v = Validation::default();
     let mut p = current.clone();
     apply(&obj, &mut p, &mut v)?;
-    save(ctx, &actor, p, Some(&current), v).await
+    save(
+        ctx,
+        &actor,
+        p,
+        Some(&current),
+        v,
+        notify::notify_users(&obj)?,
+    )
+    .await
 }
 
 pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::api::{
-    check_group, check_users, list_query, projects, report, required_id, set_nullable,
+    check_group, check_users, list_query, notify, projects, report, required_id, set_nullable,
     set_required, switch, team_of, Ctx, Validation,
 };
 use crate::domain::now;
@@ -12,6 +12,7 @@ use crate::domain::work::{closed_at, normalize_tags, validate_task, Project, Tas
 use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
+use crate::mail::Notice;
 
 /// The filters getList accepts (section 7 of the contract).
 const FILTERS: &[&str] = &[
@@ -237,6 +238,7 @@ async fn save(
     mut t: Task,
     previous: Option<&Task>,
     mut v: Validation,
+    notify_users: Vec<i64>,
 ) -> Result<Output, ApiError> {
     check_parent(ctx, actor, &t, &mut v).await?;
     report("task", validate_task(&t), &mut v);
@@ -250,11 +252,34 @@ async fn save(
         Some(prev) => closed_at(prev.status, prev.closed_at, t.status, now),
         None => closed_at(0, None, t.status, now),
     };
-    let saved = ctx.state.store.save_task(ctx.ws, t, now).await?;
-    let project = match saved.project_id {
+    let project = match t.project_id {
         Some(pid) => ctx.state.store.project(ctx.ws, pid).await?,
         None => None,
     };
+    let flags = notify::Flags {
+        project_team: t.notify_project_team,
+        task_team: t.notify_task_team,
+        client: t.notify_client,
+        users: notify_users,
+    };
+    let author = notify::author_name(ctx)?;
+    let notice = Notice {
+        kind: "task",
+        action: if previous.is_some() {
+            "updated"
+        } else {
+            "created"
+        },
+        project: project.as_ref().map(|p| p.name.as_str()),
+        task: Some(&t.name),
+        author: &author,
+        text: t.description.as_deref(),
+    };
+    let may_see = |a: &Actor| policy::can_see_task(a, &facts(&t, project.as_ref(), a));
+    let mail = notify::mails(ctx, &flags, project.as_ref(), Some(&t), may_see, notice).await?;
+    let queued = !mail.is_empty();
+    let saved = ctx.state.store.save_task(ctx.ws, t, mail, now).await?;
+    notify::wake_if(ctx, queued);
     let can_edit = policy::can_edit_task(actor, &facts(&saved, project.as_ref(), actor));
     Ok(Output::Object(record(&saved, can_edit, true)))
 }
@@ -263,9 +288,10 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let mut v = Validation::default();
     let mut t = Task::new(actor.user_id);
-    apply(&ctx.args.object(&["task"]), &mut t, &mut v)?;
+    let obj = ctx.args.object(&["task"]);
+    apply(&obj, &mut t, &mut v)?;
     check_placement(ctx, &actor, t.project_id).await?;
-    save(ctx, &actor, t, None, v).await
+    save(ctx, &actor, t, None, v, notify::notify_users(&obj)?).await
 }
 
 pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
@@ -282,7 +308,15 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     if t.project_id != current.project_id {
         check_placement(ctx, &actor, t.project_id).await?;
     }
-    save(ctx, &actor, t, Some(&current), v).await
+    save(
+        ctx,
+        &actor,
+        t,
+        Some(&current),
+        v,
+        notify::notify_users(&obj)?,
+    )
+    .await
 }
 
 pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {

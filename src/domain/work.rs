@@ -203,6 +203,8 @@ pub struct FileMeta {
     pub sha256: String,
     pub storage_key: String,
     pub owner_id: i64,
+    /// Whether its activity is a message (clients may change files of their messages).
+    pub on_message: bool,
     pub created_at: i64,
 }
 

@@ -31,6 +31,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub files: crate::files::Blobs,
+    /// Tells the mail worker that mail was queued.
+    pub mail_wake: Arc<tokio::sync::Notify>,
     /// Bounds concurrent Argon2 work so a burst of logins cannot starve the machine.
     pub hashing: Arc<tokio::sync::Semaphore>,
 }

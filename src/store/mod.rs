@@ -79,6 +79,8 @@ pub trait UserStore: Send + Sync {
     async fn user_by_email(&self, ws: WorkspaceId, email: &str) -> Result<Option<User>>;
     /// The active user with this email and its password hash.
     async fn credentials(&self, ws: WorkspaceId, email: &str) -> Result<Option<(User, String)>>;
+    /// The active users among these ids.
+    async fn users_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<User>>;
     /// Active users in the scope, by id.
     async fn users(&self, ws: WorkspaceId, scope: UserScope) -> Result<Vec<User>>;
     /// Whether two users share a project or task team.
@@ -206,8 +208,15 @@ pub struct Page<T> {
 pub trait WorkStore: Send + Sync {
     async fn project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Project>>;
     async fn projects_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<Project>>;
-    /// Inserts (id 0) or replaces a project and its team; its tasks follow its group.
-    async fn save_project(&self, ws: WorkspaceId, project: Project, now: i64) -> Result<Project>;
+    /// Inserts (id 0) or replaces a project and its team, queuing `mail` in the same
+    /// transaction; its tasks follow its group.
+    async fn save_project(
+        &self,
+        ws: WorkspaceId,
+        project: Project,
+        mail: Vec<OutgoingMail>,
+        now: i64,
+    ) -> Result<Project>;
     /// Removes the project with its tasks, activities and files; answers the storage keys
     /// of the removed files (`None`: no such project).
     async fn remove_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;
@@ -229,7 +238,13 @@ pub trait WorkStore: Send + Sync {
     async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>>;
     /// Inserts (id 0) or replaces a task and its team. A task in a project takes the
     /// project's group; moving a task moves its sub-tasks and their activities.
-    async fn save_task(&self, ws: WorkspaceId, task: Task, now: i64) -> Result<Task>;
+    async fn save_task(
+        &self,
+        ws: WorkspaceId,
+        task: Task,
+        mail: Vec<OutgoingMail>,
+        now: i64,
+    ) -> Result<Task>;
     /// Removes the task with its sub-tasks, activities and files.
     async fn remove_task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;
     async fn tasks(&self, ws: WorkspaceId, actor: Actor, query: ListQuery) -> Result<Page<Task>>;
@@ -243,6 +258,7 @@ pub trait WorkStore: Send + Sync {
         &self,
         ws: WorkspaceId,
         activity: Activity,
+        mail: Vec<OutgoingMail>,
         now: i64,
     ) -> Result<Activity>;
     async fn remove_activity(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;

@@ -351,6 +351,22 @@ impl UserStore for Sqlite {
         .await
     }
 
+    async fn users_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<User>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE workspace_id = ?1 AND id = ?2 AND active = 1"
+            ))?;
+            let mut users = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(u) = stmt.query_row(params![ws.0, id], user_from_row).optional()? {
+                    users.push(u);
+                }
+            }
+            Ok(users)
+        })
+        .await
+    }
+
     async fn users(&self, ws: WorkspaceId, scope: UserScope) -> Result<Vec<User>> {
         self.read(move |c| {
             let only = match scope {

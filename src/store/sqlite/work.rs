@@ -7,14 +7,16 @@ use async_trait::async_trait;
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction};
 
-use super::Sqlite;
+use super::{queue_mail, Sqlite};
 use crate::domain::policy::Actor;
 use crate::domain::user::SecurityLevel;
 use crate::domain::work::{
     apply_progress, closed_at, Activity, ActivityType, FileMeta, Project, Task, STATUS_DONE,
 };
 use crate::domain::WorkspaceId;
-use crate::store::{Filter, ListQuery, Page, Result, RowStream, StoreError, WorkStore};
+use crate::store::{
+    Filter, ListQuery, OutgoingMail, Page, Result, RowStream, StoreError, WorkStore,
+};
 
 // ---- visibility, from the rules of domain::policy -------------------------------------
 
@@ -262,7 +264,8 @@ fn activity_from_row(r: &Row) -> rusqlite::Result<Activity> {
 }
 
 const FILE_COLUMNS: &str = "f.id, f.activity_id, f.task_id, f.project_id, f.name, f.size, \
-    f.mime_type, f.sha256, f.storage_key, f.owner_id, f.created_at";
+    f.mime_type, f.sha256, f.storage_key, f.owner_id, f.created_at, \
+    (SELECT m.type = 'msg' FROM activities m WHERE m.id = f.activity_id)";
 
 fn file_from_row(r: &Row) -> rusqlite::Result<FileMeta> {
     Ok(FileMeta {
@@ -277,6 +280,7 @@ fn file_from_row(r: &Row) -> rusqlite::Result<FileMeta> {
         storage_key: r.get(8)?,
         owner_id: r.get(9)?,
         created_at: r.get(10)?,
+        on_message: r.get::<_, Option<bool>>(11)?.unwrap_or(false),
     })
 }
 
@@ -495,8 +499,15 @@ impl WorkStore for Sqlite {
         .await
     }
 
-    async fn save_project(&self, ws: WorkspaceId, p: Project, now: i64) -> Result<Project> {
+    async fn save_project(
+        &self,
+        ws: WorkspaceId,
+        p: Project,
+        mail: Vec<OutgoingMail>,
+        now: i64,
+    ) -> Result<Project> {
         self.write(move |tx| {
+            queue_mail(tx, ws, &mail, now)?;
             let id = if p.id == 0 {
                 tx.execute(
                     "INSERT INTO projects (workspace_id, name, description, tags, owner_id, group_id, \
@@ -631,8 +642,15 @@ impl WorkStore for Sqlite {
         self.read(move |c| Ok(task_in(c, ws, id)?)).await
     }
 
-    async fn save_task(&self, ws: WorkspaceId, t: Task, now: i64) -> Result<Task> {
+    async fn save_task(
+        &self,
+        ws: WorkspaceId,
+        t: Task,
+        mail: Vec<OutgoingMail>,
+        now: i64,
+    ) -> Result<Task> {
         self.write(move |tx| {
+            queue_mail(tx, ws, &mail, now)?;
             // A task in a project takes the project's group; a single task keeps its own.
             let group_id = match t.project_id {
                 Some(pid) => tx
@@ -743,8 +761,15 @@ impl WorkStore for Sqlite {
         self.read(move |c| Ok(activity_in(c, ws, id)?)).await
     }
 
-    async fn save_activity(&self, ws: WorkspaceId, a: Activity, now: i64) -> Result<Activity> {
+    async fn save_activity(
+        &self,
+        ws: WorkspaceId,
+        a: Activity,
+        mail: Vec<OutgoingMail>,
+        now: i64,
+    ) -> Result<Activity> {
         self.write(move |tx| {
+            queue_mail(tx, ws, &mail, now)?;
             let id = if a.id == 0 {
                 tx.execute(
                     "INSERT INTO activities (workspace_id, project_id, task_id, type, text, owner_id, \

@@ -1,0 +1,90 @@
+//! Who is told about a write (section 11 of the contract): the notify flags pick the
+//! candidates, `mail::mails_for` keeps those who may see the object.
+
+use crate::api::Ctx;
+use crate::domain::policy::Actor;
+use crate::domain::user::SecurityLevel;
+use crate::domain::work::{Project, Task};
+use crate::http::args::Obj;
+use crate::http::error::ApiError;
+use crate::mail::{display_name, mails_for, Notice};
+use crate::store::OutgoingMail;
+
+/// The notify flags of one write.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// The project team's members other than clients.
+    pub project_team: bool,
+    pub task_team: bool,
+    /// The project team's clients.
+    pub client: bool,
+    /// `notifyUsers`: write-only, never stored.
+    pub users: Vec<i64>,
+}
+
+/// The `notifyUsers` list of an object argument.
+pub fn notify_users(obj: &Obj<'_>) -> Result<Vec<i64>, ApiError> {
+    Ok(obj
+        .field("notifyUsers")
+        .id_list()?
+        .value()
+        .unwrap_or_default())
+}
+
+/// The mails a write causes, ready to be queued in the write's transaction.
+pub async fn mails(
+    ctx: &Ctx<'_>,
+    flags: &Flags,
+    project: Option<&Project>,
+    task: Option<&Task>,
+    may_see: impl Fn(&Actor) -> bool,
+    notice: Notice<'_>,
+) -> Result<Vec<OutgoingMail>, ApiError> {
+    let project_team = project.map_or(&[][..], |p| p.team.as_slice());
+    let task_team = task.map_or(&[][..], |t| t.team.as_slice());
+    let mut ids: Vec<i64> = Vec::new();
+    if flags.project_team || flags.client {
+        ids.extend(project_team);
+    }
+    if flags.task_team {
+        ids.extend(task_team);
+    }
+    ids.extend(&flags.users);
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let users = ctx.state.store.users_by_ids(ctx.ws, ids).await?;
+    let candidates: Vec<_> = users
+        .into_iter()
+        .filter(|u| {
+            let in_project = project_team.contains(&u.id);
+            let is_client = u.security_level == SecurityLevel::Client;
+            // Clients hear of project work through notifyClient, members through
+            // notifyProjectTeam.
+            let project_flag = if is_client {
+                flags.client
+            } else {
+                flags.project_team
+            };
+            (in_project && project_flag)
+                || (flags.task_team && task_team.contains(&u.id))
+                || flags.users.contains(&u.id)
+        })
+        .collect();
+    let author = &ctx.caller()?.user;
+    Ok(mails_for(&candidates, author.id, may_see, &notice))
+}
+
+/// The caller's name, as notices show it.
+pub fn author_name(ctx: &Ctx<'_>) -> Result<String, ApiError> {
+    Ok(display_name(&ctx.caller()?.user))
+}
+
+/// Queues nothing itself: wakes the mail worker after a write that queued mail.
+pub fn wake_if(ctx: &Ctx<'_>, queued: bool) {
+    if queued {
+        ctx.state.mail_wake.notify_one();
+    }
+}
