@@ -14,6 +14,7 @@ use crate::domain::user::{NewUser, User, UserPatch};
 use crate::domain::work::{Activity, FileMeta, Project, Task};
 use crate::domain::WorkspaceId;
 
+pub mod sql;
 pub mod sqlite;
 
 /// What storage can fail with, beyond "not found" (which is `Ok(None)` or `Ok(false)`).

@@ -9,145 +9,17 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 
 use super::{queue_mail, Sqlite};
 use crate::domain::policy::Actor;
-use crate::domain::user::SecurityLevel;
 use crate::domain::work::{
-    apply_progress, closed_at, Activity, ActivityType, FileMeta, Project, Task, STATUS_DONE,
+    apply_progress, closed_at, Activity, ActivityType, FileMeta, Project, Task,
 };
 use crate::domain::WorkspaceId;
+use crate::store::sql::{
+    activity_conditions, file_conditions, list_sql, project_conditions, task_conditions,
+    Conditions, Param,
+};
 use crate::store::{
     Filter, ListQuery, OutgoingMail, Page, Result, RowStream, StoreError, WorkStore,
 };
-
-// ---- visibility, from the rules of domain::policy -------------------------------------
-
-fn in_project_team(project_id: &str, me: i64) -> String {
-    format!("EXISTS (SELECT 1 FROM project_team pt WHERE pt.project_id = {project_id} AND pt.user_id = {me})")
-}
-
-/// `can_see_project` as SQL over `projects p`.
-fn project_visible(actor: &Actor) -> String {
-    let me = actor.user_id;
-    let team = in_project_team("p.id", me);
-    match actor.level {
-        SecurityLevel::Admin => "1".into(),
-        SecurityLevel::User => format!("(p.hidden = 0 OR p.owner_id = {me} OR {team})"),
-        SecurityLevel::External => format!("(p.owner_id = {me} OR {team})"),
-        SecurityLevel::Client => team,
-    }
-}
-
-/// `can_see_task` as SQL over `tasks t`.
-fn task_visible(actor: &Actor) -> String {
-    let me = actor.user_id;
-    let task_team = format!(
-        "EXISTS (SELECT 1 FROM task_team tt WHERE tt.task_id = t.id AND tt.user_id = {me})"
-    );
-    let project_team = in_project_team("t.project_id", me);
-    match actor.level {
-        SecurityLevel::Admin => "1".into(),
-        SecurityLevel::User => format!(
-            "((t.project_id IS NULL OR EXISTS (SELECT 1 FROM projects p WHERE p.id = t.project_id AND {})) \
-             AND (t.hidden = 0 OR t.owner_id = {me} OR {task_team} OR {project_team}))",
-            project_visible(actor)
-        ),
-        SecurityLevel::External => format!("(t.owner_id = {me} OR {task_team} OR {project_team})"),
-        SecurityLevel::Client => project_team,
-    }
-}
-
-/// `can_see_activity` as SQL over `activities a`.
-fn activity_visible(actor: &Actor) -> String {
-    if actor.level == SecurityLevel::Admin {
-        return "1".into();
-    }
-    let target = format!(
-        "(CASE WHEN a.task_id IS NOT NULL \
-         THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND {}) \
-         ELSE EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND {}) END)",
-        task_visible(actor),
-        project_visible(actor)
-    );
-    if actor.level == SecurityLevel::Client {
-        format!("({target} AND a.hide_from_clients = 0)")
-    } else {
-        target
-    }
-}
-
-// ---- filters ---------------------------------------------------------------------------
-
-/// A `WHERE` clause under construction.
-struct Conditions {
-    sql: Vec<String>,
-    values: Vec<Sql>,
-}
-
-impl Conditions {
-    fn new(ws: WorkspaceId, alias: &str, visible: String) -> Self {
-        Conditions {
-            sql: vec![format!("{alias}.workspace_id = ?"), visible],
-            values: vec![Sql::Integer(ws.0)],
-        }
-    }
-
-    fn push(&mut self, sql: impl Into<String>, value: impl Into<Option<Sql>>) {
-        self.sql.push(sql.into());
-        if let Some(v) = value.into() {
-            self.values.push(v);
-        }
-    }
-
-    fn clause(&self) -> String {
-        self.sql.join(" AND ")
-    }
-}
-
-fn like(s: &str) -> Sql {
-    let escaped = s
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    Sql::Text(format!("%{escaped}%"))
-}
-
-fn days_ago(days: i64) -> Sql {
-    Sql::Integer(crate::domain::now() - days.saturating_mul(86_400))
-}
-
-/// Filters shared by projects and tasks, over the alias `x` and its team table.
-fn shared_filter(c: &mut Conditions, x: &str, team: &str, f: &Filter) -> bool {
-    match f {
-        Filter::GroupId(v) => c.push(format!("{x}.group_id = ?"), Sql::Integer(*v)),
-        Filter::OwnerId(v) => c.push(format!("{x}.owner_id = ?"), Sql::Integer(*v)),
-        Filter::Name(v) => c.push(format!("{x}.name LIKE ? ESCAPE '\\'"), like(v)),
-        Filter::AssignedTo(v) => c.push(team.to_string(), Sql::Integer(*v)),
-        Filter::Active => c.push(format!("{x}.status <> {STATUS_DONE}"), None),
-        Filter::HideOlderThanDays(d) => c.push(
-            format!("NOT ({x}.status = {STATUS_DONE} AND {x}.closed_at < ?)"),
-            days_ago(*d),
-        ),
-        Filter::CreatedFrom(v) => c.push(format!("{x}.created_at >= ?"), Sql::Integer(*v)),
-        Filter::CreatedBefore(v) => c.push(format!("{x}.created_at < ?"), Sql::Integer(*v)),
-        Filter::UpdatedFrom(v) => c.push(format!("{x}.updated_at >= ?"), Sql::Integer(*v)),
-        Filter::UpdatedBefore(v) => c.push(format!("{x}.updated_at < ?"), Sql::Integer(*v)),
-        _ => return false,
-    }
-    true
-}
-
-fn unsupported(f: &Filter) -> StoreError {
-    StoreError::Internal(anyhow::anyhow!("filter {f:?} does not apply to this list"))
-}
-
-/// The count and the page query of a list (the page takes LIMIT and OFFSET last).
-fn list_sql(table_alias: &str, columns: &str, c: &Conditions) -> (String, String) {
-    let clause = c.clause();
-    let alias = table_alias.rsplit(' ').next().unwrap_or(table_alias);
-    (
-        format!("SELECT COUNT(*) FROM {table_alias} WHERE {clause}"),
-        format!("SELECT {columns} FROM {table_alias} WHERE {clause} ORDER BY {alias}.id LIMIT ? OFFSET ?"),
-    )
-}
 
 /// Runs a count and a page of one list in one read transaction.
 fn page<T>(
@@ -160,8 +32,12 @@ fn page<T>(
 ) -> Result<Page<T>> {
     let (count_sql, page_sql) = list_sql(table_alias, columns, c);
     let tx = conn.unchecked_transaction()?;
-    let total: i64 = tx.query_row(&count_sql, params_from_iter(c.values.iter()), |r| r.get(0))?;
-    let mut values = c.values.clone();
+    let total: i64 = tx.query_row(
+        &count_sql,
+        params_from_iter(c.values.iter().map(bind)),
+        |r| r.get(0),
+    )?;
+    let mut values: Vec<Sql> = c.values.iter().map(bind).collect();
     values.push(Sql::Integer(q.count.unwrap_or(-1)));
     values.push(Sql::Integer(q.offset));
     let mut stmt = tx.prepare(&page_sql)?;
@@ -171,6 +47,14 @@ fn page<T>(
     drop(stmt);
     tx.commit()?;
     Ok(Page { items, total })
+}
+
+/// A shared parameter as rusqlite binds it.
+fn bind(p: &Param) -> Sql {
+    match p {
+        Param::Int(i) => Sql::Integer(*i),
+        Param::Text(t) => Sql::Text(t.clone()),
+    }
 }
 
 // ---- rows ------------------------------------------------------------------------------
@@ -438,41 +322,6 @@ fn refresh_task(tx: &Transaction, task_id: i64, now: i64) -> rusqlite::Result<()
     Ok(())
 }
 
-/// The conditions of a project list: visibility, then each filter.
-fn project_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
-    let mut c = Conditions::new(ws, "p", project_visible(actor));
-    for f in filters {
-        let team = "p.id IN (SELECT x.project_id FROM project_team x WHERE x.user_id = ?)";
-        if !shared_filter(&mut c, "p", team, f) {
-            return Err(unsupported(f));
-        }
-    }
-    Ok(c)
-}
-
-/// The conditions of a task list: visibility, then each filter.
-fn task_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
-    let mut c = Conditions::new(ws, "t", task_visible(actor));
-    for f in filters {
-        let team = "t.id IN (SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
-        if shared_filter(&mut c, "t", team, f) {
-            continue;
-        }
-        match f {
-            Filter::ProjectId(v) => c.push("t.project_id = ?", Sql::Integer(*v)),
-            Filter::ParentId(v) => c.push("t.parent_id = ?", Sql::Integer(*v)),
-            Filter::StartedFrom(v) => c.push("t.start_date >= ?", Sql::Integer(*v)),
-            Filter::StartedBefore(v) => c.push("t.start_date < ?", Sql::Integer(*v)),
-            Filter::DeadlineFrom(v) => c.push("t.end_date >= ?", Sql::Integer(*v)),
-            Filter::DeadlineBefore(v) => c.push("t.end_date < ?", Sql::Integer(*v)),
-            Filter::ProgressLessThan(v) => c.push("t.progress < ?", Sql::Integer(*v)),
-            Filter::ProgressMoreThan(v) => c.push("t.progress > ?", Sql::Integer(*v)),
-            other => return Err(unsupported(other)),
-        }
-    }
-    Ok(c)
-}
-
 #[async_trait]
 impl WorkStore for Sqlite {
     async fn project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Project>> {
@@ -596,10 +445,13 @@ impl WorkStore for Sqlite {
                 let c = project_conditions(ws, &actor, &filters)?;
                 let (count_sql, page_sql) = list_sql("projects p", PROJECT_COLUMNS, &c);
                 let tx = conn.unchecked_transaction()?;
-                let total: i64 =
-                    tx.query_row(&count_sql, params_from_iter(c.values.iter()), |r| r.get(0))?;
+                let total: i64 = tx.query_row(
+                    &count_sql,
+                    params_from_iter(c.values.iter().map(bind)),
+                    |r| r.get(0),
+                )?;
                 let _ = total_tx.send(Ok(total));
-                let mut values = c.values.clone();
+                let mut values: Vec<Sql> = c.values.iter().map(bind).collect();
                 values.push(Sql::Integer(-1));
                 values.push(Sql::Integer(0));
                 let mut stmt = tx.prepare(&page_sql)?;
@@ -822,48 +674,15 @@ impl WorkStore for Sqlite {
         q: ListQuery,
     ) -> Result<Page<Activity>> {
         self.read(move |conn| {
-            let mut c = Conditions::new(ws, "a", activity_visible(&actor));
-            // Filters on the project or task the activity was posted to.
-            let target = |column: &str| {
-                format!(
-                    "(CASE WHEN a.task_id IS NOT NULL THEN (SELECT x.{column} FROM tasks x WHERE x.id = a.task_id) \
-                     ELSE (SELECT x.{column} FROM projects x WHERE x.id = a.project_id) END)"
-                )
-            };
-            for f in &q.filters {
-                match f {
-                    Filter::ProjectId(v) => c.push("a.project_id = ?", Sql::Integer(*v)),
-                    Filter::TaskId(v) => c.push("a.task_id = ?", Sql::Integer(*v)),
-                    Filter::Type(v) => c.push("a.type = ?", Sql::Text(v.clone())),
-                    Filter::GroupId(v) => c.push(format!("{} = ?", target("group_id")), Sql::Integer(*v)),
-                    // Names its user twice; both values are pushed below.
-                    Filter::AssignedTo(_) => c.push(
-                        "(CASE WHEN a.task_id IS NOT NULL \
-                         THEN EXISTS (SELECT 1 FROM task_team x WHERE x.task_id = a.task_id AND x.user_id = ?) \
-                         ELSE EXISTS (SELECT 1 FROM project_team x WHERE x.project_id = a.project_id AND x.user_id = ?) END)",
-                        None,
-                    ),
-                    Filter::Active => c.push(format!("{} <> {STATUS_DONE}", target("status")), None),
-                    Filter::HideOlderThanDays(d) => c.push(
-                        format!(
-                            "NOT ({} = {STATUS_DONE} AND {} < ?)",
-                            target("status"),
-                            target("closed_at")
-                        ),
-                        days_ago(*d),
-                    ),
-                    Filter::UpdatedFrom(v) => c.push("a.updated_at >= ?", Sql::Integer(*v)),
-                    Filter::UpdatedBefore(v) => c.push("a.updated_at < ?", Sql::Integer(*v)),
-                    Filter::CreatedFrom(v) => c.push("a.created_at >= ?", Sql::Integer(*v)),
-                    Filter::CreatedBefore(v) => c.push("a.created_at < ?", Sql::Integer(*v)),
-                    other => return Err(unsupported(other)),
-                }
-                if let Filter::AssignedTo(v) = f {
-                    c.values.push(Sql::Integer(*v));
-                    c.values.push(Sql::Integer(*v));
-                }
-            }
-            page(conn, "activities a", ACTIVITY_COLUMNS, &c, &q, activity_from_row)
+            let c = activity_conditions(ws, &actor, &q.filters)?;
+            page(
+                conn,
+                "activities a",
+                ACTIVITY_COLUMNS,
+                &c,
+                &q,
+                activity_from_row,
+            )
         })
         .await
     }
@@ -945,31 +764,7 @@ impl WorkStore for Sqlite {
 
     async fn files(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<FileMeta>> {
         self.read(move |conn| {
-            let visible = if actor.level == SecurityLevel::Admin {
-                "1".to_string()
-            } else {
-                format!(
-                    "EXISTS (SELECT 1 FROM activities a WHERE a.id = f.activity_id AND {})",
-                    activity_visible(&actor)
-                )
-            };
-            let mut c = Conditions::new(ws, "f", visible);
-            for f in &q.filters {
-                match f {
-                    Filter::ProjectId(v) => c.push("f.project_id = ?", Sql::Integer(*v)),
-                    Filter::TaskId(v) => c.push("f.task_id = ?", Sql::Integer(*v)),
-                    Filter::ActivityId(v) => c.push("f.activity_id = ?", Sql::Integer(*v)),
-                    Filter::OwnerId(v) => c.push("f.owner_id = ?", Sql::Integer(*v)),
-                    // A file never changes after upload: updated is created.
-                    Filter::CreatedFrom(v) | Filter::UpdatedFrom(v) => {
-                        c.push("f.created_at >= ?", Sql::Integer(*v))
-                    }
-                    Filter::CreatedBefore(v) | Filter::UpdatedBefore(v) => {
-                        c.push("f.created_at < ?", Sql::Integer(*v))
-                    }
-                    other => return Err(unsupported(other)),
-                }
-            }
+            let c = file_conditions(ws, &actor, &q.filters)?;
             page(conn, "files f", FILE_COLUMNS, &c, &q, file_from_row)
         })
         .await
@@ -1004,6 +799,7 @@ impl WorkStore for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::user::SecurityLevel;
 
     /// Seeds 100,000 tasks and checks that each indexable filter's count and page
     /// queries search an index rather than scan the table, for an admin and a user.
@@ -1085,7 +881,7 @@ mod tests {
                 let c =
                     task_conditions(WorkspaceId::DEFAULT, actor, std::slice::from_ref(f)).unwrap();
                 let (count_sql, page_sql) = list_sql("tasks t", TASK_COLUMNS, &c);
-                let mut values = c.values.clone();
+                let mut values: Vec<Sql> = c.values.iter().map(bind).collect();
                 for (sql, extra) in [(count_sql, 0), (page_sql, 2)] {
                     values.truncate(c.values.len());
                     values.extend((0..extra).map(|_| Sql::Integer(25)));

@@ -1,0 +1,269 @@
+//! SQL both backends share: the visibility rules of `domain::policy` as conditions, and
+//! the filters of every list. Placeholders are `?`; the PostgreSQL backend numbers them.
+
+use crate::domain::policy::Actor;
+use crate::domain::user::SecurityLevel;
+use crate::domain::work::STATUS_DONE;
+use crate::domain::WorkspaceId;
+use crate::store::{Filter, Result, StoreError};
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Int(i64),
+    Text(String),
+}
+
+// ---- visibility, from the rules of domain::policy -------------------------------------
+
+pub fn in_project_team(project_id: &str, me: i64) -> String {
+    format!("EXISTS (SELECT 1 FROM project_team pt WHERE pt.project_id = {project_id} AND pt.user_id = {me})")
+}
+
+/// `can_see_project` as SQL over `projects p`.
+pub fn project_visible(actor: &Actor) -> String {
+    let me = actor.user_id;
+    let team = in_project_team("p.id", me);
+    match actor.level {
+        SecurityLevel::Admin => "TRUE".into(),
+        SecurityLevel::User => format!("(p.hidden = 0 OR p.owner_id = {me} OR {team})"),
+        SecurityLevel::External => format!("(p.owner_id = {me} OR {team})"),
+        SecurityLevel::Client => team,
+    }
+}
+
+/// `can_see_task` as SQL over `tasks t`.
+pub fn task_visible(actor: &Actor) -> String {
+    let me = actor.user_id;
+    let task_team = format!(
+        "EXISTS (SELECT 1 FROM task_team tt WHERE tt.task_id = t.id AND tt.user_id = {me})"
+    );
+    let project_team = in_project_team("t.project_id", me);
+    match actor.level {
+        SecurityLevel::Admin => "TRUE".into(),
+        SecurityLevel::User => format!(
+            "((t.project_id IS NULL OR EXISTS (SELECT 1 FROM projects p WHERE p.id = t.project_id AND {})) \
+             AND (t.hidden = 0 OR t.owner_id = {me} OR {task_team} OR {project_team}))",
+            project_visible(actor)
+        ),
+        SecurityLevel::External => format!("(t.owner_id = {me} OR {task_team} OR {project_team})"),
+        SecurityLevel::Client => project_team,
+    }
+}
+
+/// `can_see_activity` as SQL over `activities a`.
+pub fn activity_visible(actor: &Actor) -> String {
+    if actor.level == SecurityLevel::Admin {
+        return "TRUE".into();
+    }
+    let target = format!(
+        "(CASE WHEN a.task_id IS NOT NULL \
+         THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND {}) \
+         ELSE EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND {}) END)",
+        task_visible(actor),
+        project_visible(actor)
+    );
+    if actor.level == SecurityLevel::Client {
+        format!("({target} AND a.hide_from_clients = 0)")
+    } else {
+        target
+    }
+}
+
+// ---- filters ---------------------------------------------------------------------------
+
+/// A `WHERE` clause under construction.
+pub struct Conditions {
+    pub sql: Vec<String>,
+    pub values: Vec<Param>,
+}
+
+impl Conditions {
+    pub fn new(ws: WorkspaceId, alias: &str, visible: String) -> Self {
+        Conditions {
+            sql: vec![format!("{alias}.workspace_id = ?"), visible],
+            values: vec![Param::Int(ws.0)],
+        }
+    }
+
+    pub fn push(&mut self, sql: impl Into<String>, value: impl Into<Option<Param>>) {
+        self.sql.push(sql.into());
+        if let Some(v) = value.into() {
+            self.values.push(v);
+        }
+    }
+
+    pub fn clause(&self) -> String {
+        self.sql.join(" AND ")
+    }
+}
+
+pub fn like(s: &str) -> Param {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Param::Text(format!("%{escaped}%"))
+}
+
+pub fn days_ago(days: i64) -> Param {
+    Param::Int(crate::domain::now() - days.saturating_mul(86_400))
+}
+
+/// Filters shared by projects and tasks, over the alias `x` and its team table.
+pub fn shared_filter(c: &mut Conditions, x: &str, team: &str, f: &Filter) -> bool {
+    match f {
+        Filter::GroupId(v) => c.push(format!("{x}.group_id = ?"), Param::Int(*v)),
+        Filter::OwnerId(v) => c.push(format!("{x}.owner_id = ?"), Param::Int(*v)),
+        Filter::Name(v) => c.push(
+            format!("LOWER({x}.name) LIKE ? ESCAPE '\\'"),
+            like(&v.to_lowercase()),
+        ),
+        Filter::AssignedTo(v) => c.push(team.to_string(), Param::Int(*v)),
+        Filter::Active => c.push(format!("{x}.status <> {STATUS_DONE}"), None),
+        Filter::HideOlderThanDays(d) => c.push(
+            format!("NOT ({x}.status = {STATUS_DONE} AND {x}.closed_at < ?)"),
+            days_ago(*d),
+        ),
+        Filter::CreatedFrom(v) => c.push(format!("{x}.created_at >= ?"), Param::Int(*v)),
+        Filter::CreatedBefore(v) => c.push(format!("{x}.created_at < ?"), Param::Int(*v)),
+        Filter::UpdatedFrom(v) => c.push(format!("{x}.updated_at >= ?"), Param::Int(*v)),
+        Filter::UpdatedBefore(v) => c.push(format!("{x}.updated_at < ?"), Param::Int(*v)),
+        _ => return false,
+    }
+    true
+}
+
+pub fn unsupported(f: &Filter) -> StoreError {
+    StoreError::Internal(anyhow::anyhow!("filter {f:?} does not apply to this list"))
+}
+
+/// The count and the page query of a list (the page takes LIMIT and OFFSET last).
+pub fn list_sql(table_alias: &str, columns: &str, c: &Conditions) -> (String, String) {
+    let clause = c.clause();
+    let alias = table_alias.rsplit(' ').next().unwrap_or(table_alias);
+    (
+        format!("SELECT COUNT(*) FROM {table_alias} WHERE {clause}"),
+        format!("SELECT {columns} FROM {table_alias} WHERE {clause} ORDER BY {alias}.id LIMIT ? OFFSET ?"),
+    )
+}
+
+/// The conditions of a project list: visibility, then each filter.
+pub fn project_conditions(
+    ws: WorkspaceId,
+    actor: &Actor,
+    filters: &[Filter],
+) -> Result<Conditions> {
+    let mut c = Conditions::new(ws, "p", project_visible(actor));
+    for f in filters {
+        let team = "p.id IN (SELECT x.project_id FROM project_team x WHERE x.user_id = ?)";
+        if !shared_filter(&mut c, "p", team, f) {
+            return Err(unsupported(f));
+        }
+    }
+    Ok(c)
+}
+
+/// The conditions of a task list: visibility, then each filter.
+pub fn task_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
+    let mut c = Conditions::new(ws, "t", task_visible(actor));
+    for f in filters {
+        let team = "t.id IN (SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
+        if shared_filter(&mut c, "t", team, f) {
+            continue;
+        }
+        match f {
+            Filter::ProjectId(v) => c.push("t.project_id = ?", Param::Int(*v)),
+            Filter::ParentId(v) => c.push("t.parent_id = ?", Param::Int(*v)),
+            Filter::StartedFrom(v) => c.push("t.start_date >= ?", Param::Int(*v)),
+            Filter::StartedBefore(v) => c.push("t.start_date < ?", Param::Int(*v)),
+            Filter::DeadlineFrom(v) => c.push("t.end_date >= ?", Param::Int(*v)),
+            Filter::DeadlineBefore(v) => c.push("t.end_date < ?", Param::Int(*v)),
+            Filter::ProgressLessThan(v) => c.push("t.progress < ?", Param::Int(*v)),
+            Filter::ProgressMoreThan(v) => c.push("t.progress > ?", Param::Int(*v)),
+            other => return Err(unsupported(other)),
+        }
+    }
+    Ok(c)
+}
+
+/// The conditions of an activity list: visibility, then filters on the activity or on
+/// the task or project it was posted to.
+pub fn activity_conditions(
+    ws: WorkspaceId,
+    actor: &Actor,
+    filters: &[Filter],
+) -> Result<Conditions> {
+    let mut c = Conditions::new(ws, "a", activity_visible(actor));
+    // Filters on the project or task the activity was posted to.
+    let target = |column: &str| {
+        format!(
+            "(CASE WHEN a.task_id IS NOT NULL THEN (SELECT x.{column} FROM tasks x WHERE x.id = a.task_id) \
+             ELSE (SELECT x.{column} FROM projects x WHERE x.id = a.project_id) END)"
+        )
+    };
+    for f in filters {
+        match f {
+            Filter::ProjectId(v) => c.push("a.project_id = ?", Param::Int(*v)),
+            Filter::TaskId(v) => c.push("a.task_id = ?", Param::Int(*v)),
+            Filter::Type(v) => c.push("a.type = ?", Param::Text(v.clone())),
+            Filter::GroupId(v) => c.push(format!("{} = ?", target("group_id")), Param::Int(*v)),
+            // Names its user twice; both values are pushed below.
+            Filter::AssignedTo(_) => c.push(
+                "(CASE WHEN a.task_id IS NOT NULL \
+                 THEN EXISTS (SELECT 1 FROM task_team x WHERE x.task_id = a.task_id AND x.user_id = ?) \
+                 ELSE EXISTS (SELECT 1 FROM project_team x WHERE x.project_id = a.project_id AND x.user_id = ?) END)",
+                None,
+            ),
+            Filter::Active => c.push(format!("{} <> {STATUS_DONE}", target("status")), None),
+            Filter::HideOlderThanDays(d) => c.push(
+                format!(
+                    "NOT ({} = {STATUS_DONE} AND {} < ?)",
+                    target("status"),
+                    target("closed_at")
+                ),
+                days_ago(*d),
+            ),
+            Filter::UpdatedFrom(v) => c.push("a.updated_at >= ?", Param::Int(*v)),
+            Filter::UpdatedBefore(v) => c.push("a.updated_at < ?", Param::Int(*v)),
+            Filter::CreatedFrom(v) => c.push("a.created_at >= ?", Param::Int(*v)),
+            Filter::CreatedBefore(v) => c.push("a.created_at < ?", Param::Int(*v)),
+            other => return Err(unsupported(other)),
+        }
+        if let Filter::AssignedTo(v) = f {
+            c.values.push(Param::Int(*v));
+            c.values.push(Param::Int(*v));
+        }
+    }
+    Ok(c)
+}
+
+/// The conditions of a file list: visibility through the file's activity, then filters.
+pub fn file_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
+    let visible = if actor.level == SecurityLevel::Admin {
+        "TRUE".to_string()
+    } else {
+        format!(
+            "EXISTS (SELECT 1 FROM activities a WHERE a.id = f.activity_id AND {})",
+            activity_visible(actor)
+        )
+    };
+    let mut c = Conditions::new(ws, "f", visible);
+    for f in filters {
+        match f {
+            Filter::ProjectId(v) => c.push("f.project_id = ?", Param::Int(*v)),
+            Filter::TaskId(v) => c.push("f.task_id = ?", Param::Int(*v)),
+            Filter::ActivityId(v) => c.push("f.activity_id = ?", Param::Int(*v)),
+            Filter::OwnerId(v) => c.push("f.owner_id = ?", Param::Int(*v)),
+            // A file never changes after upload: updated is created.
+            Filter::CreatedFrom(v) | Filter::UpdatedFrom(v) => {
+                c.push("f.created_at >= ?", Param::Int(*v))
+            }
+            Filter::CreatedBefore(v) | Filter::UpdatedBefore(v) => {
+                c.push("f.created_at < ?", Param::Int(*v))
+            }
+            other => return Err(unsupported(other)),
+        }
+    }
+    Ok(c)
+}
