@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// PEM private key
     #[arg(long, env = "VESPER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Storage for attached files: file:///shared/folder or s3://bucket/prefix?endpoint=...
+    #[arg(long, env = "VESPER_FILES_URL")]
+    pub files_url: Option<String>,
     /// SMTP server for notifications: smtp://user:pass@host:587?tls=required or smtps://...
     #[arg(long, env = "VESPER_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
@@ -99,6 +102,7 @@ struct FileConfig {
     session_idle_minutes: Option<u64>,
     session_max_days: Option<u64>,
     max_file_mib: Option<u64>,
+    files_url: Option<String>,
     max_files_per_request: Option<usize>,
     smtp_url: Option<String>,
     mail_from: Option<String>,
@@ -123,6 +127,9 @@ pub struct Config {
     /// Failed logins allowed per login and per address within the window.
     pub login_failure_limit: i64,
     pub login_failure_window_secs: i64,
+    /// Where attached files live: `file:///path` (a shared folder) or
+    /// `s3://bucket/prefix?endpoint=...`; none: `<data-dir>/files`.
+    pub files_url: Option<String>,
     /// Largest attached file, and most files in one attachFiles request.
     pub max_file_bytes: u64,
     pub max_files_per_request: usize,
@@ -150,6 +157,7 @@ impl Default for Config {
             session_max_secs: 30 * 24 * 3600,
             login_failure_limit: 10,
             login_failure_window_secs: 15 * 60,
+            files_url: None,
             max_file_bytes: 100 * 1024 * 1024,
             max_files_per_request: 20,
             smtp_url: None,
@@ -202,6 +210,9 @@ impl Config {
         }
         if args.smtp_url.is_some() {
             config.smtp_url = args.smtp_url.clone();
+        }
+        if args.files_url.is_some() {
+            config.files_url = args.files_url.clone();
         }
         if let Some(v) = &args.mail_from {
             config.mail_from = v.clone();
@@ -272,6 +283,9 @@ impl Config {
         }
         if let Some(n) = file.max_files_per_request {
             self.max_files_per_request = n;
+        }
+        if file.files_url.is_some() {
+            self.files_url = file.files_url;
         }
         if file.smtp_url.is_some() {
             self.smtp_url = file.smtp_url;

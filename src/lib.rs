@@ -31,7 +31,7 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let store = store::open(config.database_url.as_deref(), &config.data_dir)?;
+    let store = store::open(config.database_url.as_deref(), &config.data_dir).await?;
     if let Some(generated) = ensure_first_admin(&*store, &config).await? {
         // Shown once, on standard output, never through the log.
         println!(
@@ -39,12 +39,16 @@ pub async fn launch(
             config.admin_email
         );
     }
-    let files = files::Blobs::open(&config.data_dir.join("files"))?;
-    let known = store.storage_keys().await?.into_iter().collect();
-    let swept = files.sweep(&known).await?;
-    if swept > 0 {
-        tracing::info!(removed = swept, "removed file blobs that no row names");
-    }
+    let files = files::Blobs::open(config.files_url.as_deref(), &config.data_dir)?;
+    // The data folder's own files belong to this node alone: everything unreferenced
+    // there is a crash's orphan. Shared storage may hold another node's upload in
+    // flight, so there only old orphans go.
+    let grace = if config.files_url.is_some() {
+        files::SWEEP_GRACE
+    } else {
+        Duration::ZERO
+    };
+    sweep_files(&*store, &files, grace).await?;
     let mailer = mail::Mailer::new(
         config.smtp_url.as_deref(),
         &config.mail_from,
@@ -54,16 +58,30 @@ pub async fn launch(
     let mail_wake = Arc::new(tokio::sync::Notify::new());
     let tls = http::tls::server_config(&config)?;
     let config = Arc::new(config);
+    let files_for_sweep = files.clone();
     let state = AppState {
         store: store.clone(),
         config: config.clone(),
-        files,
+        files: files.clone(),
         mail_wake: mail_wake.clone(),
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),
     };
     let sweeper = tokio::spawn(sweep_sessions(store.clone(), config.clone()));
+    let file_sweeper = tokio::spawn({
+        let (store, files) = (store.clone(), files_for_sweep);
+        async move {
+            let mut tick = tokio::time::interval(files::SWEEP_GRACE);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = sweep_files(&*store, &files, files::SWEEP_GRACE).await {
+                    tracing::warn!(error = %e, "file sweep failed");
+                }
+            }
+        }
+    });
     let mail_worker = tokio::spawn(mail::supervise(store, mailer, mail_wake));
     tracing::info!(address = %listener.local_addr()?, "listening (HTTPS)");
     http::transport::serve(
@@ -75,6 +93,7 @@ pub async fn launch(
     )
     .await;
     sweeper.abort();
+    file_sweeper.abort();
     mail_worker.abort();
     tracing::info!("stopped");
     Ok(())
@@ -119,6 +138,20 @@ pub async fn ensure_first_admin(
         .await?;
     tracing::info!(email = %config.admin_email, "created the first admin");
     Ok(generated)
+}
+
+/// Removes file blobs no row names, older than `grace`.
+async fn sweep_files(
+    store: &dyn Store,
+    files: &files::Blobs,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let known = store.storage_keys().await?.into_iter().collect();
+    let swept = files.sweep(&known, grace).await?;
+    if swept > 0 {
+        tracing::info!(removed = swept, "removed file blobs that no row names");
+    }
+    Ok(())
 }
 
 /// Deletes ended sessions now and then, so the table does not grow without bound.

@@ -11,7 +11,6 @@ use http::header::{
     IF_NONE_MATCH, RANGE,
 };
 use http::{HeaderValue, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::api::{
     list_query, notify, projects, report, required_id, set_nullable, set_required, switch, tasks,
@@ -733,16 +732,13 @@ pub async fn download_file(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
             return Ok(Output::Download(res));
         }
     };
-    let mut blob = tokio::fs::File::open(ctx.state.files.path(&file.storage_key))
+    // Streamed from storage: a download is never whole in memory.
+    let stream = ctx
+        .state
+        .files
+        .read(&file.storage_key, first, len)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    if first > 0 {
-        blob.seek(std::io::SeekFrom::Start(first))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-    }
-    // Streamed from disk: a download is never whole in memory.
-    let stream = tokio_util::io::ReaderStream::new(blob.take(len));
     let mut res = Response::new(Body::from_stream(stream));
     *res.status_mut() = status;
     let h = res.headers_mut();

@@ -1,34 +1,110 @@
-//! Blob storage for attached files: a local folder under server-made keys.
+//! Blob storage for attached files, under server-made keys: a local (or shared) folder,
+//! or an S3-compatible bucket.
 //!
-//! An upload is written to `tmp/`, synced, then renamed to its key and the folder
-//! synced, all before its row is committed, so no row ever names a missing blob. A crash
-//! leaves at most an orphan, which [`Blobs::sweep`] removes at start.
+//! In a folder an upload is written to `tmp/`, synced, then renamed to its key and the
+//! folder synced; in a bucket it is uploaded under its key (a completed upload is
+//! durable). Either way this happens before the file's row is committed, so no row ever
+//! names a missing blob. A crash leaves at most an orphan, which [`Blobs::sweep`] removes
+//! once it is older than [`SWEEP_GRACE`] (younger ones may belong to another node's
+//! upload in flight).
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, WriteMultipart};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-/// The folder of blobs.
-#[derive(Debug, Clone)]
+/// How old an unreferenced blob must be before the sweep removes it.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(3600);
+
+/// Where blobs live.
+#[derive(Clone)]
+enum Backend {
+    Folder(PathBuf),
+    Bucket {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+/// The blob storage.
+#[derive(Clone)]
 pub struct Blobs {
-    dir: PathBuf,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.backend {
+            Backend::Folder(dir) => write!(f, "Blobs(folder {})", dir.display()),
+            Backend::Bucket { prefix, .. } => write!(f, "Blobs(bucket, prefix {prefix:?})"),
+        }
+    }
+}
+
+fn io_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 impl Blobs {
-    pub fn open(dir: &Path) -> io::Result<Blobs> {
+    /// A folder of blobs (a shared mount when several nodes run).
+    pub fn folder(dir: &Path) -> io::Result<Blobs> {
         std::fs::create_dir_all(dir.join("tmp"))?;
         Ok(Blobs {
-            dir: dir.to_path_buf(),
+            backend: Backend::Folder(dir.to_path_buf()),
         })
     }
 
-    /// Where a blob lives.
-    pub fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(key)
+    /// Storage from a URL: `file:///path`, or `s3://bucket/prefix` with the options
+    /// `endpoint`, `region` and `allow_http` as query parameters; credentials come from
+    /// the usual `AWS_*` environment variables. `None`: the data folder's `files/`.
+    pub fn open(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Blobs> {
+        let Some(url) = url.filter(|u| !u.is_empty()) else {
+            return Ok(Blobs::folder(&data_dir.join("files"))?);
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            return Ok(Blobs::folder(Path::new(path))?);
+        }
+        let Some(rest) = url.strip_prefix("s3://") else {
+            anyhow::bail!("the files URL must start with file:// or s3://");
+        };
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            builder = match k.as_ref() {
+                "endpoint" => builder.with_endpoint(v.as_ref()),
+                "region" => builder.with_region(v.as_ref()),
+                "allow_http" => builder.with_allow_http(v == "true" || v == "1"),
+                other => anyhow::bail!("unknown files URL option {other:?}"),
+            };
+        }
+        let store = builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("the S3 files URL is not usable: {e}"))?;
+        Ok(Blobs {
+            backend: Backend::Bucket {
+                store: Arc::new(store),
+                prefix: prefix.trim_matches('/').to_owned(),
+            },
+        })
+    }
+
+    fn object(prefix: &str, key: &str) -> ObjectPath {
+        if prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{prefix}/{key}"))
+        }
     }
 
     /// Starts a new blob under a fresh key.
@@ -36,46 +112,119 @@ impl Blobs {
         let mut raw = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let key = hex::encode(raw);
-        let tmp = self.dir.join("tmp").join(&key);
-        let file = tokio::fs::File::create(&tmp).await?;
+        let sink = match &self.backend {
+            Backend::Folder(dir) => {
+                Sink::File(tokio::fs::File::create(dir.join("tmp").join(&key)).await?)
+            }
+            Backend::Bucket { store, prefix } => {
+                let upload = store
+                    .put_multipart(&Self::object(prefix, &key))
+                    .await
+                    .map_err(io_error)?;
+                Sink::Upload(WriteMultipart::new(upload))
+            }
+        };
         Ok(Staging {
             blob: StagedBlob {
                 key,
                 size: 0,
                 sha256: String::new(),
-                tmp,
-                dir: self.dir.clone(),
+                blobs: self.clone(),
                 persisted: false,
             },
-            file,
+            sink,
             hasher: Sha256::new(),
         })
     }
 
-    /// Removes blobs whose rows are gone; a failure is logged, not returned: the sweep
-    /// at the next start catches what is left.
-    pub async fn remove_all(&self, keys: &[String]) {
-        for key in keys {
-            if let Err(e) = tokio::fs::remove_file(self.path(key)).await {
-                if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(error = %e, "could not remove a file blob");
+    /// Reads `len` bytes from `first`, as a stream.
+    pub async fn read(
+        &self,
+        key: &str,
+        first: u64,
+        len: u64,
+    ) -> io::Result<BoxStream<'static, io::Result<Bytes>>> {
+        match &self.backend {
+            Backend::Folder(dir) => {
+                let mut file = tokio::fs::File::open(dir.join(key)).await?;
+                if first > 0 {
+                    file.seek(io::SeekFrom::Start(first)).await?;
                 }
+                Ok(tokio_util::io::ReaderStream::new(file.take(len)).boxed())
+            }
+            Backend::Bucket { store, prefix } => {
+                if len == 0 {
+                    return Ok(futures_util::stream::empty().boxed());
+                }
+                let options = object_store::GetOptions {
+                    range: Some((first..first + len).into()),
+                    ..Default::default()
+                };
+                let got = store
+                    .get_opts(&Self::object(prefix, key), options)
+                    .await
+                    .map_err(io_error)?;
+                Ok(got.into_stream().map_err(io_error).boxed())
             }
         }
     }
 
-    /// Removes every blob no row names, and every unfinished upload.
-    pub async fn sweep(&self, known: &HashSet<String>) -> io::Result<usize> {
+    /// Removes blobs whose rows are gone; a failure is logged, not returned: the sweep
+    /// catches what is left.
+    pub async fn remove_all(&self, keys: &[String]) {
+        for key in keys {
+            let removed = match &self.backend {
+                Backend::Folder(dir) => match tokio::fs::remove_file(dir.join(key)).await {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                },
+                Backend::Bucket { store, prefix } => store
+                    .delete(&Self::object(prefix, key))
+                    .await
+                    .map_err(io_error),
+            };
+            if let Err(e) = removed {
+                tracing::warn!(error = %e, "could not remove a file blob");
+            }
+        }
+    }
+
+    /// Removes every blob no row names and every unfinished upload, once older than
+    /// `grace`.
+    pub async fn sweep(&self, known: &HashSet<String>, grace: Duration) -> io::Result<usize> {
+        let cutoff = SystemTime::now() - grace;
         let mut removed = 0;
-        for dir in [self.dir.join("tmp"), self.dir.clone()] {
-            let mut entries = tokio::fs::read_dir(&dir).await?;
-            while let Some(entry) = entries.next_entry().await? {
-                if !entry.file_type().await?.is_file() {
-                    continue;
+        match &self.backend {
+            Backend::Folder(dir) => {
+                for folder in [dir.join("tmp"), dir.clone()] {
+                    let in_tmp = folder.ends_with("tmp");
+                    let mut entries = tokio::fs::read_dir(&folder).await?;
+                    while let Some(entry) = entries.next_entry().await? {
+                        let meta = entry.metadata().await?;
+                        if !meta.is_file() || meta.modified()? > cutoff {
+                            continue;
+                        }
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        if in_tmp || !known.contains(&name) {
+                            tokio::fs::remove_file(entry.path()).await?;
+                            removed += 1;
+                        }
+                    }
                 }
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if dir.ends_with("tmp") || !known.contains(&name) {
-                    tokio::fs::remove_file(entry.path()).await?;
+            }
+            Backend::Bucket { store, prefix } => {
+                let base = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
+                let mut listing = store.list(base.as_ref());
+                let mut orphans = Vec::new();
+                while let Some(meta) = listing.next().await {
+                    let meta = meta.map_err(io_error)?;
+                    let key = meta.location.filename().unwrap_or("").to_owned();
+                    if !known.contains(&key) && SystemTime::from(meta.last_modified) <= cutoff {
+                        orphans.push(meta.location);
+                    }
+                }
+                for location in orphans {
+                    store.delete(&location).await.map_err(io_error)?;
                     removed += 1;
                 }
             }
@@ -84,10 +233,15 @@ impl Blobs {
     }
 }
 
+enum Sink {
+    File(tokio::fs::File),
+    Upload(WriteMultipart),
+}
+
 /// A blob being written.
 pub struct Staging {
     blob: StagedBlob,
-    file: tokio::fs::File,
+    sink: Sink,
     hasher: Sha256,
 }
 
@@ -99,38 +253,59 @@ impl Staging {
     pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.hasher.update(chunk);
         self.blob.size += chunk.len() as u64;
-        self.file.write_all(chunk).await
+        match &mut self.sink {
+            Sink::File(file) => file.write_all(chunk).await,
+            Sink::Upload(upload) => {
+                // Bounds the parts in flight, so memory stays bounded too.
+                upload.wait_for_capacity(2).await.map_err(io_error)?;
+                upload.write(chunk);
+                Ok(())
+            }
+        }
     }
 
-    /// Syncs the bytes to disk.
+    /// Makes the bytes durable: synced to disk, or the upload completed.
     pub async fn finish(mut self) -> io::Result<StagedBlob> {
-        self.file.flush().await?;
-        self.file.sync_all().await?;
+        match self.sink {
+            Sink::File(mut file) => {
+                file.flush().await?;
+                file.sync_all().await?;
+            }
+            Sink::Upload(upload) => {
+                upload.finish().await.map_err(io_error)?;
+            }
+        }
         self.blob.sha256 = hex::encode(self.hasher.finalize());
         Ok(self.blob)
     }
 }
 
-/// A complete blob, synced, not yet under its key. Dropped without
+/// A complete, durable blob, not yet given to a row. Dropped without
 /// [`StagedBlob::persist`], it is deleted.
-#[derive(Debug)]
 pub struct StagedBlob {
     pub key: String,
     pub size: u64,
     pub sha256: String,
-    tmp: PathBuf,
-    dir: PathBuf,
+    blobs: Blobs,
     persisted: bool,
 }
 
+impl std::fmt::Debug for StagedBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StagedBlob({}, {} bytes)", self.key, self.size)
+    }
+}
+
 impl StagedBlob {
-    /// Moves the blob under its key and syncs the folder: after this it survives a crash.
+    /// Puts the blob under its key for good: after this it survives a crash.
     pub async fn persist(&mut self) -> io::Result<()> {
-        tokio::fs::rename(&self.tmp, self.dir.join(&self.key)).await?;
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-            .await
-            .map_err(io::Error::other)??;
+        if let Backend::Folder(dir) = &self.blobs.backend {
+            tokio::fs::rename(dir.join("tmp").join(&self.key), dir.join(&self.key)).await?;
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+                .await
+                .map_err(io::Error::other)??;
+        }
         self.persisted = true;
         Ok(())
     }
@@ -138,8 +313,22 @@ impl StagedBlob {
 
 impl Drop for StagedBlob {
     fn drop(&mut self) {
-        if !self.persisted {
-            let _ = std::fs::remove_file(&self.tmp);
+        if self.persisted {
+            return;
+        }
+        match &self.blobs.backend {
+            Backend::Folder(dir) => {
+                let _ = std::fs::remove_file(dir.join("tmp").join(&self.key));
+            }
+            Backend::Bucket { .. } => {
+                // Uploaded under its key already: delete it in the background; the
+                // sweep removes it if this fails.
+                let blobs = self.blobs.clone();
+                let key = self.key.clone();
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    handle.spawn(async move { blobs.remove_all(&[key]).await });
+                }
+            }
         }
     }
 }
@@ -176,9 +365,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unpersisted_blobs_vanish_and_the_sweep_removes_orphans() {
+    async fn unpersisted_blobs_vanish_and_the_sweep_removes_old_orphans() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
+        let blobs = Blobs::folder(dir.path()).unwrap();
         let mut s = blobs.stage().await.unwrap();
         s.write(b"hello").await.unwrap();
         let staged = s.finish().await.unwrap();
@@ -202,8 +391,19 @@ mod tests {
         let mut orphan = orphan.finish().await.unwrap();
         orphan.persist().await.unwrap();
         let known: HashSet<String> = [kept.key.clone()].into();
-        assert_eq!(blobs.sweep(&known).await.unwrap(), 1);
-        assert!(blobs.path(&kept.key).exists());
-        assert!(!blobs.path(&orphan.key).exists());
+        // Young orphans may be another node's upload in flight: kept.
+        assert_eq!(blobs.sweep(&known, SWEEP_GRACE).await.unwrap(), 0);
+        assert_eq!(blobs.sweep(&known, Duration::ZERO).await.unwrap(), 1);
+        let read: Vec<Bytes> = blobs
+            .read(&kept.key, 0, 1)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(read.concat(), b"a");
+        let dir_path = dir.path().to_path_buf();
+        assert!(dir_path.join(&kept.key).exists());
+        assert!(!dir_path.join(&orphan.key).exists());
     }
 }
