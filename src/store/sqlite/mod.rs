@@ -1,7 +1,10 @@
 //! The embedded SQLite backend (rusqlite).
 //!
 //! One writer connection and a few readers, all in WAL mode. `synchronous=FULL` makes
-//! every commit durable before the answer goes out. Blocking calls run on tokio's
+//! every commit durable before the answer goes out. Writes queue for the writer thread,
+//! which runs every write waiting at that moment in one transaction (each in its own
+//! savepoint, so one failing write undoes only itself) and answers them all after the
+//! one commit: group commit keeps durability and shares the cost of the sync. Blocking calls run on tokio's
 //! blocking pool so they never stall the executor.
 
 use std::path::Path;
@@ -33,24 +36,14 @@ const READERS: usize = 4;
 
 pub struct Sqlite {
     path: std::path::PathBuf,
-    writer: Arc<Mutex<Connection>>,
+    jobs: std::sync::mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(
-                ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::CannotOpen
-                | ErrorCode::DiskFull
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::ReadOnly,
-            ) => StoreError::Unavailable(e.into()),
-            _ => StoreError::Internal(e.into()),
-        }
+        shared_error(&e)
     }
 }
 
@@ -99,7 +92,7 @@ impl Sqlite {
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Sqlite {
             path: path.to_path_buf(),
-            writer: Arc::new(Mutex::new(writer)),
+            jobs: spawn_writer(writer)?,
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
         })
@@ -121,22 +114,129 @@ impl Sqlite {
         .map_err(|e| StoreError::Internal(e.into()))?
     }
 
-    /// Runs `f` in one immediate transaction on the writer and commits it durably.
+    /// Runs `f` on the writer inside a transaction, and answers once that transaction
+    /// is durably committed. An error from `f` undoes what `f` wrote, nothing else.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
     {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(e.into()))?
+        let (reply, answer) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |tx| {
+            let tx = match tx {
+                Ok(tx) => tx,
+                Err(e) => {
+                    let _ = reply.send(Err(shared_error(e)));
+                    return None;
+                }
+            };
+            let out = f(tx);
+            Some(Done {
+                ok: out.is_ok(),
+                finish: Box::new(move |committed| {
+                    let _ = reply.send(match committed {
+                        Ok(()) => out,
+                        Err(e) => Err(shared_error(e)),
+                    });
+                }),
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the writer has stopped")))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Internal(anyhow::anyhow!("a write failed inside the writer")))?
+    }
+}
+
+/// A write waiting for the writer: given the batch's transaction (or why there is none),
+/// it runs and says how to answer once the commit is known.
+type Job = Box<dyn FnOnce(std::result::Result<&Transaction, &rusqlite::Error>) -> Option<Done> + Send>;
+
+/// How a write learns whether its batch committed.
+type Committed<'a> = std::result::Result<(), &'a rusqlite::Error>;
+
+/// A write that ran: whether it succeeded, and how to answer it after the commit.
+struct Done {
+    ok: bool,
+    finish: Box<dyn for<'a> FnOnce(Committed<'a>) + Send>,
+}
+
+/// The most writes one transaction takes.
+const MAX_BATCH: usize = 512;
+
+/// Starts the writer thread that owns the write connection.
+fn spawn_writer(mut conn: Connection) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("vesper-sqlite-writer".into())
+        .spawn(move || {
+            while let Ok(first) = queue.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                run_batch(&mut conn, batch);
+            }
+        })?;
+    Ok(jobs)
+}
+
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            for job in batch {
+                job(Err(&e));
+            }
+            return;
+        }
+    };
+    let mut done = Vec::with_capacity(batch.len());
+    for job in batch {
+        if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+            job(Err(&e));
+            continue;
+        }
+        // A panicking write fails alone (its caller sees an internal error).
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(&tx))));
+        let (ok, finish) = match ran {
+            Ok(Some(d)) => (d.ok, Some(d.finish)),
+            Ok(None) | Err(_) => (false, None),
+        };
+        let closed = if ok {
+            tx.execute_batch("RELEASE job")
+        } else {
+            tx.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        if let Err(e) = closed {
+            tracing::error!(error = %e, "could not close a write's savepoint");
+        }
+        done.extend(finish);
+    }
+    let committed = tx.commit();
+    for finish in done {
+        finish(committed.as_ref().map(|_| ()));
+    }
+}
+
+/// The same storage error for every write of a batch.
+fn shared_error(e: &rusqlite::Error) -> StoreError {
+    let text = anyhow::anyhow!("{e}");
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::ReadOnly,
+        ) => StoreError::Unavailable(text),
+        _ => StoreError::Internal(text),
     }
 }
 

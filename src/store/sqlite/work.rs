@@ -807,7 +807,7 @@ mod tests {
     fn filtered_task_lists_use_indexes_with_100k_tasks() {
         let dir = tempfile::tempdir().unwrap();
         let store = Sqlite::open(&dir.path().join("v.sqlite3")).unwrap();
-        let mut conn = store.writer.lock().unwrap();
+        let mut conn = Connection::open(&store.path).unwrap();
         let tx = conn.transaction().unwrap();
         tx.execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION SELECT i + 1 FROM n WHERE i < 50) \

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The Vesper benchmark: builds in release mode, starts Vesper over HTTPS on a fresh data
+# folder (or on the PostgreSQL database given as the first argument), seeds it through
+# the API, drives each workload with wrk over keep-alive connections, and prints
+# requests per second, p50/p99 latency, the ratio to the trivial endpoint, and the
+# server's peak resident memory.
+#
+#   bench/run.sh                                   # SQLite
+#   bench/run.sh postgres://postgres@127.0.0.1/vesper_bench
+#
+# BENCH_DURATION (seconds per workload, default 10) and BENCH_CONNECTIONS (default 32)
+# change the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DB_URL="${1:-}"
+DURATION="${BENCH_DURATION:-10}"
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+PORT="${BENCH_PORT:-18443}"
+OUT="bench/out"
+PASSWORD="bench-admin-password"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+echo "== building (release)" >&2
+cargo build --release --quiet --bin vesper --example seed
+TARGET="${CARGO_TARGET_DIR:-target}"
+
+rm -rf "$OUT" && mkdir -p "$OUT/scripts"
+DATA="$OUT/data"
+ARGS=(serve --listen "127.0.0.1:$PORT" --data-dir "$DATA")
+if [ -n "$DB_URL" ]; then
+  # A fresh database named by the URL's last path segment.
+  DB_NAME="${DB_URL##*/}"
+  psql "${DB_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" -c "CREATE DATABASE $DB_NAME" >/dev/null
+  ARGS+=(--database-url "$DB_URL")
+fi
+VESPER_ADMIN_PASSWORD="$PASSWORD" VESPER_LOG=warn "$TARGET/release/vesper" "${ARGS[@]}" >"$OUT/server.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+BASE="https://127.0.0.1:$PORT"
+for _ in $(seq 100); do curl -sk "$BASE/health" >/dev/null && break; sleep 0.1; done
+
+echo "== seeding: 100 users, 10 projects, 10,000 tasks, 50,000 activities, a 1 MiB file" >&2
+SEED_START=$(date +%s)
+"$TARGET/release/examples/seed" "$BASE" admin@example.com "$PASSWORD" >"$OUT/seed.json"
+rss() { awk '/VmRSS/ {print int($2 / 1024)}' /proc/$PID/status; }
+echo "   seeded in $(( $(date +%s) - SEED_START )) s; server resident memory $(rss) MiB" >&2
+field() { python3 -c "import json,sys; print(json.load(open('$OUT/seed.json'))['$1'])"; }
+ADMIN=$(field admin); CLIENT=$(field client); TASK=$(field task)
+PROJECT=$(field project); FILE=$(field file); LOGIN=$(field login); USERPW=$(field password)
+
+S=/api/v2/service
+# name|method|path|body
+WORKLOADS=(
+  "health|GET|/health|"
+  "task getById (XML)|GET|$S/get/tasks/getById?id=$TASK&sessionId=$ADMIN|"
+  "task getById (JSON)|GET|$S/get/tasks/getById?id=$TASK&retType=json&sessionId=$ADMIN|"
+  "tasks getList, 25, filtered|GET|$S/get/tasks/getList?count=25&filter%5BprojectId%5D=$PROJECT&filter%5Bactive%5D=1&sessionId=$ADMIN|"
+  "projects getList as a client|GET|$S/get/projects/getList?sessionId=$CLIENT|"
+  "activity add (durable write)|POST|$S/post/activity/add|sessionId=$ADMIN&activity%5BtaskId%5D=$TASK&activity%5Btext%5D=bench&activity%5BhoursDone%5D=0.1"
+  "downloadFile 1 MiB|GET|$S/get/activity/downloadFile?id=$FILE&sessionId=$ADMIN|"
+  "signIn|POST|$S/post/authentication/signIn|login=$LOGIN&password=$USERPW"
+)
+
+run() { # name method path body -> "rps p50_ms p99_ms"
+  local script="$OUT/scripts/w.lua"
+  {
+    echo "wrk.method = \"$2\""
+    if [ -n "$4" ]; then
+      echo "wrk.body = \"$4\""
+      echo 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"'
+    fi
+  } >"$script"
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$BASE$3" >"$OUT/wrk.txt" 2>&1 || true
+  python3 - "$OUT/wrk.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(label):
+    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
+    if not m: return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(rps.group(1) if rps else "0", ms("50"), ms("99"), errors.group(1) if errors else "0")
+PY
+}
+
+printf '\n%-32s %10s %9s %9s %8s %8s %8s\n' workload "req/s" "p50 ms" "p99 ms" ratio errors "RSS MiB"
+CEILING=""
+for w in "${WORKLOADS[@]}"; do
+  IFS='|' read -r name method path body <<<"$w"
+  read -r rps p50 p99 errs < <(run "$name" "$method" "$path" "$body")
+  [ -z "$CEILING" ] && CEILING=$rps
+  ratio=$(python3 -c "print(f'{$rps / $CEILING:.2f}')")
+  printf '%-32s %10.0f %9.2f %9.2f %8s %8s %8s\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$errs" "$(rss)"
+done
+PEAK=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
+RSS=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+printf '\nserver peak resident memory: %d MiB (now %d MiB)\n' $((PEAK / 1024)) $((RSS / 1024))
+echo "backend: ${DB_URL:+PostgreSQL}${DB_URL:-SQLite}; $(nproc) cores; wrk -t2 -c$CONNECTIONS -d${DURATION}s on the same machine"

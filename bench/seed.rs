@@ -1,0 +1,241 @@
+//! Seeds a running Vesper through its public API for the benchmark: 100 users across
+//! the four roles, 10 projects, 10,000 tasks, 50,000 activities and one 1 MiB file.
+//! Prints a JSON object of what the workloads need (sessions and ids) on stdout.
+//!
+//! Usage: seed BASE_URL ADMIN_EMAIL ADMIN_PASSWORD
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+const USERS: usize = 100;
+const PROJECTS: usize = 10;
+const TASKS: usize = 10_000;
+const ACTIVITIES_PER_TASK: usize = 5;
+const CONCURRENCY: usize = 32;
+const PASSWORD: &str = "bench-password-1";
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(&self, call: &str, params: &[(&str, String)]) -> Value {
+        let prefix = if call.ends_with("/add") || call.ends_with("/attachFiles") {
+            "post"
+        } else {
+            "get"
+        };
+        let mut form: Vec<(&str, String)> = params.to_vec();
+        form.push(("retType", "json".into()));
+        for attempt in 0.. {
+            let sent = self
+                .client
+                .post(format!("{}/api/v2/service/{prefix}/{call}", self.base))
+                .form(&form)
+                .send()
+                .await;
+            match sent {
+                Ok(r) => {
+                    let body: Value = r.json().await.expect("a JSON answer");
+                    assert_eq!(body["status"], "ok", "{call}: {body}");
+                    return body;
+                }
+                Err(e) if attempt < 5 => eprintln!("retrying {call}: {e}"),
+                Err(e) => panic!("{call}: {e}"),
+            }
+        }
+        unreachable!()
+    }
+
+    async fn sign_in(&self, login: &str, password: &str) -> String {
+        let r = self
+            .call(
+                "authentication/signIn",
+                &[("login", login.into()), ("password", password.into())],
+            )
+            .await;
+        r["sessionId"].as_str().unwrap().to_owned()
+    }
+}
+
+fn id(v: &Value, kind: &str) -> i64 {
+    v[kind]["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Runs `job(i)` for i in 0..n with CONCURRENCY requests in flight.
+async fn parallel<F, Fut>(n: usize, job: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let job = Arc::new(job);
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (next, job) = (next.clone(), job.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    job(i).await;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (base, admin_email, admin_password) = (&args[1], &args[2], &args[3]);
+    let api = Arc::new(Api {
+        client: reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap(),
+        base: base.clone(),
+    });
+    let admin = api.sign_in(admin_email, admin_password).await;
+
+    // 100 users: a quarter of each role.
+    let levels = [0, 100, 150, 200];
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        let level = levels[i % 4];
+        let u = api
+            .call(
+                "users/add",
+                &[
+                    ("sessionId", admin.clone()),
+                    ("user[email]", format!("bench{i}@example.com")),
+                    ("user[password]", PASSWORD.into()),
+                    ("user[securityLevel]", level.to_string()),
+                    ("user[firstName]", format!("User {i}")),
+                ],
+            )
+            .await;
+        users.push((id(&u, "user"), level));
+    }
+    let client_user = users.iter().position(|(_, l)| *l == 200).unwrap();
+
+    let mut projects = Vec::new();
+    for p in 0..PROJECTS {
+        let mut params = vec![
+            ("sessionId", admin.clone()),
+            ("project[name]", format!("Project {p}")),
+            ("project[hidden]", (p % 3 == 0).to_string()),
+        ];
+        // Teams of ten; the first client is in every other project's team.
+        for (k, (uid, _)) in users.iter().enumerate() {
+            if k % PROJECTS == p || (k == client_user && p % 2 == 0) {
+                params.push(("project[team][]", uid.to_string()));
+            }
+        }
+        let r = api.call("projects/add", &params).await;
+        projects.push(id(&r, "project"));
+    }
+
+    let projects = Arc::new(projects);
+    let task_ids = Arc::new(std::sync::Mutex::new(vec![0i64; TASKS]));
+    {
+        let (api, admin, projects, task_ids) =
+            (api.clone(), admin.clone(), projects.clone(), task_ids.clone());
+        parallel(TASKS, move |i| {
+            let (api, admin, projects, task_ids) =
+                (api.clone(), admin.clone(), projects.clone(), task_ids.clone());
+            async move {
+                let r = api
+                    .call(
+                        "tasks/add",
+                        &[
+                            ("sessionId", admin),
+                            ("task[name]", format!("Task {i}")),
+                            ("task[projectId]", projects[i % PROJECTS].to_string()),
+                            ("task[progress]", (i % 100).to_string()),
+                            ("task[endDate]", format!("2027-{:02}-{:02}", i % 12 + 1, i % 28 + 1)),
+                        ],
+                    )
+                    .await;
+                task_ids.lock().unwrap()[i] = id(&r, "task");
+            }
+        })
+        .await;
+    }
+    let task_ids: Arc<Vec<i64>> = Arc::new(task_ids.lock().unwrap().clone());
+    {
+        let (api, admin, task_ids) = (api.clone(), admin.clone(), task_ids.clone());
+        parallel(TASKS * ACTIVITIES_PER_TASK, move |i| {
+            let (api, admin, task_ids) = (api.clone(), admin.clone(), task_ids.clone());
+            async move {
+                api.call(
+                    "activity/add",
+                    &[
+                        ("sessionId", admin),
+                        ("activity[taskId]", task_ids[i % TASKS].to_string()),
+                        ("activity[text]", format!("Note {i}")),
+                        ("activity[hoursDone]", "0.5".into()),
+                    ],
+                )
+                .await;
+            }
+        })
+        .await;
+    }
+
+    // One 1 MiB file.
+    let first_task = task_ids[0];
+    let a = api
+        .call(
+            "activity/add",
+            &[
+                ("sessionId", admin.clone()),
+                ("activity[taskId]", first_task.to_string()),
+                ("activity[text]", "file".into()),
+            ],
+        )
+        .await;
+    let bytes: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let form = reqwest::multipart::Form::new()
+        .text("sessionId", admin.clone())
+        .text("activityId", id(&a, "activity").to_string())
+        .text("retType", "json")
+        .part(
+            "files[1][content]",
+            reqwest::multipart::Part::bytes(bytes).file_name("one-mebibyte.bin"),
+        );
+    let f: Value = api
+        .client
+        .post(format!("{}/api/v2/service/post/activity/attachFiles", api.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file_id = f["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let client_session = api
+        .sign_in(&format!("bench{client_user}@example.com"), PASSWORD)
+        .await;
+    println!(
+        "{}",
+        json!({
+            "admin": admin,
+            "client": client_session,
+            "task": task_ids[TASKS / 2],
+            "project": projects[1],
+            "file": file_id,
+            "login": format!("bench1@example.com"),
+            "password": PASSWORD,
+        })
+    );
+}
