@@ -64,9 +64,9 @@ pub async fn launch(
         config: config.clone(),
         files: files.clone(),
         mail_wake: mail_wake.clone(),
-        hashing: Arc::new(tokio::sync::Semaphore::new(
+        hashing: Arc::new(http::caller::Hashing::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
-        )),
+        )?),
     };
     let sweeper = tokio::spawn(sweep_sessions(store.clone(), config.clone()));
     let file_sweeper = tokio::spawn({

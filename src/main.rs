@@ -58,7 +58,7 @@ async fn create_user(config: Config, email: &str, level: &str) -> anyhow::Result
     std::io::stdin().read_to_string(&mut input)?;
     let given = input.trim_end_matches(['\r', '\n']).to_owned();
     validate::password(&given).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
-    let store = vesper::store::open(config.database_url.as_deref(), &config.data_dir)?;
+    let store = vesper::store::open(config.database_url.as_deref(), &config.data_dir).await?;
     let hash = tokio::task::spawn_blocking(move || password::hash(&given)).await?;
     let user = store
         .add_user(

@@ -180,15 +180,10 @@ pub async fn check_password(
         None => password::dummy_hash().to_owned(),
     };
     let given = password_given.to_owned();
-    let permit = state
+    let matches = state
         .hashing
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &given))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    drop(permit);
+        .run(move || password::verify(&hash, &given))
+        .await?;
     match found {
         Some((user, _)) if matches => {
             state.store.end_attempt(records, false).await?;
@@ -201,15 +196,52 @@ pub async fn check_password(
     }
 }
 
-/// Hashes a new password off the executor, within the hashing limit.
+/// Hashes a new password on the hashing threads.
 pub async fn hash_password(state: &AppState, password_given: &str) -> Result<String, ApiError> {
     let given = password_given.to_owned();
-    let _permit = state
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    tokio::task::spawn_blocking(move || password::hash(&given))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))
+    state.hashing.run(move || password::hash(&given)).await
+}
+
+/// A few threads of their own for Argon2. Each hash takes 19 MiB; on the shared
+/// blocking pool every thread that ever hashed would keep that much in its allocator
+/// arena, so memory grew with the number of threads. Here it is bounded by the count,
+/// and so is the CPU a burst of logins can take.
+pub struct Hashing {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl Hashing {
+    pub fn new(threads: usize) -> std::io::Result<Hashing> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("vesper-argon2-{i}"))
+                .spawn(move || loop {
+                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })?;
+        }
+        Ok(Hashing { jobs })
+    }
+
+    /// Runs `work` on a hashing thread and waits for its answer.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = reply.send(work());
+            }))
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("the hashing threads stopped")))?;
+        answer
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a hashing job failed")))
+    }
 }

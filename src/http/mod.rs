@@ -33,8 +33,8 @@ pub struct AppState {
     pub files: crate::files::Blobs,
     /// Tells the mail worker that mail was queued.
     pub mail_wake: Arc<tokio::sync::Notify>,
-    /// Bounds concurrent Argon2 work so a burst of logins cannot starve the machine.
-    pub hashing: Arc<tokio::sync::Semaphore>,
+    /// Argon2 runs on its own few threads (see `caller::Hashing`).
+    pub hashing: Arc<caller::Hashing>,
 }
 
 /// The API's routes.

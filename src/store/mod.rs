@@ -14,6 +14,7 @@ use crate::domain::user::{NewUser, User, UserPatch};
 use crate::domain::work::{Activity, FileMeta, Project, Task};
 use crate::domain::WorkspaceId;
 
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 
@@ -342,7 +343,8 @@ impl<T: UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore +
 }
 
 /// Opens the store the URL names; an empty URL means SQLite in the data folder.
-pub fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+/// `postgres://` and `postgresql://` URLs open the PostgreSQL backend.
+pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     match database_url {
         None | Some("") => Ok(Arc::new(sqlite::Sqlite::open(
             &data_dir.join("vesper.sqlite3"),
@@ -351,8 +353,10 @@ pub fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<d
             Path::new(url.trim_start_matches("sqlite://")),
         )?)),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            anyhow::bail!("PostgreSQL is not supported by this build yet")
+            Ok(Arc::new(postgres::Postgres::open(url).await?))
         }
-        Some(_) => anyhow::bail!("unsupported database URL: use sqlite:///path or leave it empty"),
+        Some(_) => anyhow::bail!(
+            "unsupported database URL: use sqlite:///path, postgres://... or leave it empty"
+        ),
     }
 }

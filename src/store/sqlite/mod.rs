@@ -57,6 +57,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Visibility makes list queries differ per caller: keep more of them prepared.
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 
@@ -104,6 +106,14 @@ impl Sqlite {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        // Most reads are a few index lookups, shorter than a hop to another thread and
+        // back: they run right here on a free reader. When every reader is busy, the
+        // read waits for one on the blocking pool instead of stalling the executor.
+        for reader in self.readers.iter() {
+            if let Ok(conn) = reader.try_lock() {
+                return f(&conn);
+            }
+        }
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {

@@ -32,15 +32,13 @@ fn page<T>(
 ) -> Result<Page<T>> {
     let (count_sql, page_sql) = list_sql(table_alias, columns, c);
     let tx = conn.unchecked_transaction()?;
-    let total: i64 = tx.query_row(
-        &count_sql,
-        params_from_iter(c.values.iter().map(bind)),
-        |r| r.get(0),
-    )?;
+    let total: i64 = tx
+        .prepare_cached(&count_sql)?
+        .query_row(params_from_iter(c.values.iter().map(bind)), |r| r.get(0))?;
     let mut values: Vec<Sql> = c.values.iter().map(bind).collect();
     values.push(Sql::Integer(q.count.unwrap_or(-1)));
     values.push(Sql::Integer(q.offset));
-    let mut stmt = tx.prepare(&page_sql)?;
+    let mut stmt = tx.prepare_cached(&page_sql)?;
     let items = stmt
         .query_map(params_from_iter(values.iter()), map)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -179,7 +177,7 @@ fn teams(
         return Ok(Vec::new());
     }
     let marks = vec!["?"; ids.len()].join(",");
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {key}, user_id FROM {table} WHERE {key} IN ({marks}) ORDER BY {key}, user_id"
     ))?;
     let rows = stmt.query_map(params_from_iter(ids.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -208,13 +206,10 @@ fn fill_task_teams(conn: &Connection, tasks: &mut [Task]) -> rusqlite::Result<()
 
 fn project_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Project>> {
     let found = conn
-        .query_row(
-            &format!(
-                "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = ?1 AND p.id = ?2"
-            ),
-            params![ws.0, id],
-            project_from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = ?1 AND p.id = ?2"
+        ))?
+        .query_row(params![ws.0, id], project_from_row)
         .optional()?;
     Ok(match found {
         Some(p) => {
@@ -229,11 +224,10 @@ fn project_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<O
 
 fn task_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Task>> {
     let found = conn
-        .query_row(
-            &format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2"),
-            params![ws.0, id],
-            task_from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2"
+        ))?
+        .query_row(params![ws.0, id], task_from_row)
         .optional()?;
     Ok(match found {
         Some(t) => {
@@ -247,13 +241,10 @@ fn task_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Opti
 }
 
 fn activity_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Activity>> {
-    conn.query_row(
-        &format!(
-            "SELECT {ACTIVITY_COLUMNS} FROM activities a WHERE a.workspace_id = ?1 AND a.id = ?2"
-        ),
-        params![ws.0, id],
-        activity_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {ACTIVITY_COLUMNS} FROM activities a WHERE a.workspace_id = ?1 AND a.id = ?2"
+    ))?
+    .query_row(params![ws.0, id], activity_from_row)
     .optional()
 }
 
@@ -336,7 +327,7 @@ impl WorkStore for Sqlite {
             let marks = vec!["?"; ids.len()].join(",");
             let mut values = vec![ws.0];
             values.extend(&ids);
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = ? AND p.id IN ({marks})"
             ))?;
             let mut projects = stmt
