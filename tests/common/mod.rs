@@ -1,8 +1,15 @@
 //! The end-to-end harness: the real server on a free port over HTTPS, with a temporary
 //! data folder, driven by an HTTP client.
+//!
+//! With `VESPER_TEST_DATABASE_URL` set (a PostgreSQL URL the tests may create databases
+//! through, e.g. `postgres://postgres@127.0.0.1:5432/postgres`), each server runs on a
+//! fresh PostgreSQL database of its own, dropped afterwards; otherwise on SQLite in its
+//! data folder.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 use vesper::config::Config;
@@ -17,6 +24,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Declared last: dropped after the server has been told to stop.
+    database: Option<TestDatabase>,
 }
 
 /// One answer: status, headers and body text.
@@ -49,6 +58,15 @@ impl TestServer {
             ..Config::default()
         };
         adjust(&mut config);
+        let database = match test_database_url() {
+            Some(admin_url) if config.database_url.is_none() => {
+                let own_dir = config.data_dir == dir.path();
+                let db = TestDatabase::for_data_dir(&admin_url, &config.data_dir, own_dir).await;
+                config.database_url = Some(db.url());
+                Some(db)
+            }
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -61,6 +79,7 @@ impl TestServer {
             dir,
             stop: Some(stop),
             task: Some(task),
+            database,
         };
         // Ready when the trivial endpoint answers.
         for _ in 0..200 {
@@ -82,6 +101,12 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+    }
+
+    /// The PostgreSQL database this server runs on, when the suites run on PostgreSQL:
+    /// a second node started with it shares everything with this one.
+    pub fn database_url(&self) -> Option<String> {
+        self.database.as_ref().map(TestDatabase::url)
     }
 
     pub fn https(&self, path: &str) -> String {
@@ -175,6 +200,172 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+// ---- PostgreSQL test databases -----------------------------------------------------------
+
+/// The PostgreSQL URL to create test databases through, when the suites run on PostgreSQL.
+pub fn test_database_url() -> Option<String> {
+    std::env::var("VESPER_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// A database made for one test server, dropped (WITH (FORCE)) with it.
+///
+/// A test that restarts a server on a data folder of its own gets the same database back,
+/// as the data folder keeps its SQLite file; that database is dropped once the folder is
+/// gone. Databases left by test processes that died are dropped at the next run.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    /// Dropped with the server (false: it follows a caller's data folder).
+    owned: bool,
+}
+
+/// Databases that follow a caller's data folder, by folder.
+static FOLLOWING: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+static LEFTOVERS_SWEPT: std::sync::Once = std::sync::Once::new();
+
+impl TestDatabase {
+    async fn for_data_dir(admin_url: &str, data_dir: &Path, own_dir: bool) -> TestDatabase {
+        let admin_url = admin_url.to_owned();
+        if !own_dir {
+            let following = FOLLOWING.lock().unwrap();
+            if let Some((_, name)) = following.iter().find(|(d, _)| d == data_dir) {
+                return TestDatabase {
+                    admin_url,
+                    name: name.clone(),
+                    owned: false,
+                };
+            }
+        }
+        if !LEFTOVERS_SWEPT.is_completed() {
+            let url = admin_url.clone();
+            run_blocking(move || sweep_leftovers(&url));
+            LEFTOVERS_SWEPT.call_once(|| {});
+        }
+        let name = format!(
+            "vesper_test_{}_{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let client = connect(&admin_url).await;
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
+        if !own_dir {
+            FOLLOWING
+                .lock()
+                .unwrap()
+                .push((data_dir.to_path_buf(), name.clone()));
+            // Dropped once the caller's data folder is gone (the test's end).
+            let (url, db, dir) = (admin_url.clone(), name.clone(), data_dir.to_path_buf());
+            std::thread::spawn(move || {
+                while dir.exists() {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                drop_database(&url, &db);
+                FOLLOWING.lock().unwrap().retain(|(d, _)| *d != dir);
+            });
+        }
+        TestDatabase {
+            admin_url,
+            name,
+            owned: own_dir,
+        }
+    }
+
+    /// The URL of this database: the admin URL with its database name replaced.
+    fn url(&self) -> String {
+        with_database(&self.admin_url, &self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.owned {
+            let (url, name) = (self.admin_url.clone(), self.name.clone());
+            run_blocking(move || drop_database(&url, &name));
+        }
+    }
+}
+
+/// Replaces the database name of a `postgres://user@host:port/name?options` URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let mut out = format!("{scheme}://{authority}/{name}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to VESPER_TEST_DATABASE_URL: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Runs `f` on a thread of its own with a small runtime of its own: callable from `Drop`
+/// and from inside another runtime alike.
+fn run_blocking(f: impl FnOnce() + Send + 'static) {
+    let _ = std::thread::spawn(f).join();
+}
+
+fn on_own_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn drop_database(admin_url: &str, name: &str) {
+    on_own_runtime(async {
+        let client = connect(admin_url).await;
+        if let Err(e) = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await
+        {
+            eprintln!("could not drop the test database {name}: {e}");
+        }
+    });
+}
+
+/// Drops test databases whose test process is gone (a run that was killed).
+fn sweep_leftovers(admin_url: &str) {
+    on_own_runtime(async {
+        let client = connect(admin_url).await;
+        let Ok(rows) = client
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'vesper\\_test\\_%'",
+                &[],
+            )
+            .await
+        else {
+            return;
+        };
+        for row in rows {
+            let name: String = row.get(0);
+            let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            if !alive {
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            }
+        }
+    });
 }
 
 pub fn password_for(email: &str) -> String {
