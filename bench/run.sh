@@ -99,4 +99,5 @@ done
 PEAK=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
 RSS=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
 printf '\nserver peak resident memory: %d MiB (now %d MiB)\n' $((PEAK / 1024)) $((RSS / 1024))
-echo "backend: ${DB_URL:+PostgreSQL}${DB_URL:-SQLite}; $(nproc) cores; wrk -t2 -c$CONNECTIONS -d${DURATION}s on the same machine"
+BACKEND=SQLite; [ -n "$DB_URL" ] && BACKEND=PostgreSQL
+echo "backend: $BACKEND; $(nproc) cores; wrk -t2 -c$CONNECTIONS -d${DURATION}s on the same machine"

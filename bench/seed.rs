@@ -146,11 +146,19 @@ async fn main() {
     let projects = Arc::new(projects);
     let task_ids = Arc::new(std::sync::Mutex::new(vec![0i64; TASKS]));
     {
-        let (api, admin, projects, task_ids) =
-            (api.clone(), admin.clone(), projects.clone(), task_ids.clone());
+        let (api, admin, projects, task_ids) = (
+            api.clone(),
+            admin.clone(),
+            projects.clone(),
+            task_ids.clone(),
+        );
         parallel(TASKS, move |i| {
-            let (api, admin, projects, task_ids) =
-                (api.clone(), admin.clone(), projects.clone(), task_ids.clone());
+            let (api, admin, projects, task_ids) = (
+                api.clone(),
+                admin.clone(),
+                projects.clone(),
+                task_ids.clone(),
+            );
             async move {
                 let r = api
                     .call(
@@ -160,7 +168,10 @@ async fn main() {
                             ("task[name]", format!("Task {i}")),
                             ("task[projectId]", projects[i % PROJECTS].to_string()),
                             ("task[progress]", (i % 100).to_string()),
-                            ("task[endDate]", format!("2027-{:02}-{:02}", i % 12 + 1, i % 28 + 1)),
+                            (
+                                "task[endDate]",
+                                format!("2027-{:02}-{:02}", i % 12 + 1, i % 28 + 1),
+                            ),
                         ],
                     )
                     .await;
@@ -213,7 +224,10 @@ async fn main() {
         );
     let f: Value = api
         .client
-        .post(format!("{}/api/v2/service/post/activity/attachFiles", api.base))
+        .post(format!(
+            "{}/api/v2/service/post/activity/attachFiles",
+            api.base
+        ))
         .multipart(form)
         .send()
         .await

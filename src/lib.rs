@@ -123,7 +123,7 @@ pub async fn ensure_first_admin(
         }
     };
     let hash = tokio::task::spawn_blocking(move || password::hash(&given)).await?;
-    store
+    let added = store
         .add_user(
             ws,
             NewUser {
@@ -135,7 +135,13 @@ pub async fn ensure_first_admin(
             },
             now(),
         )
-        .await?;
+        .await;
+    match added {
+        Ok(_) => {}
+        // Another node starting at the same moment created it.
+        Err(store::StoreError::DuplicateEmail) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(email = %config.admin_email, "created the first admin");
     Ok(generated)
 }

@@ -143,8 +143,6 @@ pub async fn check_password(
     password_given: &str,
 ) -> Result<User, ApiError> {
     let config = &state.config;
-    let now = now();
-    let since = now - config.login_failure_window_secs;
     let subjects = [
         format!("login:{}", login.trim().to_lowercase()),
         format!("addr:{client}"),
@@ -153,6 +151,10 @@ pub async fn check_password(
     // guesses (on any node) cannot slip past the limit; right passwords in such a burst
     // wait their turn instead of being refused.
     let records = loop {
+        // Read afresh each time round: a pending record older than a minute (a check
+        // that died) stops counting, so the wait always ends.
+        let now = now();
+        let since = now - config.login_failure_window_secs;
         match state
             .store
             .begin_attempt(

@@ -695,60 +695,82 @@ impl LoginThrottleStore for Postgres {
     ) -> Result<Attempt> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
-        // One attempt at a time per subject, on every node; locks are taken in one order
-        // so that two attempts naming the same subjects cannot deadlock.
+        // One attempt at a time per subject, on every node. The locks are taken in one
+        // order (sorted keys, locked in array order), so that two attempts naming the
+        // same subjects cannot deadlock.
         let mut keys: Vec<String> = subjects
             .iter()
             .map(|s| format!("vesper:login:{}:{s}", ws.0))
             .collect();
         keys.sort();
         keys.dedup();
-        for key in &keys {
-            lock(&tx, key).await?;
-        }
-        let verdict = 'check: {
-            for subject in &subjects {
-                execute(
-                    &tx,
-                    "DELETE FROM login_failures WHERE workspace_id = $1 AND subject = $2 \
-                     AND failed_at < $3",
-                    &[&ws.0, subject, &window_start],
-                )
-                .await?;
-                // A pending record older than a minute belongs to a crashed check.
-                let row = query_one(
-                    &tx,
-                    "SELECT COUNT(*) FILTER (WHERE pending = 0), \
-                     MIN(failed_at) FILTER (WHERE pending = 0), \
-                     COUNT(*) FILTER (WHERE pending = 1 AND failed_at >= $3) \
-                     FROM login_failures WHERE workspace_id = $1 AND subject = $2",
-                    &[&ws.0, subject, &(now - 60)],
-                )
-                .await?;
-                let failed: i64 = row.try_get(0)?;
-                let oldest: Option<i64> = row.try_get(1)?;
-                let pending: i64 = row.try_get(2)?;
-                if failed >= limit {
-                    break 'check Attempt::Throttled {
-                        oldest: oldest.unwrap_or(now),
-                    };
-                }
-                if failed + pending >= limit {
-                    break 'check Attempt::Busy;
+        let lock_all = tx
+            .prepare_cached(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+                 FROM unnest($1::TEXT[]) WITH ORDINALITY AS l(k, n) ORDER BY n",
+            )
+            .await?;
+        let forget = tx
+            .prepare_cached(
+                "DELETE FROM login_failures WHERE workspace_id = $1 AND subject = ANY($2) \
+                 AND failed_at < $3",
+            )
+            .await?;
+        // A pending record older than a minute belongs to a crashed check.
+        let tally = tx
+            .prepare_cached(
+                "SELECT s, COUNT(f.subject) FILTER (WHERE f.pending = 0), \
+                 MIN(f.failed_at) FILTER (WHERE f.pending = 0), \
+                 COUNT(f.subject) FILTER (WHERE f.pending = 1 AND f.failed_at >= $3) \
+                 FROM (SELECT DISTINCT unnest($2::TEXT[])) AS u(s) LEFT JOIN login_failures f \
+                 ON f.workspace_id = $1 AND f.subject = s GROUP BY s",
+            )
+            .await?;
+        // The three run one after the other on the server but travel together, so the
+        // locks are held for one round trip rather than one per statement.
+        let stale = now - 60;
+        let (_, _, counts) = futures_util::future::try_join3(
+            tx.query(&lock_all, &[&keys]),
+            tx.execute(&forget, &[&ws.0, &subjects, &window_start]),
+            tx.query(&tally, &[&ws.0, &subjects, &stale]),
+        )
+        .await?;
+        let mut verdict = None;
+        for subject in &subjects {
+            let (mut failed, mut oldest, mut pending) = (0i64, None::<i64>, 0i64);
+            for row in &counts {
+                if row.try_get::<_, &str>(0)? == subject {
+                    (failed, oldest, pending) = (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
                 }
             }
-            let mut records = Vec::with_capacity(subjects.len());
-            for subject in &subjects {
-                let row = query_one(
+            if failed >= limit {
+                verdict = Some(Attempt::Throttled {
+                    oldest: oldest.unwrap_or(now),
+                });
+                break;
+            }
+            if failed + pending >= limit {
+                verdict = Some(Attempt::Busy);
+                break;
+            }
+        }
+        let verdict = match verdict {
+            Some(refused) => refused,
+            None => {
+                let rows = query(
                     &tx,
                     "INSERT INTO login_failures (workspace_id, subject, failed_at, pending) \
-                     VALUES ($1, $2, $3, 1) RETURNING id",
-                    &[&ws.0, subject, &now],
+                     SELECT $1, s, $3, 1 FROM unnest($2::TEXT[]) WITH ORDINALITY AS x(s, n) \
+                     ORDER BY n RETURNING id",
+                    &[&ws.0, &subjects, &now],
                 )
                 .await?;
-                records.push(row.try_get(0)?);
+                Attempt::Admitted(
+                    rows.iter()
+                        .map(|r| r.try_get(0))
+                        .collect::<std::result::Result<_, PgError>>()?,
+                )
             }
-            Attempt::Admitted(records)
         };
         tx.commit().await?;
         Ok(verdict)

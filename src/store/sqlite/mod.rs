@@ -154,15 +154,16 @@ impl Sqlite {
         self.jobs
             .send(job)
             .map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the writer has stopped")))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Internal(anyhow::anyhow!("a write failed inside the writer")))?
+        answer.await.map_err(|_| {
+            StoreError::Internal(anyhow::anyhow!("a write failed inside the writer"))
+        })?
     }
 }
 
 /// A write waiting for the writer: given the batch's transaction (or why there is none),
 /// it runs and says how to answer once the commit is known.
-type Job = Box<dyn FnOnce(std::result::Result<&Transaction, &rusqlite::Error>) -> Option<Done> + Send>;
+type Job =
+    Box<dyn FnOnce(std::result::Result<&Transaction, &rusqlite::Error>) -> Option<Done> + Send>;
 
 /// How a write learns whether its batch committed.
 type Committed<'a> = std::result::Result<(), &'a rusqlite::Error>;
