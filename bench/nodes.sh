@@ -35,8 +35,9 @@ for w in "task getById|$S/get/tasks/getById?id=$TASK&sessionId=$ADMIN" \
   IFS='|' read -r name path <<<"$w"
   one=$(rps "https://127.0.0.1:18444$path" 2 32)
   rps "https://127.0.0.1:18444$path" 1 16 >"$OUT/a.rps" &
+  first=$!
   rps "https://127.0.0.1:18445$path" 1 16 >"$OUT/b.rps"
-  wait %1 2>/dev/null || true
+  wait "$first"
   two=$(python3 -c "print(round(float(open('$OUT/a.rps').read()) + float(open('$OUT/b.rps').read())))")
   printf '%-30s one node: %8.0f req/s   two nodes: %8s req/s\n' "$name" "$one" "$two"
 done

@@ -12,7 +12,9 @@ use vesper::domain::{now, password, validate, WorkspaceId};
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("VESPER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            // rustls warns about every client that sends an IP address as SNI.
+            EnvFilter::try_from_env("VESPER_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,rustls=error")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
