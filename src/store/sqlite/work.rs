@@ -184,24 +184,51 @@ fn teams(
     rows.collect()
 }
 
-fn fill_project_teams(conn: &Connection, projects: &mut [Project]) -> rusqlite::Result<()> {
-    let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
-    for (pid, uid) in teams(conn, "project_team", "project_id", &ids)? {
-        if let Some(p) = projects.iter_mut().find(|p| p.id == pid) {
-            p.team.push(uid);
+/// Something with a team: projects and tasks.
+trait Teamed {
+    /// The team table and its key column.
+    const TEAM: (&'static str, &'static str);
+    fn id(&self) -> i64;
+    fn team(&mut self) -> &mut Vec<i64>;
+}
+
+impl Teamed for Project {
+    const TEAM: (&'static str, &'static str) = ("project_team", "project_id");
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn team(&mut self) -> &mut Vec<i64> {
+        &mut self.team
+    }
+}
+
+impl Teamed for Task {
+    const TEAM: (&'static str, &'static str) = ("task_team", "task_id");
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn team(&mut self) -> &mut Vec<i64> {
+        &mut self.team
+    }
+}
+
+/// Fills in the teams of these objects with one query.
+fn fill_teams<T: Teamed>(conn: &Connection, items: &mut [T]) -> rusqlite::Result<()> {
+    let ids: Vec<i64> = items.iter().map(Teamed::id).collect();
+    let (table, key) = T::TEAM;
+    for (id, user) in teams(conn, table, key, &ids)? {
+        if let Some(item) = items.iter_mut().find(|i| i.id() == id) {
+            item.team().push(user);
         }
     }
     Ok(())
 }
 
-fn fill_task_teams(conn: &Connection, tasks: &mut [Task]) -> rusqlite::Result<()> {
-    let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
-    for (tid, uid) in teams(conn, "task_team", "task_id", &ids)? {
-        if let Some(t) = tasks.iter_mut().find(|t| t.id == tid) {
-            t.team.push(uid);
-        }
-    }
-    Ok(())
+/// One object with its team, if it exists.
+fn with_team<T: Teamed>(conn: &Connection, found: Option<T>) -> rusqlite::Result<Option<T>> {
+    let mut found: Vec<T> = found.into_iter().collect();
+    fill_teams(conn, &mut found)?;
+    Ok(found.pop())
 }
 
 fn project_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Project>> {
@@ -211,15 +238,7 @@ fn project_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<O
         ))?
         .query_row(params![ws.0, id], project_from_row)
         .optional()?;
-    Ok(match found {
-        Some(p) => {
-            let mut one = [p];
-            fill_project_teams(conn, &mut one)?;
-            let [p] = one;
-            Some(p)
-        }
-        None => None,
-    })
+    with_team(conn, found)
 }
 
 fn task_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Task>> {
@@ -229,15 +248,7 @@ fn task_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Opti
         ))?
         .query_row(params![ws.0, id], task_from_row)
         .optional()?;
-    Ok(match found {
-        Some(t) => {
-            let mut one = [t];
-            fill_task_teams(conn, &mut one)?;
-            let [t] = one;
-            Some(t)
-        }
-        None => None,
-    })
+    with_team(conn, found)
 }
 
 fn activity_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Activity>> {
@@ -333,7 +344,7 @@ impl WorkStore for Sqlite {
             let mut projects = stmt
                 .query_map(params_from_iter(values.iter()), project_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            fill_project_teams(c, &mut projects)?;
+            fill_teams(c, &mut projects)?;
             Ok(projects)
         })
         .await
@@ -413,7 +424,7 @@ impl WorkStore for Sqlite {
                 &q,
                 project_from_row,
             )?;
-            fill_project_teams(conn, &mut page.items)?;
+            fill_teams(conn, &mut page.items)?;
             Ok(page)
         })
         .await
@@ -581,7 +592,7 @@ impl WorkStore for Sqlite {
         self.read(move |conn| {
             let c = task_conditions(ws, &actor, &q.filters)?;
             let mut page = page(conn, "tasks t", TASK_COLUMNS, &c, &q, task_from_row)?;
-            fill_task_teams(conn, &mut page.items)?;
+            fill_teams(conn, &mut page.items)?;
             Ok(page)
         })
         .await
