@@ -70,7 +70,32 @@ pub async fn read_args(
     if mime == "multipart/form-data" {
         let boundary = multer::parse_boundary(&content_type)
             .map_err(|_| ApiError::bad_request("multipart body without a boundary"))?;
-        let files = read_multipart(&mut args, body, boundary, max_body, uploads).await?;
+        let files = match uploads {
+            // Uploads stream through, never whole in memory.
+            Some(_) => {
+                read_multipart(
+                    &mut args,
+                    body.into_data_stream(),
+                    boundary,
+                    max_body,
+                    uploads,
+                )
+                .await?
+            }
+            // Text parts only: at most 1 MiB, read whole first and parsed as one chunk.
+            // (Under load, HTTP/2 frames sometimes ended a multipart body early for the
+            // parser: "incomplete multipart stream".)
+            None => {
+                let bytes = axum::body::to_bytes(body, MAX_BODY)
+                    .await
+                    .map_err(|_| too_large())?;
+                let whole =
+                    futures_util::stream::once(
+                        async move { Ok::<_, std::convert::Infallible>(bytes) },
+                    );
+                read_multipart(&mut args, whole, boundary, max_body, None).await?
+            }
+        };
         return Ok((args, files));
     }
     let bytes = axum::body::to_bytes(body, MAX_BODY)
@@ -95,17 +120,20 @@ fn too_large() -> ApiError {
     ApiError::TooLarge(format!("The request body is over {MAX_BODY} bytes"))
 }
 
-async fn read_multipart(
+async fn read_multipart<S, E>(
     args: &mut Args,
-    body: Body,
+    body: S,
     boundary: String,
     max_body: u64,
     uploads: Option<&UploadLimits>,
-) -> Result<Vec<Upload>, ApiError> {
+) -> Result<Vec<Upload>, ApiError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
     let constraints =
         multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(max_body));
-    let mut multipart =
-        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let multipart_error = |e: multer::Error| match e {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             too_large()
