@@ -533,6 +533,38 @@ async fn a_tasks_hours_done_is_the_sum_over_its_activities_on_add_update_and_rem
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hours_are_kept_to_nine_decimals_so_tenths_add_up_and_removals_leave_no_residue() {
+    let s = TestServer::start().await;
+    let sid = s.admin().await;
+    let p = project(&s, &sid, &[]).await;
+    let t = task(&s, &sid, p, &[]).await;
+    let ts = t.to_string();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(post(&s, &sid, &[("taskId", &ts), ("hoursDone", "0.1")]).await);
+    }
+    // Added one by one in binary floating point, ten tenths would read 0.9999999999999999.
+    assert_eq!(get_task(&s, &sid, t).await["hoursDone"], 1.0);
+    post(&s, &sid, &[("taskId", &ts), ("hoursDone", "0.2")]).await;
+    s.call_json(
+        "activity/remove",
+        &[("sessionId", &sid), ("id", &ids[0].to_string())],
+    )
+    .await
+    .assert_ok();
+    assert_eq!(get_task(&s, &sid, t).await["hoursDone"], 1.1);
+    // A third of an hour keeps its nine decimals.
+    post(
+        &s,
+        &sid,
+        &[("taskId", &ts), ("hoursDone", "0.3333333333333")],
+    )
+    .await;
+    assert_eq!(get_task(&s, &sid, t).await["hoursDone"], 1.433333333);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_date_defaults_to_now_and_can_be_given() {
     let s = TestServer::start().await;
     let sid = s.admin().await;

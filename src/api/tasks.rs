@@ -93,16 +93,12 @@ pub async fn visible(
     id: i64,
 ) -> Result<(Task, Option<Project>), ApiError> {
     let not_found = || ApiError::not_found("Task", id);
-    let task = ctx
+    let (task, project) = ctx
         .state
         .store
-        .task(ctx.ws, id)
+        .task_with_project(ctx.ws, id)
         .await?
         .ok_or_else(not_found)?;
-    let project = match task.project_id {
-        Some(pid) => ctx.state.store.project(ctx.ws, pid).await?,
-        None => None,
-    };
     if policy::can_see_task(actor, &facts(&task, project.as_ref(), actor)) {
         Ok((task, project))
     } else {

@@ -435,9 +435,78 @@ pub fn apply_progress(status: i64, progress: i64) -> i64 {
     }
 }
 
+/// How a task's hoursDone follows one activity being written (section 9).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HoursChange {
+    /// The activity's hours did not change the sum.
+    Unchanged,
+    /// A new activity: its hours are added to the task's, without re-reading the others
+    /// (a task with many activities would otherwise make every post slower).
+    Add(f64),
+    /// An activity's hours were edited or removed: the sum is taken again, so rounding
+    /// errors of repeated subtractions never pile up.
+    Resum,
+}
+
+/// What writing an activity (`before` is the stored one, `None` for a new activity;
+/// `after` is `None` for a removal) changes in its task's roll-up: its hours, and whether
+/// the newest progress note must be looked up again.
+pub fn roll_up(before: Option<&Activity>, after: Option<&Activity>) -> (HoursChange, bool) {
+    let hours = |a: Option<&Activity>| a.and_then(|a| a.hours_done).unwrap_or(0.0);
+    let progress_note = |a: Option<&Activity>| a.is_some_and(|a| a.kind == ActivityType::Progress);
+    let change = match before {
+        _ if hours(before) == hours(after) => HoursChange::Unchanged,
+        None => HoursChange::Add(hours(after)),
+        Some(_) => HoursChange::Resum,
+    };
+    // An edit can move a note's date or progress, so any progress note written or removed
+    // counts; messages never touch progress.
+    (change, progress_note(before) || progress_note(after))
+}
+
+/// Hours are kept to nine decimals (a few microseconds), so 0.1 added ten times reads 1.
+pub const HOURS_DECIMALS: i32 = 9;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roll_up_adds_new_hours_and_resums_edits() {
+        let mut note = Activity {
+            id: 1,
+            project_id: Some(1),
+            task_id: Some(2),
+            kind: ActivityType::Msg,
+            text: None,
+            owner_id: 1,
+            progress: None,
+            hours_done: Some(1.5),
+            hide_from_clients: false,
+            date: 0,
+            notify_project_team: false,
+            notify_task_team: false,
+            notify_client: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(roll_up(None, Some(&note)), (HoursChange::Add(1.5), false));
+        assert_eq!(roll_up(Some(&note), None), (HoursChange::Resum, false));
+        assert_eq!(
+            roll_up(Some(&note), Some(&note)),
+            (HoursChange::Unchanged, false)
+        );
+        let mut edited = note.clone();
+        edited.hours_done = Some(2.0);
+        assert_eq!(
+            roll_up(Some(&note), Some(&edited)),
+            (HoursChange::Resum, false)
+        );
+        note.hours_done = None;
+        note.kind = ActivityType::Progress;
+        assert_eq!(roll_up(None, Some(&note)), (HoursChange::Unchanged, true));
+        assert_eq!(roll_up(Some(&note), None), (HoursChange::Unchanged, true));
+    }
 
     #[test]
     fn project_defaults_are_valid_once_named() {

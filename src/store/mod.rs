@@ -238,6 +238,21 @@ pub trait WorkStore: Send + Sync {
     ) -> Result<(i64, RowStream<Project>)>;
 
     async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>>;
+    /// A task with its project, if it is in one: what deciding who may see it needs.
+    async fn task_with_project(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+    ) -> Result<Option<(Task, Option<Project>)>> {
+        let Some(task) = self.task(ws, id).await? else {
+            return Ok(None);
+        };
+        let project = match task.project_id {
+            Some(pid) => self.project(ws, pid).await?,
+            None => None,
+        };
+        Ok(Some((task, project)))
+    }
     /// Inserts (id 0) or replaces a task and its team. A task in a project takes the
     /// project's group; moving a task moves its sub-tasks and their activities.
     async fn save_task(

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0001_foundation.sql"),
     include_str!("../../../migrations/postgres/0002_projects_tasks_activities.sql"),
     include_str!("../../../migrations/postgres/0003_outbox.sql"),
+    include_str!("../../../migrations/postgres/0004_indexes_for_writes_and_lists.sql"),
 ];
 
 /// Connections per node.

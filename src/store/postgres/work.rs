@@ -17,7 +17,8 @@ use super::{
 };
 use crate::domain::policy::Actor;
 use crate::domain::work::{
-    apply_progress, closed_at, Activity, ActivityType, FileMeta, Project, Task,
+    apply_progress, closed_at, roll_up, Activity, ActivityType, FileMeta, HoursChange, Project,
+    Task, HOURS_DECIMALS,
 };
 use crate::domain::WorkspaceId;
 use crate::store::sql::{
@@ -267,16 +268,40 @@ fn moved() -> String {
     format!("{DESCENDANTS}, m(id) AS (SELECT $1::BIGINT UNION SELECT id FROM d)")
 }
 
-/// Brings a task's hoursDone and progress up to date with its activities (section 9):
-/// hours are the sum; the newest progress note sets progress and, through it, status.
-async fn refresh_task(tx: &impl GenericClient, task_id: i64, now: i64) -> Result<()> {
-    execute(
-        tx,
-        "UPDATE tasks SET hours_done = (SELECT COALESCE(SUM(hours_done), 0) FROM activities \
-         WHERE task_id = $1) WHERE id = $1",
-        &[&task_id],
-    )
-    .await?;
+/// Brings a task's hoursDone and progress up to date after one of its activities was
+/// written (section 9, `roll_up` says what changed): hours are the sum; the newest
+/// progress note sets progress and, through it, status.
+async fn roll_up_task(
+    tx: &impl GenericClient,
+    task_id: i64,
+    (hours, progress_note): (HoursChange, bool),
+    now: i64,
+) -> Result<()> {
+    match hours {
+        HoursChange::Unchanged => {}
+        HoursChange::Add(h) => {
+            execute(
+                tx,
+                "UPDATE tasks SET hours_done = round((hours_done + $2)::numeric, $3)::float8 \
+                 WHERE id = $1",
+                &[&task_id, &h, &HOURS_DECIMALS],
+            )
+            .await?;
+        }
+        HoursChange::Resum => {
+            execute(
+                tx,
+                "UPDATE tasks SET hours_done = round((SELECT COALESCE(SUM(hours_done), 0) \
+                 FROM activities WHERE task_id = $1)::numeric, $2)::float8 WHERE id = $1",
+                &[&task_id, &HOURS_DECIMALS],
+            )
+            .await?;
+        }
+    }
+    if !progress_note {
+        return Ok(());
+    }
+    // Served by the partial index activities_progress_notes.
     let newest: Option<i64> = match query_opt(
         tx,
         "SELECT progress FROM activities WHERE task_id = $1 AND type = 'progress' \
@@ -715,6 +740,11 @@ impl WorkStore for Postgres {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
         queue_mail(&tx, ws, &mail, now).await?;
+        let before = if a.id == 0 {
+            None
+        } else {
+            activity_in(&tx, ws, a.id).await?
+        };
         let id = if a.id == 0 {
             query_one(
                 &tx,
@@ -767,7 +797,7 @@ impl WorkStore for Postgres {
             a.id
         };
         if let Some(task_id) = a.task_id {
-            refresh_task(&tx, task_id, now).await?;
+            roll_up_task(&tx, task_id, roll_up(before.as_ref(), Some(&a)), now).await?;
         }
         let saved = written(activity_in(&tx, ws, id).await?)?;
         tx.commit().await?;
@@ -783,7 +813,7 @@ impl WorkStore for Postgres {
         let keys = keys_where(&tx, "activity_id = $1", id).await?;
         execute(&tx, "DELETE FROM activities WHERE id = $1", &[&id]).await?;
         if let Some(task_id) = a.task_id {
-            refresh_task(&tx, task_id, crate::domain::now()).await?;
+            roll_up_task(&tx, task_id, roll_up(Some(&a), None), crate::domain::now()).await?;
         }
         tx.commit().await?;
         Ok(Some(keys))

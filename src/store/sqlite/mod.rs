@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_foundation.sql"),
     include_str!("../../../migrations/sqlite/0002_projects_tasks_activities.sql"),
     include_str!("../../../migrations/sqlite/0003_outbox.sql"),
+    include_str!("../../../migrations/sqlite/0004_indexes_for_writes_and_lists.sql"),
 ];
 
 const READERS: usize = 4;
@@ -74,9 +75,44 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SQLite counts every allocation it makes under one process-wide mutex unless told not
+/// to; with reads on every core that mutex was a tenth of a list request's profile. The
+/// setting is only taken before SQLite's first use in the process, so later calls (a
+/// second store in the same test process) are refused and ignored.
+#[allow(unsafe_code)]
+fn skip_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a configuration call with its documented int argument, made once,
+        // before any connection of this process is opened.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            );
+        }
+    });
+}
+
+/// Runs a read's statements in one read transaction: they see one snapshot (a task and
+/// its team, a list and its total), and the WAL read lock is taken once instead of once
+/// per statement (the lock's system calls were 7% of a list request's profile).
+fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    if !conn.is_autocommit() {
+        // A read that panicked midway left its transaction open.
+        conn.execute_batch("ROLLBACK")?;
+    }
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let out = f(conn);
+    // Nothing was written: ending the transaction only lets the snapshot go.
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    out
+}
+
 impl Sqlite {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        skip_memory_statistics();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -111,14 +147,14 @@ impl Sqlite {
         // read waits for one on the blocking pool instead of stalling the executor.
         for reader in self.readers.iter() {
             if let Ok(conn) = reader.try_lock() {
-                return f(&conn);
+                return in_snapshot(&conn, f);
             }
         }
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
             let conn = readers[i].lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
+            in_snapshot(&conn, f)
         })
         .await
         .map_err(|e| StoreError::Internal(e.into()))?

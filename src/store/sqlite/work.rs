@@ -10,7 +10,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 use super::{queue_mail, Sqlite};
 use crate::domain::policy::Actor;
 use crate::domain::work::{
-    apply_progress, closed_at, Activity, ActivityType, FileMeta, Project, Task,
+    apply_progress, closed_at, roll_up, Activity, ActivityType, FileMeta, HoursChange, Project,
+    Task, HOURS_DECIMALS,
 };
 use crate::domain::WorkspaceId;
 use crate::store::sql::{
@@ -30,20 +31,19 @@ fn page<T>(
     q: &ListQuery,
     map: impl Fn(&Row) -> rusqlite::Result<T>,
 ) -> Result<Page<T>> {
+    // The count and the page come from the same snapshot: `Sqlite::read` runs every
+    // read in one transaction.
     let (count_sql, page_sql) = list_sql(table_alias, columns, c);
-    let tx = conn.unchecked_transaction()?;
-    let total: i64 = tx
+    let total: i64 = conn
         .prepare_cached(&count_sql)?
         .query_row(params_from_iter(c.values.iter().map(bind)), |r| r.get(0))?;
     let mut values: Vec<Sql> = c.values.iter().map(bind).collect();
     values.push(Sql::Integer(q.count.unwrap_or(-1)));
     values.push(Sql::Integer(q.offset));
-    let mut stmt = tx.prepare_cached(&page_sql)?;
-    let items = stmt
+    let items = conn
+        .prepare_cached(&page_sql)?
         .query_map(params_from_iter(values.iter()), map)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    drop(stmt);
-    tx.commit()?;
     Ok(Page { items, total })
 }
 
@@ -287,21 +287,41 @@ fn keys_where(tx: &Transaction, condition: &str, id: i64) -> rusqlite::Result<Ve
 const DESCENDANTS: &str = "WITH RECURSIVE d(id) AS (SELECT id FROM tasks WHERE parent_id = ?1 \
     UNION SELECT t.id FROM tasks t JOIN d ON t.parent_id = d.id)";
 
-/// Brings a task's hoursDone and progress up to date with its activities (section 9):
-/// hours are the sum; the newest progress note sets progress and, through it, status.
-fn refresh_task(tx: &Transaction, task_id: i64, now: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE tasks SET hours_done = (SELECT COALESCE(SUM(hours_done), 0) FROM activities \
-         WHERE task_id = ?1) WHERE id = ?1",
-        [task_id],
-    )?;
+/// Brings a task's hoursDone and progress up to date after one of its activities was
+/// written (section 9, `roll_up` says what changed): hours are the sum; the newest
+/// progress note sets progress and, through it, status.
+fn roll_up_task(
+    tx: &Transaction,
+    task_id: i64,
+    (hours, progress_note): (HoursChange, bool),
+    now: i64,
+) -> rusqlite::Result<()> {
+    match hours {
+        HoursChange::Unchanged => {}
+        HoursChange::Add(h) => {
+            tx.prepare_cached(
+                "UPDATE tasks SET hours_done = ROUND(hours_done + ?2, ?3) WHERE id = ?1",
+            )?
+            .execute(params![task_id, h, HOURS_DECIMALS])?;
+        }
+        HoursChange::Resum => {
+            tx.prepare_cached(
+                "UPDATE tasks SET hours_done = ROUND((SELECT COALESCE(SUM(hours_done), 0) \
+                 FROM activities WHERE task_id = ?1), ?2) WHERE id = ?1",
+            )?
+            .execute(params![task_id, HOURS_DECIMALS])?;
+        }
+    }
+    if !progress_note {
+        return Ok(());
+    }
+    // Served by the partial index activities_progress_notes.
     let newest: Option<i64> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT progress FROM activities WHERE task_id = ?1 AND type = 'progress' \
              ORDER BY date DESC, id DESC LIMIT 1",
-            [task_id],
-            |r| r.get(0),
-        )
+        )?
+        .query_row([task_id], |r| r.get(0))
         .optional()?
         .flatten();
     if let Some(progress) = newest {
@@ -328,6 +348,25 @@ fn refresh_task(tx: &Transaction, task_id: i64, now: i64) -> rusqlite::Result<()
 impl WorkStore for Sqlite {
     async fn project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Project>> {
         self.read(move |c| Ok(project_in(c, ws, id)?)).await
+    }
+
+    /// One read for both, so a task's getById takes the read lock once.
+    async fn task_with_project(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+    ) -> Result<Option<(Task, Option<Project>)>> {
+        self.read(move |c| {
+            let Some(task) = task_in(c, ws, id)? else {
+                return Ok(None);
+            };
+            let project = match task.project_id {
+                Some(pid) => project_in(c, ws, pid)?,
+                None => None,
+            };
+            Ok(Some((task, project)))
+        })
+        .await
     }
 
     async fn projects_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<Project>> {
@@ -624,6 +663,7 @@ impl WorkStore for Sqlite {
     ) -> Result<Activity> {
         self.write(move |tx| {
             queue_mail(tx, ws, &mail, now)?;
+            let before = if a.id == 0 { None } else { activity_in(tx, ws, a.id)? };
             let id = if a.id == 0 {
                 tx.execute(
                     "INSERT INTO activities (workspace_id, project_id, task_id, type, text, owner_id, \
@@ -647,7 +687,7 @@ impl WorkStore for Sqlite {
                 a.id
             };
             if let Some(task_id) = a.task_id {
-                refresh_task(tx, task_id, now)?;
+                roll_up_task(tx, task_id, roll_up(before.as_ref(), Some(&a)), now)?;
             }
             Ok(activity_in(tx, ws, id)?.expect("the row just written"))
         })
@@ -662,7 +702,7 @@ impl WorkStore for Sqlite {
             let keys = keys_where(tx, "activity_id = ?1", id)?;
             tx.execute("DELETE FROM activities WHERE id = ?1", [id])?;
             if let Some(task_id) = a.task_id {
-                refresh_task(tx, task_id, crate::domain::now())?;
+                roll_up_task(tx, task_id, roll_up(Some(&a), None), crate::domain::now())?;
             }
             Ok(Some(keys))
         })
