@@ -1216,3 +1216,57 @@ async fn a_burst_of_concurrent_guesses_over_many_logins_gets_no_more_than_ten_fr
     );
     server.stop().await;
 }
+
+/// Sessions may be cached by a node (the SQLite backend does): a change to the user or
+/// the session must still count from the very next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_user_changes_count_from_the_next_call() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (id, sid) = server.user("second-admin@example.com", 0, true).await;
+    let id = id.to_string();
+    let add = |n: &'static str| {
+        let sid = sid.clone();
+        let server = &server;
+        async move {
+            server
+                .call(
+                    "users/add",
+                    &[
+                        ("sessionId", &sid),
+                        ("user[email]", n),
+                        ("user[password]", "pw-long-enough-1"),
+                    ],
+                )
+                .await
+        }
+    };
+    add("made-while-admin@example.com").await.assert_ok();
+    server
+        .call(
+            "users/update",
+            &[
+                ("sessionId", &admin),
+                ("user[id]", &id),
+                ("user[securityLevel]", "100"),
+            ],
+        )
+        .await
+        .assert_ok();
+    add("made-after-demotion@example.com")
+        .await
+        .assert_fail(403, "forbidden");
+    server
+        .get(WHO_AM_I, &[("sessionId", &sid)])
+        .await
+        .assert_ok();
+    server
+        .call("users/remove", &[("sessionId", &admin), ("id", &id)])
+        .await
+        .assert_ok();
+    server
+        .get(WHO_AM_I, &[("sessionId", &sid)])
+        .await
+        .assert_fail(401, "auth_failed");
+    server.stop().await;
+}

@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transactio
 
 use crate::domain::user::{NewUser, Profile, SecurityLevel, User, UserPatch};
 use crate::domain::WorkspaceId;
+mod session_cache;
 mod work;
 
 use crate::store::{
@@ -40,6 +41,7 @@ pub struct Sqlite {
     jobs: std::sync::mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
+    sessions: session_cache::SessionCache,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -133,6 +135,7 @@ impl Sqlite {
             jobs: spawn_writer(writer)?,
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
+            sessions: Default::default(),
         })
     }
 
@@ -158,6 +161,18 @@ impl Sqlite {
         })
         .await
         .map_err(|e| StoreError::Internal(e.into()))?
+    }
+
+    /// A write that changes users: cached sessions carry their user (level, activity,
+    /// profile), so all are forgotten once it is committed.
+    async fn write_users<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+    {
+        let done = self.write(f).await;
+        self.sessions.forget_all();
+        done
     }
 
     /// Runs `f` on the writer inside a transaction, and answers once that transaction
@@ -402,7 +417,7 @@ impl UserStore for Sqlite {
         patch: UserPatch,
         now: i64,
     ) -> Result<Option<User>> {
-        self.write(move |tx| {
+        self.write_users(move |tx| {
             let Some(current) = user_in(tx, ws, id)? else {
                 return Ok(None);
             };
@@ -451,7 +466,7 @@ impl UserStore for Sqlite {
     }
 
     async fn remove_user(&self, ws: WorkspaceId, id: i64, now: i64) -> Result<bool> {
-        self.write(move |tx| {
+        self.write_users(move |tx| {
             let Some(current) = user_in(tx, ws, id)? else {
                 return Ok(false);
             };
@@ -567,57 +582,78 @@ impl SessionStore for Sqlite {
     }
 
     async fn session(&self, ws: WorkspaceId, token_hash: Vec<u8>) -> Result<Option<Session>> {
-        self.read(move |c| {
-            let cols = USER_COLUMNS
-                .split(", ")
-                .map(|col| format!("u.{col}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {cols}, s.created_at, s.last_used_at FROM sessions s \
+        let generation = match self.sessions.get(ws, &token_hash) {
+            Ok(session) => return Ok(Some(session)),
+            Err(generation) => generation,
+        };
+        let key = token_hash.clone();
+        let found = self
+            .read(move |c| {
+                let cols = USER_COLUMNS
+                    .split(", ")
+                    .map(|col| format!("u.{col}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {cols}, s.created_at, s.last_used_at FROM sessions s \
                  JOIN users u ON u.id = s.user_id \
                  WHERE s.token_hash = ?1 AND s.workspace_id = ?2 AND u.active = 1"
-            ))?;
-            Ok(stmt
-                .query_row(params![token_hash, ws.0], |r| {
-                    Ok(Session {
-                        user: user_from_row(r)?,
-                        created_at: r.get(16)?,
-                        last_used_at: r.get(17)?,
+                ))?;
+                Ok(stmt
+                    .query_row(params![token_hash, ws.0], |r| {
+                        Ok(Session {
+                            user: user_from_row(r)?,
+                            created_at: r.get(16)?,
+                            last_used_at: r.get(17)?,
+                        })
                     })
-                })
-                .optional()?)
-        })
-        .await
+                    .optional()?)
+            })
+            .await?;
+        if let Some(session) = &found {
+            self.sessions.keep(generation, ws, key, session.clone());
+        }
+        Ok(found)
     }
 
     async fn touch_session(&self, token_hash: Vec<u8>, now: i64) -> Result<()> {
-        self.write(move |tx| {
-            tx.execute(
-                "UPDATE sessions SET last_used_at = ?2 WHERE token_hash = ?1",
-                params![token_hash, now],
-            )?;
-            Ok(())
-        })
-        .await
+        let key = token_hash.clone();
+        let done = self
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE sessions SET last_used_at = ?2 WHERE token_hash = ?1",
+                    params![token_hash, now],
+                )?;
+                Ok(())
+            })
+            .await;
+        self.sessions.forget(&key);
+        done
     }
 
     async fn remove_session(&self, token_hash: Vec<u8>) -> Result<()> {
-        self.write(move |tx| {
-            tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
-            Ok(())
-        })
-        .await
+        let key = token_hash.clone();
+        let done = self
+            .write(move |tx| {
+                tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+                Ok(())
+            })
+            .await;
+        self.sessions.forget(&key);
+        done
     }
 
     async fn remove_stale_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
-        self.write(move |tx| {
-            Ok(tx.execute(
-                "DELETE FROM sessions WHERE last_used_at < ?1 OR created_at < ?2",
-                params![idle_before, created_before],
-            )? as u64)
-        })
-        .await
+        let done = self
+            .write(move |tx| {
+                Ok(tx.execute(
+                    "DELETE FROM sessions WHERE last_used_at < ?1 OR created_at < ?2",
+                    params![idle_before, created_before],
+                )? as u64)
+            })
+            .await;
+        self.sessions.forget_all();
+        done
     }
 }
 
