@@ -546,6 +546,25 @@ impl WorkStore for Postgres {
         task_in(&c, ws, id).await
     }
 
+    /// Both reads are sent together on one connection (tokio-postgres pipelines them):
+    /// one round trip instead of two, and one connection taken from the pool.
+    async fn task_with_project(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+    ) -> Result<Option<(Task, Option<Project>)>> {
+        let c = self.conn().await?;
+        let project_sql = format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = $1 \
+             AND p.id = (SELECT t.project_id FROM tasks t WHERE t.workspace_id = $1 AND t.id = $2)"
+        );
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&ws.0, &id];
+        let (task, project) =
+            futures_util::try_join!(task_in(&c, ws, id), query_opt(&c, &project_sql, &params),)?;
+        let project = project.as_ref().map(project_from_row).transpose()?;
+        Ok(task.map(|t| (t, project)))
+    }
+
     async fn save_task(
         &self,
         ws: WorkspaceId,
