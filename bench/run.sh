@@ -9,7 +9,8 @@
 #   bench/run.sh postgres://postgres@127.0.0.1/vesper_bench
 #
 # BENCH_DURATION (seconds per workload, default 10) and BENCH_CONNECTIONS (default 32)
-# change the run.
+# change the run; BENCH_SOAK=300 adds a five-minute mixed load with memory sampled every
+# 30 s; BENCH_TASKS and BENCH_ACTIVITIES change the dataset (bench/seed.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +42,7 @@ trap 'kill $PID 2>/dev/null || true' EXIT
 BASE="https://127.0.0.1:$PORT"
 for _ in $(seq 100); do curl -sk "$BASE/health" >/dev/null && break; sleep 0.1; done
 
-echo "== seeding: 100 users, 10 projects, 10,000 tasks, 50,000 activities, a 1 MiB file" >&2
+echo "== seeding: 100 users, 10 projects, ${BENCH_TASKS:-10000} tasks, ${BENCH_ACTIVITIES:-50000} activities, a 1 MiB file" >&2
 SEED_START=$(date +%s)
 "$TARGET/release/examples/seed" "$BASE" admin@example.com "$PASSWORD" >"$OUT/seed.json"
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' /proc/$PID/status; }
@@ -96,6 +97,39 @@ for w in "${WORKLOADS[@]}"; do
   ratio=$(python3 -c "print(f'{$rps / $CEILING:.2f}')")
   printf '%-32s %10.0f %9.2f %9.2f %8s %8s %8s\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$errs" "$(rss)"
 done
+if [ -n "${BENCH_SOAK:-}" ]; then
+  # A mixed load (reads in XML and JSON, a filtered list, a client's list, durable
+  # writes) for BENCH_SOAK seconds, with the server's resident memory read every 30 s:
+  # memory must stay flat.
+  cat >"$OUT/scripts/soak.lua" <<LUA
+local form = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+local reqs = {
+  wrk.format("GET", "$S/get/tasks/getById?id=$TASK&sessionId=$ADMIN"),
+  wrk.format("GET", "$S/get/tasks/getById?id=$TASK&retType=json&sessionId=$ADMIN"),
+  wrk.format("GET", "$S/get/tasks/getList?count=25&filter%5BprojectId%5D=$PROJECT&filter%5Bactive%5D=1&sessionId=$ADMIN"),
+  wrk.format("GET", "$S/get/projects/getList?sessionId=$CLIENT"),
+  wrk.format("POST", "$S/post/activity/add", form, "sessionId=$ADMIN&activity%5BtaskId%5D=$TASK&activity%5Btext%5D=soak&activity%5BhoursDone%5D=0.1"),
+}
+local i = 0
+request = function()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+LUA
+  echo >&2
+  echo "== soak: mixed load for ${BENCH_SOAK} s, resident memory every 30 s" >&2
+  wrk -t2 -c"$CONNECTIONS" -d"${BENCH_SOAK}s" --latency -s "$OUT/scripts/soak.lua" "$BASE" >"$OUT/soak.txt" 2>&1 &
+  WRK=$!
+  SAMPLES=""
+  while kill -0 $WRK 2>/dev/null; do
+    sleep 30
+    SAMPLES="$SAMPLES $(rss)"
+  done
+  wait $WRK || true
+  echo "soak: $(grep -E 'Requests/sec' "$OUT/soak.txt" | tr -s ' '), p99 $(awk '$1 == "99%" {print $2}' "$OUT/soak.txt"), non-2xx $(awk -F': ' '/Non-2xx/ {print $2}' "$OUT/soak.txt" | grep . || echo 0)"
+  echo "soak: resident memory every 30 s (MiB):$SAMPLES"
+fi
+
 PEAK=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
 RSS=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
 printf '\nserver peak resident memory: %d MiB (now %d MiB)\n' $((PEAK / 1024)) $((RSS / 1024))

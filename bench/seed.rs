@@ -3,6 +3,9 @@
 //! Prints a JSON object of what the workloads need (sessions and ids) on stdout.
 //!
 //! Usage: seed BASE_URL ADMIN_EMAIL ADMIN_PASSWORD
+//!
+//! BENCH_TASKS and BENCH_ACTIVITIES change the counts of tasks and activities (the
+//! activities are spread over the tasks in turn), for the run with 1,000,000 tasks.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use serde_json::{json, Value};
 const USERS: usize = 100;
 const PROJECTS: usize = 10;
 const TASKS: usize = 10_000;
-const ACTIVITIES_PER_TASK: usize = 5;
+const ACTIVITIES: usize = 50_000;
 const CONCURRENCY: usize = 32;
 const PASSWORD: &str = "bench-password-1";
 
@@ -104,6 +107,14 @@ async fn main() {
         base: base.clone(),
     });
     let admin = api.sign_in(admin_email, admin_password).await;
+    let count = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.parse::<usize>().expect("a count"))
+            .unwrap_or(default)
+    };
+    let tasks = count("BENCH_TASKS", TASKS).max(1);
+    let activities = count("BENCH_ACTIVITIES", ACTIVITIES);
 
     // 100 users: a quarter of each role.
     let levels = [0, 100, 150, 200];
@@ -144,7 +155,7 @@ async fn main() {
     }
 
     let projects = Arc::new(projects);
-    let task_ids = Arc::new(std::sync::Mutex::new(vec![0i64; TASKS]));
+    let task_ids = Arc::new(std::sync::Mutex::new(vec![0i64; tasks]));
     {
         let (api, admin, projects, task_ids) = (
             api.clone(),
@@ -152,7 +163,7 @@ async fn main() {
             projects.clone(),
             task_ids.clone(),
         );
-        parallel(TASKS, move |i| {
+        parallel(tasks, move |i| {
             let (api, admin, projects, task_ids) = (
                 api.clone(),
                 admin.clone(),
@@ -183,14 +194,14 @@ async fn main() {
     let task_ids: Arc<Vec<i64>> = Arc::new(task_ids.lock().unwrap().clone());
     {
         let (api, admin, task_ids) = (api.clone(), admin.clone(), task_ids.clone());
-        parallel(TASKS * ACTIVITIES_PER_TASK, move |i| {
+        parallel(activities, move |i| {
             let (api, admin, task_ids) = (api.clone(), admin.clone(), task_ids.clone());
             async move {
                 api.call(
                     "activity/add",
                     &[
                         ("sessionId", admin),
-                        ("activity[taskId]", task_ids[i % TASKS].to_string()),
+                        ("activity[taskId]", task_ids[i % task_ids.len()].to_string()),
                         ("activity[text]", format!("Note {i}")),
                         ("activity[hoursDone]", "0.5".into()),
                     ],
@@ -245,7 +256,7 @@ async fn main() {
         json!({
             "admin": admin,
             "client": client_session,
-            "task": task_ids[TASKS / 2],
+            "task": task_ids[tasks / 2],
             "project": projects[1],
             "file": file_id,
             "login": format!("bench1@example.com"),
