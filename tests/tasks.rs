@@ -1897,3 +1897,94 @@ async fn a_task_that_follows_its_project_into_another_group_is_seen_by_updated_f
     // A client syncing with updatedFrom must learn of the task's new group.
     assert_filter(&server, &admin, &[("filter[updatedFrom]", &at)], &[task]).await;
 }
+
+/// An admin's list by project and activity takes its total from counts kept beside the
+/// tasks (store/sql.rs, counted_task_total): every way tasks change must keep them true.
+/// Listing without `count` returns every row, so the total must equal the rows returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let a = project_named(&server, &admin, "A").await;
+    let b = project_named(&server, &admin, "B").await;
+    let check = |step: &'static str| {
+        let (server, admin) = (&server, admin.clone());
+        async move {
+            for project in [a, b] {
+                for active in [false, true] {
+                    let project = project.to_string();
+                    let mut params = vec![("sessionId", admin.as_str()), ("retType", "json")];
+                    params.push(("filter[projectId]", &project));
+                    if active {
+                        params.push(("filter[active]", "1"));
+                    }
+                    let r = server.get("tasks/getList", &params).await;
+                    r.assert_ok();
+                    let json = r.json();
+                    let rows = json["items"].as_array().map_or(0, |i| i.len()) as i64;
+                    assert_eq!(
+                        json["total"], rows,
+                        "{step}: project {project}, active {active}"
+                    );
+                }
+            }
+            let r = server
+                .get(
+                    "tasks/getList",
+                    &[("sessionId", &admin), ("retType", "json")],
+                )
+                .await;
+            let json = r.json();
+            assert_eq!(
+                json["total"],
+                json["items"].as_array().map_or(0, |i| i.len()) as i64,
+                "{step}: all tasks"
+            );
+        }
+    };
+    let parent = task_in(&server, &admin, "parent", a, None).await;
+    let child = task_in(&server, &admin, "child", a, Some(parent)).await;
+    task_in(&server, &admin, "grandchild", a, Some(child)).await;
+    let done = task_in(&server, &admin, "to be done", a, None).await;
+    task_in(&server, &admin, "in b", b, None).await;
+    task_named(&server, &admin, "in no project").await;
+    check("added").await;
+    update_task(&server, &admin, done, &[("task[status]", "30")]).await;
+    check("one done").await;
+    server
+        .call_json(
+            "activity/add",
+            &[
+                ("sessionId", &admin),
+                ("activity[taskId]", &done.to_string()),
+                ("activity[type]", "progress"),
+                ("activity[progress]", "50"),
+            ],
+        )
+        .await
+        .assert_ok();
+    check("reopened by a progress note").await;
+    let b_text = b.to_string();
+    update_task(
+        &server,
+        &admin,
+        parent,
+        &[("task[projectId]", &b_text), ("task[parentId]", "")],
+    )
+    .await;
+    check("moved with its sub-tasks").await;
+    server
+        .call_json(
+            "tasks/remove",
+            &[("sessionId", &admin), ("id", &child.to_string())],
+        )
+        .await
+        .assert_ok();
+    check("sub-task removed with its own").await;
+    server
+        .call_json("projects/remove", &[("sessionId", &admin), ("id", &b_text)])
+        .await
+        .assert_ok();
+    check("project removed").await;
+    server.stop().await;
+}

@@ -50,11 +50,11 @@ async fn page<T>(
         .read_only(true)
         .start()
         .await?;
-    let mut values = bind(&c.values);
     let total: i64 = tx
-        .query_one(&numbered(&count_sql), &values)
+        .query_one(&numbered(&count_sql), &bind(c.count_values()))
         .await?
         .try_get(0)?;
+    let mut values = bind(&c.values);
     let (limit, offset) = limits(q);
     values.push(&limit);
     values.push(&offset);
@@ -503,11 +503,11 @@ impl WorkStore for Postgres {
                     .read_only(true)
                     .start()
                     .await?;
-                let mut values = bind(&c.values);
                 let total: i64 = tx
-                    .query_one(&numbered(&count_sql), &values)
+                    .query_one(&numbered(&count_sql), &bind(c.count_values()))
                     .await?
                     .try_get(0)?;
+                let mut values = bind(&c.values);
                 let _ = total_tx.send(total);
                 let (limit, offset): (Option<i64>, i64) = (None, 0);
                 values.push(&limit);
