@@ -2,9 +2,10 @@
 -- task's progress is looked up again only when one of its progress notes is written.
 CREATE INDEX activities_progress_notes ON activities (task_id, date, id) WHERE type = 'progress';
 
--- The total of a task list filtered by project and status (active, say) counted from the
--- index alone, without reading every task of the project.
-CREATE INDEX tasks_project_status ON tasks (workspace_id, project_id, status);
+-- A task list filtered by project and status (active, say) counted from the index alone,
+-- without reading every task of the project: with what a non-admin's visibility reads of
+-- each task (hidden, owner) too.
+CREATE INDEX tasks_project_status ON tasks (workspace_id, project_id, status, hidden, owner_id);
 
 -- How many tasks each project (0: none) holds in each status, kept by the triggers below
 -- in the transaction that changes the tasks: an admin's list of a project's (active)
