@@ -345,18 +345,8 @@ pub async fn get_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let query = list_query(ctx.args, FILTERS, true)?;
     let offset = query.offset;
     let with_team = switch(ctx.args, "loadTeam")?;
-    let page = ctx.state.store.tasks(ctx.ws, actor, query).await?;
-    let mut project_ids: Vec<i64> = page.items.iter().filter_map(|t| t.project_id).collect();
-    project_ids.sort_unstable();
-    project_ids.dedup();
-    let projects: HashMap<i64, Project> = ctx
-        .state
-        .store
-        .projects_by_ids(ctx.ws, project_ids)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
+    let (page, projects) = ctx.state.store.tasks(ctx.ws, actor, query).await?;
+    let projects: HashMap<i64, Project> = projects.into_iter().map(|p| (p.id, p)).collect();
     let items = page
         .items
         .iter()

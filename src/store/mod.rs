@@ -264,7 +264,14 @@ pub trait WorkStore: Send + Sync {
     ) -> Result<Task>;
     /// Removes the task with its sub-tasks, activities and files.
     async fn remove_task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;
-    async fn tasks(&self, ws: WorkspaceId, actor: Actor, query: ListQuery) -> Result<Page<Task>>;
+    /// A page of tasks, with the projects they are in (what deciding whether the caller
+    /// may edit each needs), read together.
+    async fn tasks(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        query: ListQuery,
+    ) -> Result<(Page<Task>, Vec<Project>)>;
     /// The task and its ancestors, nearest first.
     async fn task_lineage(&self, ws: WorkspaceId, id: i64) -> Result<Vec<i64>>;
 
@@ -374,4 +381,12 @@ pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result
             "unsupported database URL: use sqlite:///path, postgres://... or leave it empty"
         ),
     }
+}
+
+/// The ids of the projects `tasks` are in, each once.
+pub(crate) fn project_ids_of(tasks: &[Task]) -> Vec<i64> {
+    let mut ids: Vec<i64> = tasks.iter().filter_map(|t| t.project_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }

@@ -25,7 +25,7 @@ use crate::store::sql::{
     activity_conditions, file_conditions, list_sql, project_conditions, task_conditions, Conditions,
 };
 use crate::store::{
-    Filter, ListQuery, OutgoingMail, Page, Result, RowStream, StoreError, WorkStore,
+    project_ids_of, Filter, ListQuery, OutgoingMail, Page, Result, RowStream, StoreError, WorkStore,
 };
 
 /// LIMIT and OFFSET as PostgreSQL takes them: no limit is NULL (SQLite's -1), and
@@ -199,6 +199,22 @@ async fn project_in(c: &impl GenericClient, ws: WorkspaceId, id: i64) -> Result<
     Ok(row.as_ref().map(project_from_row).transpose()?)
 }
 
+async fn projects_in(c: &impl GenericClient, ws: WorkspaceId, ids: &[i64]) -> Result<Vec<Project>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = query(
+        c,
+        &format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = $1 \
+             AND p.id = ANY($2) ORDER BY p.id"
+        ),
+        &[&ws.0, &ids],
+    )
+    .await?;
+    all(&rows, project_from_row)
+}
+
 async fn task_in(c: &impl GenericClient, ws: WorkspaceId, id: i64) -> Result<Option<Task>> {
     let row = query_opt(
         c,
@@ -346,20 +362,8 @@ impl WorkStore for Postgres {
     }
 
     async fn projects_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<Project>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let c = self.conn().await?;
-        let rows = query(
-            &c,
-            &format!(
-                "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = $1 \
-                 AND p.id = ANY($2) ORDER BY p.id"
-            ),
-            &[&ws.0, &ids],
-        )
-        .await?;
-        all(&rows, project_from_row)
+        projects_in(&c, ws, &ids).await
     }
 
     async fn save_project(
@@ -725,10 +729,17 @@ impl WorkStore for Postgres {
         Ok(Some(keys))
     }
 
-    async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<Task>> {
+    async fn tasks(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        q: ListQuery,
+    ) -> Result<(Page<Task>, Vec<Project>)> {
         let c = task_conditions(ws, &actor, &q.filters)?;
         let mut conn = self.conn().await?;
-        page(&mut conn, "tasks t", TASK_COLUMNS, &c, &q, task_from_row).await
+        let page = page(&mut conn, "tasks t", TASK_COLUMNS, &c, &q, task_from_row).await?;
+        let projects = projects_in(&conn, ws, &project_ids_of(&page.items)).await?;
+        Ok((page, projects))
     }
 
     async fn task_lineage(&self, ws: WorkspaceId, id: i64) -> Result<Vec<i64>> {

@@ -19,7 +19,7 @@ use crate::store::sql::{
     Conditions, Param,
 };
 use crate::store::{
-    Filter, ListQuery, OutgoingMail, Page, Result, RowStream, StoreError, WorkStore,
+    project_ids_of, Filter, ListQuery, OutgoingMail, Page, Result, RowStream, StoreError, WorkStore,
 };
 
 /// Runs a count and a page of one list in one read transaction.
@@ -243,6 +243,23 @@ fn project_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<O
     with_team(conn, found)
 }
 
+fn projects_in(c: &Connection, ws: WorkspaceId, ids: &[i64]) -> rusqlite::Result<Vec<Project>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(",");
+    let mut values = vec![ws.0];
+    values.extend(ids);
+    let mut projects = c
+        .prepare_cached(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = ? AND p.id IN ({marks})"
+        ))?
+        .query_map(params_from_iter(values.iter()), project_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    fill_teams(c, &mut projects)?;
+    Ok(projects)
+}
+
 fn task_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Task>> {
     let found = conn
         .prepare_cached(&format!(
@@ -372,23 +389,7 @@ impl WorkStore for Sqlite {
     }
 
     async fn projects_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<Project>> {
-        self.read(move |c| {
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let marks = vec!["?"; ids.len()].join(",");
-            let mut values = vec![ws.0];
-            values.extend(&ids);
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = ? AND p.id IN ({marks})"
-            ))?;
-            let mut projects = stmt
-                .query_map(params_from_iter(values.iter()), project_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            fill_teams(c, &mut projects)?;
-            Ok(projects)
-        })
-        .await
+        self.read(move |c| Ok(projects_in(c, ws, &ids)?)).await
     }
 
     async fn save_project(
@@ -629,12 +630,18 @@ impl WorkStore for Sqlite {
         .await
     }
 
-    async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<Task>> {
+    async fn tasks(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        q: ListQuery,
+    ) -> Result<(Page<Task>, Vec<Project>)> {
         self.read(move |conn| {
             let c = task_conditions(ws, &actor, &q.filters)?;
             let mut page = page(conn, "tasks t", TASK_COLUMNS, &c, &q, task_from_row)?;
             fill_teams(conn, &mut page.items)?;
-            Ok(page)
+            let projects = projects_in(conn, ws, &project_ids_of(&page.items))?;
+            Ok((page, projects))
         })
         .await
     }
