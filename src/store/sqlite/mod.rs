@@ -234,7 +234,20 @@ fn spawn_writer(mut conn: Connection) -> anyhow::Result<std::sync::mpsc::Sender<
     std::thread::Builder::new()
         .name("vesper-sqlite-writer".into())
         .spawn(move || {
-            while let Ok(first) = queue.recv() {
+            let mut wrote_since_checkpoint = false;
+            loop {
+                let first = match queue.recv_timeout(IDLE_CHECKPOINT_AFTER) {
+                    Ok(job) => job,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if wrote_since_checkpoint {
+                            checkpoint_when_idle(&conn);
+                            wrote_since_checkpoint = false;
+                        }
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                wrote_since_checkpoint = true;
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match queue.try_recv() {
@@ -246,6 +259,20 @@ fn spawn_writer(mut conn: Connection) -> anyhow::Result<std::sync::mpsc::Sender<
             }
         })?;
     Ok(jobs)
+}
+
+/// How long the writer waits without work before it checkpoints the WAL.
+const IDLE_CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// SQLite checkpoints as the WAL grows, but a checkpoint that runs while readers are busy
+/// may leave the end of the WAL not yet copied into the database, and every read
+/// transaction costs more until it is: after the benchmark's seeding, lists ran at 20,600
+/// req/s, and at 33,800 once a checkpoint had been run by hand. So once writes pause,
+/// the writer copies the rest.
+fn checkpoint_when_idle(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "idle WAL checkpoint failed");
+    }
 }
 
 fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
