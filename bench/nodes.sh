@@ -19,7 +19,7 @@ PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 for node in a b; do
   port=$([ $node = a ] && echo 18444 || echo 18445)
-  VESPER_LOG=warn "$TARGET/release/vesper" serve --listen "127.0.0.1:$port" \
+  VESPER_LOG=warn,rustls=error "$TARGET/release/vesper" serve --listen "127.0.0.1:$port" \
     --data-dir "$OUT/node-$node" --database-url "$DB_URL" --files-url "$FILES" \
     >"$OUT/node-$node.log" 2>&1 &
   PIDS+=($!)
