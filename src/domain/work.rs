@@ -471,17 +471,17 @@ pub const HOURS_DECIMALS: i32 = 9;
 mod tests {
     use super::*;
 
-    #[test]
-    fn roll_up_adds_new_hours_and_resums_edits() {
-        let mut note = Activity {
-            id: 1,
-            project_id: Some(1),
-            task_id: Some(2),
+    /// A message by user 1, posted nowhere yet; tests change what they need.
+    fn message() -> Activity {
+        Activity {
+            id: 0,
+            project_id: None,
+            task_id: None,
             kind: ActivityType::Msg,
             text: None,
             owner_id: 1,
             progress: None,
-            hours_done: Some(1.5),
+            hours_done: None,
             hide_from_clients: false,
             date: 0,
             notify_project_team: false,
@@ -489,6 +489,17 @@ mod tests {
             notify_client: false,
             created_at: 0,
             updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn roll_up_adds_new_hours_and_resums_edits() {
+        let mut note = Activity {
+            id: 1,
+            project_id: Some(1),
+            task_id: Some(2),
+            hours_done: Some(1.5),
+            ..message()
         };
         assert_eq!(roll_up(None, Some(&note)), (HoursChange::Add(1.5), false));
         assert_eq!(roll_up(Some(&note), None), (HoursChange::Resum, false));
@@ -536,21 +547,10 @@ mod tests {
     #[test]
     fn activities_need_a_target_and_the_right_text() {
         let mut a = Activity {
-            id: 0,
-            project_id: None,
-            task_id: None,
             kind: ActivityType::GoogleDocs,
             text: Some("not a link".into()),
-            owner_id: 1,
-            progress: None,
             hours_done: Some(-1.0),
-            hide_from_clients: false,
-            date: 0,
-            notify_project_team: false,
-            notify_task_team: false,
-            notify_client: false,
-            created_at: 0,
-            updated_at: 0,
+            ..message()
         };
         let fields: Vec<_> = validate_activity(&a).iter().map(|(f, _)| *f).collect();
         assert_eq!(fields, ["taskId", "text", "hoursDone"]);
