@@ -1988,3 +1988,211 @@ async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
     check("project removed").await;
     server.stop().await;
 }
+
+/// Every role's list of one project takes its total from the kept counts, by rules of
+/// its own (store/sql.rs, counted_task_total); each must equal the rows the same list
+/// returns, which come from the visibility conditions. Hidden tasks, owners, task and
+/// project teams, done tasks and hidden projects all take part, before and after changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_roles_list_totals_match_the_rows_it_sees() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (u, user) = server.user("user@example.com", 100, true).await;
+    let (_, teamed_user) = server.user("teamed@example.com", 100, true).await;
+    let (e, external) = server.user("external@example.com", 150, true).await;
+    let (c, client) = server.user("client@example.com", 200, true).await;
+    let teamed_id = server
+        .call_json(
+            "authentication/getAuthorizedUser",
+            &[("sessionId", &teamed_user)],
+        )
+        .await
+        .json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (u, e, c) = (u.to_string(), e.to_string(), c.to_string());
+    let a = add_project(
+        &server,
+        &admin,
+        &[
+            ("project[name]", "A"),
+            ("project[team][]", &c),
+            ("project[team][]", &teamed_id),
+            ("project[team][]", &e),
+        ],
+    )
+    .await;
+    let h = add_project(
+        &server,
+        &admin,
+        &[("project[name]", "H"), ("project[hidden]", "1")],
+    )
+    .await;
+    let (a_text, h_text) = (a.to_string(), h.to_string());
+    let in_a = |name: &'static str, extra: Vec<(&'static str, String)>| {
+        let mut params = vec![
+            ("task[name]", name.to_string()),
+            ("task[projectId]", a_text.clone()),
+        ];
+        params.extend(extra);
+        params
+    };
+    let add = |sid: String, params: Vec<(&'static str, String)>| {
+        let server = &server;
+        async move {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            id_of(&add_task(server, &sid, &params).await)
+        }
+    };
+    let plain = add(admin.clone(), in_a("plain", vec![])).await;
+    let hidden = add(
+        admin.clone(),
+        in_a("hidden", vec![("task[hidden]", "1".into())]),
+    )
+    .await;
+    add(
+        admin.clone(),
+        in_a(
+            "hidden, user in its team",
+            vec![("task[hidden]", "1".into()), ("task[team][]", u.clone())],
+        ),
+    )
+    .await;
+    add(
+        admin.clone(),
+        in_a("done", vec![("task[status]", "30".into())]),
+    )
+    .await;
+    add(
+        admin.clone(),
+        in_a(
+            "hidden and done, external in its team",
+            vec![
+                ("task[hidden]", "1".into()),
+                ("task[status]", "30".into()),
+                ("task[team][]", e.clone()),
+            ],
+        ),
+    )
+    .await;
+    add(
+        user.clone(),
+        in_a("hidden, the user's own", vec![("task[hidden]", "1".into())]),
+    )
+    .await;
+    add(external.clone(), in_a("the external's own", vec![])).await;
+    // The external leaves the project's team but keeps owning its task.
+    server
+        .call_json(
+            "projects/update",
+            &[
+                ("sessionId", &admin),
+                ("project[id]", &a_text),
+                ("project[team][]", &c),
+                ("project[team][]", &teamed_id),
+            ],
+        )
+        .await
+        .assert_ok();
+    for name in ["h1", "h2"] {
+        add(
+            admin.clone(),
+            vec![
+                ("task[name]", name.into()),
+                ("task[projectId]", h_text.clone()),
+            ],
+        )
+        .await;
+    }
+
+    let sessions = [
+        ("admin", admin.clone()),
+        ("user", user.clone()),
+        ("teamed user", teamed_user.clone()),
+        ("external", external.clone()),
+        ("client", client.clone()),
+    ];
+    let check = |step: &'static str| {
+        let (server, sessions) = (&server, sessions.clone());
+        async move {
+            for (role, sid) in &sessions {
+                for project in [a, h] {
+                    for active in [false, true] {
+                        let project = project.to_string();
+                        let mut params = vec![
+                            ("sessionId", sid.as_str()),
+                            ("retType", "json"),
+                            ("filter[projectId]", &project),
+                        ];
+                        if active {
+                            params.push(("filter[active]", "1"));
+                        }
+                        let r = server.get("tasks/getList", &params).await;
+                        r.assert_ok();
+                        let json = r.json();
+                        let rows = json["items"].as_array().map_or(0, |i| i.len()) as i64;
+                        assert_eq!(
+                            json["total"], rows,
+                            "{step}: {role}, project {project}, active {active}: {}",
+                            r.body
+                        );
+                    }
+                }
+            }
+        }
+    };
+    check("set up").await;
+    // Sanity: the rules give each role a different view of A.
+    let seen = |sid: String| {
+        let server = &server;
+        let a = a_text.clone();
+        async move {
+            server
+                .get(
+                    "tasks/getList",
+                    &[
+                        ("sessionId", &sid),
+                        ("retType", "json"),
+                        ("filter[projectId]", &a),
+                    ],
+                )
+                .await
+                .json()["total"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    assert_eq!(seen(admin.clone()).await, 7);
+    assert_eq!(
+        seen(user.clone()).await,
+        5,
+        "plain, done, the external's, two hidden of its own"
+    );
+    assert_eq!(seen(teamed_user.clone()).await, 7);
+    assert_eq!(
+        seen(external.clone()).await,
+        2,
+        "its own and the one it is in the team of"
+    );
+    assert_eq!(seen(client.clone()).await, 7);
+    update_task(&server, &admin, plain, &[("task[hidden]", "1")]).await;
+    update_task(&server, &admin, hidden, &[("task[hidden]", "0")]).await;
+    check("hidden flags swapped").await;
+    server
+        .call_json(
+            "projects/update",
+            &[
+                ("sessionId", &admin),
+                ("project[id]", &a_text),
+                ("project[team][]", &c),
+                ("project[team][]", &teamed_id),
+                ("project[team][]", &u),
+            ],
+        )
+        .await
+        .assert_ok();
+    check("the user joined the project's team").await;
+    assert_eq!(seen(user.clone()).await, 7);
+    server.stop().await;
+}
