@@ -243,16 +243,7 @@ pub trait WorkStore: Send + Sync {
         &self,
         ws: WorkspaceId,
         id: i64,
-    ) -> Result<Option<(Task, Option<Project>)>> {
-        let Some(task) = self.task(ws, id).await? else {
-            return Ok(None);
-        };
-        let project = match task.project_id {
-            Some(pid) => self.project(ws, pid).await?,
-            None => None,
-        };
-        Ok(Some((task, project)))
-    }
+    ) -> Result<Option<(Task, Option<Project>)>>;
     /// Inserts (id 0) or replaces a task and its team. A task in a project takes the
     /// project's group; moving a task moves its sub-tasks and their activities.
     async fn save_task(

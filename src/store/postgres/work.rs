@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Object};
 use futures_util::TryStreamExt;
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::{types::ToSql, IsolationLevel, Row};
 
 use super::{
     absent, bind, execute, flag, int, numbered, query, query_one, query_opt, queue_mail, PgError,
@@ -376,6 +376,31 @@ impl WorkStore for Postgres {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
         queue_mail(&tx, ws, &mail, now).await?;
+        // One list of values for both statements: the update numbers its columns as the
+        // insert does and takes the id last.
+        let (hidden, notify_project_team, notify_client) = (
+            int(p.hidden),
+            int(p.notify_project_team),
+            int(p.notify_client),
+        );
+        let mut values: Vec<&(dyn ToSql + Sync)> = vec![
+            &ws.0,
+            &p.name,
+            &p.description,
+            &p.tags,
+            &p.owner_id,
+            &p.group_id,
+            &p.start_date,
+            &p.end_date,
+            &p.priority,
+            &p.status,
+            &p.closed_at,
+            &hidden,
+            &p.flag,
+            &notify_project_team,
+            &notify_client,
+            &now,
+        ];
         let id = if p.id == 0 {
             query_one(
                 &tx,
@@ -384,53 +409,19 @@ impl WorkStore for Postgres {
                  notify_project_team, notify_client, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
                  RETURNING id",
-                &[
-                    &ws.0,
-                    &p.name,
-                    &p.description,
-                    &p.tags,
-                    &p.owner_id,
-                    &p.group_id,
-                    &p.start_date,
-                    &p.end_date,
-                    &p.priority,
-                    &p.status,
-                    &p.closed_at,
-                    &int(p.hidden),
-                    &p.flag,
-                    &int(p.notify_project_team),
-                    &int(p.notify_client),
-                    &now,
-                ],
+                &values,
             )
             .await?
             .try_get(0)?
         } else {
+            values.push(&p.id);
             execute(
                 &tx,
-                "UPDATE projects SET name = $3, description = $4, tags = $5, owner_id = $6, \
-                 group_id = $7, start_date = $8, end_date = $9, priority = $10, status = $11, \
-                 closed_at = $12, hidden = $13, flag = $14, notify_project_team = $15, \
-                 notify_client = $16, updated_at = $17 WHERE workspace_id = $1 AND id = $2",
-                &[
-                    &ws.0,
-                    &p.id,
-                    &p.name,
-                    &p.description,
-                    &p.tags,
-                    &p.owner_id,
-                    &p.group_id,
-                    &p.start_date,
-                    &p.end_date,
-                    &p.priority,
-                    &p.status,
-                    &p.closed_at,
-                    &int(p.hidden),
-                    &p.flag,
-                    &int(p.notify_project_team),
-                    &int(p.notify_client),
-                    &now,
-                ],
+                "UPDATE projects SET name = $2, description = $3, tags = $4, owner_id = $5, \
+                 group_id = $6, start_date = $7, end_date = $8, priority = $9, status = $10, \
+                 closed_at = $11, hidden = $12, flag = $13, notify_project_team = $14, \
+                 notify_client = $15, updated_at = $16 WHERE workspace_id = $1 AND id = $17",
+                &values,
             )
             .await?;
             // A task in a project takes the project's group.
@@ -562,7 +553,7 @@ impl WorkStore for Postgres {
             "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.workspace_id = $1 \
              AND p.id = (SELECT t.project_id FROM tasks t WHERE t.workspace_id = $1 AND t.id = $2)"
         );
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&ws.0, &id];
+        let params: [&(dyn ToSql + Sync); 2] = [&ws.0, &id];
         let (task, project) =
             futures_util::try_join!(task_in(&c, ws, id), query_opt(&c, &project_sql, &params),)?;
         let project = project.as_ref().map(project_from_row).transpose()?;
@@ -598,6 +589,37 @@ impl WorkStore for Postgres {
                 None => None,
             }
         };
+        // One list of values for both statements: the update numbers its columns as the
+        // insert does and takes the id last.
+        let (hidden, notify_project_team, notify_task_team, notify_client) = (
+            int(t.hidden),
+            int(t.notify_project_team),
+            int(t.notify_task_team),
+            int(t.notify_client),
+        );
+        let mut values: Vec<&(dyn ToSql + Sync)> = vec![
+            &ws.0,
+            &t.project_id,
+            &t.parent_id,
+            &t.name,
+            &t.description,
+            &t.tags,
+            &t.owner_id,
+            &group_id,
+            &t.start_date,
+            &t.end_date,
+            &t.priority,
+            &t.progress,
+            &t.status,
+            &t.closed_at,
+            &hidden,
+            &t.flag,
+            &t.estimated_time,
+            &notify_project_team,
+            &notify_task_team,
+            &notify_client,
+            &now,
+        ];
         let id = if t.id == 0 {
             query_one(
                 &tx,
@@ -607,65 +629,21 @@ impl WorkStore for Postgres {
                  notify_client, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
                  $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $18, $19, $20, $21, $21) \
                  RETURNING id",
-                &[
-                    &ws.0,
-                    &t.project_id,
-                    &t.parent_id,
-                    &t.name,
-                    &t.description,
-                    &t.tags,
-                    &t.owner_id,
-                    &group_id,
-                    &t.start_date,
-                    &t.end_date,
-                    &t.priority,
-                    &t.progress,
-                    &t.status,
-                    &t.closed_at,
-                    &int(t.hidden),
-                    &t.flag,
-                    &t.estimated_time,
-                    &int(t.notify_project_team),
-                    &int(t.notify_task_team),
-                    &int(t.notify_client),
-                    &now,
-                ],
+                &values,
             )
             .await?
             .try_get(0)?
         } else {
+            values.push(&t.id);
             execute(
                 &tx,
-                "UPDATE tasks SET project_id = $3, parent_id = $4, name = $5, description = $6, \
-                 tags = $7, owner_id = $8, group_id = $9, start_date = $10, end_date = $11, \
-                 priority = $12, progress = $13, status = $14, closed_at = $15, hidden = $16, \
-                 flag = $17, estimated_time = $18, notify_project_team = $19, \
-                 notify_task_team = $20, notify_client = $21, updated_at = $22 \
-                 WHERE workspace_id = $1 AND id = $2",
-                &[
-                    &ws.0,
-                    &t.id,
-                    &t.project_id,
-                    &t.parent_id,
-                    &t.name,
-                    &t.description,
-                    &t.tags,
-                    &t.owner_id,
-                    &group_id,
-                    &t.start_date,
-                    &t.end_date,
-                    &t.priority,
-                    &t.progress,
-                    &t.status,
-                    &t.closed_at,
-                    &int(t.hidden),
-                    &t.flag,
-                    &t.estimated_time,
-                    &int(t.notify_project_team),
-                    &int(t.notify_task_team),
-                    &int(t.notify_client),
-                    &now,
-                ],
+                "UPDATE tasks SET project_id = $2, parent_id = $3, name = $4, description = $5, \
+                 tags = $6, owner_id = $7, group_id = $8, start_date = $9, end_date = $10, \
+                 priority = $11, progress = $12, status = $13, closed_at = $14, hidden = $15, \
+                 flag = $16, estimated_time = $17, notify_project_team = $18, \
+                 notify_task_team = $19, notify_client = $20, updated_at = $21 \
+                 WHERE workspace_id = $1 AND id = $22",
+                &values,
             )
             .await?;
             if previous_project.is_some_and(|p| p != t.project_id) {

@@ -401,26 +401,28 @@ impl WorkStore for Sqlite {
     ) -> Result<Project> {
         self.write(move |tx| {
             queue_mail(tx, ws, &mail, now)?;
+            // One list of values for both statements: the update numbers its columns as
+            // the insert does and takes the id last.
+            let mut values = params![ws.0, p.name, p.description, p.tags, p.owner_id, p.group_id,
+                p.start_date, p.end_date, p.priority, p.status, p.closed_at, p.hidden, p.flag,
+                p.notify_project_team, p.notify_client, now].to_vec();
             let id = if p.id == 0 {
                 tx.execute(
                     "INSERT INTO projects (workspace_id, name, description, tags, owner_id, group_id, \
                      start_date, end_date, priority, status, closed_at, hidden, flag, \
                      notify_project_team, notify_client, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
-                    params![ws.0, p.name, p.description, p.tags, p.owner_id, p.group_id, p.start_date,
-                        p.end_date, p.priority, p.status, p.closed_at, p.hidden, p.flag,
-                        p.notify_project_team, p.notify_client, now],
+                    values.as_slice(),
                 )?;
                 tx.last_insert_rowid()
             } else {
+                values.push(&p.id);
                 tx.execute(
-                    "UPDATE projects SET name = ?3, description = ?4, tags = ?5, owner_id = ?6, \
-                     group_id = ?7, start_date = ?8, end_date = ?9, priority = ?10, status = ?11, \
-                     closed_at = ?12, hidden = ?13, flag = ?14, notify_project_team = ?15, \
-                     notify_client = ?16, updated_at = ?17 WHERE workspace_id = ?1 AND id = ?2",
-                    params![ws.0, p.id, p.name, p.description, p.tags, p.owner_id, p.group_id,
-                        p.start_date, p.end_date, p.priority, p.status, p.closed_at, p.hidden, p.flag,
-                        p.notify_project_team, p.notify_client, now],
+                    "UPDATE projects SET name = ?2, description = ?3, tags = ?4, owner_id = ?5, \
+                     group_id = ?6, start_date = ?7, end_date = ?8, priority = ?9, status = ?10, \
+                     closed_at = ?11, hidden = ?12, flag = ?13, notify_project_team = ?14, \
+                     notify_client = ?15, updated_at = ?16 WHERE workspace_id = ?1 AND id = ?17",
+                    values.as_slice(),
                 )?;
                 // A task in a project takes the project's group.
                 tx.execute(
@@ -563,6 +565,12 @@ impl WorkStore for Sqlite {
                 })
                 .optional()?
             };
+            // One list of values for both statements: the update numbers its columns as
+            // the insert does and takes the id last.
+            let mut values = params![ws.0, t.project_id, t.parent_id, t.name, t.description, t.tags,
+                t.owner_id, group_id, t.start_date, t.end_date, t.priority, t.progress, t.status,
+                t.closed_at, t.hidden, t.flag, t.estimated_time, t.notify_project_team,
+                t.notify_task_team, t.notify_client, now].to_vec();
             let id = if t.id == 0 {
                 tx.execute(
                     "INSERT INTO tasks (workspace_id, project_id, parent_id, name, description, tags, \
@@ -570,24 +578,19 @@ impl WorkStore for Sqlite {
                      hidden, flag, hours_done, estimated_time, notify_project_team, notify_task_team, \
                      notify_client, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
                      ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 0, ?17, ?18, ?19, ?20, ?21, ?21)",
-                    params![ws.0, t.project_id, t.parent_id, t.name, t.description, t.tags, t.owner_id,
-                        group_id, t.start_date, t.end_date, t.priority, t.progress, t.status,
-                        t.closed_at, t.hidden, t.flag, t.estimated_time, t.notify_project_team,
-                        t.notify_task_team, t.notify_client, now],
+                    values.as_slice(),
                 )?;
                 tx.last_insert_rowid()
             } else {
+                values.push(&t.id);
                 tx.execute(
-                    "UPDATE tasks SET project_id = ?3, parent_id = ?4, name = ?5, description = ?6, \
-                     tags = ?7, owner_id = ?8, group_id = ?9, start_date = ?10, end_date = ?11, \
-                     priority = ?12, progress = ?13, status = ?14, closed_at = ?15, hidden = ?16, \
-                     flag = ?17, estimated_time = ?18, notify_project_team = ?19, \
-                     notify_task_team = ?20, notify_client = ?21, updated_at = ?22 \
-                     WHERE workspace_id = ?1 AND id = ?2",
-                    params![ws.0, t.id, t.project_id, t.parent_id, t.name, t.description, t.tags,
-                        t.owner_id, group_id, t.start_date, t.end_date, t.priority, t.progress,
-                        t.status, t.closed_at, t.hidden, t.flag, t.estimated_time,
-                        t.notify_project_team, t.notify_task_team, t.notify_client, now],
+                    "UPDATE tasks SET project_id = ?2, parent_id = ?3, name = ?4, description = ?5, \
+                     tags = ?6, owner_id = ?7, group_id = ?8, start_date = ?9, end_date = ?10, \
+                     priority = ?11, progress = ?12, status = ?13, closed_at = ?14, hidden = ?15, \
+                     flag = ?16, estimated_time = ?17, notify_project_team = ?18, \
+                     notify_task_team = ?19, notify_client = ?20, updated_at = ?21 \
+                     WHERE workspace_id = ?1 AND id = ?22",
+                    values.as_slice(),
                 )?;
                 if previous_project.is_some_and(|p| p != t.project_id) {
                     // Moving a task moves its sub-tasks, and the activities and files of all.
