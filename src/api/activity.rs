@@ -13,8 +13,8 @@ use http::header::{
 use http::{HeaderValue, StatusCode};
 
 use crate::api::{
-    list_query, notify, projects, report, required_id, set_nullable, set_required, switch, tasks,
-    Ctx, Validation,
+    check_if_match, list_query, notify, projects, report, required_id, retry_stale, set_nullable,
+    set_required, switch, tasks, Ctx, Validation,
 };
 use crate::domain::now;
 use crate::domain::policy::{self, ActivityFacts, Actor, Target};
@@ -24,6 +24,7 @@ use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
 use crate::mail::Notice;
+use crate::store::Expected;
 
 const FILTERS: &[&str] = &[
     "projectId",
@@ -95,6 +96,7 @@ struct Extras {
 /// The one description of an activity.
 fn record(a: &Activity, actor: &Actor, extras: Extras) -> Record {
     let mut r = Record::new("activity")
+        .versioned(a.version)
         .with("id", Value::Id(a.id))
         .with("taskId", a.task_id);
     let names = extras.names.clone();
@@ -332,6 +334,7 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
         notify_client: false,
         created_at: now,
         updated_at: now,
+        version: 0,
     };
     apply(&obj, &mut a, &mut v)?;
     let notify_users = notify::notify_users(&obj)?;
@@ -339,6 +342,12 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
 }
 
 pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let expected = ctx.if_match()?;
+    retry_stale(expected, || update_once(ctx, expected)).await
+}
+
+/// One read-check-apply-write of an update (`retry_stale`).
+async fn update_once(ctx: &Ctx<'_>, expected: Expected) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let obj = ctx.args.object(&["activity"]);
     let id = required_id(obj.field("id"))?;
@@ -348,6 +357,7 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
             "You may not edit activity {id}"
         )));
     }
+    check_if_match(expected, current.version)?;
     let mut v = Validation::default();
     let mut a = current.clone();
     apply(&obj, &mut a, &mut v)?;
@@ -367,7 +377,7 @@ pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let keys = ctx
         .state
         .store
-        .remove_activity(ctx.ws, id)
+        .remove_activity(ctx.ws, id, ctx.if_match()?)
         .await?
         .ok_or_else(|| ApiError::not_found("Activity", id))?;
     ctx.state.files.remove_all(&keys).await;
@@ -480,7 +490,16 @@ fn file_index(field: &str) -> Option<&str> {
 
 pub async fn attach_files(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
-    let uploads = std::mem::take(&mut *ctx.uploads.lock().unwrap_or_else(|p| p.into_inner()));
+    let file_parts = ctx
+        .file_parts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if file_parts.is_some() && ctx.args.scalar("activityId").text()?.is_absent() {
+        return Err(ApiError::bad_request(
+            "activityId, and the credentials, must come before the first file part",
+        ));
+    }
     let activity_id = required_id(ctx.args.scalar("activityId"))?;
     let (activity, _) = visible(ctx, &actor, activity_id).await?;
     if !policy::can_edit_activity(&actor, &facts(&activity, &actor)) {
@@ -488,6 +507,12 @@ pub async fn attach_files(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
             "You may not attach files to activity {activity_id}"
         )));
     }
+    // Only now, for a caller allowed to attach, is the rest of the body read.
+    let mut args = ctx.args.clone();
+    let uploads = match file_parts {
+        Some(parts) => parts.read(&mut args).await?,
+        None => Vec::new(),
+    };
     let mut incoming: BTreeMap<String, Incoming> = BTreeMap::new();
     for upload in uploads {
         let Some(index) = file_index(&upload.field).map(str::to_owned) else {
@@ -506,11 +531,11 @@ pub async fn attach_files(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
         );
     }
     // Small files may come base64-encoded in a form: files[n][content].
-    for index in ctx.args.keys_of("files")? {
+    for index in args.keys_of("files")? {
         if incoming.contains_key(index) {
             continue;
         }
-        let Some(text) = ctx.args.nested_text("files", index, "content")? else {
+        let Some(text) = args.nested_text("files", index, "content")? else {
             continue;
         };
         let bytes = base64::engine::general_purpose::STANDARD
@@ -547,8 +572,7 @@ pub async fn attach_files(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let mut metas = Vec::with_capacity(incoming.len());
     let mut blobs = Vec::with_capacity(incoming.len());
     for (index, file) in incoming {
-        let name = ctx
-            .args
+        let name = args
             .nested_text("files", &index, "name")?
             .or(file.name)
             .unwrap_or_default();

@@ -14,6 +14,7 @@ use crate::store::Group;
 /// The one description of a group.
 pub fn record(group: &Group, actor: &Actor) -> Record {
     Record::new("group")
+        .versioned(group.version)
         .with("id", Value::Id(group.id))
         .with("name", group.name.as_str())
         .with("createdAt", Value::Date(group.created_at))
@@ -83,7 +84,7 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let group = ctx
         .state
         .store
-        .update_group(ctx.ws, id, name, now())
+        .update_group(ctx.ws, id, name, ctx.if_match()?, now())
         .await?
         .ok_or_else(|| ApiError::not_found("Group", id))?;
     Ok(Output::Object(record(&group, &actor)))
@@ -94,7 +95,12 @@ pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let id = required_id(ctx.args.scalar("id"))?;
     existing(ctx, id).await?;
     may_write(&actor)?;
-    if !ctx.state.store.remove_group(ctx.ws, id).await? {
+    if !ctx
+        .state
+        .store
+        .remove_group(ctx.ws, id, ctx.if_match()?)
+        .await?
+    {
         return Err(ApiError::not_found("Group", id));
     }
     Ok(Output::Scalar("id", Value::Id(id)))

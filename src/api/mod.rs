@@ -22,6 +22,7 @@ use crate::http::caller::Caller;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::response::Output;
 use crate::http::AppState;
+use crate::store::Expected;
 
 /// Every call of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,8 +145,9 @@ pub struct Ctx<'a> {
     /// Absent only for signIn.
     pub caller: Option<Caller>,
     pub args: &'a Args,
-    /// File parts of an attachFiles request, taken by its handler.
-    pub uploads: std::sync::Mutex<Vec<crate::http::body::Upload>>,
+    /// The unread file parts of an attachFiles body, taken by its handler once the caller
+    /// is allowed to attach.
+    pub file_parts: std::sync::Mutex<Option<crate::http::body::FileParts>>,
 }
 
 impl Ctx<'_> {
@@ -153,9 +155,54 @@ impl Ctx<'_> {
         self.caller.as_ref().ok_or(ApiError::AuthRequired)
     }
 
+    /// The version `If-Match` names (`*` or none: any version). A value that is not one
+    /// of our ETags can match no version: 412.
+    pub fn if_match(&self) -> Result<Expected, ApiError> {
+        let Some(value) = self.headers.get(http::header::IF_MATCH) else {
+            return Ok(None);
+        };
+        let value = value.to_str().unwrap_or("").trim();
+        if value == "*" {
+            return Ok(None);
+        }
+        crate::http::response::parse_etag(value)
+            .map(Some)
+            .ok_or(ApiError::PreconditionFailed)
+    }
+
     pub fn actor(&self) -> Result<Actor, ApiError> {
         Ok(self.caller()?.actor())
     }
+}
+
+/// How often an update is tried again after another writer changed its object first.
+const STALE_RETRIES: usize = 32;
+
+/// Runs a read-check-apply-write `attempt` again when another writer changed the object
+/// between its read and its write (the store refuses such a write). An update changes only
+/// the attributes it was sent, so applying them again to the newer object loses nobody's
+/// change. With `If-Match` the caller named the version it meant, and a changed one is
+/// its 412 instead.
+pub async fn retry_stale<T, F, Fut>(expected: Expected, mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    if expected.is_some() {
+        return attempt().await;
+    }
+    for _ in 0..STALE_RETRIES {
+        match attempt().await {
+            Err(ApiError::PreconditionFailed) => tokio::task::yield_now().await,
+            done => return done,
+        }
+    }
+    Err(ApiError::Unavailable)
+}
+
+/// 412 unless `current` is the version `expected` names.
+pub fn check_if_match(expected: Expected, current: i64) -> Result<(), ApiError> {
+    Ok(crate::store::check_version(expected, current)?)
 }
 
 /// Runs one call.

@@ -1,8 +1,8 @@
 //! projects: add, update, remove, getById, getAll, getList.
 
 use crate::api::{
-    check_group, check_users, list_query, notify, report, required_id, set_nullable, set_required,
-    switch, team_of, Ctx, Validation,
+    check_group, check_if_match, check_users, list_query, notify, report, required_id, retry_stale,
+    set_nullable, set_required, switch, team_of, Ctx, Validation,
 };
 use crate::domain::now;
 use crate::domain::policy::{self, Actor, ProjectFacts};
@@ -11,6 +11,7 @@ use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
 use crate::mail::Notice;
+use crate::store::Expected;
 
 /// The filters getList accepts (section 7 of the contract).
 const FILTERS: &[&str] = &[
@@ -41,6 +42,7 @@ fn date(d: Option<i64>) -> Value {
 /// The one description of a project.
 pub fn record(p: &Project, actor: &Actor, with_team: bool) -> Record {
     let mut r = Record::new("project")
+        .versioned(p.version)
         .with("id", Value::Id(p.id))
         .with("name", p.name.as_str())
         .with("description", p.description.clone())
@@ -177,6 +179,12 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
 }
 
 pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let expected = ctx.if_match()?;
+    retry_stale(expected, || update_once(ctx, expected)).await
+}
+
+/// One read-check-apply-write of an update (`retry_stale`).
+async fn update_once(ctx: &Ctx<'_>, expected: Expected) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let obj = ctx.args.object(&["project"]);
     let id = required_id(obj.field("id"))?;
@@ -186,6 +194,7 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
             "You may not edit project {id}"
         )));
     }
+    check_if_match(expected, current.version)?;
     let mut v = Validation::default();
     let mut p = current.clone();
     apply(&obj, &mut p, &mut v)?;
@@ -212,7 +221,7 @@ pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let keys = ctx
         .state
         .store
-        .remove_project(ctx.ws, id)
+        .remove_project(ctx.ws, id, ctx.if_match()?)
         .await?
         .ok_or_else(|| ApiError::not_found("Project", id))?;
     ctx.state.files.remove_all(&keys).await;

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use crate::api::{
-    check_group, check_users, list_query, notify, projects, report, required_id, set_nullable,
-    set_required, switch, team_of, Ctx, Validation,
+    check_group, check_if_match, check_users, list_query, notify, projects, report, required_id,
+    retry_stale, set_nullable, set_required, switch, team_of, Ctx, Validation,
 };
 use crate::domain::now;
 use crate::domain::policy::{self, Actor, TaskFacts};
@@ -13,6 +13,7 @@ use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
 use crate::mail::Notice;
+use crate::store::Expected;
 
 /// The filters getList accepts (section 7 of the contract).
 const FILTERS: &[&str] = &[
@@ -54,6 +55,7 @@ fn date(d: Option<i64>) -> Value {
 /// The one description of a task.
 pub fn record(t: &Task, can_edit: bool, with_team: bool) -> Record {
     let mut r = Record::new("task")
+        .versioned(t.version)
         .with("id", Value::Id(t.id))
         .with("name", t.name.as_str())
         .with("parentId", t.parent_id)
@@ -291,6 +293,12 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
 }
 
 pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let expected = ctx.if_match()?;
+    retry_stale(expected, || update_once(ctx, expected)).await
+}
+
+/// One read-check-apply-write of an update (`retry_stale`).
+async fn update_once(ctx: &Ctx<'_>, expected: Expected) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let obj = ctx.args.object(&["task"]);
     let id = required_id(obj.field("id"))?;
@@ -298,6 +306,7 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     if !policy::can_edit_task(&actor, &facts(&current, project.as_ref(), &actor)) {
         return Err(ApiError::forbidden(format!("You may not edit task {id}")));
     }
+    check_if_match(expected, current.version)?;
     let mut v = Validation::default();
     let mut t = current.clone();
     apply(&obj, &mut t, &mut v)?;
@@ -325,7 +334,7 @@ pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let keys = ctx
         .state
         .store
-        .remove_task(ctx.ws, id)
+        .remove_task(ctx.ws, id, ctx.if_match()?)
         .await?
         .ok_or_else(|| ApiError::not_found("Task", id))?;
     ctx.state.files.remove_all(&keys).await;

@@ -22,6 +22,7 @@ const MAX_AVATAR: usize = 2_048;
 pub fn record(user: &User, actor: &Actor) -> Record {
     let p = &user.profile;
     Record::new("user")
+        .versioned(user.version)
         .with("id", Value::Id(user.id))
         .with("title", p.title.clone())
         .with("email", user.email.as_str())
@@ -244,7 +245,14 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let user = ctx
         .state
         .store
-        .update_user(ctx.ws, id, patch, now())
+        .update_user(
+            ctx.ws,
+            id,
+            patch,
+            ctx.if_match()?,
+            ctx.caller()?.session_hash.clone(),
+            now(),
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("User", id))?;
     Ok(Output::Object(record(&user, &actor)))
@@ -257,7 +265,12 @@ pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     if !policy::can_manage_users(&actor) {
         return Err(ApiError::forbidden("Only admins may remove users"));
     }
-    if !ctx.state.store.remove_user(ctx.ws, id, now()).await? {
+    if !ctx
+        .state
+        .store
+        .remove_user(ctx.ws, id, ctx.if_match()?, now())
+        .await?
+    {
         return Err(ApiError::not_found("User", id));
     }
     Ok(Output::Scalar("id", Value::Id(id)))

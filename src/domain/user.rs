@@ -54,6 +54,8 @@ pub struct User {
     pub active: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Raised by every write; answers carry it as their ETag.
+    pub version: i64,
 }
 
 /// The free-text attributes of a user, each optional.
@@ -100,6 +102,15 @@ pub struct UserPatch {
 }
 
 impl UserPatch {
+    /// A new password or security level ends the user's other sessions: they were opened
+    /// under the old password, or grant what the old level allowed.
+    pub fn ends_sessions(&self, current: &User) -> bool {
+        self.password_hash.is_some()
+            || self
+                .security_level
+                .is_some_and(|level| level != current.security_level)
+    }
+
     /// Applies the patch to a copy of `user`, as the store will.
     pub fn apply(&self, user: &User) -> User {
         let mut u = user.clone();

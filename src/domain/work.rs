@@ -31,6 +31,8 @@ pub struct Project {
     pub team: Vec<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Raised by every write; answers carry it as their ETag.
+    pub version: i64,
 }
 
 impl Project {
@@ -55,6 +57,7 @@ impl Project {
             team: Vec::new(),
             created_at: 0,
             updated_at: 0,
+            version: 0,
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct Task {
     pub team: Vec<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Raised by every write; answers carry it as their ETag.
+    pub version: i64,
 }
 
 impl Task {
@@ -120,6 +125,7 @@ impl Task {
             team: Vec::new(),
             created_at: 0,
             updated_at: 0,
+            version: 0,
         }
     }
 }
@@ -188,6 +194,8 @@ pub struct Activity {
     pub notify_client: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Raised by every write; answers carry it as their ETag.
+    pub version: i64,
 }
 
 /// A stored file attached to an activity.
@@ -489,6 +497,7 @@ mod tests {
             notify_client: false,
             created_at: 0,
             updated_at: 0,
+            version: 0,
         }
     }
 

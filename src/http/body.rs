@@ -29,13 +29,31 @@ pub struct UploadLimits {
     pub max_files: usize,
 }
 
-/// Merges the query string and the body; a body value wins over the query string. File
-/// parts are streamed to storage when `uploads` allows them, and refused otherwise.
+/// The file parts of an attachFiles body, not yet read: the body stops at the first file
+/// part until the caller is known and allowed to attach (`FileParts::read`), so nothing
+/// of a refused request reaches storage.
+pub struct FileParts {
+    multipart: multer::Multipart<'static>,
+    first: multer::Field<'static>,
+    limits: UploadLimits,
+    /// Text bytes read before the first file part.
+    text_bytes: usize,
+}
+
+impl std::fmt::Debug for FileParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileParts").finish_non_exhaustive()
+    }
+}
+
+/// Merges the query string and the body; a body value wins over the query string. A
+/// multipart body is read up to its first file part, which `uploads` allows (and answers
+/// unread) or refuses.
 pub async fn read_args(
     parts: &Parts,
     body: Body,
-    uploads: Option<&UploadLimits>,
-) -> Result<(Args, Vec<Upload>), ApiError> {
+    uploads: Option<UploadLimits>,
+) -> Result<(Args, Option<FileParts>), ApiError> {
     let mut args = Args::default();
     if let Some(q) = parts.uri.query() {
         args.insert_urlencoded(q.as_bytes())?;
@@ -45,7 +63,7 @@ pub async fn read_args(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let max_body = match uploads {
+    let max_body = match &uploads {
         Some(u) => u
             .max_file_bytes
             .saturating_add(MAX_BODY as u64)
@@ -72,13 +90,13 @@ pub async fn read_args(
             .map_err(|_| ApiError::bad_request("multipart body without a boundary"))?;
         let files = match uploads {
             // Uploads stream through, never whole in memory.
-            Some(_) => {
+            Some(limits) => {
                 read_multipart(
                     &mut args,
                     body.into_data_stream(),
                     boundary,
                     max_body,
-                    uploads,
+                    Some(limits),
                 )
                 .await?
             }
@@ -102,7 +120,7 @@ pub async fn read_args(
         .await
         .map_err(|_| too_large())?;
     if bytes.is_empty() {
-        return Ok((args, Vec::new()));
+        return Ok((args, None));
     }
     match mime.as_str() {
         "application/x-www-form-urlencoded" => args.insert_urlencoded(&bytes)?,
@@ -113,20 +131,46 @@ pub async fn read_args(
         }
         _ => return Err(ApiError::UnsupportedMediaType),
     }
-    Ok((args, Vec::new()))
+    Ok((args, None))
 }
 
 fn too_large() -> ApiError {
     ApiError::TooLarge(format!("The request body is over {MAX_BODY} bytes"))
 }
 
+fn multipart_error(e: multer::Error) -> ApiError {
+    match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            too_large()
+        }
+        other => ApiError::bad_request(format!("malformed multipart body: {other}")),
+    }
+}
+
+/// Adds a text part to `args`, keeping the text parts of one body within `MAX_BODY`.
+async fn read_text_part(
+    args: &mut Args,
+    name: &str,
+    field: multer::Field<'static>,
+    text_bytes: &mut usize,
+) -> Result<(), ApiError> {
+    let text = field.text().await.map_err(multipart_error)?;
+    *text_bytes += text.len();
+    if *text_bytes > MAX_BODY {
+        return Err(too_large());
+    }
+    args.insert(name, &text)
+}
+
+/// Reads text parts into `args` up to the first file part, which it answers unread when
+/// `uploads` allows files and refuses otherwise.
 async fn read_multipart<S, E>(
     args: &mut Args,
     body: S,
     boundary: String,
     max_body: u64,
-    uploads: Option<&UploadLimits>,
-) -> Result<Vec<Upload>, ApiError>
+    uploads: Option<UploadLimits>,
+) -> Result<Option<FileParts>, ApiError>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
@@ -134,26 +178,13 @@ where
     let constraints =
         multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(max_body));
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
-    let multipart_error = |e: multer::Error| match e {
-        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
-            too_large()
-        }
-        other => ApiError::bad_request(format!("malformed multipart body: {other}")),
-    };
-    let storage_error = |e: std::io::Error| ApiError::Internal(e.into());
-    let mut files = Vec::new();
     let mut text_bytes = 0usize;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         let Some(name) = field.name().map(str::to_owned) else {
             continue;
         };
         if field.file_name().is_none() {
-            let text = field.text().await.map_err(multipart_error)?;
-            text_bytes += text.len();
-            if text_bytes > MAX_BODY {
-                return Err(too_large());
-            }
-            args.insert(&name, &text)?;
+            read_text_part(args, &name, field, &mut text_bytes).await?;
             continue;
         }
         let Some(limits) = uploads else {
@@ -161,31 +192,66 @@ where
                 "{name}: file uploads are accepted only by activity/attachFiles"
             )));
         };
-        if files.len() >= limits.max_files {
-            return Err(ApiError::TooLarge(format!(
-                "at most {} files per request",
-                limits.max_files
-            )));
-        }
-        let file_name = field.file_name().map(str::to_owned);
-        let content_type = field.content_type().map(|m| m.essence_str().to_owned());
-        // Streamed chunk by chunk: an upload is never whole in memory.
-        let mut staging = limits.blobs.stage().await.map_err(storage_error)?;
-        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-            if staging.size() + chunk.len() as u64 > limits.max_file_bytes {
+        return Ok(Some(FileParts {
+            multipart,
+            first: field,
+            limits,
+            text_bytes,
+        }));
+    }
+    Ok(None)
+}
+
+impl FileParts {
+    /// Reads the rest of the body: each file streamed to storage, its size checked as its
+    /// bytes arrive, before they are written; text parts after the files go into `args`.
+    pub async fn read(self, args: &mut Args) -> Result<Vec<Upload>, ApiError> {
+        let FileParts {
+            mut multipart,
+            first,
+            limits,
+            mut text_bytes,
+        } = self;
+        let storage_error = |e: std::io::Error| ApiError::Internal(e.into());
+        let mut files = Vec::new();
+        let mut next = Some(first);
+        while let Some(mut field) = match next.take() {
+            Some(field) => Some(field),
+            None => multipart.next_field().await.map_err(multipart_error)?,
+        } {
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
+            if field.file_name().is_none() {
+                read_text_part(args, &name, field, &mut text_bytes).await?;
+                continue;
+            }
+            if files.len() >= limits.max_files {
                 return Err(ApiError::TooLarge(format!(
-                    "{name}: a file may be at most {} bytes",
-                    limits.max_file_bytes
+                    "at most {} files per request",
+                    limits.max_files
                 )));
             }
-            staging.write(&chunk).await.map_err(storage_error)?;
+            let file_name = field.file_name().map(str::to_owned);
+            let content_type = field.content_type().map(|m| m.essence_str().to_owned());
+            // Streamed chunk by chunk: an upload is never whole in memory.
+            let mut staging = limits.blobs.stage().await.map_err(storage_error)?;
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                if staging.size() + chunk.len() as u64 > limits.max_file_bytes {
+                    return Err(ApiError::TooLarge(format!(
+                        "{name}: a file may be at most {} bytes",
+                        limits.max_file_bytes
+                    )));
+                }
+                staging.write(&chunk).await.map_err(storage_error)?;
+            }
+            files.push(Upload {
+                field: name,
+                file_name,
+                content_type,
+                blob: staging.finish().await.map_err(storage_error)?,
+            });
         }
-        files.push(Upload {
-            field: name,
-            file_name,
-            content_type,
-            blob: staging.finish().await.map_err(storage_error)?,
-        });
+        Ok(files)
     }
-    Ok(files)
 }

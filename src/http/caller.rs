@@ -1,8 +1,10 @@
 //! Who is calling: a session id, or a login and password, checked on every request.
 //!
 //! Every login failure answers the same (`auth_failed`) after the same work: an unknown
-//! login is checked against a dummy hash. Failures are counted per login and per client
-//! address in storage, so every node sees them.
+//! login is checked against a dummy hash. Failures are counted in storage, so every node
+//! sees them: per login and client address, and per client address, each refusing past
+//! the limit; and per login from every address, which only slows the checks down, so
+//! that nobody can lock another person out of their account.
 
 use std::net::IpAddr;
 
@@ -134,6 +136,15 @@ async fn by_session(
     })
 }
 
+/// Ends the login in a throttling subject; the subjects of one login, from every
+/// address, sort from it to `LOGIN_RANGE_END`. (A control character: arguments refuse
+/// them, so a login cannot hold it.)
+const LOGIN_END: char = '\u{1}';
+const LOGIN_RANGE_END: char = '\u{2}';
+/// The wait before checking a login that failed the limit's number of times from any
+/// address in the window.
+const LOGIN_SLOWDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Checks a login and password, with throttling; signIn and every endpoint use it.
 pub async fn check_password(
     state: &AppState,
@@ -143,8 +154,9 @@ pub async fn check_password(
     password_given: &str,
 ) -> Result<User, ApiError> {
     let config = &state.config;
+    let login_key = format!("login:{}{LOGIN_END}", login.trim().to_lowercase());
     let subjects = [
-        format!("login:{}", login.trim().to_lowercase()),
+        format!("{login_key}addr:{client}"),
         format!("addr:{client}"),
     ];
     // The attempt is recorded before the hash is checked, so a burst of concurrent
@@ -176,6 +188,17 @@ pub async fn check_password(
             Attempt::Busy => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
         }
     };
+    // A login that failed often from anywhere is checked slowly instead of refused: a
+    // guesser spread over many addresses is slowed, and its owner can still sign in.
+    let since = now() - config.login_failure_window_secs;
+    let login_end = format!("{}{}", &login_key[..login_key.len() - 1], LOGIN_RANGE_END);
+    let failures = state
+        .store
+        .failures_between(ws, login_key, login_end, since)
+        .await?;
+    if failures >= config.login_failure_limit {
+        tokio::time::sleep(LOGIN_SLOWDOWN).await;
+    }
     let found = state.store.credentials(ws, login).await?;
     let hash = match &found {
         Some((_, hash)) => hash.clone(),

@@ -52,6 +52,10 @@ pub enum ApiError {
     UnknownMethod,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// `If-Match` named a version the object no longer has (or another writer came
+    /// first): nothing was changed.
+    #[error("The object has changed since the version given in If-Match; nothing was changed")]
+    PreconditionFailed,
     #[error("{0}")]
     TooLarge(String),
     #[error("Unsupported body type; send application/x-www-form-urlencoded, multipart/form-data or application/json")]
@@ -109,6 +113,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::UnknownMethod => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -132,6 +137,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::UnknownMethod => "unknown_method",
             ApiError::Conflict { code, .. } => code,
+            ApiError::PreconditionFailed => "precondition_failed",
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
@@ -165,6 +171,7 @@ impl From<StoreError> for ApiError {
                 code: "last_admin",
                 message: "The last admin cannot be removed or demoted".into(),
             },
+            StoreError::VersionChanged => ApiError::PreconditionFailed,
             StoreError::Internal(cause) => ApiError::Internal(cause),
         }
     }

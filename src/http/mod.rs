@@ -128,7 +128,7 @@ async fn handle(
         max_file_bytes: state.config.max_file_bytes,
         max_files: state.config.max_files_per_request,
     });
-    let (args, uploads) = body::read_args(&parts, body, upload_limits.as_ref()).await?;
+    let (args, file_parts) = body::read_args(&parts, body, upload_limits).await?;
     if let Some(ret_type) = args.scalar("retType").text()?.value() {
         *format = Format::choose(
             Some(&ret_type),
@@ -152,7 +152,7 @@ async fn handle(
         headers: &parts.headers,
         caller,
         args: &args,
-        uploads: std::sync::Mutex::new(uploads),
+        file_parts: std::sync::Mutex::new(file_parts),
     };
     let output = api::call(endpoint, &ctx).await?;
     Ok(ok_response(*format, output))

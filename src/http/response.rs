@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use axum::response::{IntoResponse, Response};
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, ETAG, RETRY_AFTER};
 
 use crate::http::error::ApiError;
 
@@ -100,6 +100,8 @@ impl From<bool> for Value {
 pub struct Record {
     pub kind: &'static str,
     pub fields: Vec<(&'static str, Value)>,
+    /// The object's version: sent as the `ETag` of a single-object answer.
+    pub version: Option<i64>,
 }
 
 impl Record {
@@ -107,7 +109,13 @@ impl Record {
         Record {
             kind,
             fields: Vec::with_capacity(20),
+            version: None,
         }
+    }
+
+    pub fn versioned(mut self, version: i64) -> Self {
+        self.version = Some(version);
+        self
     }
 
     pub fn with(mut self, name: &'static str, value: impl Into<Value>) -> Self {
@@ -625,12 +633,33 @@ pub fn ok_response(format: Format, output: Output) -> Response {
     match output {
         Output::Download(response) => response,
         Output::Stream { total, items, .. } => stream_response(format, total, items),
-        output => (
-            [(CONTENT_TYPE, content_type(format))],
-            encode_ok(format, &output),
-        )
-            .into_response(),
+        output => {
+            let mut res = (
+                [(CONTENT_TYPE, content_type(format))],
+                encode_ok(format, &output),
+            )
+                .into_response();
+            if let Output::Object(Record {
+                version: Some(v), ..
+            }) = output
+            {
+                res.headers_mut().insert(ETAG, etag(v));
+            }
+            res
+        }
     }
+}
+
+/// A version as an `ETag`: a strong tag, the number quoted.
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+/// The version an `ETag` we sent names (a weak `W/` prefix is accepted too).
+pub fn parse_etag(tag: &str) -> Option<i64> {
+    let tag = tag.trim();
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
 }
 
 /// The fail envelope with its status code and the headers some errors need.
@@ -1013,7 +1042,11 @@ mod tests {
             prop::sample::select(KINDS),
             prop::collection::vec((prop::sample::select(NAMES), value), 0..10),
         )
-            .prop_map(|(kind, fields)| Record { kind, fields })
+            .prop_map(|(kind, fields)| Record {
+                kind,
+                fields,
+                version: None,
+            })
     }
 
     fn value() -> impl Strategy<Value = Value> {
@@ -1154,6 +1187,7 @@ mod tests {
                 Shape::Scalar(name, value) => Record {
                     kind: "response",
                     fields: vec![(name, value.clone())],
+                    version: None,
                 },
                 _ => Record::new("response"),
             };

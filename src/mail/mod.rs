@@ -273,6 +273,7 @@ mod tests {
             active,
             created_at: 0,
             updated_at: 0,
+            version: 1,
         }
     }
 

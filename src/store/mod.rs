@@ -27,11 +27,26 @@ pub enum StoreError {
     DuplicateEmail,
     #[error("last admin")]
     LastAdmin,
+    /// The object's version is not the one the write named: another writer came first.
+    #[error("version changed")]
+    VersionChanged,
     #[error(transparent)]
     Internal(anyhow::Error),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The version a write of one object requires (from `If-Match`): `None` writes whatever
+/// the version is; `Some(v)` changes nothing unless it is `v` (`VersionChanged`).
+pub type Expected = Option<i64>;
+
+/// `VersionChanged` unless `current` is what `expected` asks for.
+pub fn check_version(expected: Expected, current: i64) -> Result<()> {
+    match expected {
+        Some(v) if v != current => Err(StoreError::VersionChanged),
+        _ => Ok(()),
+    }
+}
 
 /// Which users a caller's list holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +71,8 @@ pub struct Group {
     pub name: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Raised by every write; answers carry it as their ETag.
+    pub version: i64,
 }
 
 #[async_trait]
@@ -64,17 +81,26 @@ pub trait UserStore: Send + Sync {
     async fn count_users(&self, ws: WorkspaceId) -> Result<i64>;
     /// Fails with `DuplicateEmail` when an active user has the email (any case).
     async fn add_user(&self, ws: WorkspaceId, user: NewUser, now: i64) -> Result<User>;
-    /// `Ok(None)`: no such user. Refuses to demote the last active admin.
+    /// `Ok(None)`: no such user. Refuses to demote the last active admin. A new password
+    /// or security level ends the user's sessions but `keep_session` (the caller's own).
     async fn update_user(
         &self,
         ws: WorkspaceId,
         id: i64,
         patch: UserPatch,
+        expected: Expected,
+        keep_session: Option<Vec<u8>>,
         now: i64,
     ) -> Result<Option<User>>;
     /// Deactivates the user and ends its sessions. `Ok(false)`: no such user.
     /// Refuses to remove the last active admin.
-    async fn remove_user(&self, ws: WorkspaceId, id: i64, now: i64) -> Result<bool>;
+    async fn remove_user(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+        now: i64,
+    ) -> Result<bool>;
     /// Any user, active or removed.
     async fn user(&self, ws: WorkspaceId, id: i64) -> Result<Option<User>>;
     /// The active user with this email, in any case.
@@ -134,6 +160,15 @@ pub trait LoginThrottleStore: Send + Sync {
     /// Ends an attempt: a wrong password turns its records into failures, a right one
     /// removes them.
     async fn end_attempt(&self, records: Vec<i64>, failed: bool) -> Result<()>;
+    /// Failures since `since` of the subjects from `first` (included) to `end` (excluded):
+    /// one login's failures from every address.
+    async fn failures_between(
+        &self,
+        ws: WorkspaceId,
+        first: String,
+        end: String,
+        since: i64,
+    ) -> Result<i64>;
 }
 
 #[async_trait]
@@ -145,10 +180,11 @@ pub trait GroupStore: Send + Sync {
         ws: WorkspaceId,
         id: i64,
         name: Option<String>,
+        expected: Expected,
         now: i64,
     ) -> Result<Option<Group>>;
     /// `Ok(false)`: no such group.
-    async fn remove_group(&self, ws: WorkspaceId, id: i64) -> Result<bool>;
+    async fn remove_group(&self, ws: WorkspaceId, id: i64, expected: Expected) -> Result<bool>;
     async fn group(&self, ws: WorkspaceId, id: i64) -> Result<Option<Group>>;
     async fn groups(&self, ws: WorkspaceId) -> Result<Vec<Group>>;
 }
@@ -211,7 +247,9 @@ pub trait WorkStore: Send + Sync {
     async fn project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Project>>;
     async fn projects_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<Project>>;
     /// Inserts (id 0) or replaces a project and its team, queuing `mail` in the same
-    /// transaction; its tasks follow its group.
+    /// transaction; its tasks follow its group. A replacement names the version it was
+    /// read at (`project.version`) and fails with `VersionChanged` when the row has
+    /// another: another writer came first. The same holds for tasks and activities.
     async fn save_project(
         &self,
         ws: WorkspaceId,
@@ -221,7 +259,12 @@ pub trait WorkStore: Send + Sync {
     ) -> Result<Project>;
     /// Removes the project with its tasks, activities and files; answers the storage keys
     /// of the removed files (`None`: no such project).
-    async fn remove_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;
+    async fn remove_project(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>>;
     async fn projects(
         &self,
         ws: WorkspaceId,
@@ -254,7 +297,12 @@ pub trait WorkStore: Send + Sync {
         now: i64,
     ) -> Result<Task>;
     /// Removes the task with its sub-tasks, activities and files.
-    async fn remove_task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;
+    async fn remove_task(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>>;
     /// A page of tasks, with the projects they are in (what deciding whether the caller
     /// may edit each needs), read together.
     async fn tasks(
@@ -276,7 +324,12 @@ pub trait WorkStore: Send + Sync {
         mail: Vec<OutgoingMail>,
         now: i64,
     ) -> Result<Activity>;
-    async fn remove_activity(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>>;
+    async fn remove_activity(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>>;
     async fn activities(
         &self,
         ws: WorkspaceId,

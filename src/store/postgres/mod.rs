@@ -28,8 +28,8 @@ use crate::domain::user::{NewUser, Profile, SecurityLevel, User, UserPatch};
 use crate::domain::WorkspaceId;
 use crate::store::sql::Param;
 use crate::store::{
-    Attempt, Group, GroupStore, LoginThrottleStore, OutboxStore, OutgoingMail, QueuedMail, Result,
-    Session, SessionStore, StoreError, UserScope, UserStore,
+    check_version, Attempt, Expected, Group, GroupStore, LoginThrottleStore, OutboxStore,
+    OutgoingMail, QueuedMail, Result, Session, SessionStore, StoreError, UserScope, UserStore,
 };
 
 mod work;
@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_projects_tasks_activities.sql"),
     include_str!("../../../migrations/postgres/0003_outbox.sql"),
     include_str!("../../../migrations/postgres/0004_indexes_for_writes_and_lists.sql"),
+    include_str!("../../../migrations/postgres/0005_versions.sql"),
 ];
 
 /// Connections per node.
@@ -300,7 +301,9 @@ async fn execute(c: &impl GenericClient, sql: &str, params: &[Value<'_>]) -> Res
 
 const USER_COLUMNS: &str = "id, email, title, first_name, last_name, address, work_phone, \
     cell_phone, company, comment, avatar, security_level, can_view_profiles, active, \
-    created_at, updated_at";
+    created_at, updated_at, version";
+/// How many columns `USER_COLUMNS` names: what a query selects after them starts here.
+const USER_COLUMN_COUNT: usize = 17;
 
 /// The users who share a project team or a task team with user `$2`.
 const TEAM_MATES: &str = "SELECT b.user_id FROM project_team a JOIN project_team b \
@@ -329,6 +332,7 @@ fn user_from_row(r: &Row) -> std::result::Result<User, PgError> {
         active: flag(r, 13)?,
         created_at: r.try_get(14)?,
         updated_at: r.try_get(15)?,
+        version: r.try_get(16)?,
     })
 }
 
@@ -428,6 +432,8 @@ impl UserStore for Postgres {
         ws: WorkspaceId,
         id: i64,
         patch: UserPatch,
+        expected: Expected,
+        keep_session: Option<Vec<u8>>,
         now: i64,
     ) -> Result<Option<User>> {
         let mut conn = self.conn().await?;
@@ -436,6 +442,7 @@ impl UserStore for Postgres {
         let Some(current) = user_for_update(&tx, ws, id).await? else {
             return Ok(None);
         };
+        check_version(expected, current.version)?;
         let next = patch.apply(&current);
         let demoted = current.active
             && current.security_level == SecurityLevel::Admin
@@ -449,7 +456,7 @@ impl UserStore for Postgres {
                 "UPDATE users SET email = $3, email_key = $4, title = $5, first_name = $6, \
                  last_name = $7, address = $8, work_phone = $9, cell_phone = $10, company = $11, \
                  comment = $12, avatar = $13, security_level = $14, can_view_profiles = $15, \
-                 updated_at = $16 WHERE workspace_id = $1 AND id = $2",
+                 updated_at = $16, version = version + 1 WHERE workspace_id = $1 AND id = $2",
             )
             .await?;
         tx.execute(
@@ -483,18 +490,33 @@ impl UserStore for Postgres {
             )
             .await?;
         }
+        if patch.ends_sessions(&current) {
+            execute(
+                &tx,
+                "DELETE FROM sessions WHERE user_id = $1 AND token_hash IS DISTINCT FROM $2",
+                &[&id, &keep_session],
+            )
+            .await?;
+        }
         let user = user_in(&tx, ws, id).await?;
         tx.commit().await?;
         Ok(user)
     }
 
-    async fn remove_user(&self, ws: WorkspaceId, id: i64, now: i64) -> Result<bool> {
+    async fn remove_user(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+        now: i64,
+    ) -> Result<bool> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
         lock_admins(&tx, ws).await?;
         let Some(current) = user_for_update(&tx, ws, id).await? else {
             return Ok(false);
         };
+        check_version(expected, current.version)?;
         if !current.active {
             return Ok(true);
         }
@@ -503,7 +525,8 @@ impl UserStore for Postgres {
         }
         execute(
             &tx,
-            "UPDATE users SET active = 0, updated_at = $3 WHERE workspace_id = $1 AND id = $2",
+            "UPDATE users SET active = 0, updated_at = $3, version = version + 1 \
+             WHERE workspace_id = $1 AND id = $2",
             &[&ws.0, &id, &now],
         )
         .await?;
@@ -537,7 +560,7 @@ impl UserStore for Postgres {
         )
         .await?;
         match row {
-            Some(r) => Ok(Some((user_from_row(&r)?, r.try_get(16)?))),
+            Some(r) => Ok(Some((user_from_row(&r)?, r.try_get(USER_COLUMN_COUNT)?))),
             None => Ok(None),
         }
     }
@@ -642,8 +665,8 @@ impl SessionStore for Postgres {
         match row {
             Some(r) => Ok(Some(Session {
                 user: user_from_row(&r)?,
-                created_at: r.try_get(16)?,
-                last_used_at: r.try_get(17)?,
+                created_at: r.try_get(USER_COLUMN_COUNT)?,
+                last_used_at: r.try_get(USER_COLUMN_COUNT + 1)?,
             })),
             None => Ok(None),
         }
@@ -777,6 +800,27 @@ impl LoginThrottleStore for Postgres {
         Ok(verdict)
     }
 
+    async fn failures_between(
+        &self,
+        ws: WorkspaceId,
+        first: String,
+        end: String,
+        since: i64,
+    ) -> Result<i64> {
+        let c = self.conn().await?;
+        // COLLATE "C": the range is of bytes, as the subjects were built, whatever the
+        // database's collation.
+        Ok(query_one(
+            &c,
+            "SELECT COUNT(*) FROM login_failures WHERE workspace_id = $1 \
+             AND subject COLLATE \"C\" >= $2 AND subject COLLATE \"C\" < $3 \
+             AND failed_at >= $4 AND pending = 0",
+            &[&ws.0, &first, &end, &since],
+        )
+        .await?
+        .try_get(0)?)
+    }
+
     async fn end_attempt(&self, records: Vec<i64>, failed: bool) -> Result<()> {
         let sql = if failed {
             "UPDATE login_failures SET pending = 0 WHERE id = ANY($1)"
@@ -791,7 +835,7 @@ impl LoginThrottleStore for Postgres {
 
 // ---- groups ----------------------------------------------------------------------------
 
-const GROUP_COLUMNS: &str = "id, name, created_at, updated_at";
+const GROUP_COLUMNS: &str = "id, name, created_at, updated_at, version";
 
 fn group_from_row(r: &Row) -> std::result::Result<Group, PgError> {
     Ok(Group {
@@ -799,7 +843,26 @@ fn group_from_row(r: &Row) -> std::result::Result<Group, PgError> {
         name: r.try_get(1)?,
         created_at: r.try_get(2)?,
         updated_at: r.try_get(3)?,
+        version: r.try_get(4)?,
     })
+}
+
+/// Locks a group's row for the rest of the transaction and reads it.
+async fn group_for_update(
+    c: &impl GenericClient,
+    ws: WorkspaceId,
+    id: i64,
+) -> Result<Option<Group>> {
+    let row = query_opt(
+        c,
+        &format!(
+            "SELECT {GROUP_COLUMNS} FROM project_groups WHERE workspace_id = $1 AND id = $2 \
+             FOR UPDATE"
+        ),
+        &[&ws.0, &id],
+    )
+    .await?;
+    Ok(row.as_ref().map(group_from_row).transpose()?)
 }
 
 #[async_trait]
@@ -823,31 +886,42 @@ impl GroupStore for Postgres {
         ws: WorkspaceId,
         id: i64,
         name: Option<String>,
+        expected: Expected,
         now: i64,
     ) -> Result<Option<Group>> {
-        let c = self.conn().await?;
-        let row = query_opt(
-            &c,
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await?;
+        let Some(current) = group_for_update(&tx, ws, id).await? else {
+            return Ok(None);
+        };
+        check_version(expected, current.version)?;
+        let row = query_one(
+            &tx,
             &format!(
-                "UPDATE project_groups SET name = COALESCE($3, name), updated_at = $4 \
-                 WHERE workspace_id = $1 AND id = $2 RETURNING {GROUP_COLUMNS}"
+                "UPDATE project_groups SET name = COALESCE($3, name), updated_at = $4, \
+                 version = version + 1 WHERE workspace_id = $1 AND id = $2 RETURNING {GROUP_COLUMNS}"
             ),
             &[&ws.0, &id, &name, &now],
         )
         .await?;
-        Ok(row.as_ref().map(group_from_row).transpose()?)
+        tx.commit().await?;
+        Ok(Some(group_from_row(&row)?))
     }
 
-    async fn remove_group(&self, ws: WorkspaceId, id: i64) -> Result<bool> {
+    async fn remove_group(&self, ws: WorkspaceId, id: i64, expected: Expected) -> Result<bool> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
+        let Some(current) = group_for_update(&tx, ws, id).await? else {
+            return Ok(false);
+        };
+        check_version(expected, current.version)?;
         // Its projects and tasks are left in no group, and say so to syncing clients.
         let now = crate::domain::now();
         for table in ["projects", "tasks"] {
             execute(
                 &tx,
                 &format!(
-                    "UPDATE {table} SET group_id = NULL, updated_at = $3 \
+                    "UPDATE {table} SET group_id = NULL, updated_at = $3, version = version + 1 \
                      WHERE workspace_id = $1 AND group_id = $2"
                 ),
                 &[&ws.0, &id, &now],

@@ -25,7 +25,8 @@ use crate::store::sql::{
     activity_conditions, file_conditions, list_sql, project_conditions, task_conditions, Conditions,
 };
 use crate::store::{
-    project_ids_of, Filter, ListQuery, OutgoingMail, Page, Result, RowStream, StoreError, WorkStore,
+    check_version, project_ids_of, Expected, Filter, ListQuery, OutgoingMail, Page, Result,
+    RowStream, StoreError, WorkStore,
 };
 
 /// LIMIT and OFFSET as PostgreSQL takes them: no limit is NULL (SQLite's -1), and
@@ -71,7 +72,7 @@ async fn page<T>(
 
 const PROJECT_COLUMNS: &str = "p.id, p.name, p.description, p.tags, p.owner_id, p.group_id, \
     p.start_date, p.end_date, p.priority, p.status, p.closed_at, p.hidden, p.flag, \
-    p.notify_project_team, p.notify_client, p.created_at, p.updated_at, \
+    p.notify_project_team, p.notify_client, p.created_at, p.updated_at, p.version, \
     ARRAY(SELECT tm.user_id FROM project_team tm WHERE tm.project_id = p.id ORDER BY tm.user_id)";
 
 fn project_from_row(r: &Row) -> std::result::Result<Project, PgError> {
@@ -93,7 +94,8 @@ fn project_from_row(r: &Row) -> std::result::Result<Project, PgError> {
         notify_client: flag(r, 14)?,
         created_at: r.try_get(15)?,
         updated_at: r.try_get(16)?,
-        team: r.try_get(17)?,
+        version: r.try_get(17)?,
+        team: r.try_get(18)?,
     })
 }
 
@@ -101,7 +103,7 @@ const TASK_COLUMNS: &str = "t.id, t.project_id, t.parent_id, \
     (SELECT pa.name FROM tasks pa WHERE pa.id = t.parent_id), t.name, t.description, t.tags, \
     t.owner_id, t.group_id, t.start_date, t.end_date, t.priority, t.progress, t.status, \
     t.closed_at, t.hidden, t.flag, t.hours_done, t.estimated_time, t.notify_project_team, \
-    t.notify_task_team, t.notify_client, t.created_at, t.updated_at, \
+    t.notify_task_team, t.notify_client, t.created_at, t.updated_at, t.version, \
     ARRAY(SELECT tm.user_id FROM task_team tm WHERE tm.task_id = t.id ORDER BY tm.user_id)";
 
 fn task_from_row(r: &Row) -> std::result::Result<Task, PgError> {
@@ -130,13 +132,14 @@ fn task_from_row(r: &Row) -> std::result::Result<Task, PgError> {
         notify_client: flag(r, 21)?,
         created_at: r.try_get(22)?,
         updated_at: r.try_get(23)?,
-        team: r.try_get(24)?,
+        version: r.try_get(24)?,
+        team: r.try_get(25)?,
     })
 }
 
 const ACTIVITY_COLUMNS: &str = "a.id, a.project_id, a.task_id, a.type, a.text, a.owner_id, \
     a.progress, a.hours_done, a.hide_from_clients, a.date, a.notify_project_team, \
-    a.notify_task_team, a.notify_client, a.created_at, a.updated_at";
+    a.notify_task_team, a.notify_client, a.created_at, a.updated_at, a.version";
 
 fn activity_from_row(r: &Row) -> std::result::Result<Activity, PgError> {
     let kind: String = r.try_get(3)?;
@@ -156,6 +159,7 @@ fn activity_from_row(r: &Row) -> std::result::Result<Activity, PgError> {
         notify_client: flag(r, 12)?,
         created_at: r.try_get(13)?,
         updated_at: r.try_get(14)?,
+        version: r.try_get(15)?,
     })
 }
 
@@ -237,6 +241,18 @@ async fn activity_in(c: &impl GenericClient, ws: WorkspaceId, id: i64) -> Result
     Ok(row.as_ref().map(activity_from_row).transpose()?)
 }
 
+/// Locks one row of `table` until the transaction ends, so that what is read next stays
+/// as read until the write (read committed reads the newest committed row after the lock).
+async fn lock_row(tx: &impl GenericClient, table: &'static str, id: i64) -> Result<()> {
+    execute(
+        tx,
+        &format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"),
+        &[&id],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The row a write just made or changed; its absence is a bug, reported as one.
 fn written<T>(found: Option<T>) -> Result<T> {
     found.ok_or_else(|| StoreError::Internal(anyhow::anyhow!("the row just written is missing")))
@@ -298,8 +314,8 @@ async fn roll_up_task(
         HoursChange::Add(h) => {
             execute(
                 tx,
-                "UPDATE tasks SET hours_done = round((hours_done + $2)::numeric, $3)::float8 \
-                 WHERE id = $1",
+                "UPDATE tasks SET hours_done = round((hours_done + $2)::numeric, $3)::float8, \
+                 version = version + 1 WHERE id = $1",
                 &[&task_id, &h, &HOURS_DECIMALS],
             )
             .await?;
@@ -308,7 +324,8 @@ async fn roll_up_task(
             execute(
                 tx,
                 "UPDATE tasks SET hours_done = round((SELECT COALESCE(SUM(hours_done), 0) \
-                 FROM activities WHERE task_id = $1)::numeric, $2)::float8 WHERE id = $1",
+                 FROM activities WHERE task_id = $1)::numeric, $2)::float8, \
+                 version = version + 1 WHERE id = $1",
                 &[&task_id, &HOURS_DECIMALS],
             )
             .await?;
@@ -341,7 +358,8 @@ async fn roll_up_task(
         let next = apply_progress(status, progress);
         execute(
             tx,
-            "UPDATE tasks SET progress = $2, status = $3, closed_at = $4 WHERE id = $1",
+            "UPDATE tasks SET progress = $2, status = $3, closed_at = $4, version = version + 1 \
+             WHERE id = $1",
             &[
                 &task_id,
                 &progress,
@@ -415,20 +433,25 @@ impl WorkStore for Postgres {
             .try_get(0)?
         } else {
             values.push(&p.id);
-            execute(
+            values.push(&p.version);
+            let changed = execute(
                 &tx,
                 "UPDATE projects SET name = $2, description = $3, tags = $4, owner_id = $5, \
                  group_id = $6, start_date = $7, end_date = $8, priority = $9, status = $10, \
                  closed_at = $11, hidden = $12, flag = $13, notify_project_team = $14, \
-                 notify_client = $15, updated_at = $16 WHERE workspace_id = $1 AND id = $17",
+                 notify_client = $15, updated_at = $16, version = version + 1 \
+                 WHERE workspace_id = $1 AND id = $17 AND version = $18",
                 &values,
             )
             .await?;
+            if changed == 0 {
+                return Err(StoreError::VersionChanged);
+            }
             // A task in a project takes the project's group.
             execute(
                 &tx,
-                "UPDATE tasks SET group_id = $2, updated_at = $3 WHERE project_id = $1 \
-                 AND group_id IS DISTINCT FROM $2",
+                "UPDATE tasks SET group_id = $2, updated_at = $3, version = version + 1 \
+                 WHERE project_id = $1 AND group_id IS DISTINCT FROM $2",
                 &[&p.id, &p.group_id, &now],
             )
             .await?;
@@ -440,12 +463,19 @@ impl WorkStore for Postgres {
         Ok(saved)
     }
 
-    async fn remove_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>> {
+    async fn remove_project(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
-        if project_in(&tx, ws, id).await?.is_none() {
+        lock_row(&tx, "projects", id).await?;
+        let Some(current) = project_in(&tx, ws, id).await? else {
             return Ok(None);
-        }
+        };
+        check_version(expected, current.version)?;
         let keys = keys_where(
             &tx,
             "activity_id IN (SELECT id FROM activities WHERE project_id = $1)",
@@ -635,24 +665,28 @@ impl WorkStore for Postgres {
             .try_get(0)?
         } else {
             values.push(&t.id);
-            execute(
+            values.push(&t.version);
+            let changed = execute(
                 &tx,
                 "UPDATE tasks SET project_id = $2, parent_id = $3, name = $4, description = $5, \
                  tags = $6, owner_id = $7, group_id = $8, start_date = $9, end_date = $10, \
                  priority = $11, progress = $12, status = $13, closed_at = $14, hidden = $15, \
                  flag = $16, estimated_time = $17, notify_project_team = $18, \
-                 notify_task_team = $19, notify_client = $20, updated_at = $21 \
-                 WHERE workspace_id = $1 AND id = $22",
+                 notify_task_team = $19, notify_client = $20, updated_at = $21, \
+                 version = version + 1 WHERE workspace_id = $1 AND id = $22 AND version = $23",
                 &values,
             )
             .await?;
+            if changed == 0 {
+                return Err(StoreError::VersionChanged);
+            }
             if previous_project.is_some_and(|p| p != t.project_id) {
                 // Moving a task moves its sub-tasks, and the activities and files of all.
                 execute(
                     &tx,
                     &format!(
                         "{DESCENDANTS} UPDATE tasks SET project_id = $2, group_id = $3, \
-                         updated_at = $4 WHERE id IN (SELECT id FROM d)"
+                         updated_at = $4, version = version + 1 WHERE id IN (SELECT id FROM d)"
                     ),
                     &[&t.id, &t.project_id, &group_id, &now],
                 )
@@ -661,7 +695,7 @@ impl WorkStore for Postgres {
                 execute(
                     &tx,
                     &format!(
-                        "{moved} UPDATE activities SET project_id = $2 \
+                        "{moved} UPDATE activities SET project_id = $2, version = version + 1 \
                          WHERE task_id IN (SELECT id FROM m)"
                     ),
                     &[&t.id, &t.project_id],
@@ -684,12 +718,19 @@ impl WorkStore for Postgres {
         Ok(saved)
     }
 
-    async fn remove_task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>> {
+    async fn remove_task(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
-        if task_in(&tx, ws, id).await?.is_none() {
+        lock_row(&tx, "tasks", id).await?;
+        let Some(current) = task_in(&tx, ws, id).await? else {
             return Ok(None);
-        }
+        };
+        check_version(expected, current.version)?;
         let keys = keys_where(
             &tx,
             &format!("task_id IN ({} SELECT id FROM m)", moved()),
@@ -751,7 +792,12 @@ impl WorkStore for Postgres {
         let before = if a.id == 0 {
             None
         } else {
-            activity_in(&tx, ws, a.id).await?
+            // Locked first: the roll-up reads what this write replaces.
+            lock_row(&tx, "activities", a.id).await?;
+            let before = activity_in(&tx, ws, a.id).await?;
+            // Another writer came first (or removed it): the caller reads it again.
+            check_version(Some(a.version), before.as_ref().map_or(0, |b| b.version))?;
+            before
         };
         let id = if a.id == 0 {
             query_one(
@@ -785,8 +831,8 @@ impl WorkStore for Postgres {
                 &tx,
                 "UPDATE activities SET text = $3, progress = $4, hours_done = $5, \
                  hide_from_clients = $6, date = $7, notify_project_team = $8, \
-                 notify_task_team = $9, notify_client = $10, updated_at = $11 \
-                 WHERE workspace_id = $1 AND id = $2",
+                 notify_task_team = $9, notify_client = $10, updated_at = $11, \
+                 version = version + 1 WHERE workspace_id = $1 AND id = $2",
                 &[
                     &ws.0,
                     &a.id,
@@ -812,12 +858,19 @@ impl WorkStore for Postgres {
         Ok(saved)
     }
 
-    async fn remove_activity(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>> {
+    async fn remove_activity(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>> {
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
+        lock_row(&tx, "activities", id).await?;
         let Some(a) = activity_in(&tx, ws, id).await? else {
             return Ok(None);
         };
+        check_version(expected, a.version)?;
         let keys = keys_where(&tx, "activity_id = $1", id).await?;
         execute(&tx, "DELETE FROM activities WHERE id = $1", &[&id]).await?;
         if let Some(task_id) = a.task_id {

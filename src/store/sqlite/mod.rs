@@ -21,8 +21,8 @@ mod session_cache;
 mod work;
 
 use crate::store::{
-    Attempt, Group, GroupStore, LoginThrottleStore, OutboxStore, OutgoingMail, QueuedMail, Result,
-    Session, SessionStore, StoreError, UserScope, UserStore,
+    check_version, Attempt, Expected, Group, GroupStore, LoginThrottleStore, OutboxStore,
+    OutgoingMail, QueuedMail, Result, Session, SessionStore, StoreError, UserScope, UserStore,
 };
 
 /// Migrations in order; each runs once, recorded in `PRAGMA user_version`. Never edit a
@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0002_projects_tasks_activities.sql"),
     include_str!("../../../migrations/sqlite/0003_outbox.sql"),
     include_str!("../../../migrations/sqlite/0004_indexes_for_writes_and_lists.sql"),
+    include_str!("../../../migrations/sqlite/0005_versions.sql"),
 ];
 
 const READERS: usize = 4;
@@ -331,7 +332,9 @@ fn shared_error(e: &rusqlite::Error) -> StoreError {
 
 const USER_COLUMNS: &str = "id, email, title, first_name, last_name, address, work_phone, \
     cell_phone, company, comment, avatar, security_level, can_view_profiles, active, \
-    created_at, updated_at";
+    created_at, updated_at, version";
+/// How many columns `USER_COLUMNS` names: what a query selects after them starts here.
+const USER_COLUMN_COUNT: usize = 17;
 
 /// The users who share a project team or a task team with user `?2`.
 const TEAM_MATES: &str = "SELECT b.user_id FROM project_team a JOIN project_team b \
@@ -360,6 +363,7 @@ fn user_from_row(row: &Row) -> rusqlite::Result<User> {
         active: row.get(13)?,
         created_at: row.get(14)?,
         updated_at: row.get(15)?,
+        version: row.get(16)?,
     })
 }
 
@@ -442,12 +446,15 @@ impl UserStore for Sqlite {
         ws: WorkspaceId,
         id: i64,
         patch: UserPatch,
+        expected: Expected,
+        keep_session: Option<Vec<u8>>,
         now: i64,
     ) -> Result<Option<User>> {
         self.write_users(move |tx| {
             let Some(current) = user_in(tx, ws, id)? else {
                 return Ok(None);
             };
+            check_version(expected, current.version)?;
             let next = patch.apply(&current);
             let demoted = current.active
                 && current.security_level == SecurityLevel::Admin
@@ -460,7 +467,7 @@ impl UserStore for Sqlite {
                 "UPDATE users SET email = ?3, email_key = ?4, title = ?5, first_name = ?6, \
                  last_name = ?7, address = ?8, work_phone = ?9, cell_phone = ?10, company = ?11, \
                  comment = ?12, avatar = ?13, security_level = ?14, can_view_profiles = ?15, \
-                 updated_at = ?16 WHERE workspace_id = ?1 AND id = ?2",
+                 updated_at = ?16, version = version + 1 WHERE workspace_id = ?1 AND id = ?2",
                 params![
                     ws.0,
                     id,
@@ -487,16 +494,29 @@ impl UserStore for Sqlite {
                     params![ws.0, id, hash],
                 )?;
             }
+            if patch.ends_sessions(&current) {
+                tx.execute(
+                    "DELETE FROM sessions WHERE user_id = ?1 AND token_hash IS NOT ?2",
+                    params![id, keep_session],
+                )?;
+            }
             Ok(user_in(tx, ws, id)?)
         })
         .await
     }
 
-    async fn remove_user(&self, ws: WorkspaceId, id: i64, now: i64) -> Result<bool> {
+    async fn remove_user(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+        now: i64,
+    ) -> Result<bool> {
         self.write_users(move |tx| {
             let Some(current) = user_in(tx, ws, id)? else {
                 return Ok(false);
             };
+            check_version(expected, current.version)?;
             if !current.active {
                 return Ok(true);
             }
@@ -504,7 +524,8 @@ impl UserStore for Sqlite {
                 return Err(StoreError::LastAdmin);
             }
             tx.execute(
-                "UPDATE users SET active = 0, updated_at = ?3 WHERE workspace_id = ?1 AND id = ?2",
+                "UPDATE users SET active = 0, updated_at = ?3, version = version + 1 \
+                 WHERE workspace_id = ?1 AND id = ?2",
                 params![ws.0, id, now],
             )?;
             tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
@@ -533,7 +554,7 @@ impl UserStore for Sqlite {
                      WHERE workspace_id = ?1 AND email_key = ?2 AND active = 1"
                 ),
                 params![ws.0, key],
-                |r| Ok((user_from_row(r)?, r.get(16)?)),
+                |r| Ok((user_from_row(r)?, r.get(USER_COLUMN_COUNT)?)),
             )
             .optional()?)
         })
@@ -630,8 +651,8 @@ impl SessionStore for Sqlite {
                     .query_row(params![token_hash, ws.0], |r| {
                         Ok(Session {
                             user: user_from_row(r)?,
-                            created_at: r.get(16)?,
-                            last_used_at: r.get(17)?,
+                            created_at: r.get(USER_COLUMN_COUNT)?,
+                            last_used_at: r.get(USER_COLUMN_COUNT + 1)?,
                         })
                     })
                     .optional()?)
@@ -730,6 +751,23 @@ impl LoginThrottleStore for Sqlite {
         .await
     }
 
+    async fn failures_between(
+        &self,
+        ws: WorkspaceId,
+        first: String,
+        end: String,
+        since: i64,
+    ) -> Result<i64> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT COUNT(*) FROM login_failures WHERE workspace_id = ?1 AND subject >= ?2 \
+                 AND subject < ?3 AND failed_at >= ?4 AND pending = 0",
+            )?
+            .query_row(params![ws.0, first, end, since], |r| r.get(0))?)
+        })
+        .await
+    }
+
     async fn end_attempt(&self, records: Vec<i64>, failed: bool) -> Result<()> {
         self.write(move |tx| {
             let sql = if failed {
@@ -752,12 +790,13 @@ fn group_from_row(row: &Row) -> rusqlite::Result<Group> {
         name: row.get(1)?,
         created_at: row.get(2)?,
         updated_at: row.get(3)?,
+        version: row.get(4)?,
     })
 }
 
 fn group_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Group>> {
     conn.query_row(
-        "SELECT id, name, created_at, updated_at FROM project_groups WHERE workspace_id = ?1 AND id = ?2",
+        "SELECT id, name, created_at, updated_at, version FROM project_groups WHERE workspace_id = ?1 AND id = ?2",
         params![ws.0, id],
         group_from_row,
     )
@@ -782,29 +821,36 @@ impl GroupStore for Sqlite {
         ws: WorkspaceId,
         id: i64,
         name: Option<String>,
+        expected: Expected,
         now: i64,
     ) -> Result<Option<Group>> {
         self.write(move |tx| {
-            let changed = tx.execute(
-                "UPDATE project_groups SET name = COALESCE(?3, name), updated_at = ?4 \
-                 WHERE workspace_id = ?1 AND id = ?2",
+            let Some(current) = group_in(tx, ws, id)? else {
+                return Ok(None);
+            };
+            check_version(expected, current.version)?;
+            tx.execute(
+                "UPDATE project_groups SET name = COALESCE(?3, name), updated_at = ?4, \
+                 version = version + 1 WHERE workspace_id = ?1 AND id = ?2",
                 params![ws.0, id, name, now],
             )?;
-            if changed == 0 {
-                return Ok(None);
-            }
             Ok(group_in(tx, ws, id)?)
         })
         .await
     }
 
-    async fn remove_group(&self, ws: WorkspaceId, id: i64) -> Result<bool> {
+    async fn remove_group(&self, ws: WorkspaceId, id: i64, expected: Expected) -> Result<bool> {
         self.write(move |tx| {
+            let Some(current) = group_in(tx, ws, id)? else {
+                return Ok(false);
+            };
+            check_version(expected, current.version)?;
             // Its projects and tasks are left in no group, and say so to syncing clients.
             let now = crate::domain::now();
             for table in ["projects", "tasks"] {
                 tx.execute(
-                    &format!("UPDATE {table} SET group_id = NULL, updated_at = ?3 WHERE workspace_id = ?1 AND group_id = ?2"),
+                    &format!("UPDATE {table} SET group_id = NULL, updated_at = ?3, version = version + 1 \
+                     WHERE workspace_id = ?1 AND group_id = ?2"),
                     params![ws.0, id, now],
                 )?;
             }
@@ -823,7 +869,7 @@ impl GroupStore for Sqlite {
     async fn groups(&self, ws: WorkspaceId) -> Result<Vec<Group>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, name, created_at, updated_at FROM project_groups WHERE workspace_id = ?1 ORDER BY id",
+                "SELECT id, name, created_at, updated_at, version FROM project_groups WHERE workspace_id = ?1 ORDER BY id",
             )?;
             let rows = stmt.query_map([ws.0], group_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

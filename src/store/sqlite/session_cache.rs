@@ -89,6 +89,7 @@ mod tests {
                 profile: Profile::default(),
                 created_at: 0,
                 updated_at: 0,
+                version: 1,
             },
             created_at: 0,
             last_used_at,

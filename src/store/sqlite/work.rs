@@ -19,7 +19,8 @@ use crate::store::sql::{
     Conditions, Param,
 };
 use crate::store::{
-    project_ids_of, Filter, ListQuery, OutgoingMail, Page, Result, RowStream, StoreError, WorkStore,
+    check_version, project_ids_of, Expected, Filter, ListQuery, OutgoingMail, Page, Result,
+    RowStream, StoreError, WorkStore,
 };
 
 /// Runs a count and a page of one list in one read transaction.
@@ -61,7 +62,7 @@ fn bind(p: &Param) -> Sql {
 
 const PROJECT_COLUMNS: &str = "p.id, p.name, p.description, p.tags, p.owner_id, p.group_id, \
     p.start_date, p.end_date, p.priority, p.status, p.closed_at, p.hidden, p.flag, \
-    p.notify_project_team, p.notify_client, p.created_at, p.updated_at";
+    p.notify_project_team, p.notify_client, p.created_at, p.updated_at, p.version";
 
 fn project_from_row(r: &Row) -> rusqlite::Result<Project> {
     Ok(Project {
@@ -83,6 +84,7 @@ fn project_from_row(r: &Row) -> rusqlite::Result<Project> {
         team: Vec::new(),
         created_at: r.get(15)?,
         updated_at: r.get(16)?,
+        version: r.get(17)?,
     })
 }
 
@@ -90,7 +92,7 @@ const TASK_COLUMNS: &str = "t.id, t.project_id, t.parent_id, \
     (SELECT pa.name FROM tasks pa WHERE pa.id = t.parent_id), t.name, t.description, t.tags, \
     t.owner_id, t.group_id, t.start_date, t.end_date, t.priority, t.progress, t.status, \
     t.closed_at, t.hidden, t.flag, t.hours_done, t.estimated_time, t.notify_project_team, \
-    t.notify_task_team, t.notify_client, t.created_at, t.updated_at";
+    t.notify_task_team, t.notify_client, t.created_at, t.updated_at, t.version";
 
 fn task_from_row(r: &Row) -> rusqlite::Result<Task> {
     Ok(Task {
@@ -119,12 +121,13 @@ fn task_from_row(r: &Row) -> rusqlite::Result<Task> {
         team: Vec::new(),
         created_at: r.get(22)?,
         updated_at: r.get(23)?,
+        version: r.get(24)?,
     })
 }
 
 const ACTIVITY_COLUMNS: &str = "a.id, a.project_id, a.task_id, a.type, a.text, a.owner_id, \
     a.progress, a.hours_done, a.hide_from_clients, a.date, a.notify_project_team, \
-    a.notify_task_team, a.notify_client, a.created_at, a.updated_at";
+    a.notify_task_team, a.notify_client, a.created_at, a.updated_at, a.version";
 
 fn activity_from_row(r: &Row) -> rusqlite::Result<Activity> {
     let kind: String = r.get(3)?;
@@ -144,6 +147,7 @@ fn activity_from_row(r: &Row) -> rusqlite::Result<Activity> {
         notify_client: r.get(12)?,
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
+        version: r.get(15)?,
     })
 }
 
@@ -319,14 +323,15 @@ fn roll_up_task(
         HoursChange::Unchanged => {}
         HoursChange::Add(h) => {
             tx.prepare_cached(
-                "UPDATE tasks SET hours_done = ROUND(hours_done + ?2, ?3) WHERE id = ?1",
+                "UPDATE tasks SET hours_done = ROUND(hours_done + ?2, ?3), version = version + 1 \
+                 WHERE id = ?1",
             )?
             .execute(params![task_id, h, HOURS_DECIMALS])?;
         }
         HoursChange::Resum => {
             tx.prepare_cached(
                 "UPDATE tasks SET hours_done = ROUND((SELECT COALESCE(SUM(hours_done), 0) \
-                 FROM activities WHERE task_id = ?1), ?2) WHERE id = ?1",
+                 FROM activities WHERE task_id = ?1), ?2), version = version + 1 WHERE id = ?1",
             )?
             .execute(params![task_id, HOURS_DECIMALS])?;
         }
@@ -351,7 +356,8 @@ fn roll_up_task(
         )?;
         let next = apply_progress(status, progress);
         tx.execute(
-            "UPDATE tasks SET progress = ?2, status = ?3, closed_at = ?4 WHERE id = ?1",
+            "UPDATE tasks SET progress = ?2, status = ?3, closed_at = ?4, version = version + 1 \
+             WHERE id = ?1",
             params![
                 task_id,
                 progress,
@@ -417,16 +423,22 @@ impl WorkStore for Sqlite {
                 tx.last_insert_rowid()
             } else {
                 values.push(&p.id);
-                tx.execute(
+                values.push(&p.version);
+                let changed = tx.execute(
                     "UPDATE projects SET name = ?2, description = ?3, tags = ?4, owner_id = ?5, \
                      group_id = ?6, start_date = ?7, end_date = ?8, priority = ?9, status = ?10, \
                      closed_at = ?11, hidden = ?12, flag = ?13, notify_project_team = ?14, \
-                     notify_client = ?15, updated_at = ?16 WHERE workspace_id = ?1 AND id = ?17",
+                     notify_client = ?15, updated_at = ?16, version = version + 1 \
+                     WHERE workspace_id = ?1 AND id = ?17 AND version = ?18",
                     values.as_slice(),
                 )?;
+                if changed == 0 {
+                    return Err(StoreError::VersionChanged);
+                }
                 // A task in a project takes the project's group.
                 tx.execute(
-                    "UPDATE tasks SET group_id = ?2, updated_at = ?3 WHERE project_id = ?1 AND group_id IS NOT ?2",
+                    "UPDATE tasks SET group_id = ?2, updated_at = ?3, version = version + 1 \
+                     WHERE project_id = ?1 AND group_id IS NOT ?2",
                     params![p.id, p.group_id, now],
                 )?;
                 p.id
@@ -437,11 +449,17 @@ impl WorkStore for Sqlite {
         .await
     }
 
-    async fn remove_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>> {
+    async fn remove_project(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>> {
         self.write(move |tx| {
-            if project_in(tx, ws, id)?.is_none() {
+            let Some(current) = project_in(tx, ws, id)? else {
                 return Ok(None);
-            }
+            };
+            check_version(expected, current.version)?;
             let keys = keys_where(
                 tx,
                 "activity_id IN (SELECT id FROM activities WHERE project_id = ?1)",
@@ -583,24 +601,28 @@ impl WorkStore for Sqlite {
                 tx.last_insert_rowid()
             } else {
                 values.push(&t.id);
-                tx.execute(
+                values.push(&t.version);
+                let changed = tx.execute(
                     "UPDATE tasks SET project_id = ?2, parent_id = ?3, name = ?4, description = ?5, \
                      tags = ?6, owner_id = ?7, group_id = ?8, start_date = ?9, end_date = ?10, \
                      priority = ?11, progress = ?12, status = ?13, closed_at = ?14, hidden = ?15, \
                      flag = ?16, estimated_time = ?17, notify_project_team = ?18, \
-                     notify_task_team = ?19, notify_client = ?20, updated_at = ?21 \
-                     WHERE workspace_id = ?1 AND id = ?22",
+                     notify_task_team = ?19, notify_client = ?20, updated_at = ?21, \
+                     version = version + 1 WHERE workspace_id = ?1 AND id = ?22 AND version = ?23",
                     values.as_slice(),
                 )?;
+                if changed == 0 {
+                    return Err(StoreError::VersionChanged);
+                }
                 if previous_project.is_some_and(|p| p != t.project_id) {
                     // Moving a task moves its sub-tasks, and the activities and files of all.
                     tx.execute(
-                        &format!("{DESCENDANTS} UPDATE tasks SET project_id = ?2, group_id = ?3, updated_at = ?4 WHERE id IN (SELECT id FROM d)"),
+                        &format!("{DESCENDANTS} UPDATE tasks SET project_id = ?2, group_id = ?3, updated_at = ?4, version = version + 1 WHERE id IN (SELECT id FROM d)"),
                         params![t.id, t.project_id, group_id, now],
                     )?;
                     let moved = format!("{DESCENDANTS}, m(id) AS (SELECT ?1 UNION SELECT id FROM d)");
                     tx.execute(
-                        &format!("{moved} UPDATE activities SET project_id = ?2 WHERE task_id IN (SELECT id FROM m)"),
+                        &format!("{moved} UPDATE activities SET project_id = ?2, version = version + 1 WHERE task_id IN (SELECT id FROM m)"),
                         params![t.id, t.project_id],
                     )?;
                     tx.execute(
@@ -616,11 +638,17 @@ impl WorkStore for Sqlite {
         .await
     }
 
-    async fn remove_task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>> {
+    async fn remove_task(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>> {
         self.write(move |tx| {
-            if task_in(tx, ws, id)?.is_none() {
+            let Some(current) = task_in(tx, ws, id)? else {
                 return Ok(None);
-            }
+            };
+            check_version(expected, current.version)?;
             let keys = keys_where(
                 tx,
                 &format!("task_id IN ({DESCENDANTS}, m(id) AS (SELECT ?1 UNION SELECT id FROM d) SELECT id FROM m)"),
@@ -676,6 +704,10 @@ impl WorkStore for Sqlite {
         self.write(move |tx| {
             queue_mail(tx, ws, &mail, now)?;
             let before = if a.id == 0 { None } else { activity_in(tx, ws, a.id)? };
+            if a.id != 0 {
+                // Another writer came first (or removed it): the caller reads it again.
+                check_version(Some(a.version), before.as_ref().map_or(0, |b| b.version))?;
+            }
             let id = if a.id == 0 {
                 tx.execute(
                     "INSERT INTO activities (workspace_id, project_id, task_id, type, text, owner_id, \
@@ -691,8 +723,8 @@ impl WorkStore for Sqlite {
                 tx.execute(
                     "UPDATE activities SET text = ?3, progress = ?4, hours_done = ?5, \
                      hide_from_clients = ?6, date = ?7, notify_project_team = ?8, \
-                     notify_task_team = ?9, notify_client = ?10, updated_at = ?11 \
-                     WHERE workspace_id = ?1 AND id = ?2",
+                     notify_task_team = ?9, notify_client = ?10, updated_at = ?11, \
+                     version = version + 1 WHERE workspace_id = ?1 AND id = ?2",
                     params![ws.0, a.id, a.text, a.progress, a.hours_done, a.hide_from_clients, a.date,
                         a.notify_project_team, a.notify_task_team, a.notify_client, now],
                 )?;
@@ -706,11 +738,17 @@ impl WorkStore for Sqlite {
         .await
     }
 
-    async fn remove_activity(&self, ws: WorkspaceId, id: i64) -> Result<Option<Vec<String>>> {
+    async fn remove_activity(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>> {
         self.write(move |tx| {
             let Some(a) = activity_in(tx, ws, id)? else {
                 return Ok(None);
             };
+            check_version(expected, a.version)?;
             let keys = keys_where(tx, "activity_id = ?1", id)?;
             tx.execute("DELETE FROM activities WHERE id = ?1", [id])?;
             if let Some(task_id) = a.task_id {

@@ -1,0 +1,8 @@
+-- Versions: every write of a project, task, activity, user or group adds one to its
+-- version, which answers carry as their ETag. An update names the version it read and
+-- changes nothing when another writer came first (api-decisions.md, "Versions").
+ALTER TABLE projects ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE activities ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE users ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE project_groups ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
