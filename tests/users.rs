@@ -1387,7 +1387,13 @@ async fn the_last_admin_cannot_be_removed_or_demoted_until_a_second_admin_exists
         .await;
     r.assert_ok();
     assert_eq!(r.json()["user"]["securityLevel"], 100);
-    // The demoted admin's session now has a user's rights.
+    // The new level ended the demoted admin's session; signed in again, it has a user's
+    // rights.
+    server
+        .call_json("authentication/getAuthorizedUser", &[("sessionId", &admin)])
+        .await
+        .assert_fail(401, "auth_failed");
+    let admin = server.admin().await;
     let r = server
         .call_json(
             "users/add",
@@ -1693,8 +1699,14 @@ async fn a_password_changed_through_update_signs_in_and_the_old_one_does_not() {
     assert!(!r.body.contains("second-password"));
     assert_signs_in(&server, email, "second-password").await;
     assert_sign_in_fails(&server, email, &password_for(email)).await;
+    // The new password ended the session opened with the old one.
+    server
+        .call("authentication/getAuthorizedUser", &[("sessionId", &sid)])
+        .await
+        .assert_fail(401, "auth_failed");
 
     // By the user themself.
+    let sid = server.sign_in(email, "second-password").await;
     let r = server
         .call(
             "users/update",
