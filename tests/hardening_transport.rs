@@ -375,9 +375,9 @@ async fn a_body_that_stops_coming_gets_a_408_and_the_connection_closes() {
         first,
         futures_util::stream::pending(),
     ));
-    let req = http::Request::post(format!(
-        "https://localhost/api/v2/service/post/projectsgroups/add?retType=json"
-    ))
+    let req = http::Request::post(
+        "https://localhost/api/v2/service/post/projectsgroups/add?retType=json",
+    )
     .header("content-type", "application/x-www-form-urlencoded")
     .header("content-length", "1000")
     .body(StreamBody::new(stalled))

@@ -137,6 +137,8 @@ pub fn open_file_limit() -> Option<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return None;
     }
+    // rlim_t is u64 on Linux, not everywhere.
+    #[allow(clippy::unnecessary_cast)]
     (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
 }
 
