@@ -60,7 +60,6 @@ struct Limits {
 }
 
 /// What every connection shares.
-#[derive(Clone)]
 struct Site {
     app: Router,
     trusted_proxies: Arc<Vec<IpAddr>>,
@@ -90,7 +89,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(config.request_head_timeout)
         .keep_alive_timeout(config.request_head_timeout);
-    let site = Site {
+    let site = Arc::new(Site {
         app,
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         acceptor: TlsAcceptor::from(tls),
@@ -104,7 +103,7 @@ pub async fn serve(
                 min_bytes_per_sec: config.min_body_bytes_per_sec,
             },
         },
-    };
+    });
     let admission = Admission::new(
         config.max_connections,
         config.max_connections_per_address,
@@ -197,7 +196,7 @@ async fn drive<C: GracefulConnection>(
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    site: Site,
+    site: Arc<Site>,
     _admitted: Admitted,
     stop: watch::Receiver<bool>,
 ) {
@@ -235,7 +234,7 @@ async fn connection(
 /// Every request: counted in flight until its answer is sent, and answered with the
 /// headers every answer carries.
 async fn answer(
-    site: Site,
+    site: Arc<Site>,
     activity: Arc<Activity>,
     peer: IpAddr,
     tls: bool,
