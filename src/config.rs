@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -107,6 +108,14 @@ struct FileConfig {
     smtp_url: Option<String>,
     mail_from: Option<String>,
     mail_max_attempts: Option<i64>,
+    handshake_timeout_secs: Option<u64>,
+    request_head_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
+    min_body_bytes_per_sec: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    write_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
     #[serde(flatten)]
     unknown: toml::Table,
 }
@@ -142,6 +151,22 @@ pub struct Config {
     /// The first admin, created when the workspace has no user.
     pub admin_email: String,
     pub admin_password: Option<String>,
+    /// Time limits on the network: the TLS handshake (from the connection's start), a
+    /// request head (on HTTP/1.1 also the wait for the next one), each wait for more of
+    /// a request body, a connection with no request in flight, and an answer the
+    /// client stops reading.
+    pub handshake_timeout: Duration,
+    pub request_head_timeout: Duration,
+    pub body_read_timeout: Duration,
+    /// After `body_read_timeout`, a body must have brought this many bytes a second on
+    /// average (0: no minimum).
+    pub min_body_bytes_per_sec: u64,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+    /// Open connections in all (never more than the open-file limit allows) and from one
+    /// address (a trusted proxy is not counted per address).
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
 }
 
 impl Default for Config {
@@ -165,6 +190,14 @@ impl Default for Config {
             mail_max_attempts: 12,
             admin_email: "admin@example.com".into(),
             admin_password: None,
+            handshake_timeout: Duration::from_secs(10),
+            request_head_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            min_body_bytes_per_sec: 500,
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -187,6 +220,17 @@ impl fmt::Debug for Config {
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<redacted>"))
             .field("mail_from", &self.mail_from)
             .field("admin_email", &self.admin_email)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("request_head_timeout", &self.request_head_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("min_body_bytes_per_sec", &self.min_body_bytes_per_sec)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
             .field(
                 "admin_password",
                 &self.admin_password.as_ref().map(|_| "<redacted>"),
@@ -292,6 +336,37 @@ impl Config {
         }
         take!(mail_from);
         take!(mail_max_attempts);
+        // A zero would close every connection at once.
+        let positive = |key: &str, v: u64| {
+            if v == 0 {
+                anyhow::bail!("{key} must be at least 1 (in {})", path.display());
+            }
+            Ok(v)
+        };
+        let seconds = |key: &str, v: Option<u64>| -> anyhow::Result<Option<Duration>> {
+            v.map(|v| positive(key, v).map(Duration::from_secs))
+                .transpose()
+        };
+        macro_rules! take_secs {
+            ($key:ident => $field:ident) => {
+                if let Some(d) = seconds(stringify!($key), file.$key)? {
+                    self.$field = d;
+                }
+            };
+        }
+        take_secs!(handshake_timeout_secs => handshake_timeout);
+        take_secs!(request_head_timeout_secs => request_head_timeout);
+        take_secs!(body_read_timeout_secs => body_read_timeout);
+        take_secs!(idle_timeout_secs => idle_timeout);
+        take_secs!(write_timeout_secs => write_timeout);
+        take!(min_body_bytes_per_sec);
+        if let Some(n) = file.max_connections {
+            self.max_connections = positive("max_connections", n as u64)? as usize;
+        }
+        if let Some(n) = file.max_connections_per_address {
+            self.max_connections_per_address =
+                positive("max_connections_per_address", n as u64)? as usize;
+        }
         Ok(())
     }
 }
@@ -321,6 +396,31 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.data_dir, PathBuf::from("/override"));
         assert_eq!(c.session_idle_secs, 300);
+    }
+
+    #[test]
+    fn network_limits_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vesper.toml");
+        std::fs::write(
+            &file,
+            "handshake_timeout_secs = 3\nrequest_head_timeout_secs = 4\nbody_read_timeout_secs = 5\n\
+             min_body_bytes_per_sec = 0\nidle_timeout_secs = 6\nwrite_timeout_secs = 7\n\
+             max_connections = 800\nmax_connections_per_address = 9\n",
+        )
+        .unwrap();
+        let mut c = Config::default();
+        c.apply_file(&file).unwrap();
+        assert_eq!(c.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(c.request_head_timeout, Duration::from_secs(4));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.min_body_bytes_per_sec, 0);
+        assert_eq!(c.idle_timeout, Duration::from_secs(6));
+        assert_eq!(c.write_timeout, Duration::from_secs(7));
+        assert_eq!(c.max_connections, 800);
+        assert_eq!(c.max_connections_per_address, 9);
+        std::fs::write(&file, "idle_timeout_secs = 0\n").unwrap();
+        assert!(Config::default().apply_file(&file).is_err());
     }
 
     #[test]

@@ -86,14 +86,7 @@ pub async fn launch(
     });
     let mail_worker = tokio::spawn(mail::supervise(store, mailer, mail_wake));
     tracing::info!(address = %listener.local_addr()?, "listening (HTTPS)");
-    http::transport::serve(
-        listener,
-        tls,
-        http::router(state),
-        Arc::new(config.trusted_proxies.clone()),
-        shutdown,
-    )
-    .await;
+    http::transport::serve(listener, tls, http::router(state), &config, shutdown).await;
     sweeper.abort();
     file_sweeper.abort();
     mail_worker.abort();

@@ -48,6 +48,13 @@ fn keep_large_allocations_out_of_arenas() {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // The usual soft limit (1,024) is a few hundred idle clients; the hard limit is what
+    // the administrator allows.
+    match vesper::http::transport::raise_open_file_limit() {
+        Ok(Some(limit)) => tracing::info!(open_files = limit, "open file limit"),
+        Ok(None) => tracing::info!("open file limit: unlimited"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
