@@ -172,5 +172,10 @@ async fn sweep_sessions(store: Arc<dyn Store>, config: Arc<Config>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),
         }
+        // Failures that left the window, of logins and addresses never tried again.
+        let before = now - config.login_failure_window_secs.max(60);
+        if let Err(e) = store.forget_login_failures(before).await {
+            tracing::warn!(error = %e, "login failure sweep failed");
+        }
     }
 }

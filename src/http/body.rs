@@ -147,18 +147,25 @@ fn multipart_error(e: multer::Error) -> ApiError {
     }
 }
 
-/// Adds a text part to `args`, keeping the text parts of one body within `MAX_BODY`.
+/// Adds a text part to `args`, keeping the text parts of one body within `MAX_BODY`:
+/// counted as the bytes arrive, so an endless text part is refused at the limit instead
+/// of being held whole first.
 async fn read_text_part(
     args: &mut Args,
     name: &str,
-    field: multer::Field<'static>,
+    mut field: multer::Field<'static>,
     text_bytes: &mut usize,
 ) -> Result<(), ApiError> {
-    let text = field.text().await.map_err(multipart_error)?;
-    *text_bytes += text.len();
-    if *text_bytes > MAX_BODY {
-        return Err(too_large());
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        *text_bytes += chunk.len();
+        if *text_bytes > MAX_BODY {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
     }
+    let text =
+        String::from_utf8(bytes).map_err(|_| ApiError::invalid_argument(name, "text in UTF-8"))?;
     args.insert(name, &text)
 }
 

@@ -145,6 +145,16 @@ const LOGIN_RANGE_END: char = '\u{2}';
 /// address in the window.
 const LOGIN_SLOWDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The lock a slowed login's checks take in turn; logins share a few locks by hash, which
+/// only makes two slowed logins wait for each other now and then.
+fn slow_lane(login_key: &str) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    static LANES: [tokio::sync::Mutex<()>; 64] = [const { tokio::sync::Mutex::const_new(()) }; 64];
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    login_key.hash(&mut hasher);
+    &LANES[(hasher.finish() % LANES.len() as u64) as usize]
+}
+
 /// Checks a login and password, with throttling; signIn and every endpoint use it.
 pub async fn check_password(
     state: &AppState,
@@ -155,6 +165,7 @@ pub async fn check_password(
 ) -> Result<User, ApiError> {
     let config = &state.config;
     let login_key = format!("login:{}{LOGIN_END}", login.trim().to_lowercase());
+    let client = crate::http::transport::address_block(client);
     let subjects = [
         format!("{login_key}addr:{client}"),
         format!("addr:{client}"),
@@ -188,17 +199,23 @@ pub async fn check_password(
             Attempt::Busy => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
         }
     };
-    // A login that failed often from anywhere is checked slowly instead of refused: a
-    // guesser spread over many addresses is slowed, and its owner can still sign in.
+    // A login that failed often from anywhere is checked slowly instead of refused: one
+    // check at a time on this node, each after a wait, so a guesser spread over many
+    // addresses gets about one guess a second, and the login's owner still signs in.
     let since = now() - config.login_failure_window_secs;
     let login_end = format!("{}{}", &login_key[..login_key.len() - 1], LOGIN_RANGE_END);
+    let lane = slow_lane(&login_key);
     let failures = state
         .store
         .failures_between(ws, login_key, login_end, since)
         .await?;
-    if failures >= config.login_failure_limit {
+    let _one_at_a_time = if failures >= config.login_failure_limit {
+        let turn = lane.lock().await;
         tokio::time::sleep(LOGIN_SLOWDOWN).await;
-    }
+        Some(turn)
+    } else {
+        None
+    };
     let found = state.store.credentials(ws, login).await?;
     let hash = match &found {
         Some((_, hash)) => hash.clone(),

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-pub use admission::{open_file_limit, raise_open_file_limit};
+pub use admission::{address_block, open_file_limit, raise_open_file_limit};
 use admission::{Admission, Admitted, Refusal, Throttled};
 use timing::{Activity, Answer, Arriving, BodyPace, InFlight};
 
@@ -42,6 +42,9 @@ use crate::http::response::{fail_response, Format};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most one warning of a kind (failed accepts, refused connections) this often.
 const WARNING_INTERVAL: Duration = Duration::from_secs(10);
+/// HTTP/2 streams open at once on one connection (hyper's default is 200): each may
+/// hold a request body, an answer in flight and a database read.
+const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
 /// Where a request came from, as the handlers need it.
 #[derive(Debug, Clone, Copy)]
@@ -83,12 +86,15 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.request_head_timeout);
-    // A peer that does not answer a ping within the head's time is gone.
+    // A peer that does not answer a ping is gone: within the head's time, but never
+    // sooner than an answer may wait for a slow reader (a pong can queue behind it).
+    // Streams at once per connection are bounded like connections per address.
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .keep_alive_interval(config.request_head_timeout)
-        .keep_alive_timeout(config.request_head_timeout);
+        .keep_alive_timeout(config.request_head_timeout.max(config.write_timeout));
     let site = Arc::new(Site {
         app,
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
@@ -321,7 +327,9 @@ async fn secure(
         Ok(()) => {
             // A client waiting for `100 Continue` sends no body unless asked to: there
             // is nothing to drain.
-            let drain = !req.headers().contains_key(EXPECT);
+            // HTTP/2 resets an unread stream without closing the connection: nothing to
+            // drain there.
+            let drain = !req.headers().contains_key(EXPECT) && version < http::Version::HTTP_2;
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(client);
             let body = Arriving::new(body, site.limits.body, drain);

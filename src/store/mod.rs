@@ -160,6 +160,9 @@ pub trait LoginThrottleStore: Send + Sync {
     /// Ends an attempt: a wrong password turns its records into failures, a right one
     /// removes them.
     async fn end_attempt(&self, records: Vec<i64>, failed: bool) -> Result<()>;
+    /// Forgets failures and abandoned checks older than `before`, of every subject (those
+    /// of a subject never tried again would stay otherwise). Answers how many went.
+    async fn forget_login_failures(&self, before: i64) -> Result<u64>;
     /// Failures since `since` of the subjects from `first` (included) to `end` (excluded):
     /// one login's failures from every address.
     async fn failures_between(

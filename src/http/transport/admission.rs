@@ -57,6 +57,7 @@ impl Admission {
     }
 
     pub fn admit(self: &Arc<Self>, addr: IpAddr) -> Result<Admitted, Refusal> {
+        let addr = address_block(addr);
         if self.total.fetch_add(1, Ordering::Relaxed) >= self.max_total {
             self.total.fetch_sub(1, Ordering::Relaxed);
             return Err(Refusal::TooManyInAll);
@@ -126,6 +127,18 @@ impl Throttled {
     }
 }
 
+/// What one client holds: its IPv4 address, or the /64 of its IPv6 address (one host's
+/// share of a network; it can pick any address in it). IPv4 written as IPv6 counts as IPv4.
+pub fn address_block(addr: IpAddr) -> IpAddr {
+    match addr.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// The soft limit of open files (`None`: unlimited or unknown).
 #[allow(unsafe_code)]
 pub fn open_file_limit() -> Option<u64> {
@@ -186,6 +199,15 @@ mod tests {
         assert_eq!(admission.admit(b).unwrap_err(), Refusal::TooManyInAll);
         drop(first);
         assert!(admission.admit(a).is_ok(), "a freed place is taken again");
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let block = |s: &str| address_block(s.parse().unwrap()).to_string();
+        assert_eq!(block("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+        assert_eq!(block("2001:db8:1:2:ffff::1"), "2001:db8:1:2::");
+        assert_eq!(block("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(block("192.0.2.7"), "192.0.2.7");
     }
 
     #[test]

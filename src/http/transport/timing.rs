@@ -315,13 +315,15 @@ impl Drop for Arriving {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        // Its own stall flag and clock: the answer may be on its way already, and a drain
+        // that stalls must not turn it into a 408.
         let rest = Arriving {
             inner: self.inner.take(),
             pace: self.pace,
-            stalled: self.stalled.clone(),
+            stalled: Arc::new(AtomicBool::new(false)),
             drain: false,
-            started: self.started,
-            received: self.received,
+            started: None,
+            received: 0,
             waiting_since: None,
             timer: None,
         };

@@ -531,7 +531,22 @@ impl UserStore for Postgres {
         )
         .await?;
         execute(&tx, "DELETE FROM sessions WHERE user_id = $1", &[&id]).await?;
-        // A removed user leaves every team but stays as owner and author.
+        // A removed user leaves every team but stays as owner and author; the teams'
+        // projects and tasks change with it.
+        execute(
+            &tx,
+            "UPDATE projects SET version = version + 1 \
+             WHERE id IN (SELECT project_id FROM project_team WHERE user_id = $1)",
+            &[&id],
+        )
+        .await?;
+        execute(
+            &tx,
+            "UPDATE tasks SET version = version + 1 \
+             WHERE id IN (SELECT task_id FROM task_team WHERE user_id = $1)",
+            &[&id],
+        )
+        .await?;
         execute(&tx, "DELETE FROM project_team WHERE user_id = $1", &[&id]).await?;
         execute(&tx, "DELETE FROM task_team WHERE user_id = $1", &[&id]).await?;
         tx.commit().await?;
@@ -798,6 +813,16 @@ impl LoginThrottleStore for Postgres {
         };
         tx.commit().await?;
         Ok(verdict)
+    }
+
+    async fn forget_login_failures(&self, before: i64) -> Result<u64> {
+        let c = self.conn().await?;
+        execute(
+            &c,
+            "DELETE FROM login_failures WHERE failed_at < $1",
+            &[&before],
+        )
+        .await
     }
 
     async fn failures_between(

@@ -529,7 +529,18 @@ impl UserStore for Sqlite {
                 params![ws.0, id, now],
             )?;
             tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
-            // A removed user leaves every team but stays as owner and author.
+            // A removed user leaves every team but stays as owner and author; the teams'
+            // projects and tasks change with it.
+            tx.execute(
+                "UPDATE projects SET version = version + 1 \
+                 WHERE id IN (SELECT project_id FROM project_team WHERE user_id = ?1)",
+                [id],
+            )?;
+            tx.execute(
+                "UPDATE tasks SET version = version + 1 \
+                 WHERE id IN (SELECT task_id FROM task_team WHERE user_id = ?1)",
+                [id],
+            )?;
             tx.execute("DELETE FROM project_team WHERE user_id = ?1", [id])?;
             tx.execute("DELETE FROM task_team WHERE user_id = ?1", [id])?;
             Ok(true)
@@ -747,6 +758,13 @@ impl LoginThrottleStore for Sqlite {
                 records.push(tx.last_insert_rowid());
             }
             Ok(Attempt::Admitted(records))
+        })
+        .await
+    }
+
+    async fn forget_login_failures(&self, before: i64) -> Result<u64> {
+        self.write(move |tx| {
+            Ok(tx.execute("DELETE FROM login_failures WHERE failed_at < ?1", [before])? as u64)
         })
         .await
     }
