@@ -194,8 +194,13 @@ pub struct ListQuery {
     pub count: Option<i64>,
 }
 
-/// Rows sent one by one as storage reads them.
-pub type RowStream<T> = tokio::sync::mpsc::Receiver<Result<T>>;
+/// Where a list read page by page starts (getAll): how many rows match and the highest id
+/// among them, counted together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    pub total: i64,
+    pub last_id: i64,
+}
 
 /// Rows of one page and how many match in all.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,14 +233,25 @@ pub trait WorkStore: Send + Sync {
         actor: Actor,
         query: ListQuery,
     ) -> Result<Page<Project>>;
-    /// Every visible project (getAll), streamed from one consistent snapshot: the total
-    /// first, then the projects with their teams, by id.
-    async fn stream_projects(
+    /// getAll's start: how many projects the caller sees, and the highest id among them.
+    async fn project_census(
         &self,
         ws: WorkspaceId,
         actor: Actor,
         filters: Vec<Filter>,
-    ) -> Result<(i64, RowStream<Project>)>;
+    ) -> Result<Census>;
+    /// getAll's next page: up to `limit` visible projects with `after < id <= last_id`,
+    /// by id, with their teams. Each page is a short read of its own: between pages
+    /// nothing holds a snapshot, however slowly the client reads.
+    async fn projects_after(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        filters: Vec<Filter>,
+        after: i64,
+        last_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Project>>;
 
     async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>>;
     /// A task with its project, if it is in one: what deciding who may see it needs.

@@ -37,7 +37,6 @@ const MIGRATIONS: &[&str] = &[
 const READERS: usize = 4;
 
 pub struct Sqlite {
-    path: std::path::PathBuf,
     jobs: std::sync::mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
@@ -131,7 +130,6 @@ impl Sqlite {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Sqlite {
-            path: path.to_path_buf(),
             jobs: spawn_writer(writer)?,
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
