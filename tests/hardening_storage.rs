@@ -20,6 +20,10 @@ const LONG: usize = 90_000;
 /// 90 MB of WAL frames if nothing can be checkpointed meanwhile.
 const UPDATES: usize = 1000;
 
+/// The tests of this file one at a time: the stalled reader's load (40 MB seeded, 90 MB
+/// rewritten) would slow the other tests' servers, which have a few seconds to start.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn text(len: usize, seed: usize) -> String {
     let letters = b"abcdefghijklmnopqrstuvwxyz";
     (0..len)
@@ -109,6 +113,7 @@ async fn backends_holding_snapshots(admin_url: &str, database: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stalled_get_all_holds_no_database_snapshot() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let s = TestServer::start().await;
     let sid = s.admin().await;
     let ids: Vec<i64> = futures_util::stream::iter(0..SEEDED)
@@ -306,14 +311,24 @@ async fn use_every_store(s: &TestServer, data: &Path) {
     panic!("no notification mail in {}", data.display());
 }
 
-/// A server on a data folder `data` inside the test's own folder, created by the server.
+/// A server on the data folder `dir`, which the server creates (on SQLite).
 async fn start_on_data(dir: &Path) -> TestServer {
+    if test_database_url().is_some() && !dir.exists() {
+        // The harness drops a PostgreSQL database that follows a data folder once the
+        // folder is gone, so it must exist first: made as `mkdir` makes it under umask 022.
+        std::fs::create_dir(dir).unwrap();
+        assert_eq!(
+            std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+    }
     let data = dir.to_path_buf();
     TestServer::start_with(move |c| c.data_dir = data).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_folder_is_private_whatever_the_umask() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     loose_umask();
     let parent = tempfile::tempdir().unwrap();
     let data = parent.path().join("data");
@@ -338,6 +353,7 @@ async fn the_data_folder_is_private_whatever_the_umask() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_folder_left_open_by_an_earlier_version_is_made_private_at_start() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     loose_umask();
     let parent = tempfile::tempdir().unwrap();
     let data = parent.path().join("data");

@@ -61,7 +61,7 @@ pub fn fingerprint(cert: &CertificateDer) -> String {
 }
 
 fn create_self_signed(dir: &Path, cert_path: &Path, key_path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::files::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     let names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -69,8 +69,7 @@ fn create_self_signed(dir: &Path, cert_path: &Path, key_path: &Path) -> anyhow::
     ];
     let certified = rcgen::generate_simple_self_signed(names)?;
     write_private(key_path, certified.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(cert_path, certified.cert.pem())
-        .with_context(|| format!("writing {}", cert_path.display()))?;
+    write_private(cert_path, certified.cert.pem().as_bytes())?;
     tracing::info!(certificate = %cert_path.display(), "created a self-signed certificate");
     Ok(())
 }
@@ -81,7 +80,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, crate::files::PRIVATE_FILE);
     let mut file = options
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;

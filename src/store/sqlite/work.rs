@@ -849,8 +849,10 @@ mod tests {
     #[test]
     fn filtered_task_lists_use_indexes_with_100k_tasks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("v.sqlite3")).unwrap();
-        let mut conn = Connection::open(&store.path).unwrap();
+        let path = dir.path().join("v.sqlite3");
+        // Opening the store creates the schema.
+        drop(Sqlite::open(&path).unwrap());
+        let mut conn = Connection::open(&path).unwrap();
         let tx = conn.transaction().unwrap();
         tx.execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION SELECT i + 1 FROM n WHERE i < 50) \
