@@ -226,9 +226,10 @@ pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     Ok(Output::Object(record(&p, &actor, true)))
 }
 
-/// How many projects each read of a getAll takes. The answer is written as the client
-/// takes it, one page read at a time: between reads nothing holds a database snapshot,
-/// and a stalled client holds at most one page.
+/// How many projects each read of a getAll takes at most (fewer when their text is large,
+/// see `store::PAGE_TEXT_BYTES`). The answer is written as the client takes it, one page
+/// read at a time: between reads nothing holds a database snapshot, and a stalled client
+/// holds at most one page.
 const GET_ALL_PAGE: i64 = 200;
 
 /// getAll: every visible project, streamed page by page. The total is counted first; the
@@ -252,11 +253,11 @@ pub async fn get_all(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
             let page = store
                 .projects_after(ws, actor, filters, after, census.last_id, limit)
                 .await?;
-            let next = match page.last() {
-                Some(last) if page.len() as i64 == limit => (last.id, left - limit),
-                // A short page is the last one.
-                _ => (census.last_id, 0),
+            // A page ends early when its text is large: only an empty one is the last.
+            let Some(last) = page.last() else {
+                return Ok(None);
             };
+            let next = (last.id, left - page.len() as i64);
             Ok::<_, ApiError>(Some((page, next)))
         }
     });

@@ -202,6 +202,20 @@ pub struct Census {
     pub last_id: i64,
 }
 
+/// The most text a page read for getAll holds before it ends early (it holds at least one
+/// project): a page is what a stalled client keeps in the server's memory, and one
+/// description may be 100,000 characters.
+pub const PAGE_TEXT_BYTES: usize = 256 * 1024;
+
+/// Whether a page read for getAll is full once it holds `p`, `bytes` counting the text of
+/// the projects before it (and `p`'s, on return).
+pub(crate) fn page_full_with(p: &Project, bytes: &mut usize) -> bool {
+    *bytes += p.name.len()
+        + p.description.as_ref().map_or(0, String::len)
+        + p.tags.as_ref().map_or(0, String::len);
+    *bytes >= PAGE_TEXT_BYTES
+}
+
 /// Rows of one page and how many match in all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -241,8 +255,9 @@ pub trait WorkStore: Send + Sync {
         filters: Vec<Filter>,
     ) -> Result<Census>;
     /// getAll's next page: up to `limit` visible projects with `after < id <= last_id`,
-    /// by id, with their teams. Each page is a short read of its own: between pages
-    /// nothing holds a snapshot, however slowly the client reads.
+    /// by id, with their teams, and fewer once their text reaches [`PAGE_TEXT_BYTES`].
+    /// Each page is a short read of its own: between pages nothing holds a snapshot,
+    /// however slowly the client reads.
     async fn projects_after(
         &self,
         ws: WorkspaceId,

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Object};
+use futures_util::TryStreamExt;
 use tokio_postgres::{types::ToSql, IsolationLevel, Row};
 
 use super::{
@@ -25,7 +26,8 @@ use crate::store::sql::{
     task_conditions, Conditions,
 };
 use crate::store::{
-    project_ids_of, Census, Filter, ListQuery, OutgoingMail, Page, Result, StoreError, WorkStore,
+    page_full_with, project_ids_of, Census, Filter, ListQuery, OutgoingMail, Page, Result,
+    StoreError, WorkStore,
 };
 
 /// LIMIT and OFFSET as PostgreSQL takes them: no limit is NULL (SQLite's -1), and
@@ -510,11 +512,19 @@ impl WorkStore for Postgres {
         values.push(&limit);
         let conn = self.conn().await?;
         // One statement: its snapshot ends with it.
-        let rows = query(&conn, &numbered(&page_sql), &values).await?;
-        Ok(rows
-            .iter()
-            .map(project_from_row)
-            .collect::<std::result::Result<Vec<_>, _>>()?)
+        let stmt = conn.prepare_cached(&numbered(&page_sql)).await?;
+        let rows = conn.query_raw(&stmt, values).await?;
+        let mut rows = std::pin::pin!(rows);
+        let (mut items, mut bytes) = (Vec::new(), 0);
+        while let Some(row) = rows.try_next().await? {
+            let p = project_from_row(&row)?;
+            let full = page_full_with(&p, &mut bytes);
+            items.push(p);
+            if full {
+                break;
+            }
+        }
+        Ok(items)
     }
 
     async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>> {

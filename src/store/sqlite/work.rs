@@ -19,7 +19,8 @@ use crate::store::sql::{
     task_conditions, Conditions, Param,
 };
 use crate::store::{
-    project_ids_of, Census, Filter, ListQuery, OutgoingMail, Page, Result, WorkStore,
+    page_full_with, project_ids_of, Census, Filter, ListQuery, OutgoingMail, Page, Result,
+    WorkStore,
 };
 
 /// Runs a count and a page of one list in one read transaction.
@@ -515,10 +516,17 @@ impl WorkStore for Sqlite {
                 Sql::Integer(last_id),
                 Sql::Integer(limit),
             ]);
-            let mut items = conn
-                .prepare_cached(&page_sql)?
-                .query_map(params_from_iter(values.iter()), project_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt = conn.prepare_cached(&page_sql)?;
+            let mut rows = stmt.query(params_from_iter(values.iter()))?;
+            let (mut items, mut bytes) = (Vec::new(), 0);
+            while let Some(row) = rows.next()? {
+                let p = project_from_row(row)?;
+                let full = page_full_with(&p, &mut bytes);
+                items.push(p);
+                if full {
+                    break;
+                }
+            }
             fill_teams(conn, &mut items)?;
             Ok(items)
         })
