@@ -205,7 +205,7 @@ pub struct Census {
 /// The most text a page read for getAll holds before it ends early (it holds at least one
 /// project): a page is what a stalled client keeps in the server's memory, and one
 /// description may be 100,000 characters.
-pub const PAGE_TEXT_BYTES: usize = 256 * 1024;
+pub const PAGE_TEXT_BYTES: usize = 64 * 1024;
 
 /// Whether a page read for getAll is full once it holds `p`, `bytes` counting the text of
 /// the projects before it (and `p`'s, on return).
