@@ -63,7 +63,7 @@ const DATA_ENTRIES: &[&str] = &["files", "mail", "tls"];
 /// ([`crate::store::sqlite::Sqlite::open`]), wherever they are.
 pub fn make_private(data_dir: &Path) -> io::Result<()> {
     create_private_dir(data_dir)?;
-    set_mode(data_dir, PRIVATE_DIR)?;
+    correct_mode(data_dir, PRIVATE_DIR)?;
     for name in DATA_ENTRIES {
         make_private_tree(&data_dir.join(name))?;
     }
@@ -81,20 +81,29 @@ fn make_private_tree(path: &Path) -> io::Result<()> {
     let mode = meta.permissions().mode() & 0o7777;
     if meta.is_dir() {
         if mode != PRIVATE_DIR {
-            set_mode(path, PRIVATE_DIR)?;
+            correct_mode(path, PRIVATE_DIR)?;
         }
         for entry in std::fs::read_dir(path)? {
             make_private_tree(&entry?.path())?;
         }
     } else if meta.is_file() && mode != PRIVATE_FILE {
-        set_mode(path, PRIVATE_FILE)?;
+        correct_mode(path, PRIVATE_FILE)?;
     }
     Ok(())
 }
 
-/// Sets a path's permission bits exactly (the umask plays no part in chmod).
-pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+/// Sets a path's permission bits exactly (the umask plays no part in chmod). A path
+/// another account owns is left as it is, with a warning: the server cannot change it,
+/// and refusing to start over it would break a setup that works.
+pub fn correct_mode(path: &Path, mode: u32) -> io::Result<()> {
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), error = %e,
+                "could not make a path of the data folder private");
+            Ok(())
+        }
+        done => done,
+    }
 }
 
 /// How old an unreferenced blob must be before the sweep removes it.

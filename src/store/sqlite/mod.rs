@@ -126,7 +126,7 @@ fn make_private(path: &Path) -> anyhow::Result<()> {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
         let file = Path::new(&name);
-        match crate::files::set_mode(file, crate::files::PRIVATE_FILE) {
+        match crate::files::correct_mode(file, crate::files::PRIVATE_FILE) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
             done => done.with_context(|| format!("making {} private", file.display()))?,
         }
