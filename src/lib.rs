@@ -18,6 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -33,6 +34,8 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    files::make_private(&config.data_dir)
+        .with_context(|| format!("making {} private", config.data_dir.display()))?;
     let store = store::open(config.database_url.as_deref(), &config.data_dir).await?;
     if let Some(generated) = ensure_first_admin(&*store, &config).await? {
         // Shown once, on standard output, never through the log.

@@ -235,28 +235,49 @@ pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     Ok(Output::Object(record(&p, &actor, true)))
 }
 
-/// getAll: every visible project, streamed.
+/// How many projects each read of a getAll takes at most (fewer when their text is large,
+/// see `store::PAGE_TEXT_BYTES`). The answer is written as the client takes it, one page
+/// read at a time: between reads nothing holds a database snapshot, and a stalled client
+/// holds at most one page.
+const GET_ALL_PAGE: i64 = 200;
+
+/// getAll: every visible project, streamed page by page. The total is counted first; the
+/// pages follow by id, up to the highest id counted, and never more rows than the total
+/// (docs/api-decisions.md, "getAll reads page by page").
 pub async fn get_all(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    use futures_util::StreamExt;
+    use futures_util::{StreamExt, TryStreamExt};
     let actor = ctx.actor()?;
     let query = list_query(ctx.args, FILTERS, false)?;
     let with_team = switch(ctx.args, "loadTeam")?;
-    let (total, rows) = ctx
-        .state
-        .store
-        .stream_projects(ctx.ws, actor, query.filters)
-        .await?;
-    let items = futures_util::stream::unfold(rows, |mut rows| async move {
-        rows.recv().await.map(|row| (row, rows))
-    })
-    .map(move |row| {
-        row.map(|p| record(&p, &actor, with_team))
-            .map_err(ApiError::from)
-    })
-    .boxed();
+    let (store, ws, filters) = (ctx.state.store.clone(), ctx.ws, query.filters);
+    let census = store.project_census(ws, actor, filters.clone()).await?;
+    // The walk's state: the last id sent and how many rows the total still allows.
+    let pages = futures_util::stream::try_unfold((0, census.total), move |(after, left)| {
+        let (store, filters) = (store.clone(), filters.clone());
+        async move {
+            if left <= 0 {
+                return Ok(None);
+            }
+            let limit = GET_ALL_PAGE.min(left);
+            let page = store
+                .projects_after(ws, actor, filters, after, census.last_id, limit)
+                .await?;
+            // A page ends early when its text is large: only an empty one is the last.
+            let Some(last) = page.last() else {
+                return Ok(None);
+            };
+            let next = (last.id, left - page.len() as i64);
+            Ok::<_, ApiError>(Some((page, next)))
+        }
+    });
+    let items = pages
+        .map_ok(|page| futures_util::stream::iter(page.into_iter().map(Ok)))
+        .try_flatten()
+        .map_ok(move |p| record(&p, &actor, with_team))
+        .boxed();
     Ok(Output::Stream {
         kind: "project",
-        total,
+        total: census.total,
         items,
     })
 }

@@ -7,9 +7,14 @@
 //! names a missing blob. A crash leaves at most an orphan, which [`Blobs::sweep`] removes
 //! once it is older than [`SWEEP_GRACE`] (younger ones may belong to another node's
 //! upload in flight).
+//!
+//! It also keeps the data folder private: what the server writes there (the database, the
+//! blobs, the mail folder, the TLS key) is readable by the server's account alone,
+//! whatever the umask; see [`make_private`].
 
 use std::collections::HashSet;
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -22,6 +27,84 @@ use object_store::{ObjectStore, WriteMultipart};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// The mode of every folder the server makes: its account alone may list and enter it.
+pub const PRIVATE_DIR: u32 = 0o700;
+/// The mode of every file the server writes: its account alone may read it.
+pub const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates a folder and its missing parents with [`PRIVATE_DIR`]; folders that exist
+/// already are left as they are.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)
+}
+
+/// Options that create (or truncate) a file with [`PRIVATE_FILE`] for writing.
+pub fn private_file() -> tokio::fs::OpenOptions {
+    let mut options = tokio::fs::OpenOptions::new();
+    options
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE);
+    options
+}
+
+/// The data folder's entries that hold the server's own folders and files. Others
+/// (something an administrator keeps there) are left alone.
+const DATA_ENTRIES: &[&str] = &["files", "mail", "tls"];
+
+/// Creates the data folder if needed, then makes it and the server's folders and files in
+/// it private: earlier versions left them 0755 and 0644 (readable by every local
+/// account, password hashes included). The database's own files are SQLite's to fix
+/// ([`crate::store::sqlite::Sqlite::open`]), wherever they are.
+pub fn make_private(data_dir: &Path) -> io::Result<()> {
+    create_private_dir(data_dir)?;
+    correct_mode(data_dir, PRIVATE_DIR)?;
+    for name in DATA_ENTRIES {
+        make_private_tree(&data_dir.join(name))?;
+    }
+    Ok(())
+}
+
+/// Makes a folder and everything in it private; a missing path is nothing to do.
+/// Symbolic links are not followed: changing a mode would change their target's.
+fn make_private_tree(path: &Path) -> io::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.is_dir() {
+        if mode != PRIVATE_DIR {
+            correct_mode(path, PRIVATE_DIR)?;
+        }
+        for entry in std::fs::read_dir(path)? {
+            make_private_tree(&entry?.path())?;
+        }
+    } else if meta.is_file() && mode != PRIVATE_FILE {
+        correct_mode(path, PRIVATE_FILE)?;
+    }
+    Ok(())
+}
+
+/// Sets a path's permission bits exactly (the umask plays no part in chmod). A path
+/// another account owns is left as it is, with a warning: the server cannot change it,
+/// and refusing to start over it would break a setup that works.
+pub fn correct_mode(path: &Path, mode: u32) -> io::Result<()> {
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), error = %e,
+                "could not make a path of the data folder private");
+            Ok(())
+        }
+        done => done,
+    }
+}
 
 /// How old an unreferenced blob must be before the sweep removes it.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(3600);
@@ -58,7 +141,7 @@ fn io_error(e: impl std::fmt::Display) -> io::Error {
 impl Blobs {
     /// A folder of blobs (a shared mount when several nodes run).
     pub fn folder(dir: &Path) -> io::Result<Blobs> {
-        std::fs::create_dir_all(dir.join("tmp"))?;
+        create_private_dir(&dir.join("tmp"))?;
         Ok(Blobs {
             backend: Backend::Folder(dir.to_path_buf()),
         })
@@ -114,7 +197,7 @@ impl Blobs {
         let key = hex::encode(raw);
         let sink = match &self.backend {
             Backend::Folder(dir) => {
-                Sink::File(tokio::fs::File::create(dir.join("tmp").join(&key)).await?)
+                Sink::File(private_file().open(dir.join("tmp").join(&key)).await?)
             }
             Backend::Bucket { store, prefix } => {
                 let upload = store

@@ -79,12 +79,11 @@ fn create_self_signed(
     key_path: &Path,
     now: SystemTime,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::files::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_pair = rcgen::KeyPair::generate()?;
     let cert = self_signed_params(now)?.self_signed(&key_pair)?;
     write_private(key_path, key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(cert_path, cert.pem())
-        .with_context(|| format!("writing {}", cert_path.display()))?;
+    write_private(cert_path, cert.pem().as_bytes())?;
     tracing::info!(certificate = %cert_path.display(), "created a self-signed certificate");
     Ok(())
 }
@@ -217,7 +216,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, crate::files::PRIVATE_FILE);
     let mut file = options
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use crate::domain::now;
@@ -164,7 +165,7 @@ impl Mailer {
             ),
             _ => {
                 let dir = data_dir.join("mail");
-                std::fs::create_dir_all(&dir)?;
+                crate::files::create_private_dir(&dir)?;
                 Transport::Folder(dir)
             }
         };
@@ -193,8 +194,9 @@ impl Mailer {
             }
             Transport::Folder(dir) => {
                 let path = dir.join(format!("{}.eml", queued.id));
-                tokio::fs::write(&path, message.formatted()).await?;
-                let file = tokio::fs::File::open(&path).await?;
+                // Mail is as private as the data it tells of.
+                let mut file = crate::files::private_file().open(&path).await?;
+                file.write_all(&message.formatted()).await?;
                 file.sync_all().await?;
             }
         }

@@ -233,8 +233,27 @@ pub struct ListQuery {
     pub count: Option<i64>,
 }
 
-/// Rows sent one by one as storage reads them.
-pub type RowStream<T> = tokio::sync::mpsc::Receiver<Result<T>>;
+/// Where a list read page by page starts (getAll): how many rows match and the highest id
+/// among them, counted together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    pub total: i64,
+    pub last_id: i64,
+}
+
+/// The most text a page read for getAll holds before it ends early (it holds at least one
+/// project): a page is what a stalled client keeps in the server's memory, and one
+/// description may be 100,000 characters.
+pub const PAGE_TEXT_BYTES: usize = 64 * 1024;
+
+/// Whether a page read for getAll is full once it holds `p`, `bytes` counting the text of
+/// the projects before it (and `p`'s, on return).
+pub(crate) fn page_full_with(p: &Project, bytes: &mut usize) -> bool {
+    *bytes += p.name.len()
+        + p.description.as_ref().map_or(0, String::len)
+        + p.tags.as_ref().map_or(0, String::len);
+    *bytes >= PAGE_TEXT_BYTES
+}
 
 /// Rows of one page and how many match in all.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,14 +293,26 @@ pub trait WorkStore: Send + Sync {
         actor: Actor,
         query: ListQuery,
     ) -> Result<Page<Project>>;
-    /// Every visible project (getAll), streamed from one consistent snapshot: the total
-    /// first, then the projects with their teams, by id.
-    async fn stream_projects(
+    /// getAll's start: how many projects the caller sees, and the highest id among them.
+    async fn project_census(
         &self,
         ws: WorkspaceId,
         actor: Actor,
         filters: Vec<Filter>,
-    ) -> Result<(i64, RowStream<Project>)>;
+    ) -> Result<Census>;
+    /// getAll's next page: up to `limit` visible projects with `after < id <= last_id`,
+    /// by id, with their teams, and fewer once their text reaches [`PAGE_TEXT_BYTES`].
+    /// Each page is a short read of its own: between pages nothing holds a snapshot,
+    /// however slowly the client reads.
+    async fn projects_after(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        filters: Vec<Filter>,
+        after: i64,
+        last_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Project>>;
 
     async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>>;
     /// A task with its project, if it is in one: what deciding who may see it needs.

@@ -165,6 +165,22 @@ pub fn list_sql(table_alias: &str, columns: &str, c: &Conditions) -> (String, St
     )
 }
 
+/// The two statements of a list read page by page (getAll), each page a read of its own
+/// so that nothing is held between pages: first how many rows match and the highest id
+/// among them, together; then a page, by id, of the rows after one id and up to the
+/// highest counted, taking the condition values then `after`, `last` and the page size.
+pub fn keyset_sql(table_alias: &str, columns: &str, c: &Conditions) -> (String, String) {
+    let clause = c.clause();
+    let alias = table_alias.rsplit(' ').next().unwrap_or(table_alias);
+    (
+        format!("SELECT COUNT(*), COALESCE(MAX({alias}.id), 0) FROM {table_alias} WHERE {clause}"),
+        format!(
+            "SELECT {columns} FROM {table_alias} WHERE {clause} \
+             AND {alias}.id > ? AND {alias}.id <= ? ORDER BY {alias}.id LIMIT ?"
+        ),
+    )
+}
+
 /// The conditions of a project list: visibility, then each filter.
 pub fn project_conditions(
     ws: WorkspaceId,

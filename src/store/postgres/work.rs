@@ -22,11 +22,12 @@ use crate::domain::work::{
 };
 use crate::domain::WorkspaceId;
 use crate::store::sql::{
-    activity_conditions, file_conditions, list_sql, project_conditions, task_conditions, Conditions,
+    activity_conditions, file_conditions, keyset_sql, list_sql, project_conditions,
+    task_conditions, Conditions,
 };
 use crate::store::{
-    check_version, project_ids_of, Expected, Filter, ListQuery, OutgoingMail, Page, Result,
-    RowStream, StoreError, WorkStore,
+    check_version, page_full_with, project_ids_of, Census, Expected, Filter, ListQuery,
+    OutgoingMail, Page, Result, StoreError, WorkStore,
 };
 
 /// LIMIT and OFFSET as PostgreSQL takes them: no limit is NULL (SQLite's -1), and
@@ -507,63 +508,52 @@ impl WorkStore for Postgres {
         .await
     }
 
-    async fn stream_projects(
+    async fn project_census(
         &self,
         ws: WorkspaceId,
         actor: Actor,
         filters: Vec<Filter>,
-    ) -> Result<(i64, RowStream<Project>)> {
+    ) -> Result<Census> {
         let c = project_conditions(ws, &actor, &filters)?;
-        let (count_sql, page_sql) = list_sql("projects p", PROJECT_COLUMNS, &c);
-        let mut conn = self.conn().await?;
-        let (total_tx, total_rx) = tokio::sync::oneshot::channel();
-        let (rows_tx, rows_rx) = tokio::sync::mpsc::channel(64);
-        // The connection stays with the stream until its last row, in one snapshot; the
-        // bounded channel holds the query back while the client reads slowly.
-        tokio::spawn(async move {
-            let run = async {
-                let tx = conn
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await?;
-                let total: i64 = tx
-                    .query_one(&numbered(&count_sql), &bind(c.count_values()))
-                    .await?
-                    .try_get(0)?;
-                let mut values = bind(&c.values);
-                let _ = total_tx.send(total);
-                let (limit, offset): (Option<i64>, i64) = (None, 0);
-                values.push(&limit);
-                values.push(&offset);
-                let rows = tx.query_raw(&numbered(&page_sql), values).await?;
-                let mut rows = std::pin::pin!(rows);
-                while let Some(row) = rows.try_next().await? {
-                    let project = project_from_row(&row)?;
-                    if rows_tx.send(Ok(project)).await.is_err() {
-                        break; // the client went away
-                    }
-                }
-                Ok::<(), StoreError>(())
-            };
-            if let Err(e) = run.await {
-                let _ = rows_tx.send(Err(e)).await;
-            }
-        });
-        match total_rx.await {
-            Ok(total) => Ok((total, rows_rx)),
-            Err(_) => {
-                // The count failed: its error is the first (and only) row.
-                let mut rows_rx = rows_rx;
-                match rows_rx.recv().await {
-                    Some(Err(e)) => Err(e),
-                    _ => Err(StoreError::Internal(anyhow::anyhow!(
-                        "project stream ended early"
-                    ))),
-                }
+        let (census_sql, _) = keyset_sql("projects p", PROJECT_COLUMNS, &c);
+        let conn = self.conn().await?;
+        let row = query_one(&conn, &numbered(&census_sql), &bind(&c.values)).await?;
+        Ok(Census {
+            total: row.try_get(0)?,
+            last_id: row.try_get(1)?,
+        })
+    }
+
+    async fn projects_after(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        filters: Vec<Filter>,
+        after: i64,
+        last_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Project>> {
+        let c = project_conditions(ws, &actor, &filters)?;
+        let (_, page_sql) = keyset_sql("projects p", PROJECT_COLUMNS, &c);
+        let mut values = bind(&c.values);
+        values.push(&after);
+        values.push(&last_id);
+        values.push(&limit);
+        let conn = self.conn().await?;
+        // One statement: its snapshot ends with it.
+        let stmt = conn.prepare_cached(&numbered(&page_sql)).await?;
+        let rows = conn.query_raw(&stmt, values).await?;
+        let mut rows = std::pin::pin!(rows);
+        let (mut items, mut bytes) = (Vec::new(), 0);
+        while let Some(row) = rows.try_next().await? {
+            let p = project_from_row(&row)?;
+            let full = page_full_with(&p, &mut bytes);
+            items.push(p);
+            if full {
+                break;
             }
         }
+        Ok(items)
     }
 
     async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>> {

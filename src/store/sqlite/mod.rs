@@ -38,7 +38,6 @@ const MIGRATIONS: &[&str] = &[
 const READERS: usize = 4;
 
 pub struct Sqlite {
-    path: std::path::PathBuf,
     jobs: std::sync::mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
@@ -112,13 +111,39 @@ fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -
     out
 }
 
+/// Creates the database file if needed and makes it, and the WAL and shared memory an
+/// earlier run left, readable by the server's account alone: they hold every password
+/// hash. SQLite gives the WAL and shared memory files it creates the database file's
+/// mode, so those follow.
+fn make_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(crate::files::PRIVATE_FILE)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        match crate::files::correct_mode(file, crate::files::PRIVATE_FILE) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+            done => done.with_context(|| format!("making {} private", file.display()))?,
+        }
+    }
+    Ok(())
+}
+
 impl Sqlite {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         skip_memory_statistics();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::files::create_private_dir(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
         }
+        make_private(path)?;
         let mut writer =
             Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         configure(&writer)?;
@@ -132,7 +157,6 @@ impl Sqlite {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Sqlite {
-            path: path.to_path_buf(),
             jobs: spawn_writer(writer)?,
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),

@@ -15,12 +15,12 @@ use crate::domain::work::{
 };
 use crate::domain::WorkspaceId;
 use crate::store::sql::{
-    activity_conditions, file_conditions, list_sql, project_conditions, task_conditions,
-    Conditions, Param,
+    activity_conditions, file_conditions, keyset_sql, list_sql, project_conditions,
+    task_conditions, Conditions, Param,
 };
 use crate::store::{
-    check_version, project_ids_of, Expected, Filter, ListQuery, OutgoingMail, Page, Result,
-    RowStream, StoreError, WorkStore,
+    check_version, page_full_with, project_ids_of, Census, Expected, Filter, ListQuery,
+    OutgoingMail, Page, Result, StoreError, WorkStore,
 };
 
 /// Runs a count and a page of one list in one read transaction.
@@ -492,66 +492,62 @@ impl WorkStore for Sqlite {
         .await
     }
 
-    async fn stream_projects(
+    async fn project_census(
         &self,
         ws: WorkspaceId,
         actor: Actor,
         filters: Vec<Filter>,
-    ) -> Result<(i64, RowStream<Project>)> {
-        let path = self.path.clone();
-        let (total_tx, total_rx) = tokio::sync::oneshot::channel();
-        let (rows_tx, rows_rx) = tokio::sync::mpsc::channel(64);
-        // A connection of its own, so a slow reader never holds one of the shared ones.
-        tokio::task::spawn_blocking(move || {
-            let run = || -> Result<()> {
-                let conn = Connection::open(&path)?;
-                conn.busy_timeout(std::time::Duration::from_secs(5))?;
-                let c = project_conditions(ws, &actor, &filters)?;
-                let (count_sql, page_sql) = list_sql("projects p", PROJECT_COLUMNS, &c);
-                let tx = conn.unchecked_transaction()?;
-                let total: i64 = tx.query_row(
-                    &count_sql,
-                    params_from_iter(c.count_values().iter().map(bind)),
-                    |r| r.get(0),
-                )?;
-                let _ = total_tx.send(Ok(total));
-                let mut values: Vec<Sql> = c.values.iter().map(bind).collect();
-                values.push(Sql::Integer(-1));
-                values.push(Sql::Integer(0));
-                let mut stmt = tx.prepare(&page_sql)?;
-                let mut team = tx.prepare(
-                    "SELECT user_id FROM project_team WHERE project_id = ?1 ORDER BY user_id",
-                )?;
-                let mut rows = stmt.query(params_from_iter(values.iter()))?;
-                while let Some(row) = rows.next()? {
-                    let mut p = project_from_row(row)?;
-                    p.team = team
-                        .query_map([p.id], |r| r.get(0))?
-                        .collect::<rusqlite::Result<_>>()?;
-                    if rows_tx.blocking_send(Ok(p)).is_err() {
-                        break; // the client went away
-                    }
-                }
-                Ok(())
-            };
-            if let Err(e) = run() {
-                let _ = rows_tx.blocking_send(Err(e));
-            }
-        });
-        match total_rx.await {
-            Ok(Ok(total)) => Ok((total, rows_rx)),
-            Ok(Err(e)) => Err(e),
-            Err(_) => {
-                // The count failed: its error is the first (and only) row.
-                let mut rows_rx = rows_rx;
-                match rows_rx.recv().await {
-                    Some(Err(e)) => Err(e),
-                    _ => Err(StoreError::Internal(anyhow::anyhow!(
-                        "project stream ended early"
-                    ))),
+    ) -> Result<Census> {
+        self.read(move |conn| {
+            let c = project_conditions(ws, &actor, &filters)?;
+            let (census_sql, _) = keyset_sql("projects p", PROJECT_COLUMNS, &c);
+            let census = conn.prepare_cached(&census_sql)?.query_row(
+                params_from_iter(c.values.iter().map(bind)),
+                |r| {
+                    Ok(Census {
+                        total: r.get(0)?,
+                        last_id: r.get(1)?,
+                    })
+                },
+            )?;
+            Ok(census)
+        })
+        .await
+    }
+
+    async fn projects_after(
+        &self,
+        ws: WorkspaceId,
+        actor: Actor,
+        filters: Vec<Filter>,
+        after: i64,
+        last_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Project>> {
+        self.read(move |conn| {
+            let c = project_conditions(ws, &actor, &filters)?;
+            let (_, page_sql) = keyset_sql("projects p", PROJECT_COLUMNS, &c);
+            let mut values: Vec<Sql> = c.values.iter().map(bind).collect();
+            values.extend([
+                Sql::Integer(after),
+                Sql::Integer(last_id),
+                Sql::Integer(limit),
+            ]);
+            let mut stmt = conn.prepare_cached(&page_sql)?;
+            let mut rows = stmt.query(params_from_iter(values.iter()))?;
+            let (mut items, mut bytes) = (Vec::new(), 0);
+            while let Some(row) = rows.next()? {
+                let p = project_from_row(row)?;
+                let full = page_full_with(&p, &mut bytes);
+                items.push(p);
+                if full {
+                    break;
                 }
             }
-        }
+            fill_teams(conn, &mut items)?;
+            Ok(items)
+        })
+        .await
     }
 
     async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>> {
@@ -898,8 +894,10 @@ mod tests {
     #[test]
     fn filtered_task_lists_use_indexes_with_100k_tasks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("v.sqlite3")).unwrap();
-        let mut conn = Connection::open(&store.path).unwrap();
+        let path = dir.path().join("v.sqlite3");
+        // Opening the store creates the schema.
+        drop(Sqlite::open(&path).unwrap());
+        let mut conn = Connection::open(&path).unwrap();
         let tx = conn.transaction().unwrap();
         tx.execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION SELECT i + 1 FROM n WHERE i < 50) \
