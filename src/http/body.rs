@@ -1,11 +1,11 @@
 //! Reading a request's arguments from its query string and body into one [`Args`].
 
 use axum::body::Body;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 
 use crate::files::{Blobs, StagedBlob};
-use crate::http::args::Args;
+use crate::http::args::{value_text, Args};
 use crate::http::error::ApiError;
 
 /// The largest body accepted by calls that take no upload.
@@ -120,7 +120,9 @@ fn too_large() -> ApiError {
     ApiError::TooLarge(format!("The request body is over {MAX_BODY} bytes"))
 }
 
-async fn read_multipart<S, E>(
+/// Reads a multipart body into `args` (text parts) and storage (file parts, when
+/// `uploads` allows them). Crate-visible for the parser's fuzz test.
+pub(crate) async fn read_multipart<S, E>(
     args: &mut Args,
     body: S,
     boundary: String,
@@ -144,16 +146,28 @@ where
     let mut files = Vec::new();
     let mut text_bytes = 0usize;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        // multer drops a name or file name that is not UTF-8 without a word; refused
+        // instead, as in a query string.
+        if field
+            .headers()
+            .get(CONTENT_DISPOSITION)
+            .is_some_and(|v| std::str::from_utf8(v.as_bytes()).is_err())
+        {
+            return Err(ApiError::bad_request(
+                "a multipart part's name or file name is not valid UTF-8",
+            ));
+        }
         let Some(name) = field.name().map(str::to_owned) else {
             continue;
         };
         if field.file_name().is_none() {
-            let text = field.text().await.map_err(multipart_error)?;
-            text_bytes += text.len();
+            // Bytes, not `text()`, which would replace what is not UTF-8.
+            let bytes = field.bytes().await.map_err(multipart_error)?;
+            text_bytes += bytes.len();
             if text_bytes > MAX_BODY {
                 return Err(too_large());
             }
-            args.insert(&name, &text)?;
+            args.insert(&name, &value_text(&name, bytes.into())?)?;
             continue;
         }
         let Some(limits) = uploads else {
