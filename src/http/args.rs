@@ -245,7 +245,7 @@ pub fn value_text(field: &str, bytes: Vec<u8>) -> Result<String, ApiError> {
 
 /// An argument's name as text; a name that is not UTF-8 is refused, quoted with the
 /// replacement character where its bytes were not.
-pub fn name_text(bytes: Vec<u8>) -> Result<String, ApiError> {
+fn name_text(bytes: Vec<u8>) -> Result<String, ApiError> {
     String::from_utf8(bytes).map_err(|e| {
         ApiError::invalid_argument(
             &String::from_utf8_lossy(e.as_bytes()),
@@ -580,6 +580,27 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_utf8_are_refused_not_replaced() {
+        for (input, field) in [
+            ("project[name]=a%FFb", "project[name]"),
+            ("a=1&b=%C3%28", "b"),
+            ("na%FFme=1", "na\u{FFFD}me"),
+        ] {
+            let err = Args::default()
+                .insert_urlencoded(input.as_bytes())
+                .unwrap_err();
+            assert_eq!(err.field(), Some(field), "{input}");
+        }
+        let a = args("name=%EF%BF%BD+x%2By%&bare&=ignored");
+        assert_eq!(
+            a.scalar("name").text().unwrap(),
+            Given::Value("\u{FFFD} x+y%".into())
+        );
+        assert_eq!(a.scalar("bare").text().unwrap(), Given::Empty);
+        assert_eq!(a.len(), 2);
+    }
+
+    #[test]
     fn booleans_numbers_and_dates() {
         for (s, b) in [("1", true), ("TRUE", true), ("Yes", true), ("on", true)] {
             assert_eq!(parse_bool(s), Some(b));
@@ -597,6 +618,13 @@ mod tests {
         assert_eq!(parse_date("1970-01-01 01:00:00"), Some(3_600));
         assert_eq!(parse_date("1970-01-01T02:00:00+01:00"), Some(3_600));
         assert_eq!(parse_date("2024-02-30"), None);
+        assert_eq!(parse_date("0000-01-01"), Some(-62_167_219_200));
+        assert_eq!(parse_date("9999-12-31 23:59:59"), Some(253_402_300_799));
+        for s in ["+10000-01-01", "-0001-01-01", "0000-01-01T00:00:00+01:00"] {
+            assert_eq!(parse_date(s), None, "{s}");
+        }
+        assert_eq!(parse_float("-0").map(f64::is_sign_negative), Some(false));
+        assert_eq!(parse_float("1e400"), None);
         assert_eq!(parse_date("yesterday"), None);
     }
 
