@@ -406,15 +406,13 @@ proptest! {
                     printable(b) && !b.contains(&format!("--{boundary}"))
                 })
         });
-        if plain && result.is_ok() {
+        if plain {
+            prop_assert!(result.is_ok(), "{result:?}");
             if let Some(last) = parts.last() {
-                let name = std::str::from_utf8(last.name.as_deref().unwrap_or_default()).unwrap_or("");
-                let last_value = parts.iter().rev()
-                    .find(|p| p.name.as_deref() == last.name.as_deref())
-                    .map(|p| String::from_utf8_lossy(&p.body).into_owned())
-                    .unwrap_or_default();
-                let expected = if last_value.is_empty() { Given::Empty } else { Given::Value(last_value) };
-                prop_assert_eq!(args.scalar(name).text().ok(), Some(expected));
+                let name = String::from_utf8_lossy(last.name.as_deref().unwrap_or_default());
+                let value = String::from_utf8_lossy(&last.body).into_owned();
+                let expected = if value.is_empty() { Given::Empty } else { Given::Value(value) };
+                prop_assert_eq!(args.scalar(&name).text().ok(), Some(expected));
             }
         }
         let names: Vec<String> = parts
