@@ -9,6 +9,9 @@ pub const STATUS_DONE: i64 = 30;
 
 pub const MAX_DESCRIPTION: usize = 100_000;
 pub const MAX_TAGS: usize = 1_000;
+/// The most hours one activity (`hoursDone`) or one task's estimate (`estimatedTime`) may
+/// hold: over a century of work, and far inside what an f64 counts exactly to the hour.
+pub const MAX_HOURS: f64 = 1_000_000.0;
 
 /// A project, with its team.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,12 +277,13 @@ fn dates(problems: &mut Problems, start: Option<i64>, end: Option<i64>) {
 
 fn hours(problems: &mut Problems, attr: &'static str, h: Option<f64>) {
     if let Some(h) = h {
-        if !h.is_finite() || h < 0.0 {
+        // NaN fails the range test too.
+        if !(0.0..=MAX_HOURS).contains(&h) {
             problems.push((
                 attr,
                 Invalid {
                     code: "invalid",
-                    message: "must be a finite number of hours, 0 or more".into(),
+                    message: format!("must be a number of hours from 0 to {MAX_HOURS}"),
                 },
             ));
         }
@@ -551,6 +555,24 @@ mod tests {
         t.estimated_time = Some(f64::NAN);
         let fields: Vec<_> = validate_task(&t).iter().map(|(f, _)| *f).collect();
         assert_eq!(fields, ["progress", "estimatedTime"]);
+        t.progress = 100;
+        for (hours, ok) in [
+            (MAX_HOURS, true),
+            (0.0, true),
+            (MAX_HOURS + 0.5, false),
+            (1e23, false),
+            (f64::INFINITY, false),
+            (-0.5, false),
+        ] {
+            t.estimated_time = Some(hours);
+            assert_eq!(validate_task(&t).is_empty(), ok, "{hours}");
+            let a = Activity {
+                task_id: Some(1),
+                hours_done: Some(hours),
+                ..message()
+            };
+            assert_eq!(validate_activity(&a).is_empty(), ok, "{hours}");
+        }
     }
 
     #[test]

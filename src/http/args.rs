@@ -6,7 +6,7 @@
 //! handlers read typed values from it through accessors that name the offending field
 //! when a value has the wrong type.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
 use crate::http::error::ApiError;
 
@@ -80,13 +80,24 @@ impl Args {
         Ok(())
     }
 
-    /// Adds every pair of an `application/x-www-form-urlencoded` string.
+    /// Adds every pair of an `application/x-www-form-urlencoded` string (a query string
+    /// or a body). Names and values that are not UTF-8 once decoded are refused, never
+    /// replaced: what was stored would not be what was sent.
     pub fn insert_urlencoded(&mut self, input: &[u8]) -> Result<(), ApiError> {
-        for (k, v) in form_urlencoded::parse(input) {
-            if k.is_empty() {
+        for pair in input.split(|b| *b == b'&') {
+            if pair.is_empty() {
                 continue;
             }
-            self.insert(&k, &v)?;
+            let (key, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            let key = name_text(form_decode(key))?;
+            if key.is_empty() {
+                continue;
+            }
+            let value = value_text(&key, form_decode(value))?;
+            self.insert(&key, &value)?;
         }
         Ok(())
     }
@@ -199,6 +210,48 @@ impl Args {
             nodes: names.iter().filter_map(|n| self.top(n)).collect(),
         }
     }
+}
+
+/// One side of a urlencoded pair as bytes: `+` is a space, `%XY` the byte XY, anything
+/// else (a `%` without two hex digits included) itself, as browsers and PHP read them.
+fn form_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                input.get(i + 1).and_then(|b| hex(*b)),
+                input.get(i + 2).and_then(|b| hex(*b)),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// An argument's value as text; bytes that are not UTF-8 are refused, naming the field.
+pub fn value_text(field: &str, bytes: Vec<u8>) -> Result<String, ApiError> {
+    String::from_utf8(bytes).map_err(|_| ApiError::invalid_argument(field, "not valid UTF-8 text"))
+}
+
+/// An argument's name as text; a name that is not UTF-8 is refused, quoted with the
+/// replacement character where its bytes were not.
+fn name_text(bytes: Vec<u8>) -> Result<String, ApiError> {
+    String::from_utf8(bytes).map_err(|e| {
+        ApiError::invalid_argument(
+            &String::from_utf8_lossy(e.as_bytes()),
+            "the argument name is not valid UTF-8",
+        )
+    })
 }
 
 /// Brackets inside a JSON key would be read as nesting; keep them literal by refusing.
@@ -360,9 +413,7 @@ impl<'a> Field<'a> {
     }
 
     pub fn float(&self) -> Result<Given<f64>, ApiError> {
-        self.parsed("expected a finite decimal number", |s| {
-            s.parse::<f64>().ok().filter(|f| f.is_finite())
-        })
+        self.parsed("expected a finite decimal number", parse_float)
     }
 
     pub fn bool(&self) -> Result<Given<bool>, ApiError> {
@@ -404,12 +455,21 @@ impl<'a> Field<'a> {
     }
 }
 
-fn parse_int(s: &str) -> Option<i64> {
+pub fn parse_int(s: &str) -> Option<i64> {
     let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
+}
+
+/// A finite decimal number; `-0` is 0, so that it is never written back as `-0`.
+pub fn parse_float(s: &str) -> Option<f64> {
+    // Adding 0.0 turns -0.0 into 0.0 and leaves every other value as it is.
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(|f| f + 0.0)
 }
 
 /// The boolean spellings the contract accepts, in any case.
@@ -421,17 +481,17 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339 with an offset.
+/// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339 with an offset, in the years
+/// 0000 to 9999 (UTC): the ones `YYYY` can write back.
 pub fn parse_date(s: &str) -> Option<i64> {
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp());
-    }
-    if let Ok(dt) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        return Some(dt.and_utc().timestamp());
-    }
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|dt| dt.with_timezone(&Utc).timestamp())
+    let utc = if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        d.and_hms_opt(0, 0, 0)?.and_utc()
+    } else if let Ok(dt) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
+        dt.and_utc()
+    } else {
+        DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc)
+    };
+    (0..=9999).contains(&utc.year()).then(|| utc.timestamp())
 }
 
 #[cfg(test)]
@@ -520,6 +580,27 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_utf8_are_refused_not_replaced() {
+        for (input, field) in [
+            ("project[name]=a%FFb", "project[name]"),
+            ("a=1&b=%C3%28", "b"),
+            ("na%FFme=1", "na\u{FFFD}me"),
+        ] {
+            let err = Args::default()
+                .insert_urlencoded(input.as_bytes())
+                .unwrap_err();
+            assert_eq!(err.field(), Some(field), "{input}");
+        }
+        let a = args("name=%EF%BF%BD+x%2By%&bare&=ignored");
+        assert_eq!(
+            a.scalar("name").text().unwrap(),
+            Given::Value("\u{FFFD} x+y%".into())
+        );
+        assert_eq!(a.scalar("bare").text().unwrap(), Given::Empty);
+        assert_eq!(a.len(), 2);
+    }
+
+    #[test]
     fn booleans_numbers_and_dates() {
         for (s, b) in [("1", true), ("TRUE", true), ("Yes", true), ("on", true)] {
             assert_eq!(parse_bool(s), Some(b));
@@ -537,6 +618,13 @@ mod tests {
         assert_eq!(parse_date("1970-01-01 01:00:00"), Some(3_600));
         assert_eq!(parse_date("1970-01-01T02:00:00+01:00"), Some(3_600));
         assert_eq!(parse_date("2024-02-30"), None);
+        assert_eq!(parse_date("0000-01-01"), Some(-62_167_219_200));
+        assert_eq!(parse_date("9999-12-31 23:59:59"), Some(253_402_300_799));
+        for s in ["+10000-01-01", "-0001-01-01", "0000-01-01T00:00:00+01:00"] {
+            assert_eq!(parse_date(s), None, "{s}");
+        }
+        assert_eq!(parse_float("-0").map(f64::is_sign_negative), Some(false));
+        assert_eq!(parse_float("1e400"), None);
         assert_eq!(parse_date("yesterday"), None);
     }
 

@@ -1,11 +1,11 @@
 //! Reading a request's arguments from its query string and body into one [`Args`].
 
 use axum::body::Body;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 
 use crate::files::{Blobs, StagedBlob};
-use crate::http::args::Args;
+use crate::http::args::{value_text, Args};
 use crate::http::error::ApiError;
 
 /// The largest body accepted by calls that take no upload.
@@ -164,14 +164,28 @@ async fn read_text_part(
         }
         bytes.extend_from_slice(&chunk);
     }
-    let text =
-        String::from_utf8(bytes).map_err(|_| ApiError::invalid_argument(name, "text in UTF-8"))?;
-    args.insert(name, &text)
+    // Bytes, not multer's `text()`, which would replace what is not UTF-8.
+    args.insert(name, &value_text(name, bytes)?)
+}
+
+/// A part's name; `None` for a part without one (skipped). A name or file name that is
+/// not UTF-8 is refused, as in a query string (multer would drop it without a word).
+fn part_name(field: &multer::Field<'static>) -> Result<Option<String>, ApiError> {
+    if field
+        .headers()
+        .get(CONTENT_DISPOSITION)
+        .is_some_and(|v| std::str::from_utf8(v.as_bytes()).is_err())
+    {
+        return Err(ApiError::bad_request(
+            "a multipart part's name or file name is not valid UTF-8",
+        ));
+    }
+    Ok(field.name().map(str::to_owned))
 }
 
 /// Reads text parts into `args` up to the first file part, which it answers unread when
-/// `uploads` allows files and refuses otherwise.
-async fn read_multipart<S, E>(
+/// `uploads` allows files and refuses otherwise. Crate-visible for the parser's fuzz test.
+pub(crate) async fn read_multipart<S, E>(
     args: &mut Args,
     body: S,
     boundary: String,
@@ -187,7 +201,7 @@ where
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut text_bytes = 0usize;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-        let Some(name) = field.name().map(str::to_owned) else {
+        let Some(name) = part_name(&field)? else {
             continue;
         };
         if field.file_name().is_none() {
@@ -226,7 +240,7 @@ impl FileParts {
             Some(field) => Some(field),
             None => multipart.next_field().await.map_err(multipart_error)?,
         } {
-            let Some(name) = field.name().map(str::to_owned) else {
+            let Some(name) = part_name(&field)? else {
                 continue;
             };
             if field.file_name().is_none() {

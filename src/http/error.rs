@@ -3,6 +3,8 @@
 //! Handlers return [`ApiError`]; [`crate::http::response`] turns it into the fail
 //! envelope. Internal details are logged here and never sent.
 
+use std::borrow::Cow;
+
 use http::StatusCode;
 
 use crate::store::StoreError;
@@ -156,6 +158,31 @@ impl ApiError {
     }
 }
 
+/// Whether an answer may carry this character: not a control character (C0, DEL, C1,
+/// tab and line breaks included) and not one XML 1.0 cannot carry.
+fn printable_char(c: char) -> bool {
+    !c.is_control() && c != '\u{FFFE}' && c != '\u{FFFF}'
+}
+
+/// Text an answer quotes (an error's message and field names, which may hold what the
+/// caller sent) with every character it must not carry written as a `\u{..}` escape, so
+/// every answer is printable and well-formed XML, and the caller still sees what was
+/// wrong.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if text.chars().all(printable_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if printable_char(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    Cow::Owned(out)
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -174,5 +201,21 @@ impl From<StoreError> for ApiError {
             StoreError::VersionChanged => ApiError::PreconditionFailed,
             StoreError::Internal(cause) => ApiError::Internal(cause),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_what_an_answer_must_not_carry() {
+        assert!(matches!(printable("plain été ✓"), Cow::Borrowed(_)));
+        assert_eq!(printable("a\u{1}b"), "a\\u{1}b");
+        assert_eq!(printable("t\tn\nr\r"), "t\\u{9}n\\u{a}r\\u{d}");
+        assert_eq!(
+            printable("\u{7f}\u{85}\u{FFFE}\u{FFFF}"),
+            "\\u{7f}\\u{85}\\u{fffe}\\u{ffff}"
+        );
     }
 }

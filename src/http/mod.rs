@@ -4,6 +4,8 @@ pub mod args;
 pub mod body;
 pub mod caller;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod response;
 pub mod tls;
 pub mod transport;

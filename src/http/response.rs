@@ -8,7 +8,7 @@ use std::fmt::Write;
 use axum::response::{IntoResponse, Response};
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, ETAG, RETRY_AFTER};
 
-use crate::http::error::ApiError;
+use crate::http::error::{printable, ApiError};
 
 /// The answer's format, chosen by `retType` or `Accept`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -511,9 +511,12 @@ pub fn encode_ok(format: Format, output: &Output) -> String {
     out
 }
 
-/// The body of a failure.
+/// The body of a failure. Its message and field names may quote what the caller sent,
+/// so they pass through [`printable`] in both formats.
 pub fn encode_fail(format: Format, error: &ApiError) -> String {
     let message = error.to_string();
+    let message = printable(&message);
+    let field = error.field().map(printable);
     let field_errors = match error {
         ApiError::Validation(errors) => errors.as_slice(),
         _ => &[],
@@ -527,7 +530,7 @@ pub fn encode_fail(format: Format, error: &ApiError) -> String {
                 "<response status=\"fail\"><error code=\"{}\"",
                 error.code()
             );
-            if let Some(field) = error.field() {
+            if let Some(field) = &field {
                 out.push_str(" field=\"");
                 xml_escape(&mut out, field);
                 out.push('"');
@@ -539,9 +542,9 @@ pub fn encode_fail(format: Format, error: &ApiError) -> String {
                 out.push_str("<errors>");
                 for e in field_errors {
                     out.push_str("<error field=\"");
-                    xml_escape(&mut out, &e.field);
+                    xml_escape(&mut out, &printable(&e.field));
                     let _ = write!(out, "\" code=\"{}\">", e.code);
-                    xml_escape(&mut out, &e.message);
+                    xml_escape(&mut out, &printable(&e.message));
                     out.push_str("</error>");
                 }
                 out.push_str("</errors>");
@@ -555,13 +558,19 @@ pub fn encode_fail(format: Format, error: &ApiError) -> String {
                 "code": error.code(),
                 "error": message,
             });
-            if let Some(field) = error.field() {
+            if let Some(field) = field {
                 body["field"] = field.into();
             }
             if !field_errors.is_empty() {
                 body["errors"] = field_errors
                     .iter()
-                    .map(|e| serde_json::json!({"field": e.field, "code": e.code, "message": e.message}))
+                    .map(|e| {
+                        serde_json::json!({
+                            "field": printable(&e.field),
+                            "code": e.code,
+                            "message": printable(&e.message),
+                        })
+                    })
                     .collect();
             }
             body.to_string()

@@ -216,7 +216,7 @@ pub fn test_database_url() -> Option<String> {
 /// A test that restarts a server on a data folder of its own gets the same database back,
 /// as the data folder keeps its SQLite file; that database is dropped once the folder is
 /// gone. Databases left by test processes that died are dropped at the next run.
-struct TestDatabase {
+pub struct TestDatabase {
     admin_url: String,
     name: String,
     /// Dropped with the server (false: it follows a caller's data folder).
@@ -228,7 +228,7 @@ static FOLLOWING: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
 static LEFTOVERS_SWEPT: std::sync::Once = std::sync::Once::new();
 
 impl TestDatabase {
-    async fn for_data_dir(admin_url: &str, data_dir: &Path, own_dir: bool) -> TestDatabase {
+    pub async fn for_data_dir(admin_url: &str, data_dir: &Path, own_dir: bool) -> TestDatabase {
         let admin_url = admin_url.to_owned();
         if !own_dir {
             let following = FOLLOWING.lock().unwrap();
@@ -278,7 +278,7 @@ impl TestDatabase {
     }
 
     /// The URL of this database: the admin URL with its database name replaced.
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         with_database(&self.admin_url, &self.name)
     }
 }
