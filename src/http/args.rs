@@ -215,6 +215,10 @@ impl Args {
 /// One side of a urlencoded pair as bytes: `+` is a space, `%XY` the byte XY, anything
 /// else (a `%` without two hex digits included) itself, as browsers and PHP read them.
 fn form_decode(input: &[u8]) -> Vec<u8> {
+    // Most names and values (ids, session ids) hold nothing to decode.
+    if !input.iter().any(|b| matches!(b, b'+' | b'%')) {
+        return input.to_vec();
+    }
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
