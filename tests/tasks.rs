@@ -1743,12 +1743,6 @@ async fn the_hide_old_object_period_filter_drops_tasks_closed_longer_ago() {
     // A period of 0 days keeps only what was closed this very second (dates are whole
     // seconds): the close and the lists must fall within one second of the clock, so a
     // round that straddles a second is done again (a loaded machine can take that long).
-    let unix_now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    };
     for round in 0.. {
         let second = unix_now();
         update_task(&server, &admin, fresh, &[("task[status]", "30")]).await;

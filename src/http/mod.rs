@@ -54,16 +54,7 @@ async fn health() -> &'static str {
 }
 
 async fn unknown(req: Request) -> Response {
-    fail_response(request_format(&req), &ApiError::UnknownMethod)
-}
-
-fn request_format(req: &Request) -> Format {
-    Format::from_query(
-        req.uri().query(),
-        req.headers()
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    )
+    fail_response(Format::of_request(&req), &ApiError::UnknownMethod)
 }
 
 /// Every API call: find the endpoint, check the verb, read the arguments, authenticate,
@@ -74,7 +65,7 @@ async fn dispatch(
     req: Request,
 ) -> Response {
     let started = Instant::now();
-    let mut format = request_format(&req);
+    let mut format = Format::of_request(&req);
     let endpoint = if prefix == "get" || prefix == "post" {
         Endpoint::find(&service, &method)
     } else {

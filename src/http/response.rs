@@ -44,6 +44,17 @@ impl Format {
         });
         Format::choose(ret_type.as_deref(), accept)
     }
+
+    /// The format a request asked for, from what is known before its body is read: the
+    /// query string's `retType`, then `Accept`.
+    pub fn of_request<B>(req: &http::Request<B>) -> Format {
+        Format::from_query(
+            req.uri().query(),
+            req.headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        )
+    }
 }
 
 /// One attribute value.

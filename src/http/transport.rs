@@ -264,16 +264,6 @@ async fn answer(
     Ok(res.map(|body| Answer::new(body, in_flight)))
 }
 
-/// The format a request asked for, from what can be known before its body is read.
-fn requested_format<B>(req: &Request<B>) -> Format {
-    Format::from_query(
-        req.uri().query(),
-        req.headers()
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    )
-}
-
 /// `Transfer-Encoding` may only be `chunked`, alone: any other list (`identity,
 /// chunked`, `gzip, chunked`) is read differently by different servers and proxies, the
 /// stuff of request smuggling.
@@ -315,7 +305,7 @@ async fn secure(
     client: ClientInfo,
     req: Request<Incoming>,
 ) -> axum::response::Response {
-    let format = requested_format(&req);
+    let format = Format::of_request(&req);
     let version = req.version();
     let mut res = match check_transfer_encoding(req.headers()) {
         Err(e) => {
@@ -382,7 +372,7 @@ async fn plain(site: &Site, peer: IpAddr, req: Request<Incoming>) -> axum::respo
         };
         return secure(site, client, req).await;
     }
-    let mut res = fail_response(requested_format(&req), &ApiError::HttpsRequired);
+    let mut res = fail_response(Format::of_request(&req), &ApiError::HttpsRequired);
     res.headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
     res

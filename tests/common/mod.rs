@@ -368,6 +368,14 @@ fn sweep_leftovers(admin_url: &str) {
     });
 }
 
+/// The clock in whole seconds, as the server stores dates.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 pub fn password_for(email: &str) -> String {
     format!("pw-{email}")
 }
