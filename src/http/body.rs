@@ -101,8 +101,6 @@ pub async fn read_args(
                 .await?
             }
             // Text parts only: at most 1 MiB, read whole first and parsed as one chunk.
-            // (Under load, HTTP/2 frames sometimes ended a multipart body early for the
-            // parser: "incomplete multipart stream".)
             None => {
                 let bytes = axum::body::to_bytes(body, MAX_BODY)
                     .await
@@ -196,6 +194,9 @@ where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
+    use futures_util::StreamExt;
+    let body = body.map(|piece| piece.map_err(Into::<ReadError>::into));
+    let body = with_first_delimiter(body, &boundary).await;
     let constraints =
         multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(max_body));
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
@@ -221,6 +222,63 @@ where
         }));
     }
     Ok(None)
+}
+
+/// Why a body stream could not be read, as multer takes it.
+type ReadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body again, its first piece holding the first delimiter (`--boundary`), or all of
+/// a body that has none within `MAX_BODY` bytes.
+///
+/// multer looks for the first delimiter, reads the body again if it is not there yet, and
+/// then takes the body's end for a truncated body without looking at what that second
+/// read brought (rwf2/multer#70). A small body arriving whole between the two reads (as
+/// HTTP/2 often delivers one under load) was refused with "incomplete multipart stream".
+/// With the delimiter in the first piece, multer never makes that second read.
+async fn with_first_delimiter<S>(
+    body: S,
+    boundary: &str,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, ReadError>> + Send + 'static
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, ReadError>> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    let delimiter = format!("--{boundary}");
+    let delimiter = delimiter.as_bytes();
+    let mut body = Box::pin(body);
+    let mut first = Vec::new();
+    // A read error goes to multer after the bytes before it, as it would have.
+    let mut failed = None;
+    loop {
+        // Only where a delimiter could end that was not seen before: linear in the body.
+        let from = first.len().saturating_sub(delimiter.len() - 1);
+        if first.len() > MAX_BODY
+            || first[from..]
+                .windows(delimiter.len())
+                .any(|w| w == delimiter)
+        {
+            break;
+        }
+        match body.next().await {
+            Some(Ok(piece)) => {
+                let from = first.len().saturating_sub(delimiter.len() - 1);
+                first.extend_from_slice(&piece);
+                if first[from..]
+                    .windows(delimiter.len())
+                    .any(|w| w == delimiter)
+                {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                failed = Some(Err(e));
+                break;
+            }
+            None => break,
+        }
+    }
+    let head = std::iter::once(Ok(bytes::Bytes::from(first))).chain(failed);
+    futures_util::stream::iter(head).chain(body)
 }
 
 impl FileParts {
@@ -274,5 +332,51 @@ impl FileParts {
             });
         }
         Ok(files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Poll;
+
+    /// A body that is not there at the first read and then arrives whole, with its end,
+    /// before the next: multer alone refused it as incomplete (rwf2/multer#70).
+    #[tokio::test]
+    async fn a_multipart_body_arriving_whole_after_a_first_wait_is_read() {
+        let boundary = "b0d7";
+        let whole = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"sessionId\"\r\n\r\nabc\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"retType\"\r\n\r\njson\r\n\
+             --{boundary}--\r\n"
+        );
+        let mut pieces: Vec<bytes::Bytes> = whole
+            .as_bytes()
+            .chunks(7)
+            .map(bytes::Bytes::copy_from_slice)
+            .collect();
+        pieces.reverse();
+        let mut waited = false;
+        let body = futures_util::stream::poll_fn(move |cx| {
+            if !waited {
+                waited = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(pieces.pop().map(Ok::<_, std::io::Error>))
+        });
+        let mut args = Args::default();
+        let files = read_multipart(&mut args, body, boundary.into(), u64::MAX, None)
+            .await
+            .unwrap();
+        assert!(files.is_none());
+        assert_eq!(
+            args.scalar("sessionId").text().unwrap().value().as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            args.scalar("retType").text().unwrap().value().as_deref(),
+            Some("json")
+        );
     }
 }
