@@ -9,8 +9,9 @@ use std::time::Instant;
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
 
-use crate::api::{activity, authentication, groups, metainfo, projects, tasks, users};
+use crate::api::{activity, authentication, groups, metainfo, projects, tasks, users, work};
 use crate::api::{AppState, Ctx};
+use crate::domain::work::{Activity, Project, Task};
 use crate::domain::WorkspaceId;
 use crate::http::body::{self, UploadLimits};
 use crate::http::error::ApiError;
@@ -102,19 +103,19 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!("projectsgroups", "getById",           Read,   groups::get_by_id),
     endpoint!("projectsgroups", "getAll",            Read,   groups::get_all),
     endpoint!("projects",       "add",               Write,  projects::add),
-    endpoint!("projects",       "update",            Write,  projects::update),
-    endpoint!("projects",       "remove",            Write,  projects::remove),
+    endpoint!("projects",       "update",            Write,  work::update::<Project>),
+    endpoint!("projects",       "remove",            Write,  work::remove::<Project>),
     endpoint!("projects",       "getById",           Read,   projects::get_by_id),
     endpoint!("projects",       "getAll",            Read,   projects::get_all),
     endpoint!("projects",       "getList",           Read,   projects::get_list),
     endpoint!("tasks",          "add",               Write,  tasks::add),
-    endpoint!("tasks",          "update",            Write,  tasks::update),
-    endpoint!("tasks",          "remove",            Write,  tasks::remove),
+    endpoint!("tasks",          "update",            Write,  work::update::<Task>),
+    endpoint!("tasks",          "remove",            Write,  work::remove::<Task>),
     endpoint!("tasks",          "getById",           Read,   tasks::get_by_id),
     endpoint!("tasks",          "getList",           Read,   tasks::get_list),
     endpoint!("activity",       "add",               Write,  activity::add),
-    endpoint!("activity",       "update",            Write,  activity::update),
-    endpoint!("activity",       "remove",            Write,  activity::remove),
+    endpoint!("activity",       "update",            Write,  work::update::<Activity>),
+    endpoint!("activity",       "remove",            Write,  work::remove::<Activity>),
     endpoint!("activity",       "getById",           Read,   activity::get_by_id),
     endpoint!("activity",       "getList",           Read,   activity::get_list),
     endpoint!("activity",       "attachFiles",       Upload, activity::attach_files),

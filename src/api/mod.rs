@@ -11,6 +11,7 @@ pub mod notify;
 pub mod projects;
 pub mod tasks;
 pub mod users;
+pub mod work;
 
 use std::net::IpAddr;
 use std::sync::Arc;
