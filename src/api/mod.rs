@@ -26,7 +26,6 @@ use crate::domain::WorkspaceId;
 use crate::http::args::{Args, Field, Given};
 use crate::http::error::{ApiError, FieldError};
 use crate::store::{Expected, Store};
-pub use endpoints::{Access, Endpoint, ENDPOINTS};
 
 /// What every request shares.
 #[derive(Clone)]

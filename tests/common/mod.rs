@@ -383,7 +383,7 @@ pub fn password_for(email: &str) -> String {
 /// Whether the endpoint table lists `call` (`service/method`) as a write.
 fn is_write(call: &str) -> bool {
     let (service, method) = call.split_once('/').unwrap_or((call, ""));
-    vesper::api::Endpoint::find(service, method).is_some_and(|e| e.is_write())
+    vesper::api::endpoints::Endpoint::find(service, method).is_some_and(|e| e.is_write())
 }
 
 pub async fn read(r: reqwest::Response) -> Resp {
