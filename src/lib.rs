@@ -1,12 +1,15 @@
 //! Vesper: a project and task management server speaking the 5pm API v2.
 //!
-//! A request walks one way: [`http`] (TLS, routing, arguments, envelope), then [`api`]
-//! (one module per 5pm service), then [`domain`] (rules, no I/O), then [`store`].
+//! A request walks one way: [`http`] (TLS, arguments, envelope), then [`api`] (the
+//! endpoint table and one module per 5pm service), which asks [`auth`] for the caller,
+//! then [`domain`] (rules, no I/O), then [`store`]. [`router`] puts the API's dispatcher
+//! on the HTTP layer; nothing below the API names it.
 // No unsafe code, but for the one SQLite setting that has no safe call
 // (`store::sqlite::skip_memory_statistics`), which allows it by name.
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod files;
@@ -19,12 +22,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::routing::{any, get};
+use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::api::AppState;
+use crate::auth::Authentication;
 use crate::config::Config;
 use crate::domain::user::{NewUser, Profile, SecurityLevel};
 use crate::domain::{now, password, validate, WorkspaceId};
-use crate::http::AppState;
 use crate::store::Store;
 
 /// Runs the whole server on `listener` until `shutdown` resolves, then finishes the
@@ -64,16 +70,19 @@ pub async fn launch(
     let tls = http::tls::server_config(&config)?;
     let config = Arc::new(config);
     let files_for_sweep = files.clone();
+    let auth = Arc::new(Authentication::new(
+        store.clone(),
+        config.clone(),
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    )?);
     let state = AppState {
         store: store.clone(),
         config: config.clone(),
         files: files.clone(),
         mail_wake: mail_wake.clone(),
-        hashing: Arc::new(http::caller::Hashing::new(
-            std::thread::available_parallelism().map_or(2, |n| n.get()),
-        )?),
+        auth: auth.clone(),
     };
-    let sweeper = tokio::spawn(sweep_sessions(store.clone(), config.clone()));
+    let sweeper = tokio::spawn(auth.sweep());
     let file_sweeper = tokio::spawn({
         let (store, files) = (store.clone(), files_for_sweep);
         async move {
@@ -89,7 +98,7 @@ pub async fn launch(
     });
     let mail_worker = tokio::spawn(mail::supervise(store, mailer, mail_wake));
     tracing::info!(address = %listener.local_addr()?, "listening (HTTPS)");
-    http::transport::serve(listener, tls, http::router(state), &config, shutdown).await;
+    http::transport::serve(listener, tls, router(state), &config, shutdown).await;
     sweeper.abort();
     file_sweeper.abort();
     mail_worker.abort();
@@ -158,27 +167,12 @@ async fn sweep_files(
     Ok(())
 }
 
-/// Deletes ended sessions now and then, so the table does not grow without bound.
-async fn sweep_sessions(store: Arc<dyn Store>, config: Arc<Config>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        let now = now();
-        match store
-            .remove_stale_sessions(
-                now - config.session_idle_secs,
-                now - config.session_max_secs,
-            )
-            .await
-        {
-            Ok(n) if n > 0 => tracing::info!(removed = n, "swept ended sessions"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
-        }
-        // Failures that left the window, of logins and addresses never tried again.
-        let before = now - config.login_failure_window_secs.max(60);
-        if let Err(e) = store.forget_login_failures(before).await {
-            tracing::warn!(error = %e, "login failure sweep failed");
-        }
-    }
+/// The server's routes: the API's dispatcher and the health check on the HTTP layer's
+/// plumbing.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(api::endpoints::ROUTE, any(api::endpoints::dispatch))
+        .route("/health", get(http::health))
+        .fallback(http::unknown)
+        .with_state(state)
 }

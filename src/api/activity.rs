@@ -1,5 +1,6 @@
-//! activity: add, update, remove, getById, getList, and the files of activities:
-//! attachFiles, getFilesList, removeFile, downloadFile.
+//! activity: add, getById, getList (update and remove are the shared steps of
+//! [`crate::api::work`]), and the files of activities: attachFiles, getFilesList,
+//! removeFile, downloadFile.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,9 +13,10 @@ use http::header::{
 };
 use http::{HeaderValue, StatusCode};
 
+use crate::api::work::Work;
 use crate::api::{
-    check_if_match, list_query, notify, projects, report, required_id, retry_stale, set_nullable,
-    set_required, switch, tasks, Ctx, Validation,
+    list_query, notify, projects, report, required_id, set_nullable, set_required, switch, tasks,
+    Ctx, Validation,
 };
 use crate::domain::now;
 use crate::domain::policy::{self, ActivityFacts, Actor, Target};
@@ -23,7 +25,6 @@ use crate::files::clean_name;
 use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
-use crate::mail::Notice;
 use crate::store::Expected;
 
 const FILTERS: &[&str] = &[
@@ -130,7 +131,7 @@ fn record(a: &Activity, actor: &Actor, extras: Extras) -> Record {
 }
 
 /// The task (with its project) or the project an activity is posted to.
-struct Posted {
+pub struct Posted {
     task: Option<Task>,
     project: Option<Project>,
 }
@@ -250,8 +251,7 @@ async fn save(
         client: a.notify_client,
         users: notify_users,
     };
-    let author = notify::author_name(ctx)?;
-    let notice = Notice {
+    let about = notify::About {
         kind: match a.kind {
             ActivityType::Msg => "message",
             ActivityType::Progress => "progress note",
@@ -259,28 +259,16 @@ async fn save(
             _ => "link",
         },
         action,
-        project: posted.project.as_ref().map(|p| p.name.as_str()),
-        task: posted.task.as_ref().map(|t| t.name.as_str()),
-        author: &author,
+        project: posted.project.as_ref(),
+        task: posted.task.as_ref(),
         text: a.text.as_deref(),
     };
     let may_see = |r: &Actor| policy::can_see_activity(r, &posted.target(r), &facts(&a, r));
-    let mail = notify::mails(
-        ctx,
-        &flags,
-        posted.project.as_ref(),
-        posted.task.as_ref(),
-        may_see,
-        notice,
-    )
+    let mail = notify::tell(ctx, &flags, about, may_see).await?;
+    let saved = notify::save_with(ctx, mail, |mail| {
+        ctx.state.store.save_activity(ctx.ws, a, mail, now())
+    })
     .await?;
-    let queued = !mail.is_empty();
-    let saved = ctx
-        .state
-        .store
-        .save_activity(ctx.ws, a, mail, now())
-        .await?;
-    notify::wake_if(ctx, queued);
     Ok(Output::Object(record(&saved, actor, Extras::default())))
 }
 
@@ -341,47 +329,54 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     save(ctx, &actor, a, &posted, v, notify_users, "posted").await
 }
 
-pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    let expected = ctx.if_match()?;
-    retry_stale(expected, || update_once(ctx, expected)).await
-}
+impl Work for Activity {
+    const KIND: &'static str = "activity";
+    const TITLE: &'static str = "Activity";
+    type Place = Posted;
 
-/// One read-check-apply-write of an update (`retry_stale`).
-async fn update_once(ctx: &Ctx<'_>, expected: Expected) -> Result<Output, ApiError> {
-    let actor = ctx.actor()?;
-    let obj = ctx.args.object(&["activity"]);
-    let id = required_id(obj.field("id"))?;
-    let (current, posted) = visible(ctx, &actor, id).await?;
-    if !policy::can_edit_activity(&actor, &facts(&current, &actor)) {
-        return Err(ApiError::forbidden(format!(
-            "You may not edit activity {id}"
-        )));
+    fn version(&self) -> i64 {
+        self.version
     }
-    check_if_match(expected, current.version)?;
-    let mut v = Validation::default();
-    let mut a = current.clone();
-    apply(&obj, &mut a, &mut v)?;
-    let notify_users = notify::notify_users(&obj)?;
-    save(ctx, &actor, a, &posted, v, notify_users, "updated").await
-}
 
-pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    let actor = ctx.actor()?;
-    let id = required_id(ctx.args.scalar("id"))?;
-    let (current, _) = visible(ctx, &actor, id).await?;
-    if !policy::can_edit_activity(&actor, &facts(&current, &actor)) {
-        return Err(ApiError::forbidden(format!(
-            "You may not remove activity {id}"
-        )));
+    async fn visible(
+        ctx: &Ctx<'_>,
+        actor: &Actor,
+        id: i64,
+    ) -> Result<(Activity, Posted), ApiError> {
+        visible(ctx, actor, id).await
     }
-    let keys = ctx
-        .state
-        .store
-        .remove_activity(ctx.ws, id, ctx.if_match()?)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Activity", id))?;
-    ctx.state.files.remove_all(&keys).await;
-    Ok(Output::Scalar("id", Value::Id(id)))
+
+    fn can_edit(&self, actor: &Actor, _: &Posted) -> bool {
+        policy::can_edit_activity(actor, &facts(self, actor))
+    }
+
+    fn apply(&mut self, obj: &Obj<'_>, v: &mut Validation) -> Result<(), ApiError> {
+        apply(obj, self, v)
+    }
+
+    async fn save_update(
+        ctx: &Ctx<'_>,
+        actor: &Actor,
+        next: Activity,
+        _: &Activity,
+        posted: &Posted,
+        v: Validation,
+        notify_users: Vec<i64>,
+    ) -> Result<Output, ApiError> {
+        save(ctx, actor, next, posted, v, notify_users, "updated").await
+    }
+
+    async fn remove_stored(
+        ctx: &Ctx<'_>,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>, ApiError> {
+        Ok(ctx
+            .state
+            .store
+            .remove_activity(ctx.ws, id, expected)
+            .await?)
+    }
 }
 
 /// Task and project names, and files, for activities that asked for them.

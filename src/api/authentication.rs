@@ -1,28 +1,24 @@
 //! authentication: signIn, signOut, getAuthorizedUser.
 
 use crate::api::{users, Ctx};
-use crate::domain::{now, password};
-use crate::http::caller::{check_password, credentials};
+use crate::auth::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Value};
 
 /// Takes login and password only, and answers a new session id.
 pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let (login, given) = credentials(ctx.args, ctx.headers)?.ok_or(ApiError::AuthRequired)?;
-    let user = check_password(ctx.state, ctx.ws, ctx.client, &login, &given).await?;
-    let (session_id, hash) = password::new_session_id();
-    ctx.state
-        .store
-        .add_session(ctx.ws, hash, user.id, now())
+    let auth = &ctx.state.auth;
+    let user = auth
+        .check_password(ctx.ws, ctx.client, &login, &given)
         .await?;
+    let session_id = auth.start_session(ctx.ws, user.id).await?;
     Ok(Output::Scalar("sessionId", Value::Text(session_id)))
 }
 
 /// Ends the caller's session at once; with login and password there is none to end.
 pub async fn sign_out(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    if let Some(hash) = &ctx.caller()?.session_hash {
-        ctx.state.store.remove_session(hash.clone()).await?;
-    }
+    ctx.state.auth.end_session(ctx.caller()?).await?;
     Ok(Output::Scalar("signOutState", Value::Bool(true)))
 }
 

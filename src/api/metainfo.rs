@@ -1,5 +1,7 @@
 //! metainfo: the fixed status and priority lists.
 
+use crate::api::Ctx;
+use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
 
 pub const STATUSES: [(i64, &str); 3] = [(10, "open"), (20, "on hold"), (30, "done")];
@@ -19,10 +21,10 @@ fn list(kind: &'static str, entries: &[(i64, &str)]) -> Output {
     )
 }
 
-pub fn statuses() -> Output {
-    list("status", &STATUSES)
+pub async fn statuses(_: &Ctx<'_>) -> Result<Output, ApiError> {
+    Ok(list("status", &STATUSES))
 }
 
-pub fn priorities() -> Output {
-    list("priority", &PRIORITIES)
+pub async fn priorities(_: &Ctx<'_>) -> Result<Output, ApiError> {
+    Ok(list("priority", &PRIORITIES))
 }

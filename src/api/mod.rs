@@ -1,139 +1,42 @@
-//! The 5pm services, one module each. A handler reads its arguments, asks the policy and
-//! the store, and returns an [`Output`]; the HTTP layer does the rest.
+//! The 5pm services, one module each, and the table of their endpoints
+//! ([`endpoints`]). A handler reads its arguments, asks the policy and the store, and
+//! returns an [`Output`](crate::http::response::Output); the HTTP layer does the rest.
 
 pub mod activity;
 pub mod authentication;
+pub mod endpoints;
 pub mod groups;
 pub mod metainfo;
 pub mod notify;
 pub mod projects;
 pub mod tasks;
 pub mod users;
+pub mod work;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::HeaderMap;
 
+use crate::auth::{Authentication, Caller};
+use crate::config::Config;
 use crate::domain::policy::Actor;
 use crate::domain::validate::Invalid;
 use crate::domain::WorkspaceId;
 use crate::http::args::{Args, Field, Given};
-use crate::http::caller::Caller;
 use crate::http::error::{ApiError, FieldError};
-use crate::http::response::Output;
-use crate::http::AppState;
-use crate::store::Expected;
+use crate::store::{Expected, Store};
 
-/// Every call of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    SignIn,
-    SignOut,
-    GetAuthorizedUser,
-    GetStatuses,
-    GetPriorities,
-    UsersAdd,
-    UsersUpdate,
-    UsersRemove,
-    UsersGetById,
-    UsersGetByEmail,
-    UsersGetAll,
-    GroupsAdd,
-    GroupsUpdate,
-    GroupsRemove,
-    GroupsGetById,
-    GroupsGetAll,
-    ProjectsAdd,
-    ProjectsUpdate,
-    ProjectsRemove,
-    ProjectsGetById,
-    ProjectsGetAll,
-    ProjectsGetList,
-    TasksAdd,
-    TasksUpdate,
-    TasksRemove,
-    TasksGetById,
-    TasksGetList,
-    ActivityAdd,
-    ActivityUpdate,
-    ActivityRemove,
-    ActivityGetById,
-    ActivityGetList,
-    AttachFiles,
-    GetFilesList,
-    RemoveFile,
-    DownloadFile,
-}
-
-impl Endpoint {
-    /// The endpoint at `/api/v2/service/{get|post}/{service}/{method}`.
-    pub fn find(service: &str, method: &str) -> Option<Endpoint> {
-        use Endpoint::*;
-        Some(match (service, method) {
-            ("authentication", "signIn") => SignIn,
-            ("authentication", "signOut") => SignOut,
-            ("authentication", "getAuthorizedUser") => GetAuthorizedUser,
-            ("metainfo", "getStatuses") => GetStatuses,
-            ("metainfo", "getPriorities") => GetPriorities,
-            ("users", "add") => UsersAdd,
-            ("users", "update") => UsersUpdate,
-            ("users", "remove") => UsersRemove,
-            ("users", "getById") => UsersGetById,
-            ("users", "getByEmail") => UsersGetByEmail,
-            ("users", "getAll") => UsersGetAll,
-            ("projectsgroups", "add") => GroupsAdd,
-            ("projectsgroups", "update") => GroupsUpdate,
-            ("projectsgroups", "remove") => GroupsRemove,
-            ("projectsgroups", "getById") => GroupsGetById,
-            ("projectsgroups", "getAll") => GroupsGetAll,
-            ("projects", "add") => ProjectsAdd,
-            ("projects", "update") => ProjectsUpdate,
-            ("projects", "remove") => ProjectsRemove,
-            ("projects", "getById") => ProjectsGetById,
-            ("projects", "getAll") => ProjectsGetAll,
-            ("projects", "getList") => ProjectsGetList,
-            ("tasks", "add") => TasksAdd,
-            ("tasks", "update") => TasksUpdate,
-            ("tasks", "remove") => TasksRemove,
-            ("tasks", "getById") => TasksGetById,
-            ("tasks", "getList") => TasksGetList,
-            ("activity", "add") => ActivityAdd,
-            ("activity", "update") => ActivityUpdate,
-            ("activity", "remove") => ActivityRemove,
-            ("activity", "getById") => ActivityGetById,
-            ("activity", "getList") => ActivityGetList,
-            ("activity", "attachFiles") => AttachFiles,
-            ("activity", "getFilesList") => GetFilesList,
-            ("activity", "removeFile") => RemoveFile,
-            ("activity", "downloadFile") => DownloadFile,
-            _ => return None,
-        })
-    }
-
-    /// Writes require POST; reads take GET or POST.
-    pub fn is_write(self) -> bool {
-        use Endpoint::*;
-        matches!(
-            self,
-            UsersAdd
-                | UsersUpdate
-                | UsersRemove
-                | GroupsAdd
-                | GroupsUpdate
-                | GroupsRemove
-                | ProjectsAdd
-                | ProjectsUpdate
-                | ProjectsRemove
-                | TasksAdd
-                | TasksUpdate
-                | TasksRemove
-                | ActivityAdd
-                | ActivityUpdate
-                | ActivityRemove
-                | AttachFiles
-                | RemoveFile
-        )
-    }
+/// What every request shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub files: crate::files::Blobs,
+    /// Tells the mail worker that mail was queued.
+    pub mail_wake: Arc<tokio::sync::Notify>,
+    /// Sessions, login throttling and the password hashing threads.
+    pub auth: Arc<Authentication>,
 }
 
 /// One request, as a handler sees it.
@@ -203,49 +106,6 @@ where
 /// 412 unless `current` is the version `expected` names.
 pub fn check_if_match(expected: Expected, current: i64) -> Result<(), ApiError> {
     Ok(crate::store::check_version(expected, current)?)
-}
-
-/// Runs one call.
-pub async fn call(endpoint: Endpoint, ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    use Endpoint::*;
-    match endpoint {
-        SignIn => authentication::sign_in(ctx).await,
-        SignOut => authentication::sign_out(ctx).await,
-        GetAuthorizedUser => authentication::get_authorized_user(ctx).await,
-        GetStatuses => Ok(metainfo::statuses()),
-        GetPriorities => Ok(metainfo::priorities()),
-        UsersAdd => users::add(ctx).await,
-        UsersUpdate => users::update(ctx).await,
-        UsersRemove => users::remove(ctx).await,
-        UsersGetById => users::get_by_id(ctx).await,
-        UsersGetByEmail => users::get_by_email(ctx).await,
-        UsersGetAll => users::get_all(ctx).await,
-        GroupsAdd => groups::add(ctx).await,
-        GroupsUpdate => groups::update(ctx).await,
-        GroupsRemove => groups::remove(ctx).await,
-        GroupsGetById => groups::get_by_id(ctx).await,
-        GroupsGetAll => groups::get_all(ctx).await,
-        ProjectsAdd => projects::add(ctx).await,
-        ProjectsUpdate => projects::update(ctx).await,
-        ProjectsRemove => projects::remove(ctx).await,
-        ProjectsGetById => projects::get_by_id(ctx).await,
-        ProjectsGetAll => projects::get_all(ctx).await,
-        ProjectsGetList => projects::get_list(ctx).await,
-        TasksAdd => tasks::add(ctx).await,
-        TasksUpdate => tasks::update(ctx).await,
-        TasksRemove => tasks::remove(ctx).await,
-        TasksGetById => tasks::get_by_id(ctx).await,
-        TasksGetList => tasks::get_list(ctx).await,
-        ActivityAdd => activity::add(ctx).await,
-        ActivityUpdate => activity::update(ctx).await,
-        ActivityRemove => activity::remove(ctx).await,
-        ActivityGetById => activity::get_by_id(ctx).await,
-        ActivityGetList => activity::get_list(ctx).await,
-        AttachFiles => activity::attach_files(ctx).await,
-        GetFilesList => activity::get_files_list(ctx).await,
-        RemoveFile => activity::remove_file(ctx).await,
-        DownloadFile => activity::download_file(ctx).await,
-    }
 }
 
 /// Collects every field's validation failure, to answer them all in one 422.

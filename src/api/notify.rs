@@ -1,6 +1,8 @@
 //! Who is told about a write (section 11 of the contract): the notify flags pick the
 //! candidates, `mail::mails_for` keeps those who may see the object.
 
+use std::future::Future;
+
 use crate::api::Ctx;
 use crate::domain::policy::Actor;
 use crate::domain::user::SecurityLevel;
@@ -8,7 +10,7 @@ use crate::domain::work::{Project, Task};
 use crate::http::args::Obj;
 use crate::http::error::ApiError;
 use crate::mail::{display_name, mails_for, Notice};
-use crate::store::OutgoingMail;
+use crate::store::{OutgoingMail, StoreError};
 
 /// The notify flags of one write.
 #[derive(Debug, Clone, Default)]
@@ -32,7 +34,7 @@ pub fn notify_users(obj: &Obj<'_>) -> Result<Vec<i64>, ApiError> {
 }
 
 /// The mails a write causes, ready to be queued in the write's transaction.
-pub async fn mails(
+async fn mails(
     ctx: &Ctx<'_>,
     flags: &Flags,
     project: Option<&Project>,
@@ -78,13 +80,62 @@ pub async fn mails(
 }
 
 /// The caller's name, as notices show it.
-pub fn author_name(ctx: &Ctx<'_>) -> Result<String, ApiError> {
+fn author_name(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     Ok(display_name(&ctx.caller()?.user))
 }
 
 /// Queues nothing itself: wakes the mail worker after a write that queued mail.
-pub fn wake_if(ctx: &Ctx<'_>, queued: bool) {
+fn wake_if(ctx: &Ctx<'_>, queued: bool) {
     if queued {
         ctx.state.mail_wake.notify_one();
     }
+}
+
+/// What a write of a project, task or activity is about, for its notice.
+pub struct About<'a> {
+    /// "project", "task", "message", "progress note", ...
+    pub kind: &'a str,
+    /// "created", "updated", "posted".
+    pub action: &'a str,
+    /// The project the object is (or is in), whose team the flags may pick.
+    pub project: Option<&'a Project>,
+    /// The task the object is (or is posted to), whose team the flags may pick.
+    pub task: Option<&'a Task>,
+    pub text: Option<&'a str>,
+}
+
+/// The mail a write causes: `flags` pick the candidates, `may_see` keeps those who may
+/// see the object, and the notice says what `about` says, signed by the caller.
+pub async fn tell(
+    ctx: &Ctx<'_>,
+    flags: &Flags,
+    about: About<'_>,
+    may_see: impl Fn(&Actor) -> bool,
+) -> Result<Vec<OutgoingMail>, ApiError> {
+    let author = author_name(ctx)?;
+    let notice = Notice {
+        kind: about.kind,
+        action: about.action,
+        project: about.project.map(|p| p.name.as_str()),
+        task: about.task.map(|t| t.name.as_str()),
+        author: &author,
+        text: about.text,
+    };
+    mails(ctx, flags, about.project, about.task, may_see, notice).await
+}
+
+/// Saves a write together with the mail it queues (`save` runs both in one
+/// transaction), then wakes the mail worker if there was any.
+pub async fn save_with<T, Saving>(
+    ctx: &Ctx<'_>,
+    mail: Vec<OutgoingMail>,
+    save: impl FnOnce(Vec<OutgoingMail>) -> Saving,
+) -> Result<T, ApiError>
+where
+    Saving: Future<Output = Result<T, StoreError>>,
+{
+    let queued = !mail.is_empty();
+    let saved = save(mail).await?;
+    wake_if(ctx, queued);
+    Ok(saved)
 }

@@ -1,8 +1,10 @@
-//! projects: add, update, remove, getById, getAll, getList.
+//! projects: add, getById, getAll, getList; update and remove are the shared steps of
+//! [`crate::api::work`].
 
+use crate::api::work::Work;
 use crate::api::{
-    check_group, check_if_match, check_users, list_query, notify, report, required_id, retry_stale,
-    set_nullable, set_required, switch, team_of, Ctx, Validation,
+    check_group, check_users, list_query, notify, report, required_id, set_nullable, set_required,
+    switch, team_of, Ctx, Validation,
 };
 use crate::domain::now;
 use crate::domain::policy::{self, Actor, ProjectFacts};
@@ -10,7 +12,6 @@ use crate::domain::work::{closed_at, normalize_tags, validate_project, Project};
 use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
-use crate::mail::Notice;
 use crate::store::Expected;
 
 /// The filters getList accepts (section 7 of the contract).
@@ -143,24 +144,23 @@ async fn save(
         client: p.notify_client,
         users: notify_users,
     };
-    let author = notify::author_name(ctx)?;
-    let notice = Notice {
+    let about = notify::About {
         kind: "project",
         action: if previous.is_some() {
             "updated"
         } else {
             "created"
         },
-        project: Some(&p.name),
+        project: Some(&p),
         task: None,
-        author: &author,
         text: p.description.as_deref(),
     };
     let may_see = |a: &Actor| policy::can_see_project(a, &facts(&p, a));
-    let mail = notify::mails(ctx, &flags, Some(&p), None, may_see, notice).await?;
-    let queued = !mail.is_empty();
-    let saved = ctx.state.store.save_project(ctx.ws, p, mail, now).await?;
-    notify::wake_if(ctx, queued);
+    let mail = notify::tell(ctx, &flags, about, may_see).await?;
+    let saved = notify::save_with(ctx, mail, |mail| {
+        ctx.state.store.save_project(ctx.ws, p, mail, now)
+    })
+    .await?;
     Ok(Output::Object(record(&saved, actor, true)))
 }
 
@@ -178,54 +178,46 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     save(ctx, &actor, p, None, v, notify::notify_users(&obj)?).await
 }
 
-pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    let expected = ctx.if_match()?;
-    retry_stale(expected, || update_once(ctx, expected)).await
-}
+impl Work for Project {
+    const KIND: &'static str = "project";
+    const TITLE: &'static str = "Project";
+    type Place = ();
 
-/// One read-check-apply-write of an update (`retry_stale`).
-async fn update_once(ctx: &Ctx<'_>, expected: Expected) -> Result<Output, ApiError> {
-    let actor = ctx.actor()?;
-    let obj = ctx.args.object(&["project"]);
-    let id = required_id(obj.field("id"))?;
-    let current = visible(ctx, &actor, id).await?;
-    if !policy::can_edit_project(&actor, &facts(&current, &actor)) {
-        return Err(ApiError::forbidden(format!(
-            "You may not edit project {id}"
-        )));
+    fn version(&self) -> i64 {
+        self.version
     }
-    check_if_match(expected, current.version)?;
-    let mut v = Validation::default();
-    let mut p = current.clone();
-    apply(&obj, &mut p, &mut v)?;
-    save(
-        ctx,
-        &actor,
-        p,
-        Some(&current),
-        v,
-        notify::notify_users(&obj)?,
-    )
-    .await
-}
 
-pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    let actor = ctx.actor()?;
-    let id = required_id(ctx.args.scalar("id"))?;
-    let current = visible(ctx, &actor, id).await?;
-    if !policy::can_edit_project(&actor, &facts(&current, &actor)) {
-        return Err(ApiError::forbidden(format!(
-            "You may not remove project {id}"
-        )));
+    async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<(Project, ()), ApiError> {
+        Ok((visible(ctx, actor, id).await?, ()))
     }
-    let keys = ctx
-        .state
-        .store
-        .remove_project(ctx.ws, id, ctx.if_match()?)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Project", id))?;
-    ctx.state.files.remove_all(&keys).await;
-    Ok(Output::Scalar("id", Value::Id(id)))
+
+    fn can_edit(&self, actor: &Actor, _: &()) -> bool {
+        policy::can_edit_project(actor, &facts(self, actor))
+    }
+
+    fn apply(&mut self, obj: &Obj<'_>, v: &mut Validation) -> Result<(), ApiError> {
+        apply(obj, self, v)
+    }
+
+    async fn save_update(
+        ctx: &Ctx<'_>,
+        actor: &Actor,
+        next: Project,
+        current: &Project,
+        _: &(),
+        v: Validation,
+        notify_users: Vec<i64>,
+    ) -> Result<Output, ApiError> {
+        save(ctx, actor, next, Some(current), v, notify_users).await
+    }
+
+    async fn remove_stored(
+        ctx: &Ctx<'_>,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>, ApiError> {
+        Ok(ctx.state.store.remove_project(ctx.ws, id, expected).await?)
+    }
 }
 
 pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {

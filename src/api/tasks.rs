@@ -1,10 +1,12 @@
-//! tasks: add, update, remove, getById, getList.
+//! tasks: add, getById, getList; update and remove are the shared steps of
+//! [`crate::api::work`].
 
 use std::collections::HashMap;
 
+use crate::api::work::Work;
 use crate::api::{
-    check_group, check_if_match, check_users, list_query, notify, projects, report, required_id,
-    retry_stale, set_nullable, set_required, switch, team_of, Ctx, Validation,
+    check_group, check_users, list_query, notify, projects, report, required_id, set_nullable,
+    set_required, switch, team_of, Ctx, Validation,
 };
 use crate::domain::now;
 use crate::domain::policy::{self, Actor, TaskFacts};
@@ -12,7 +14,6 @@ use crate::domain::work::{closed_at, normalize_tags, validate_task, Project, Tas
 use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
-use crate::mail::Notice;
 use crate::store::Expected;
 
 /// The filters getList accepts (section 7 of the contract).
@@ -260,24 +261,23 @@ async fn save(
         client: t.notify_client,
         users: notify_users,
     };
-    let author = notify::author_name(ctx)?;
-    let notice = Notice {
+    let about = notify::About {
         kind: "task",
         action: if previous.is_some() {
             "updated"
         } else {
             "created"
         },
-        project: project.as_ref().map(|p| p.name.as_str()),
-        task: Some(&t.name),
-        author: &author,
+        project: project.as_ref(),
+        task: Some(&t),
         text: t.description.as_deref(),
     };
     let may_see = |a: &Actor| policy::can_see_task(a, &facts(&t, project.as_ref(), a));
-    let mail = notify::mails(ctx, &flags, project.as_ref(), Some(&t), may_see, notice).await?;
-    let queued = !mail.is_empty();
-    let saved = ctx.state.store.save_task(ctx.ws, t, mail, now).await?;
-    notify::wake_if(ctx, queued);
+    let mail = notify::tell(ctx, &flags, about, may_see).await?;
+    let saved = notify::save_with(ctx, mail, |mail| {
+        ctx.state.store.save_task(ctx.ws, t, mail, now)
+    })
+    .await?;
     let can_edit = policy::can_edit_task(actor, &facts(&saved, project.as_ref(), actor));
     Ok(Output::Object(record(&saved, can_edit, true)))
 }
@@ -292,53 +292,63 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     save(ctx, &actor, t, None, v, notify::notify_users(&obj)?).await
 }
 
-pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    let expected = ctx.if_match()?;
-    retry_stale(expected, || update_once(ctx, expected)).await
-}
+impl Work for Task {
+    const KIND: &'static str = "task";
+    const TITLE: &'static str = "Task";
+    /// The task's project, if it has one.
+    type Place = Option<Project>;
 
-/// One read-check-apply-write of an update (`retry_stale`).
-async fn update_once(ctx: &Ctx<'_>, expected: Expected) -> Result<Output, ApiError> {
-    let actor = ctx.actor()?;
-    let obj = ctx.args.object(&["task"]);
-    let id = required_id(obj.field("id"))?;
-    let (current, project) = visible(ctx, &actor, id).await?;
-    if !policy::can_edit_task(&actor, &facts(&current, project.as_ref(), &actor)) {
-        return Err(ApiError::forbidden(format!("You may not edit task {id}")));
+    fn version(&self) -> i64 {
+        self.version
     }
-    check_if_match(expected, current.version)?;
-    let mut v = Validation::default();
-    let mut t = current.clone();
-    apply(&obj, &mut t, &mut v)?;
-    if t.project_id != current.project_id {
-        check_placement(ctx, &actor, t.project_id).await?;
-    }
-    save(
-        ctx,
-        &actor,
-        t,
-        Some(&current),
-        v,
-        notify::notify_users(&obj)?,
-    )
-    .await
-}
 
-pub async fn remove(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    let actor = ctx.actor()?;
-    let id = required_id(ctx.args.scalar("id"))?;
-    let (current, project) = visible(ctx, &actor, id).await?;
-    if !policy::can_edit_task(&actor, &facts(&current, project.as_ref(), &actor)) {
-        return Err(ApiError::forbidden(format!("You may not remove task {id}")));
+    async fn visible(
+        ctx: &Ctx<'_>,
+        actor: &Actor,
+        id: i64,
+    ) -> Result<(Task, Option<Project>), ApiError> {
+        visible(ctx, actor, id).await
     }
-    let keys = ctx
-        .state
-        .store
-        .remove_task(ctx.ws, id, ctx.if_match()?)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Task", id))?;
-    ctx.state.files.remove_all(&keys).await;
-    Ok(Output::Scalar("id", Value::Id(id)))
+
+    fn can_edit(&self, actor: &Actor, project: &Option<Project>) -> bool {
+        policy::can_edit_task(actor, &facts(self, project.as_ref(), actor))
+    }
+
+    fn apply(&mut self, obj: &Obj<'_>, v: &mut Validation) -> Result<(), ApiError> {
+        apply(obj, self, v)
+    }
+
+    async fn check_move(
+        ctx: &Ctx<'_>,
+        actor: &Actor,
+        current: &Task,
+        next: &Task,
+    ) -> Result<(), ApiError> {
+        if next.project_id != current.project_id {
+            check_placement(ctx, actor, next.project_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn save_update(
+        ctx: &Ctx<'_>,
+        actor: &Actor,
+        next: Task,
+        current: &Task,
+        _: &Option<Project>,
+        v: Validation,
+        notify_users: Vec<i64>,
+    ) -> Result<Output, ApiError> {
+        save(ctx, actor, next, Some(current), v, notify_users).await
+    }
+
+    async fn remove_stored(
+        ctx: &Ctx<'_>,
+        id: i64,
+        expected: Expected,
+    ) -> Result<Option<Vec<String>>, ApiError> {
+        Ok(ctx.state.store.remove_task(ctx.ws, id, expected).await?)
+    }
 }
 
 pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {

@@ -8,7 +8,6 @@ use crate::domain::policy::{self, Actor};
 use crate::domain::user::{NewUser, Profile, SecurityLevel, User, UserPatch};
 use crate::domain::{now, validate};
 use crate::http::args::{Given, Obj};
-use crate::http::caller::hash_password;
 use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
 use crate::store::UserScope;
@@ -164,7 +163,7 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     };
     let new = NewUser {
         email,
-        password_hash: hash_password(ctx.state, &password).await?,
+        password_hash: ctx.state.auth.hash_password(&password).await?,
         profile: Profile {
             title: p.title.flatten(),
             first_name: p.first_name.flatten(),
@@ -224,7 +223,7 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     }
     v.finish()?;
     let password_hash = match password {
-        Some(p) => Some(hash_password(ctx.state, &p).await?),
+        Some(p) => Some(ctx.state.auth.hash_password(&p).await?),
         None => None,
     };
     let patch = UserPatch {

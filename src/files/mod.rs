@@ -60,7 +60,7 @@ const DATA_ENTRIES: &[&str] = &["files", "mail", "tls"];
 /// Creates the data folder if needed, then makes it and the server's folders and files in
 /// it private: earlier versions left them 0755 and 0644 (readable by every local
 /// account, password hashes included). The database's own files are SQLite's to fix
-/// ([`crate::store::sqlite::Sqlite::open`]), wherever they are.
+/// (when storage opens them), wherever they are.
 pub fn make_private(data_dir: &Path) -> io::Result<()> {
     create_private_dir(data_dir)?;
     correct_mode(data_dir, PRIVATE_DIR)?;

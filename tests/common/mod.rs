@@ -380,10 +380,10 @@ pub fn password_for(email: &str) -> String {
     format!("pw-{email}")
 }
 
+/// Whether the endpoint table lists `call` (`service/method`) as a write.
 fn is_write(call: &str) -> bool {
-    ["/add", "/update", "/remove", "/attachFiles", "/removeFile"]
-        .iter()
-        .any(|w| call.ends_with(w))
+    let (service, method) = call.split_once('/').unwrap_or((call, ""));
+    vesper::api::endpoints::Endpoint::find(service, method).is_some_and(|e| e.is_write())
 }
 
 pub async fn read(r: reqwest::Response) -> Resp {

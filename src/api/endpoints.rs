@@ -1,0 +1,215 @@
+//! The endpoint table, every call of the API listed once, and the dispatcher that runs
+//! one: find the endpoint, check the verb, read the arguments, authenticate, run the
+//! handler, answer in the requested format.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+
+use crate::api::{activity, authentication, groups, metainfo, projects, tasks, users, work};
+use crate::api::{AppState, Ctx};
+use crate::domain::work::{Activity, Project, Task};
+use crate::domain::WorkspaceId;
+use crate::http::body::{self, UploadLimits};
+use crate::http::error::ApiError;
+use crate::http::response::{fail_response, ok_response, Format, Output};
+use crate::http::{answer_format, check_verb, client_addr};
+
+/// The route every call comes in on: `/api/v2/service/{get|post}/{service}/{method}`.
+pub const ROUTE: &str = "/api/v2/service/{prefix}/{service}/{method}";
+
+/// What a call does, as far as the dispatcher cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Takes GET or POST, from an authenticated caller.
+    Read,
+    /// Takes POST only, from an authenticated caller.
+    Write,
+    /// A write whose body may stream files, read once the handler allows the caller.
+    Upload,
+    /// A read that checks the credentials itself (signIn): no caller yet.
+    SignIn,
+}
+
+/// A handler's answer, still to come.
+pub type Pending<'a> = Pin<Box<dyn Future<Output = Result<Output, ApiError>> + Send + 'a>>;
+
+/// Runs one call for one request.
+pub type Handler = for<'a, 'b> fn(&'b Ctx<'a>) -> Pending<'b>;
+
+/// One call of the API.
+#[derive(Clone, Copy)]
+pub struct Endpoint {
+    /// The 5pm service, as in the path: `projectsgroups`.
+    pub service: &'static str,
+    /// The method, as in the path: `getById`.
+    pub method: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} ({:?})", self.service, self.method, self.access)
+    }
+}
+
+impl Endpoint {
+    /// The endpoint at `/api/v2/service/{get|post}/{service}/{method}`.
+    pub fn find(service: &str, method: &str) -> Option<&'static Endpoint> {
+        ENDPOINTS
+            .iter()
+            .find(|e| e.service == service && e.method == method)
+    }
+
+    /// Writes require POST; reads take GET or POST.
+    pub fn is_write(&self) -> bool {
+        matches!(self.access, Access::Write | Access::Upload)
+    }
+}
+
+/// Builds a table row; the handler is any `async fn(&Ctx) -> Result<Output, ApiError>`.
+macro_rules! endpoint {
+    ($service:literal, $method:literal, $access:ident, $handler:expr) => {
+        Endpoint {
+            service: $service,
+            method: $method,
+            access: Access::$access,
+            handler: |ctx| Box::pin($handler(ctx)),
+        }
+    };
+}
+
+/// Every call of the API, once.
+#[rustfmt::skip]
+pub static ENDPOINTS: &[Endpoint] = &[
+    endpoint!("authentication", "signIn",            SignIn, authentication::sign_in),
+    endpoint!("authentication", "signOut",           Read,   authentication::sign_out),
+    endpoint!("authentication", "getAuthorizedUser", Read,   authentication::get_authorized_user),
+    endpoint!("metainfo",       "getStatuses",       Read,   metainfo::statuses),
+    endpoint!("metainfo",       "getPriorities",     Read,   metainfo::priorities),
+    endpoint!("users",          "add",               Write,  users::add),
+    endpoint!("users",          "update",            Write,  users::update),
+    endpoint!("users",          "remove",            Write,  users::remove),
+    endpoint!("users",          "getById",           Read,   users::get_by_id),
+    endpoint!("users",          "getByEmail",        Read,   users::get_by_email),
+    endpoint!("users",          "getAll",            Read,   users::get_all),
+    endpoint!("projectsgroups", "add",               Write,  groups::add),
+    endpoint!("projectsgroups", "update",            Write,  groups::update),
+    endpoint!("projectsgroups", "remove",            Write,  groups::remove),
+    endpoint!("projectsgroups", "getById",           Read,   groups::get_by_id),
+    endpoint!("projectsgroups", "getAll",            Read,   groups::get_all),
+    endpoint!("projects",       "add",               Write,  projects::add),
+    endpoint!("projects",       "update",            Write,  work::update::<Project>),
+    endpoint!("projects",       "remove",            Write,  work::remove::<Project>),
+    endpoint!("projects",       "getById",           Read,   projects::get_by_id),
+    endpoint!("projects",       "getAll",            Read,   projects::get_all),
+    endpoint!("projects",       "getList",           Read,   projects::get_list),
+    endpoint!("tasks",          "add",               Write,  tasks::add),
+    endpoint!("tasks",          "update",            Write,  work::update::<Task>),
+    endpoint!("tasks",          "remove",            Write,  work::remove::<Task>),
+    endpoint!("tasks",          "getById",           Read,   tasks::get_by_id),
+    endpoint!("tasks",          "getList",           Read,   tasks::get_list),
+    endpoint!("activity",       "add",               Write,  activity::add),
+    endpoint!("activity",       "update",            Write,  work::update::<Activity>),
+    endpoint!("activity",       "remove",            Write,  work::remove::<Activity>),
+    endpoint!("activity",       "getById",           Read,   activity::get_by_id),
+    endpoint!("activity",       "getList",           Read,   activity::get_list),
+    endpoint!("activity",       "attachFiles",       Upload, activity::attach_files),
+    endpoint!("activity",       "getFilesList",      Read,   activity::get_files_list),
+    endpoint!("activity",       "removeFile",        Write,  activity::remove_file),
+    endpoint!("activity",       "downloadFile",      Read,   activity::download_file),
+];
+
+/// Every API call: find the endpoint, run it, log it.
+pub async fn dispatch(
+    State(state): State<AppState>,
+    Path((prefix, service, method)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let mut format = Format::of_request(&req);
+    let endpoint = if prefix == "get" || prefix == "post" {
+        Endpoint::find(&service, &method)
+    } else {
+        None
+    };
+    let mut user = None;
+    let outcome = match endpoint {
+        None => Err(ApiError::UnknownMethod),
+        Some(endpoint) => handle(&state, endpoint, req, &mut format, &mut user).await,
+    };
+    let response = match outcome {
+        Ok(response) => response,
+        Err(e) => fail_response(format, &e),
+    };
+    // The route and the caller, never the query string: it can hold passwords and
+    // session ids.
+    tracing::info!(
+        service = %service,
+        method = %method,
+        status = response.status().as_u16(),
+        user = user.unwrap_or_default(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn handle(
+    state: &AppState,
+    endpoint: &Endpoint,
+    req: Request,
+    format: &mut Format,
+    user: &mut Option<i64>,
+) -> Result<Response, ApiError> {
+    check_verb(req.method(), endpoint.is_write())?;
+    let client = client_addr(&req);
+    let (parts, body) = req.into_parts();
+    let upload_limits = (endpoint.access == Access::Upload).then(|| UploadLimits {
+        blobs: state.files.clone(),
+        max_file_bytes: state.config.max_file_bytes,
+        max_files: state.config.max_files_per_request,
+    });
+    let (args, file_parts) = body::read_args(&parts, body, upload_limits).await?;
+    *format = answer_format(*format, &args, &parts)?;
+    let ws = WorkspaceId::DEFAULT;
+    let caller = match endpoint.access {
+        Access::SignIn => None,
+        _ => Some(
+            state
+                .auth
+                .authenticate(ws, client, &args, &parts.headers)
+                .await?,
+        ),
+    };
+    *user = caller.as_ref().map(|c| c.user.id);
+    let ctx = Ctx {
+        state,
+        ws,
+        client,
+        headers: &parts.headers,
+        caller,
+        args: &args,
+        file_parts: std::sync::Mutex::new(file_parts),
+    };
+    let output = (endpoint.handler)(&ctx).await?;
+    Ok(ok_response(*format, output))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_is_listed_once() {
+        assert_eq!(ENDPOINTS.len(), 36);
+        for (i, e) in ENDPOINTS.iter().enumerate() {
+            let first = Endpoint::find(e.service, e.method).map(|f| f as *const Endpoint);
+            assert_eq!(first, Some(&ENDPOINTS[i] as *const Endpoint), "{e:?}");
+        }
+    }
+}
