@@ -122,17 +122,14 @@ pub fn id_of(object: &Value) -> i64 {
     }
 }
 
-/// `kind[name]=value` for each attribute; a name ending in `[]` is a list item
-/// (`team[]` becomes `project[team][]`).
+/// `kind[name]=value` for each attribute; what follows a bracket in the name stays after
+/// it (`team[]` becomes `project[team][]`, `team[0]` `task[team][0]`).
 pub fn attributes(kind: Kind, attrs: &[(&str, &str)]) -> Vec<(String, String)> {
     attrs
         .iter()
         .map(|(name, value)| {
-            let key = match name.strip_suffix("[]") {
-                Some(base) => format!("{}[{base}][]", kind.key()),
-                None => format!("{}[{name}]", kind.key()),
-            };
-            (key, (*value).to_owned())
+            let (base, rest) = name.split_at(name.find('[').unwrap_or(name.len()));
+            (format!("{}[{base}]{rest}", kind.key()), (*value).to_owned())
         })
         .collect()
 }
@@ -307,6 +304,12 @@ impl Caller<'_> {
             .activity(&[("taskId", &t.to_string()), ("text", "hello")])
             .await;
         (p, t, a)
+    }
+
+    /// The active user with this email (`users/getByEmail`).
+    pub async fn user_by_email(&self, email: &str) -> Value {
+        let r = self.call("users/getByEmail", &[("email", email)]).await;
+        Self::object(Kind::User, r).unwrap_or_else(|f| panic!("no user {email}: {}", f.body))
     }
 
     /// `getFilesList` with these arguments.
