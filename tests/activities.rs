@@ -18,8 +18,9 @@ async fn all_ids(s: &TestServer) -> Vec<i64> {
 async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
     let (ts, ps) = (t.to_string(), p.to_string());
 
     // add in XML
@@ -54,7 +55,7 @@ async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() 
     r.assert_ok();
     assert!(r.body.contains("<activity>"), "{}", r.body);
     assert_eq!(r.xml_text("text").as_deref(), Some("Hello <team> & all"));
-    let r = s.as_caller(&sid).get_answer(Kind::Activity, id).await;
+    let r = as_admin.get_answer(Kind::Activity, id).await;
     r.assert_ok();
     let a = &r.json()["activity"];
     assert_eq!(a["id"], id.to_string());
@@ -72,7 +73,7 @@ async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() 
     assert_eq!(r.json()["activity"]["text"], "Changed");
     assert_eq!(r.json()["activity"]["type"], "msg");
     assert_eq!(r.json()["activity"]["taskId"], t);
-    let r = s.as_caller(&sid).get_answer(Kind::Activity, id).await;
+    let r = as_admin.get_answer(Kind::Activity, id).await;
     assert_eq!(r.json()["activity"]["text"], "Changed");
 
     // getList in XML and JSON
@@ -109,15 +110,12 @@ async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() 
         .await;
     r.assert_ok();
     assert_eq!(r.xml_text("id"), Some(id.to_string()));
-    s.as_caller(&sid)
+    as_admin
         .get_answer(Kind::Activity, id)
         .await
         .assert_fail(404, "not_found");
     assert_eq!(
-        s.as_caller(&sid)
-            .list(Kind::Activity, &[])
-            .await
-            .total_ids(),
+        as_admin.list(Kind::Activity, &[]).await.total_ids(),
         (0, vec![])
     );
     s.call_json(
@@ -133,9 +131,10 @@ async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() 
 async fn an_activity_on_a_task_takes_the_tasks_project_and_one_on_a_project_has_no_task() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let other = s.as_caller(&sid).project(&[("name", "Other")]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let other = as_admin.project(&[("name", "Other")]).await;
+    let t = as_admin.task(p, &[]).await;
     // A projectId sent with a taskId is not believed: the task's project wins.
     let r = s
         .as_caller(&sid)
@@ -195,8 +194,9 @@ async fn an_activity_posted_to_neither_a_task_nor_a_project_is_refused_with_422(
 async fn each_of_the_six_types_is_accepted_and_an_unknown_type_is_refused() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await.to_string();
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await.to_string();
     for (kind, text, progress) in [
         ("msg", "a message", None),
         ("progress", "half way", Some("50")),
@@ -209,7 +209,7 @@ async fn each_of_the_six_types_is_accepted_and_an_unknown_type_is_refused() {
         if let Some(p) = progress {
             attrs.push(("progress", p));
         }
-        let r = s.as_caller(&sid).add_answer(Kind::Activity, &attrs).await;
+        let r = as_admin.add_answer(Kind::Activity, &attrs).await;
         r.assert_ok();
         assert_eq!(r.json()["activity"]["type"], kind);
         assert_eq!(r.json()["activity"]["text"], text);
@@ -232,7 +232,8 @@ async fn each_of_the_six_types_is_accepted_and_an_unknown_type_is_refused() {
 async fn link_types_need_an_http_link_in_their_text() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await.to_string();
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await.to_string();
     for kind in ["googledocs", "ss_boards", "ff_boards"] {
         for bad in [
             None,
@@ -245,7 +246,7 @@ async fn link_types_need_an_http_link_in_their_text() {
             if let Some(text) = bad {
                 attrs.push(("text", text));
             }
-            let r = s.as_caller(&sid).add_answer(Kind::Activity, &attrs).await;
+            let r = as_admin.add_answer(Kind::Activity, &attrs).await;
             r.assert_fail(422, "validation_failed");
             assert_eq!(r.error_fields(), ["activity[text]"], "{kind} {bad:?}");
         }
@@ -266,10 +267,7 @@ async fn link_types_need_an_http_link_in_their_text() {
         .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(
-        s.as_caller(&sid)
-            .get_answer(Kind::Activity, id)
-            .await
-            .json()["activity"]["text"],
+        as_admin.get_answer(Kind::Activity, id).await.json()["activity"]["text"],
         "https://docs.example.com/d/1"
     );
     s.stop().await;
@@ -281,8 +279,9 @@ async fn link_types_need_an_http_link_in_their_text() {
 async fn a_progress_note_needs_a_task_and_progress_from_0_to_100() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
     let (ps, ts) = (p.to_string(), t.to_string());
     let r = s
         .as_caller(&sid)
@@ -311,11 +310,11 @@ async fn a_progress_note_needs_a_task_and_progress_from_0_to_100() {
         assert_eq!(r.error_fields(), ["activity[progress]"]);
     }
     assert!(all_ids(&s).await.is_empty(), "nothing stored");
-    let task_now = s.as_caller(&sid).get(Kind::Task, t).await;
+    let task_now = as_admin.get(Kind::Task, t).await;
     assert_eq!(task_now["progress"], 0);
     assert_eq!(task_now["status"], 10);
     for ok in ["0", "100"] {
-        s.as_caller(&sid)
+        as_admin
             .add_answer(
                 Kind::Activity,
                 &[("taskId", &ts), ("type", "progress"), ("progress", ok)],
@@ -331,8 +330,9 @@ async fn the_newest_progress_note_sets_the_tasks_progress_and_100_closes_it_unti
 ) {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
     let ts = t.to_string();
     let note = |progress: &'static str| {
         let (s, sid, ts) = (&s, &sid, &ts);
@@ -343,39 +343,39 @@ async fn the_newest_progress_note_sets_the_tasks_progress_and_100_closes_it_unti
         }
     };
     note("40").await;
-    let tk = s.as_caller(&sid).get(Kind::Task, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (40.into(), 10.into())
     );
     note("100").await;
-    let tk = s.as_caller(&sid).get(Kind::Task, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (100.into(), 30.into())
     );
     note("60").await;
-    let tk = s.as_caller(&sid).get(Kind::Task, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (60.into(), 10.into())
     );
     // A message does not touch progress.
-    s.as_caller(&sid)
+    as_admin
         .activity(&[("taskId", &ts), ("text", "just talk")])
         .await;
-    let tk = s.as_caller(&sid).get(Kind::Task, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (60.into(), 10.into())
     );
     // Updating the newest note moves the task with it.
     let newest = note("70").await;
-    s.as_caller(&sid)
+    as_admin
         .update_answer(Kind::Activity, newest, &[("progress", "100")])
         .await
         .assert_ok();
-    let tk = s.as_caller(&sid).get(Kind::Task, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (100.into(), 30.into())
@@ -387,8 +387,9 @@ async fn the_newest_progress_note_sets_the_tasks_progress_and_100_closes_it_unti
 async fn a_progress_note_is_never_hidden_from_clients() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await.to_string();
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await.to_string();
     let r = s
         .as_caller(&sid)
         .add_answer(
@@ -411,10 +412,7 @@ async fn a_progress_note_is_never_hidden_from_clients() {
     r.assert_ok();
     assert_eq!(r.json()["activity"]["hideFromClients"], false);
     assert_eq!(
-        s.as_caller(&sid)
-            .get_answer(Kind::Activity, id)
-            .await
-            .json()["activity"]["hideFromClients"],
+        as_admin.get_answer(Kind::Activity, id).await.json()["activity"]["hideFromClients"],
         false
     );
     // A message may be hidden.
@@ -430,12 +428,13 @@ async fn a_progress_note_is_never_hidden_from_clients() {
 async fn a_tasks_hours_done_is_the_sum_over_its_activities_on_add_update_and_remove() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await;
-    let other = s.as_caller(&sid).task(p, &[("name", "Other")]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
+    let other = as_admin.task(p, &[("name", "Other")]).await;
     let ts = t.to_string();
     let hours = |task: Value| task["hoursDone"].as_f64().unwrap();
-    assert_eq!(hours(s.as_caller(&sid).get(Kind::Task, t).await), 0.0);
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 0.0);
     let a = s
         .as_caller(&sid)
         .activity(&[("taskId", &ts), ("hoursDone", "1.5")])
@@ -444,41 +443,41 @@ async fn a_tasks_hours_done_is_the_sum_over_its_activities_on_add_update_and_rem
         .as_caller(&sid)
         .activity(&[("taskId", &ts), ("hoursDone", "2.25")])
         .await;
-    s.as_caller(&sid)
+    as_admin
         .activity(&[("taskId", &ts), ("text", "no hours")])
         .await;
-    s.as_caller(&sid)
+    as_admin
         .activity(&[("taskId", &other.to_string()), ("hoursDone", "7")])
         .await;
-    s.as_caller(&sid)
+    as_admin
         .activity(&[("projectId", &p.to_string()), ("hoursDone", "9")])
         .await;
-    assert_eq!(hours(s.as_caller(&sid).get(Kind::Task, t).await), 3.75);
-    s.as_caller(&sid)
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 3.75);
+    as_admin
         .update_answer(Kind::Activity, a, &[("hoursDone", "0.5")])
         .await
         .assert_ok();
-    assert_eq!(hours(s.as_caller(&sid).get(Kind::Task, t).await), 2.75);
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 2.75);
     s.call_json(
         "activity/remove",
         &[("sessionId", &sid), ("id", &b.to_string())],
     )
     .await
     .assert_ok();
-    assert_eq!(hours(s.as_caller(&sid).get(Kind::Task, t).await), 0.5);
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 0.5);
     // Clearing the hours of an activity counts as none.
-    s.as_caller(&sid)
+    as_admin
         .update_answer(Kind::Activity, a, &[("hoursDone", "")])
         .await
         .assert_ok();
-    assert_eq!(hours(s.as_caller(&sid).get(Kind::Task, t).await), 0.0);
-    assert_eq!(hours(s.as_caller(&sid).get(Kind::Task, other).await), 7.0);
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 0.0);
+    assert_eq!(hours(as_admin.get(Kind::Task, other).await), 7.0);
     // Negative hours are refused and change nothing.
-    s.as_caller(&sid)
+    as_admin
         .update_answer(Kind::Activity, a, &[("hoursDone", "-1")])
         .await
         .assert_fail(422, "validation_failed");
-    assert_eq!(hours(s.as_caller(&sid).get(Kind::Task, t).await), 0.0);
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 0.0);
     s.stop().await;
 }
 
@@ -486,20 +485,21 @@ async fn a_tasks_hours_done_is_the_sum_over_its_activities_on_add_update_and_rem
 async fn hours_are_kept_to_nine_decimals_so_tenths_add_up_and_removals_leave_no_residue() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
     let ts = t.to_string();
     let mut ids = Vec::new();
     for _ in 0..10 {
         ids.push(
-            s.as_caller(&sid)
+            as_admin
                 .activity(&[("taskId", &ts), ("hoursDone", "0.1")])
                 .await,
         );
     }
     // Added one by one in binary floating point, ten tenths would read 0.9999999999999999.
-    assert_eq!(s.as_caller(&sid).get(Kind::Task, t).await["hoursDone"], 1.0);
-    s.as_caller(&sid)
+    assert_eq!(as_admin.get(Kind::Task, t).await["hoursDone"], 1.0);
+    as_admin
         .activity(&[("taskId", &ts), ("hoursDone", "0.2")])
         .await;
     s.call_json(
@@ -508,15 +508,12 @@ async fn hours_are_kept_to_nine_decimals_so_tenths_add_up_and_removals_leave_no_
     )
     .await
     .assert_ok();
-    assert_eq!(s.as_caller(&sid).get(Kind::Task, t).await["hoursDone"], 1.1);
+    assert_eq!(as_admin.get(Kind::Task, t).await["hoursDone"], 1.1);
     // A third of an hour keeps its nine decimals.
-    s.as_caller(&sid)
+    as_admin
         .activity(&[("taskId", &ts), ("hoursDone", "0.3333333333333")])
         .await;
-    assert_eq!(
-        s.as_caller(&sid).get(Kind::Task, t).await["hoursDone"],
-        1.433333333
-    );
+    assert_eq!(as_admin.get(Kind::Task, t).await["hoursDone"], 1.433333333);
     s.stop().await;
 }
 
@@ -524,7 +521,8 @@ async fn hours_are_kept_to_nine_decimals_so_tenths_add_up_and_removals_leave_no_
 async fn the_date_defaults_to_now_and_can_be_given() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await.to_string();
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await.to_string();
     let r = s
         .as_caller(&sid)
         .add_answer(Kind::Activity, &[("projectId", &p)])
@@ -563,10 +561,7 @@ async fn the_date_defaults_to_now_and_can_be_given() {
         .await;
     r.assert_fail(400, "invalid_argument");
     assert_eq!(
-        s.as_caller(&sid)
-            .get_answer(Kind::Activity, id)
-            .await
-            .json()["activity"]["date"],
+        as_admin.get_answer(Kind::Activity, id).await.json()["activity"]["date"],
         "2023-12-31 00:00:00"
     );
     s.stop().await;
@@ -576,8 +571,9 @@ async fn the_date_defaults_to_now_and_can_be_given() {
 async fn with_files_adds_the_files_and_with_names_adds_project_and_task_names() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[("name", "Launch")]).await;
-    let t = s.as_caller(&sid).task(p, &[("name", "Write copy")]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("name", "Launch")]).await;
+    let t = as_admin.task(p, &[("name", "Write copy")]).await;
     let id = s
         .as_caller(&sid)
         .activity(&[("taskId", &t.to_string())])
@@ -673,9 +669,10 @@ async fn with_files_adds_the_files_and_with_names_adds_project_and_task_names() 
 async fn the_project_filter_keeps_the_activities_of_that_project() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p1 = s.as_caller(&sid).project(&[]).await;
-    let p2 = s.as_caller(&sid).project(&[]).await;
-    let t1 = s.as_caller(&sid).task(p1, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p1 = as_admin.project(&[]).await;
+    let p2 = as_admin.project(&[]).await;
+    let t1 = as_admin.task(p1, &[]).await;
     let a = s
         .as_caller(&sid)
         .activity(&[("taskId", &t1.to_string())])
@@ -684,9 +681,7 @@ async fn the_project_filter_keeps_the_activities_of_that_project() {
         .as_caller(&sid)
         .activity(&[("projectId", &p1.to_string())])
         .await;
-    s.as_caller(&sid)
-        .activity(&[("projectId", &p2.to_string())])
-        .await;
+    as_admin.activity(&[("projectId", &p2.to_string())]).await;
     let r = s
         .as_caller(&sid)
         .list(Kind::Activity, &[("filter[projectId]", &p1.to_string())])
@@ -700,19 +695,16 @@ async fn the_project_filter_keeps_the_activities_of_that_project() {
 async fn the_task_filter_keeps_the_activities_of_that_task() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let t1 = s.as_caller(&sid).task(p, &[]).await;
-    let t2 = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t1 = as_admin.task(p, &[]).await;
+    let t2 = as_admin.task(p, &[]).await;
     let a = s
         .as_caller(&sid)
         .activity(&[("taskId", &t1.to_string())])
         .await;
-    s.as_caller(&sid)
-        .activity(&[("taskId", &t2.to_string())])
-        .await;
-    s.as_caller(&sid)
-        .activity(&[("projectId", &p.to_string())])
-        .await;
+    as_admin.activity(&[("taskId", &t2.to_string())]).await;
+    as_admin.activity(&[("projectId", &p.to_string())]).await;
     let r = s
         .as_caller(&sid)
         .list(Kind::Activity, &[("filter[taskId]", &t1.to_string())])
@@ -726,16 +718,15 @@ async fn the_task_filter_keeps_the_activities_of_that_task() {
 async fn the_type_filter_keeps_activities_of_that_type() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await.to_string();
-    s.as_caller(&sid).activity(&[("taskId", &t)]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await.to_string();
+    as_admin.activity(&[("taskId", &t)]).await;
     let b = s
         .as_caller(&sid)
         .activity(&[("taskId", &t), ("type", "progress"), ("progress", "5")])
         .await;
-    s.as_caller(&sid)
-        .activity(&[("taskId", &t), ("type", "file")])
-        .await;
+    as_admin.activity(&[("taskId", &t), ("type", "file")]).await;
     let r = s
         .as_caller(&sid)
         .list(Kind::Activity, &[("filter[type]", "progress")])
@@ -749,10 +740,11 @@ async fn the_type_filter_keeps_activities_of_that_type() {
 async fn the_group_filter_keeps_activities_whose_project_is_in_that_group() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let g = s.as_caller(&sid).group("Clients").await.to_string();
-    let grouped = s.as_caller(&sid).project(&[("groupId", &g)]).await;
-    let loose = s.as_caller(&sid).project(&[]).await;
-    let t = s.as_caller(&sid).task(grouped, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let g = as_admin.group("Clients").await.to_string();
+    let grouped = as_admin.project(&[("groupId", &g)]).await;
+    let loose = as_admin.project(&[]).await;
+    let t = as_admin.task(grouped, &[]).await;
     let a = s
         .as_caller(&sid)
         .activity(&[("taskId", &t.to_string())])
@@ -761,14 +753,11 @@ async fn the_group_filter_keeps_activities_whose_project_is_in_that_group() {
         .as_caller(&sid)
         .activity(&[("projectId", &grouped.to_string())])
         .await;
-    s.as_caller(&sid)
+    as_admin
         .activity(&[("projectId", &loose.to_string())])
         .await;
-    s.as_caller(&sid)
-        .activity(&[(
-            "taskId",
-            &s.as_caller(&sid).task(loose, &[]).await.to_string(),
-        )])
+    as_admin
+        .activity(&[("taskId", &as_admin.task(loose, &[]).await.to_string())])
         .await;
     let r = s
         .as_caller(&sid)
@@ -784,21 +773,20 @@ async fn the_assigned_to_filter_keeps_activities_whose_task_or_project_team_hold
     let s = TestServer::start().await;
     let (u, _) = s.user("worker@example.com", 100, false).await;
     let sid = s.admin().await;
+    let as_admin = s.as_caller(&sid);
     let us = u.to_string();
-    let p = s.as_caller(&sid).project(&[]).await;
-    let team_project = s.as_caller(&sid).project(&[("team", &us)]).await;
-    let on_team_task = s.as_caller(&sid).task(p, &[("team", &us)]).await;
-    let off_team_task = s.as_caller(&sid).task(p, &[]).await;
+    let p = as_admin.project(&[]).await;
+    let team_project = as_admin.project(&[("team", &us)]).await;
+    let on_team_task = as_admin.task(p, &[("team", &us)]).await;
+    let off_team_task = as_admin.task(p, &[]).await;
     let a = s
         .as_caller(&sid)
         .activity(&[("taskId", &on_team_task.to_string())])
         .await;
-    s.as_caller(&sid)
+    as_admin
         .activity(&[("taskId", &off_team_task.to_string())])
         .await;
-    s.as_caller(&sid)
-        .activity(&[("projectId", &p.to_string())])
-        .await;
+    as_admin.activity(&[("projectId", &p.to_string())]).await;
     let b = s
         .as_caller(&sid)
         .activity(&[("projectId", &team_project.to_string())])
@@ -816,25 +804,24 @@ async fn the_assigned_to_filter_keeps_activities_whose_task_or_project_team_hold
 async fn the_active_filter_drops_activities_of_done_tasks_and_projects() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let done_project = s.as_caller(&sid).project(&[("status", "30")]).await;
-    let open = s.as_caller(&sid).task(p, &[]).await;
-    let done = s.as_caller(&sid).task(p, &[("status", "30")]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let done_project = as_admin.project(&[("status", "30")]).await;
+    let open = as_admin.task(p, &[]).await;
+    let done = as_admin.task(p, &[("status", "30")]).await;
     let a = s
         .as_caller(&sid)
         .activity(&[("taskId", &open.to_string())])
         .await;
-    s.as_caller(&sid)
-        .activity(&[("taskId", &done.to_string())])
-        .await;
+    as_admin.activity(&[("taskId", &done.to_string())]).await;
     let b = s
         .as_caller(&sid)
         .activity(&[("projectId", &p.to_string())])
         .await;
-    s.as_caller(&sid)
+    as_admin
         .activity(&[("projectId", &done_project.to_string())])
         .await;
-    assert_eq!(s.as_caller(&sid).list(Kind::Activity, &[]).await.total, 4);
+    assert_eq!(as_admin.list(Kind::Activity, &[]).await.total, 4);
     let r = s
         .as_caller(&sid)
         .list(Kind::Activity, &[("filter[active]", "1")])
@@ -848,9 +835,10 @@ async fn the_active_filter_drops_activities_of_done_tasks_and_projects() {
 async fn the_hide_non_active_filter_drops_activities_of_tasks_closed_longer_ago() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let open = s.as_caller(&sid).task(p, &[]).await;
-    let done = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let open = as_admin.task(p, &[]).await;
+    let done = as_admin.task(p, &[]).await;
     let a = s
         .as_caller(&sid)
         .activity(&[("taskId", &open.to_string())])
@@ -897,9 +885,10 @@ async fn the_hide_non_active_filter_drops_activities_of_tasks_closed_longer_ago(
 async fn the_updated_from_and_updated_before_filters_split_activities_by_their_last_change() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await.to_string();
-    let a = s.as_caller(&sid).activity(&[("projectId", &p)]).await;
-    let b = s.as_caller(&sid).activity(&[("projectId", &p)]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await.to_string();
+    let a = as_admin.activity(&[("projectId", &p)]).await;
+    let b = as_admin.activity(&[("projectId", &p)]).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // An update moves `a` to the later side.
     let r = s
@@ -910,28 +899,27 @@ async fn the_updated_from_and_updated_before_filters_split_activities_by_their_l
         .as_str()
         .unwrap()
         .to_owned();
-    let first = s.as_caller(&sid).get_answer(Kind::Activity, b).await.json()["activity"]
-        ["updatedAt"]
+    let first = as_admin.get_answer(Kind::Activity, b).await.json()["activity"]["updatedAt"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(first < later, "{first} {later}");
     assert_eq!(
-        s.as_caller(&sid)
+        as_admin
             .list(Kind::Activity, &[("filter[updatedFrom]", &later)])
             .await
             .total_ids(),
         (1, vec![a])
     );
     assert_eq!(
-        s.as_caller(&sid)
+        as_admin
             .list(Kind::Activity, &[("filter[updatedBefore]", &later)])
             .await
             .total_ids(),
         (1, vec![b])
     );
     assert_eq!(
-        s.as_caller(&sid)
+        as_admin
             .list(Kind::Activity, &[("filter[updatedFrom]", &first)])
             .await
             .total_ids(),
@@ -944,8 +932,9 @@ async fn the_updated_from_and_updated_before_filters_split_activities_by_their_l
 async fn an_unknown_filter_is_refused_with_422_naming_it() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await.to_string();
-    s.as_caller(&sid).activity(&[("projectId", &p)]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await.to_string();
+    as_admin.activity(&[("projectId", &p)]).await;
     let r = s
         .call_json(
             "activity/getList",
@@ -969,8 +958,9 @@ async fn a_client_does_not_see_activities_hidden_from_clients() {
     let s = TestServer::start().await;
     let (c, client) = s.user("client@example.com", 200, false).await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[("team", &c.to_string())]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await.to_string();
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &c.to_string())]).await;
+    let t = as_admin.task(p, &[]).await.to_string();
     let shown = s
         .as_caller(&sid)
         .activity(&[("taskId", &t), ("text", "for all")])
@@ -987,7 +977,7 @@ async fn a_client_does_not_see_activities_hidden_from_clients() {
         .as_caller(&sid)
         .activity(&[("projectId", &p.to_string()), ("hideFromClients", "1")])
         .await;
-    assert_eq!(s.as_caller(&sid).list(Kind::Activity, &[]).await.total, 3);
+    assert_eq!(as_admin.list(Kind::Activity, &[]).await.total, 3);
     assert_eq!(
         s.as_caller(&client)
             .list(Kind::Activity, &[])
@@ -1013,7 +1003,7 @@ async fn a_client_does_not_see_activities_hidden_from_clients() {
             .assert_fail(404, "not_found");
     }
     // Hiding a visible message later hides it too.
-    s.as_caller(&sid)
+    as_admin
         .update_answer(Kind::Activity, shown, &[("hideFromClients", "1")])
         .await
         .assert_ok();
@@ -1036,8 +1026,9 @@ async fn a_client_cannot_post_a_progress_note() {
     let s = TestServer::start().await;
     let (c, client) = s.user("client@example.com", 200, false).await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[("team", &c.to_string())]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &c.to_string())]).await;
+    let t = as_admin.task(p, &[]).await;
     let r = s
         .as_caller(&client)
         .add_answer(
@@ -1051,7 +1042,7 @@ async fn a_client_cannot_post_a_progress_note() {
         .await;
     r.assert_fail(403, "forbidden");
     assert!(all_ids(&s).await.is_empty(), "nothing stored");
-    let tk = s.as_caller(&sid).get(Kind::Task, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (0.into(), 10.into())
@@ -1072,7 +1063,8 @@ async fn a_client_may_edit_and_remove_its_own_messages_only() {
     let s = TestServer::start().await;
     let (c, client) = s.user("client@example.com", 200, false).await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[("team", &c.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &c.to_string())]).await;
     let ps = p.to_string();
     let r = s
         .as_caller(&client)
@@ -1109,10 +1101,7 @@ async fn a_client_may_edit_and_remove_its_own_messages_only() {
     .await
     .assert_fail(403, "forbidden");
     assert_eq!(
-        s.as_caller(&sid)
-            .get_answer(Kind::Activity, admins)
-            .await
-            .json()["activity"]["text"],
+        as_admin.get_answer(Kind::Activity, admins).await.json()["activity"]["text"],
         "answer"
     );
     // Its own non-message activity is not a message.
@@ -1148,9 +1137,10 @@ async fn a_user_cannot_edit_or_remove_another_users_activity() {
     let (a, alice) = s.user("alice@example.com", 100, false).await;
     let (b, bob) = s.user("bob@example.com", 100, false).await;
     let sid = s.admin().await;
+    let as_admin = s.as_caller(&sid);
     let team = format!("{a},{b}");
-    let p = s.as_caller(&sid).project(&[("team", &team)]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await;
+    let p = as_admin.project(&[("team", &team)]).await;
+    let t = as_admin.task(p, &[]).await;
     let id = s
         .as_caller(&alice)
         .activity(&[
@@ -1183,13 +1173,13 @@ async fn a_user_cannot_edit_or_remove_another_users_activity() {
         .json()["activity"]
         .clone();
     assert_eq!(a_now["text"], "mine");
-    assert_eq!(s.as_caller(&sid).get(Kind::Task, t).await["hoursDone"], 2.0);
+    assert_eq!(as_admin.get(Kind::Task, t).await["hoursDone"], 2.0);
     // The author and an admin may.
     s.as_caller(&alice)
         .update_answer(Kind::Activity, id, &[("text", "still mine")])
         .await
         .assert_ok();
-    s.as_caller(&sid)
+    as_admin
         .update_answer(Kind::Activity, id, &[("text", "admin's edit")])
         .await
         .assert_ok();
@@ -1201,8 +1191,9 @@ async fn an_activity_on_a_task_the_caller_cannot_see_is_not_found() {
     let s = TestServer::start().await;
     let (_, user) = s.user("outsider@example.com", 100, false).await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[("hidden", "1")]).await;
-    let t = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("hidden", "1")]).await;
+    let t = as_admin.task(p, &[]).await;
     let ts = t.to_string();
     let id = s
         .as_caller(&sid)
@@ -1249,10 +1240,7 @@ async fn an_activity_on_a_task_the_caller_cannot_see_is_not_found() {
     );
     assert_eq!(all_ids(&s).await, vec![id], "nothing changed");
     assert_eq!(
-        s.as_caller(&sid)
-            .get_answer(Kind::Activity, id)
-            .await
-            .json()["activity"]["text"],
+        as_admin.get_answer(Kind::Activity, id).await.json()["activity"]["text"],
         "secret"
     );
     s.stop().await;

@@ -261,10 +261,11 @@ async fn get_files_list_filters_by_project_task_activity_owner_and_creation_time
     let s = TestServer::start().await;
     let (u, user) = s.user("member@example.com", 100, false).await;
     let sid = s.admin().await;
-    let p1 = s.as_caller(&sid).project(&[("team", &u.to_string())]).await;
-    let p2 = s.as_caller(&sid).project(&[("hidden", "1")]).await;
-    let t1 = s.as_caller(&sid).task(p1, &[]).await;
-    let t2 = s.as_caller(&sid).task(p2, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p1 = as_admin.project(&[("team", &u.to_string())]).await;
+    let p2 = as_admin.project(&[("hidden", "1")]).await;
+    let t1 = as_admin.task(p1, &[]).await;
+    let t2 = as_admin.task(p2, &[]).await;
     let a1 = s
         .as_caller(&sid)
         .activity(&[("taskId", &t1.to_string())])
@@ -292,10 +293,7 @@ async fn get_files_list_filters_by_project_task_activity_owner_and_creation_time
         .unwrap()
         .to_owned();
 
-    assert_eq!(
-        s.as_caller(&sid).files(&[]).await.total_ids(),
-        (3, vec![f1, f2, f3])
-    );
+    assert_eq!(as_admin.files(&[]).await.total_ids(), (3, vec![f1, f2, f3]));
     let by = |k: &'static str, v: String| (k, v);
     for ((key, value), expected) in [
         (by("filter[projectId]", p1.to_string()), vec![f1, f2]),
@@ -305,7 +303,7 @@ async fn get_files_list_filters_by_project_task_activity_owner_and_creation_time
         (by("filter[createdFrom]", later.clone()), vec![f3]),
         (by("filter[createdBefore]", later.clone()), vec![f1, f2]),
     ] {
-        let got = s.as_caller(&sid).files(&[(key, &value)]).await.total_ids();
+        let got = as_admin.files(&[(key, &value)]).await.total_ids();
         assert_eq!(got, (expected.len() as i64, expected), "{key}={value}");
     }
     // The member sees only the files of the project it is in.
@@ -454,10 +452,11 @@ async fn remove_file_removes_the_row_and_the_blob() {
 async fn removing_an_activity_a_task_or_a_project_removes_its_blobs() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[]).await;
-    let keep_p = s.as_caller(&sid).project(&[]).await;
-    let t1 = s.as_caller(&sid).task(p, &[]).await;
-    let t2 = s.as_caller(&sid).task(p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let keep_p = as_admin.project(&[]).await;
+    let t1 = as_admin.task(p, &[]).await;
+    let t2 = as_admin.task(p, &[]).await;
     let on_t1 = s
         .as_caller(&sid)
         .activity(&[("taskId", &t1.to_string())])
@@ -506,7 +505,7 @@ async fn removing_an_activity_a_task_or_a_project_removes_its_blobs() {
     assert!(path(on_p).exists());
 
     // A project takes its tasks' files too.
-    let t3 = s.as_caller(&sid).task(p, &[]).await;
+    let t3 = as_admin.task(p, &[]).await;
     let on_t3 = s
         .as_caller(&sid)
         .activity(&[("taskId", &t3.to_string())])
@@ -526,7 +525,7 @@ async fn removing_an_activity_a_task_or_a_project_removes_its_blobs() {
     assert!(!path(on_p).exists());
     assert!(!s.dir.path().join("files").join(&t3_blob[0]).exists());
     assert_eq!(blobs(&s), vec![key_of[&kept].clone()]);
-    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 1);
+    assert_eq!(as_admin.files(&[]).await.total, 1);
     s.stop().await;
 }
 
@@ -766,13 +765,14 @@ async fn a_client_cannot_download_a_file_of_an_activity_hidden_from_clients() {
     let s = TestServer::start().await;
     let (c, client) = s.user("client@example.com", 200, false).await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[("team", &c.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &c.to_string())]).await;
     let ps = p.to_string();
     let hidden = s
         .as_caller(&sid)
         .activity(&[("projectId", &ps), ("hideFromClients", "1")])
         .await;
-    let shown = s.as_caller(&sid).activity(&[("projectId", &ps)]).await;
+    let shown = as_admin.activity(&[("projectId", &ps)]).await;
     let secret = attach_one(&s, &sid, hidden, "secret.txt", b"secret").await;
     let open = attach_one(&s, &sid, shown, "open.txt", b"open").await;
     let d = download(&s, &client, secret, &[]).await;
@@ -791,7 +791,7 @@ async fn a_client_cannot_download_a_file_of_an_activity_hidden_from_clients() {
     )
     .await
     .assert_fail(404, "not_found");
-    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 2);
+    assert_eq!(as_admin.files(&[]).await.total, 2);
     s.stop().await;
 }
 
@@ -843,7 +843,8 @@ async fn a_user_cannot_remove_another_users_file() {
     let s = TestServer::start().await;
     let (u, user) = s.user("member@example.com", 100, false).await;
     let sid = s.admin().await;
-    let p = s.as_caller(&sid).project(&[("team", &u.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &u.to_string())]).await;
     let a = s
         .as_caller(&sid)
         .activity(&[("projectId", &p.to_string())])
@@ -864,10 +865,7 @@ async fn a_user_cannot_remove_another_users_file() {
     )
     .await;
     r.assert_fail(403, "forbidden");
-    assert_eq!(
-        s.as_caller(&sid).files(&[]).await.total_ids(),
-        (1, vec![id])
-    );
+    assert_eq!(as_admin.files(&[]).await.total_ids(), (1, vec![id]));
     assert_eq!(blobs(&s).len(), 1);
     assert!(staged(&s).is_empty());
     s.stop().await;

@@ -196,8 +196,9 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_xml() {
 async fn a_project_goes_through_add_get_update_list_and_remove_in_json() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let group = server.as_caller(&admin).group("Clients").await;
+    let group = as_admin.group("Clients").await;
 
     let r = server
         .call_json(
@@ -230,7 +231,7 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_json() {
     assert_eq!(created.len(), 19, "YYYY-MM-DD HH:MM:SS: {created}");
     assert_eq!(&created[10..11], " ");
 
-    assert_eq!(server.as_caller(&admin).get(Kind::Project, id).await, p);
+    assert_eq!(as_admin.get(Kind::Project, id).await, p);
 
     let updated = server
         .as_caller(&admin)
@@ -238,10 +239,7 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_json() {
         .await;
     assert_eq!(updated["status"], 20);
     assert_eq!(updated["name"], "Site");
-    assert_eq!(
-        server.as_caller(&admin).get(Kind::Project, id).await,
-        updated
-    );
+    assert_eq!(as_admin.get(Kind::Project, id).await, updated);
 
     let (ids, total) = server
         .as_caller(&admin)
@@ -340,6 +338,7 @@ async fn an_id_and_read_only_attributes_given_on_add_are_ignored() {
 async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let (bob, _) = server.user("bob@example.com", 150, false).await;
     let (a, b) = (ann.to_string(), bob.to_string());
@@ -375,7 +374,7 @@ async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() 
 
     for id in [brackets, indexes, commas, from_json] {
         assert_eq!(
-            team_of(&server.as_caller(&admin).get(Kind::Project, id).await),
+            team_of(&as_admin.get(Kind::Project, id).await),
             [ann, bob],
             "project {id}"
         );
@@ -397,7 +396,7 @@ async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() 
         .await;
     assert_eq!(team_of(&p), Vec::<i64>::new());
     assert_eq!(
-        team_of(&server.as_caller(&admin).get(Kind::Project, brackets).await),
+        team_of(&as_admin.get(Kind::Project, brackets).await),
         Vec::<i64>::new()
     );
 }
@@ -462,8 +461,9 @@ async fn get_by_id_always_includes_the_team_and_lists_only_with_load_team() {
 async fn a_partial_update_keeps_every_attribute_not_sent() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let group = server.as_caller(&admin).group("G").await;
+    let group = as_admin.group("G").await;
     let id = server
         .as_caller(&admin)
         .add(
@@ -486,7 +486,7 @@ async fn a_partial_update_keeps_every_attribute_not_sent() {
             ],
         )
         .await;
-    let before = server.as_caller(&admin).get(Kind::Project, id).await;
+    let before = as_admin.get(Kind::Project, id).await;
 
     let after = server
         .as_caller(&admin)
@@ -497,7 +497,7 @@ async fn a_partial_update_keeps_every_attribute_not_sent() {
     expected["name"] = json!("Renamed");
     expected["updatedAt"] = after["updatedAt"].clone();
     assert_eq!(after, expected);
-    assert_eq!(server.as_caller(&admin).get(Kind::Project, id).await, after);
+    assert_eq!(as_admin.get(Kind::Project, id).await, after);
 
     // Sending nothing but the id changes nothing either.
     let same = server
@@ -512,7 +512,8 @@ async fn a_partial_update_keeps_every_attribute_not_sent() {
 async fn an_empty_value_clears_the_description_the_tags_and_the_dates() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let group = server.as_caller(&admin).group("G").await;
+    let as_admin = server.as_caller(&admin);
+    let group = as_admin.group("G").await;
     let id = server
         .as_caller(&admin)
         .add(
@@ -547,7 +548,7 @@ async fn an_empty_value_clears_the_description_the_tags_and_the_dates() {
     assert_eq!(p["tags"], Value::Null);
     assert_eq!(p["groupId"], Value::Null);
     assert_eq!(p["startDate"], Value::Null);
-    let read = server.as_caller(&admin).get(Kind::Project, id).await;
+    let read = as_admin.get(Kind::Project, id).await;
     assert_eq!(read["description"], Value::Null);
     assert_eq!(read["endDate"], Value::Null);
     assert_eq!(read["groupId"], Value::Null);
@@ -565,7 +566,7 @@ async fn an_empty_value_clears_the_description_the_tags_and_the_dates() {
         .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["project[name]"]);
-    assert_eq!(server.as_caller(&admin).get(Kind::Project, id).await, read);
+    assert_eq!(as_admin.get(Kind::Project, id).await, read);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -724,6 +725,7 @@ async fn the_limits_themselves_are_accepted() {
 async fn update_refuses_invalid_attributes_and_keeps_the_project() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let id = server
         .as_caller(&admin)
         .add(
@@ -731,7 +733,7 @@ async fn update_refuses_invalid_attributes_and_keeps_the_project() {
             &[("name", "Site"), ("startDate", "2024-02-01")],
         )
         .await;
-    let before = server.as_caller(&admin).get(Kind::Project, id).await;
+    let before = as_admin.get(Kind::Project, id).await;
     let id_s = id.to_string();
     let cases: Vec<(&str, &str, &str)> = vec![
         ("project[priority]", "5", "project[priority]"),
@@ -758,10 +760,7 @@ async fn update_refuses_invalid_attributes_and_keeps_the_project() {
             .await;
         r.assert_fail(422, "validation_failed");
         assert_eq!(r.error_fields(), [field], "{key}={value}: {}", r.body);
-        assert_eq!(
-            server.as_caller(&admin).get(Kind::Project, id).await,
-            before
-        );
+        assert_eq!(as_admin.get(Kind::Project, id).await, before);
     }
 }
 
@@ -1295,8 +1294,9 @@ async fn removing_a_project_removes_its_tasks_and_their_activities() {
 async fn the_group_id_filter_keeps_the_projects_of_that_group() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g1 = server.as_caller(&admin).group("One").await;
-    let g2 = server.as_caller(&admin).group("Two").await;
+    let as_admin = server.as_caller(&admin);
+    let g1 = as_admin.group("One").await;
+    let g2 = as_admin.group("Two").await;
     let a = server
         .as_caller(&admin)
         .add(
@@ -1899,7 +1899,8 @@ async fn lists_are_ordered_by_id_ascending() {
 async fn a_project_left_without_its_removed_group_is_seen_by_updated_from() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = server.as_caller(&admin).group("Doomed").await;
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("Doomed").await;
     let in_group = server
         .as_caller(&admin)
         .add(
@@ -1921,7 +1922,7 @@ async fn a_project_left_without_its_removed_group_is_seen_by_updated_from() {
         .await
         .assert_ok();
     assert_eq!(
-        server.as_caller(&admin).get(Kind::Project, in_group).await["groupId"],
+        as_admin.get(Kind::Project, in_group).await["groupId"],
         Value::Null
     );
     // A client syncing with updatedFrom must learn that the project left its group.

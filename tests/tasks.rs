@@ -168,6 +168,7 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_xml() {
 async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let (bob, _) = server.user("bob@example.com", 100, false).await;
     let project = server
@@ -199,7 +200,7 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
     assert_eq!(t["hidden"], false);
     assert_eq!(t["can_edit"], true);
     assert_eq!(team_of(&t), [ann, bob]);
-    assert_eq!(server.as_caller(&admin).get(Kind::Task, id).await, t);
+    assert_eq!(as_admin.get(Kind::Task, id).await, t);
 
     let u = server
         .as_caller(&admin)
@@ -213,7 +214,7 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
     assert_eq!(u["name"], "Design");
     assert_eq!(u["priority"], 3);
     assert_eq!(team_of(&u), [bob]);
-    assert_eq!(server.as_caller(&admin).get(Kind::Task, id).await, u);
+    assert_eq!(as_admin.get(Kind::Task, id).await, u);
 
     // getList has the team only with loadTeam=1.
     let r = server
@@ -389,8 +390,9 @@ async fn a_partial_update_keeps_every_attribute_not_sent_and_empty_clears() {
 async fn a_single_task_keeps_its_own_group() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g1 = server.as_caller(&admin).group("One").await;
-    let g2 = server.as_caller(&admin).group("Two").await;
+    let as_admin = server.as_caller(&admin);
+    let g1 = as_admin.group("One").await;
+    let g2 = as_admin.group("Two").await;
     let t = server
         .as_caller(&admin)
         .try_add(
@@ -414,22 +416,23 @@ async fn a_single_task_keeps_its_own_group() {
     assert_eq!(t["groupId"], Value::Null);
 
     // An unknown group is refused and changes nothing.
-    let before = server.as_caller(&admin).get(Kind::Task, id).await;
+    let before = as_admin.get(Kind::Task, id).await;
     let r = server
         .as_caller(&admin)
         .update_answer(Kind::Task, id, &[("groupId", "999")])
         .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["task[groupId]"]);
-    assert_eq!(server.as_caller(&admin).get(Kind::Task, id).await, before);
+    assert_eq!(as_admin.get(Kind::Task, id).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_in_a_project_takes_the_project_group_and_follows_it() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g1 = server.as_caller(&admin).group("One").await;
-    let g2 = server.as_caller(&admin).group("Two").await;
+    let as_admin = server.as_caller(&admin);
+    let g1 = as_admin.group("One").await;
+    let g2 = as_admin.group("Two").await;
     let project = server
         .as_caller(&admin)
         .add(
@@ -474,14 +477,8 @@ async fn a_task_in_a_project_takes_the_project_group_and_follows_it() {
         )
         .await;
     r.assert_ok();
-    assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, id).await["groupId"],
-        json!(g2)
-    );
-    assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, sub).await["groupId"],
-        json!(g2)
-    );
+    assert_eq!(as_admin.get(Kind::Task, id).await["groupId"], json!(g2));
+    assert_eq!(as_admin.get(Kind::Task, sub).await["groupId"], json!(g2));
     let r = server
         .call_json(
             "projects/update",
@@ -493,22 +490,17 @@ async fn a_task_in_a_project_takes_the_project_group_and_follows_it() {
         )
         .await;
     r.assert_ok();
-    assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, id).await["groupId"],
-        Value::Null
-    );
-    assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, sub).await["groupId"],
-        Value::Null
-    );
+    assert_eq!(as_admin.get(Kind::Task, id).await["groupId"], Value::Null);
+    assert_eq!(as_admin.get(Kind::Task, sub).await["groupId"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = server.as_caller(&admin).group("Doomed").await;
-    let other = server.as_caller(&admin).group("Other").await;
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("Doomed").await;
+    let other = as_admin.group("Other").await;
     let project = server
         .as_caller(&admin)
         .add(
@@ -541,7 +533,7 @@ async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
             .unwrap(),
     );
     assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, in_project).await["groupId"],
+        as_admin.get(Kind::Task, in_project).await["groupId"],
         json!(g)
     );
 
@@ -562,15 +554,15 @@ async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
     r.assert_ok();
     assert_eq!(r.json()["project"]["groupId"], Value::Null);
     assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, single).await["groupId"],
+        as_admin.get(Kind::Task, single).await["groupId"],
         Value::Null
     );
     assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, in_project).await["groupId"],
+        as_admin.get(Kind::Task, in_project).await["groupId"],
         Value::Null
     );
     assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, elsewhere).await["groupId"],
+        as_admin.get(Kind::Task, elsewhere).await["groupId"],
         json!(other)
     );
     assert_filter(&server, &admin, &[("filter[groupId]", &g.to_string())], &[]).await;
@@ -793,7 +785,8 @@ async fn a_cycle_of_parents_is_422_with_code_cycle() {
 async fn moving_a_task_to_another_project_moves_its_sub_tasks() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = server.as_caller(&admin).group("Target group").await;
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("Target group").await;
     let from = server
         .as_caller(&admin)
         .add(Kind::Project, &[("name", "From")])
@@ -866,16 +859,16 @@ async fn moving_a_task_to_another_project_moves_its_sub_tasks() {
     assert_eq!(t["projectId"], json!(to));
     assert_eq!(t["groupId"], json!(g));
     for id in [child, grandchild] {
-        let t = server.as_caller(&admin).get(Kind::Task, id).await;
+        let t = as_admin.get(Kind::Task, id).await;
         assert_eq!(t["projectId"], json!(to), "task {id}");
         assert_eq!(t["groupId"], json!(g), "task {id}");
     }
     assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, child).await["parentId"],
+        as_admin.get(Kind::Task, child).await["parentId"],
         json!(top)
     );
     assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, stays).await["projectId"],
+        as_admin.get(Kind::Task, stays).await["projectId"],
         json!(from)
     );
     assert_filter(
@@ -1054,6 +1047,7 @@ async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
 async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let id = id_of(
         &server
             .as_caller(&admin)
@@ -1064,7 +1058,7 @@ async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task(
             .await
             .unwrap(),
     );
-    let before = server.as_caller(&admin).get(Kind::Task, id).await;
+    let before = as_admin.get(Kind::Task, id).await;
     for (key, value, field) in [
         ("task[progress]", "101", "task[progress]"),
         ("task[estimatedTime]", "-1", "task[estimatedTime]"),
@@ -1085,7 +1079,7 @@ async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task(
             .await;
         r.assert_fail(422, "validation_failed");
         assert_eq!(r.error_fields(), [field], "{key}={value}");
-        assert_eq!(server.as_caller(&admin).get(Kind::Task, id).await, before);
+        assert_eq!(as_admin.get(Kind::Task, id).await, before);
     }
     // The bounds themselves are fine.
     let t = server
@@ -1296,6 +1290,7 @@ async fn writes_sent_with_get_are_405_and_change_nothing() {
 async fn who_may_add_tasks_follows_the_roles() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ext, ext_s) = server.user("ext@example.com", 150, false).await;
     let (client, client_s) = server.user("client@example.com", 200, false).await;
     let (_, user_s) = server.user("user@example.com", 100, false).await;
@@ -1395,7 +1390,7 @@ async fn who_may_add_tasks_follows_the_roles() {
         server.as_caller(&client_s).get(Kind::Task, ext_task).await["can_edit"],
         false
     );
-    let before = server.as_caller(&admin).get(Kind::Task, ext_task).await;
+    let before = as_admin.get(Kind::Task, ext_task).await;
     server
         .as_caller(&client_s)
         .update_answer(Kind::Task, ext_task, &[("name", "Client's")])
@@ -1408,10 +1403,7 @@ async fn who_may_add_tasks_follows_the_roles() {
         )
         .await
         .assert_fail(403, "forbidden");
-    assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, ext_task).await,
-        before
-    );
+    assert_eq!(as_admin.get(Kind::Task, ext_task).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1538,6 +1530,7 @@ async fn status_done_records_the_closing_time_for_hide_old_object_period() {
 async fn the_project_id_filter_keeps_the_tasks_of_that_project() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let p1 = server
         .as_caller(&admin)
         .add(Kind::Project, &[("name", "One")])
@@ -1546,8 +1539,8 @@ async fn the_project_id_filter_keeps_the_tasks_of_that_project() {
         .as_caller(&admin)
         .add(Kind::Project, &[("name", "Two")])
         .await;
-    let a = server.as_caller(&admin).task(p1, &[("name", "A")]).await;
-    server.as_caller(&admin).task(p2, &[("name", "B")]).await;
+    let a = as_admin.task(p1, &[("name", "A")]).await;
+    as_admin.task(p2, &[("name", "B")]).await;
     server
         .as_caller(&admin)
         .add(Kind::Task, &[("name", "Single")])
@@ -1569,11 +1562,12 @@ async fn the_project_id_filter_keeps_the_tasks_of_that_project() {
 async fn the_parent_id_filter_keeps_the_direct_sub_tasks() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let p = server
         .as_caller(&admin)
         .add(Kind::Project, &[("name", "Site")])
         .await;
-    let a = server.as_caller(&admin).task(p, &[("name", "A")]).await;
+    let a = as_admin.task(p, &[("name", "A")]).await;
     let b = server
         .as_caller(&admin)
         .task(p, &[("name", "B"), ("parentId", &a.to_string())])
@@ -1582,7 +1576,7 @@ async fn the_parent_id_filter_keeps_the_direct_sub_tasks() {
         .as_caller(&admin)
         .task(p, &[("name", "D under B"), ("parentId", &b.to_string())])
         .await;
-    server.as_caller(&admin).task(p, &[("name", "Top")]).await;
+    as_admin.task(p, &[("name", "Top")]).await;
     let c = server
         .as_caller(&admin)
         .task(p, &[("name", "C"), ("parentId", &a.to_string())])
@@ -1809,8 +1803,9 @@ async fn the_updated_filters_split_at_an_update_time() {
 async fn the_group_id_filter_keeps_single_tasks_of_the_group_and_tasks_of_its_projects() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g1 = server.as_caller(&admin).group("One").await;
-    let g2 = server.as_caller(&admin).group("Two").await;
+    let as_admin = server.as_caller(&admin);
+    let g1 = as_admin.group("One").await;
+    let g2 = as_admin.group("Two").await;
     let (g1_s, g2_s) = (g1.to_string(), g2.to_string());
     let p1 = server
         .as_caller(&admin)
@@ -2207,7 +2202,8 @@ async fn lists_are_ordered_by_id_ascending() {
 async fn a_task_that_follows_its_project_into_another_group_is_seen_by_updated_from() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = server.as_caller(&admin).group("G").await;
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("G").await;
     let project = server
         .as_caller(&admin)
         .add(Kind::Project, &[("name", "Site")])
@@ -2232,10 +2228,7 @@ async fn a_task_that_follows_its_project_into_another_group_is_seen_by_updated_f
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, task).await["groupId"],
-        json!(g)
-    );
+    assert_eq!(as_admin.get(Kind::Task, task).await["groupId"], json!(g));
     // A client syncing with updatedFrom must learn of the task's new group.
     assert_filter(&server, &admin, &[("filter[updatedFrom]", &at)], &[task]).await;
 }
