@@ -813,6 +813,18 @@ async fn groups_are_kept_and_their_projects_tasks_follow_them() {
         assert_eq!(t_after.group_id, Some(g2.id), "{n}");
         assert!(t_after.version > t.version, "{n}");
 
+        // Removing a group leaves its projects and tasks in none, and changes them.
+        let mut in_g1 = Project::new(admin.id);
+        in_g1.name = "in one".into();
+        in_g1.group_id = Some(g1.id);
+        let in_g1 = s.save_project(WS, in_g1, vec![], NOW).await.unwrap();
+        let mut t_in_g1 = Task::new(admin.id);
+        t_in_g1.project_id = Some(in_g1.id);
+        let t_in_g1 = s.save_task(WS, t_in_g1, vec![], NOW).await.unwrap();
+        let mut single_in_g1 = Task::new(admin.id);
+        single_in_g1.group_id = Some(g1.id);
+        let single_in_g1 = s.save_task(WS, single_in_g1, vec![], NOW).await.unwrap();
+        assert_eq!(t_in_g1.group_id, Some(g1.id), "{n}");
         assert!(is_version_changed(
             s.remove_group(WS, g1.id, Some(g1.version)).await
         ));
@@ -822,6 +834,16 @@ async fn groups_are_kept_and_their_projects_tasks_follow_them() {
             .unwrap());
         assert!(!s.remove_group(WS, g1.id, None).await.unwrap(), "{n}");
         assert_eq!(s.groups(WS).await.unwrap(), vec![g2.clone()], "{n}");
+        let p_after = s.project(WS, in_g1.id).await.unwrap().unwrap();
+        assert_eq!(p_after.group_id, None, "{n}");
+        assert!(p_after.version > in_g1.version, "{n}");
+        for t in [&t_in_g1, &single_in_g1] {
+            let after = b.task_now(t.id).await;
+            assert_eq!(after.group_id, None, "{n}");
+            assert!(after.version > t.version, "{n}");
+        }
+        // The other group's keep theirs.
+        assert_eq!(b.task_now(single.id).await.group_id, Some(g2.id), "{n}");
     }
 }
 
