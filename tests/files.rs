@@ -266,18 +266,12 @@ async fn get_files_list_filters_by_project_task_activity_owner_and_creation_time
     let p2 = as_admin.project(&[("hidden", "1")]).await;
     let t1 = as_admin.task(p1, &[]).await;
     let t2 = as_admin.task(p2, &[]).await;
-    let a1 = s
-        .as_caller(&sid)
-        .activity(&[("taskId", &t1.to_string())])
-        .await;
+    let a1 = as_admin.activity(&[("taskId", &t1.to_string())]).await;
     let a2 = s
         .as_caller(&user)
         .activity(&[("projectId", &p1.to_string())])
         .await;
-    let a3 = s
-        .as_caller(&sid)
-        .activity(&[("taskId", &t2.to_string())])
-        .await;
+    let a3 = as_admin.activity(&[("taskId", &t2.to_string())]).await;
     let f1 = attach_one(&s, &sid, a1, "one", b"1").await;
     let f2 = attach_one(&s, &user, a2, "two", b"2").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -457,20 +451,10 @@ async fn removing_an_activity_a_task_or_a_project_removes_its_blobs() {
     let keep_p = as_admin.project(&[]).await;
     let t1 = as_admin.task(p, &[]).await;
     let t2 = as_admin.task(p, &[]).await;
-    let on_t1 = s
-        .as_caller(&sid)
-        .activity(&[("taskId", &t1.to_string())])
-        .await;
-    let on_t2 = s
-        .as_caller(&sid)
-        .activity(&[("taskId", &t2.to_string())])
-        .await;
-    let on_p = s
-        .as_caller(&sid)
-        .activity(&[("projectId", &p.to_string())])
-        .await;
-    let kept = s
-        .as_caller(&sid)
+    let on_t1 = as_admin.activity(&[("taskId", &t1.to_string())]).await;
+    let on_t2 = as_admin.activity(&[("taskId", &t2.to_string())]).await;
+    let on_p = as_admin.activity(&[("projectId", &p.to_string())]).await;
+    let kept = as_admin
         .activity(&[("projectId", &keep_p.to_string())])
         .await;
     let mut key_of = std::collections::HashMap::new();
@@ -506,10 +490,7 @@ async fn removing_an_activity_a_task_or_a_project_removes_its_blobs() {
 
     // A project takes its tasks' files too.
     let t3 = as_admin.task(p, &[]).await;
-    let on_t3 = s
-        .as_caller(&sid)
-        .activity(&[("taskId", &t3.to_string())])
-        .await;
+    let on_t3 = as_admin.activity(&[("taskId", &t3.to_string())]).await;
     let before = blobs(&s);
     attach_one(&s, &sid, on_t3, "g.txt", b"t3").await;
     let t3_blob: Vec<String> = blobs(&s)
@@ -768,8 +749,7 @@ async fn a_client_cannot_download_a_file_of_an_activity_hidden_from_clients() {
     let as_admin = s.as_caller(&sid);
     let p = as_admin.project(&[("team", &c.to_string())]).await;
     let ps = p.to_string();
-    let hidden = s
-        .as_caller(&sid)
+    let hidden = as_admin
         .activity(&[("projectId", &ps), ("hideFromClients", "1")])
         .await;
     let shown = as_admin.activity(&[("projectId", &ps)]).await;
@@ -845,10 +825,7 @@ async fn a_user_cannot_remove_another_users_file() {
     let sid = s.admin().await;
     let as_admin = s.as_caller(&sid);
     let p = as_admin.project(&[("team", &u.to_string())]).await;
-    let a = s
-        .as_caller(&sid)
-        .activity(&[("projectId", &p.to_string())])
-        .await;
+    let a = as_admin.activity(&[("projectId", &p.to_string())]).await;
     let id = attach_one(&s, &sid, a, "a.txt", b"admin's").await;
     let d = download(&s, &user, id, &[]).await;
     assert_eq!(d.status(), 200);

@@ -94,6 +94,7 @@ async fn assert_nothing_changed(server: &TestServer, admin: &str, before: &[Valu
 async fn a_project_goes_through_add_get_update_list_and_remove_in_xml() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let ann_s = ann.to_string();
 
@@ -149,10 +150,7 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_xml() {
     assert_eq!(r.xml_text("hidden").unwrap(), "0");
     assert_eq!(r.xml_text("name").unwrap(), "Site <&>");
 
-    let second = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Second")])
-        .await;
+    let second = as_admin.add(Kind::Project, &[("name", "Second")]).await;
     for call in ["projects/getList", "projects/getAll"] {
         let r = server.call(call, &[("sessionId", &admin)]).await;
         r.assert_ok();
@@ -183,11 +181,7 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_xml() {
         .await;
     r.assert_fail(404, "not_found");
     assert_eq!(
-        server
-            .as_caller(&admin)
-            .list(Kind::Project, &[])
-            .await
-            .ids_total(),
+        as_admin.list(Kind::Project, &[]).await.ids_total(),
         (vec![second], 1)
     );
 }
@@ -233,24 +227,16 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_json() {
 
     assert_eq!(as_admin.get(Kind::Project, id).await, p);
 
-    let updated = server
-        .as_caller(&admin)
+    let updated = as_admin
         .update(Kind::Project, id, &[("status", "20")])
         .await;
     assert_eq!(updated["status"], 20);
     assert_eq!(updated["name"], "Site");
     assert_eq!(as_admin.get(Kind::Project, id).await, updated);
 
-    let (ids, total) = server
-        .as_caller(&admin)
-        .list(Kind::Project, &[])
-        .await
-        .ids_total();
+    let (ids, total) = as_admin.list(Kind::Project, &[]).await.ids_total();
     assert_eq!((ids, total), (vec![id], 1));
-    let all = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    let all = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     assert_eq!(all, [updated]);
 
     let r = server
@@ -268,8 +254,7 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_json() {
         )
         .await
         .assert_fail(404, "not_found");
-    assert!(server
-        .as_caller(&admin)
+    assert!(as_admin
         .all(Kind::Project, &[("loadTeam", "1")])
         .await
         .is_empty());
@@ -303,10 +288,8 @@ async fn a_new_project_takes_the_defaults_and_the_caller_as_owner() {
 async fn an_id_and_read_only_attributes_given_on_add_are_ignored() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let first = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "First")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let first = as_admin.add(Kind::Project, &[("name", "First")]).await;
     let r = server
         .call_json(
             "projects/add",
@@ -324,10 +307,7 @@ async fn an_id_and_read_only_attributes_given_on_add_are_ignored() {
     assert_ne!(id_of(&p), first);
     assert_ne!(p["createdAt"], "2000-01-01 00:00:00");
     assert_eq!(p["can_edit"], true);
-    assert_eq!(
-        server.as_caller(&admin).get(Kind::Project, first).await["name"],
-        "First"
-    );
+    assert_eq!(as_admin.get(Kind::Project, first).await["name"], "First");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -343,23 +323,20 @@ async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() 
     let (bob, _) = server.user("bob@example.com", 150, false).await;
     let (a, b) = (ann.to_string(), bob.to_string());
 
-    let brackets = server
-        .as_caller(&admin)
+    let brackets = as_admin
         .add(
             Kind::Project,
             &[("name", "Brackets"), ("team[]", &a), ("team[]", &b)],
         )
         .await;
-    let indexes = server
-        .as_caller(&admin)
+    let indexes = as_admin
         .add(
             Kind::Project,
             &[("name", "Indexes"), ("team[0]", &a), ("team[1]", &b)],
         )
         .await;
     let comma = format!("{ann}, {bob}");
-    let commas = server
-        .as_caller(&admin)
+    let commas = as_admin
         .add(Kind::Project, &[("name", "Commas"), ("team", &comma)])
         .await;
     let r = post_json(
@@ -381,8 +358,7 @@ async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() 
     }
 
     // A duplicate is dropped; an update replaces the team; an empty value clears it.
-    let p = server
-        .as_caller(&admin)
+    let p = as_admin
         .update(
             Kind::Project,
             brackets,
@@ -390,8 +366,7 @@ async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() 
         )
         .await;
     assert_eq!(team_of(&p), [bob]);
-    let p = server
-        .as_caller(&admin)
+    let p = as_admin
         .update(Kind::Project, brackets, &[("team", "")])
         .await;
     assert_eq!(team_of(&p), Vec::<i64>::new());
@@ -405,9 +380,9 @@ async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() 
 async fn get_by_id_always_includes_the_team_and_lists_only_with_load_team() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let id = server
-        .as_caller(&admin)
+    let id = as_admin
         .add(
             Kind::Project,
             &[("name", "Site"), ("team", &ann.to_string())],
@@ -415,10 +390,7 @@ async fn get_by_id_always_includes_the_team_and_lists_only_with_load_team() {
         .await;
 
     // getById, JSON and XML.
-    assert_eq!(
-        team_of(&server.as_caller(&admin).get(Kind::Project, id).await),
-        [ann]
-    );
+    assert_eq!(team_of(&as_admin.get(Kind::Project, id).await), [ann]);
     let r = server
         .call(
             "projects/getById",
@@ -464,8 +436,7 @@ async fn a_partial_update_keeps_every_attribute_not_sent() {
     let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let group = as_admin.group("G").await;
-    let id = server
-        .as_caller(&admin)
+    let id = as_admin
         .add(
             Kind::Project,
             &[
@@ -488,8 +459,7 @@ async fn a_partial_update_keeps_every_attribute_not_sent() {
         .await;
     let before = as_admin.get(Kind::Project, id).await;
 
-    let after = server
-        .as_caller(&admin)
+    let after = as_admin
         .update(Kind::Project, id, &[("name", "Renamed")])
         .await;
     assert_eq!(after["name"], "Renamed");
@@ -500,10 +470,7 @@ async fn a_partial_update_keeps_every_attribute_not_sent() {
     assert_eq!(as_admin.get(Kind::Project, id).await, after);
 
     // Sending nothing but the id changes nothing either.
-    let same = server
-        .as_caller(&admin)
-        .update(Kind::Project, id, &[])
-        .await;
+    let same = as_admin.update(Kind::Project, id, &[]).await;
     expected["updatedAt"] = same["updatedAt"].clone();
     assert_eq!(same, expected);
 }
@@ -514,8 +481,7 @@ async fn an_empty_value_clears_the_description_the_tags_and_the_dates() {
     let admin = server.admin().await;
     let as_admin = server.as_caller(&admin);
     let group = as_admin.group("G").await;
-    let id = server
-        .as_caller(&admin)
+    let id = as_admin
         .add(
             Kind::Project,
             &[
@@ -528,8 +494,7 @@ async fn an_empty_value_clears_the_description_the_tags_and_the_dates() {
             ],
         )
         .await;
-    let p = server
-        .as_caller(&admin)
+    let p = as_admin
         .update(Kind::Project, id, &[("description", ""), ("endDate", "")])
         .await;
     assert_eq!(p["description"], Value::Null);
@@ -537,8 +502,7 @@ async fn an_empty_value_clears_the_description_the_tags_and_the_dates() {
     assert_eq!(p["startDate"], "2024-01-01 00:00:00");
     assert_eq!(p["tags"], "a");
 
-    let p = server
-        .as_caller(&admin)
+    let p = as_admin
         .update(
             Kind::Project,
             id,
@@ -573,8 +537,8 @@ async fn an_empty_value_clears_the_description_the_tags_and_the_dates() {
 async fn a_json_null_clears_a_nullable_attribute() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin
         .add(Kind::Project, &[("name", "Site"), ("description", "About")])
         .await;
     let r = post_json(
@@ -586,7 +550,7 @@ async fn a_json_null_clears_a_nullable_attribute() {
     r.assert_ok();
     assert_eq!(r.json()["project"]["description"], Value::Null);
     assert_eq!(
-        server.as_caller(&admin).get(Kind::Project, id).await["description"],
+        as_admin.get(Kind::Project, id).await["description"],
         Value::Null
     );
 }
@@ -599,14 +563,9 @@ async fn a_json_null_clears_a_nullable_attribute() {
 async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let existing = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Existing")])
-        .await;
-    let before = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let existing = as_admin.add(Kind::Project, &[("name", "Existing")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let long_name = "x".repeat(256);
     let long_description = "d".repeat(100_001);
     let long_tags = "t".repeat(1_001);
@@ -681,12 +640,7 @@ async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
 
     assert_nothing_changed(&server, &admin, &before).await;
     assert_eq!(
-        id_of(
-            &server
-                .as_caller(&admin)
-                .all(Kind::Project, &[("loadTeam", "1")])
-                .await[0]
-        ),
+        id_of(&as_admin.all(Kind::Project, &[("loadTeam", "1")]).await[0]),
         existing
     );
 }
@@ -726,8 +680,7 @@ async fn update_refuses_invalid_attributes_and_keeps_the_project() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let as_admin = server.as_caller(&admin);
-    let id = server
-        .as_caller(&admin)
+    let id = as_admin
         .add(
             Kind::Project,
             &[("name", "Site"), ("startDate", "2024-02-01")],
@@ -768,14 +721,9 @@ async fn update_refuses_invalid_attributes_and_keeps_the_project() {
 async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let before = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let cases = [
         ("project[priority]", "high", "project[priority]"),
         ("project[hidden]", "maybe", "project[hidden]"),
@@ -837,14 +785,9 @@ async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
 async fn an_unknown_project_is_404_for_every_call() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let before = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let missing = (id + 100).to_string();
     server
         .call_json(
@@ -885,14 +828,9 @@ async fn an_unknown_project_is_404_for_every_call() {
 async fn update_and_remove_without_an_id_are_refused() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let before = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let r = server
         .call_json(
             "projects/update",
@@ -917,14 +855,9 @@ async fn update_and_remove_without_an_id_are_refused() {
 async fn writes_sent_with_get_are_405_and_change_nothing() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let before = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let id_s = id.to_string();
     let cases: [(&str, Vec<(&str, &str)>); 3] = [
         ("projects/add", vec![("project[name]", "New")]),
@@ -970,16 +903,11 @@ async fn writes_sent_with_get_are_405_and_change_nothing() {
 async fn external_users_and_clients_cannot_add_projects() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (_, external) = server.user("ext@example.com", 150, false).await;
     let (_, client) = server.user("client@example.com", 200, false).await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Existing")])
-        .await;
-    let before = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    as_admin.add(Kind::Project, &[("name", "Existing")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     for sid in [&external, &client] {
         server
             .call_json(
@@ -1003,14 +931,9 @@ async fn external_users_and_clients_cannot_add_projects() {
 async fn without_a_session_nothing_is_added_or_read() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let before = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let r = server
         .call_json("projects/add", &[("project[name]", "Anon")])
         .await;
@@ -1033,17 +956,14 @@ async fn without_a_session_nothing_is_added_or_read() {
 async fn users_see_and_edit_projects_by_the_visibility_rules() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
     let (_, bob_s) = server.user("bob@example.com", 100, false).await;
     let (ext, ext_s) = server.user("ext@example.com", 150, false).await;
     let (client, client_s) = server.user("client@example.com", 200, false).await;
 
-    let open = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Open")])
-        .await;
-    let hidden = server
-        .as_caller(&admin)
+    let open = as_admin.add(Kind::Project, &[("name", "Open")]).await;
+    let hidden = as_admin
         .add(
             Kind::Project,
             &[
@@ -1053,8 +973,7 @@ async fn users_see_and_edit_projects_by_the_visibility_rules() {
             ],
         )
         .await;
-    let hidden_alone = server
-        .as_caller(&admin)
+    let hidden_alone = as_admin
         .add(Kind::Project, &[("name", "Hidden alone"), ("hidden", "1")])
         .await;
 
@@ -1065,10 +984,7 @@ async fn users_see_and_edit_projects_by_the_visibility_rules() {
     assert_filter(&server, &client_s, &[], &[hidden]).await;
 
     // Invisible is 404, even to remove; visible but not editable is 403.
-    let before = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     for (sid, id) in [(&bob_s, hidden), (&ext_s, open), (&client_s, hidden_alone)] {
         server
             .call_json(
@@ -1133,16 +1049,10 @@ async fn users_see_and_edit_projects_by_the_visibility_rules() {
 async fn status_done_records_the_closing_time_for_hide_old_object_period() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Open")])
-        .await;
-    let done = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Done")])
-        .await;
-    server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Project, &[("name", "Open")]).await;
+    let done = as_admin.add(Kind::Project, &[("name", "Done")]).await;
+    as_admin
         .update(Kind::Project, done, &[("status", "30")])
         .await;
     // Closed just now: kept by a period of one day, and even of zero days for now.
@@ -1169,8 +1079,7 @@ async fn status_done_records_the_closing_time_for_hide_old_object_period() {
     )
     .await;
     // Another update keeps the closing time; reopening clears it.
-    server
-        .as_caller(&admin)
+    as_admin
         .update(Kind::Project, done, &[("name", "Done!")])
         .await;
     assert_filter(
@@ -1180,8 +1089,7 @@ async fn status_done_records_the_closing_time_for_hide_old_object_period() {
         &[open],
     )
     .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .update(Kind::Project, done, &[("status", "10")])
         .await;
     assert_filter(
@@ -1297,26 +1205,20 @@ async fn the_group_id_filter_keeps_the_projects_of_that_group() {
     let as_admin = server.as_caller(&admin);
     let g1 = as_admin.group("One").await;
     let g2 = as_admin.group("Two").await;
-    let a = server
-        .as_caller(&admin)
+    let a = as_admin
         .add(
             Kind::Project,
             &[("name", "A"), ("groupId", &g1.to_string())],
         )
         .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .add(
             Kind::Project,
             &[("name", "B"), ("groupId", &g2.to_string())],
         )
         .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "C")])
-        .await;
-    let d = server
-        .as_caller(&admin)
+    as_admin.add(Kind::Project, &[("name", "C")]).await;
+    let d = as_admin
         .add(
             Kind::Project,
             &[("name", "D"), ("groupId", &g1.to_string())],
@@ -1335,17 +1237,14 @@ async fn the_group_id_filter_keeps_the_projects_of_that_group() {
 async fn the_owner_id_filter_keeps_the_projects_of_that_owner() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Admin's")])
-        .await;
+    as_admin.add(Kind::Project, &[("name", "Admin's")]).await;
     let by_ann = server
         .as_caller(&ann_s)
         .add(Kind::Project, &[("name", "Ann's")])
         .await;
-    let given = server
-        .as_caller(&admin)
+    let given = as_admin
         .add(
             Kind::Project,
             &[("name", "Given"), ("ownerId", &ann.to_string())],
@@ -1364,44 +1263,18 @@ async fn the_owner_id_filter_keeps_the_projects_of_that_owner() {
 async fn the_name_filter_is_a_case_insensitive_substring() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let a = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Alpha Site")])
-        .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Gamma")])
-        .await;
-    let b = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "beta SITE")])
-        .await;
-    let c = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "website")])
-        .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Sit")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let a = as_admin.add(Kind::Project, &[("name", "Alpha Site")]).await;
+    as_admin.add(Kind::Project, &[("name", "Gamma")]).await;
+    let b = as_admin.add(Kind::Project, &[("name", "beta SITE")]).await;
+    let c = as_admin.add(Kind::Project, &[("name", "website")]).await;
+    as_admin.add(Kind::Project, &[("name", "Sit")]).await;
     assert_filter(&server, &admin, &[("filter[name]", "site")], &[a, b, c]).await;
     // Wildcards are literal.
-    let under = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "a_b")])
-        .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "axb")])
-        .await;
-    let percent = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "100% done")])
-        .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "100 done")])
-        .await;
+    let under = as_admin.add(Kind::Project, &[("name", "a_b")]).await;
+    as_admin.add(Kind::Project, &[("name", "axb")]).await;
+    let percent = as_admin.add(Kind::Project, &[("name", "100% done")]).await;
+    as_admin.add(Kind::Project, &[("name", "100 done")]).await;
     assert_filter(&server, &admin, &[("filter[name]", "a_b")], &[under]).await;
     assert_filter(&server, &admin, &[("filter[name]", "0% ")], &[percent]).await;
 }
@@ -1410,27 +1283,22 @@ async fn the_name_filter_is_a_case_insensitive_substring() {
 async fn the_assigned_to_filter_keeps_projects_whose_team_holds_the_user() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
     let (bob, _) = server.user("bob@example.com", 100, false).await;
-    let with_ann = server
-        .as_caller(&admin)
+    let with_ann = as_admin
         .add(Kind::Project, &[("name", "A"), ("team", &ann.to_string())])
         .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .add(Kind::Project, &[("name", "B"), ("team", &bob.to_string())])
         .await;
-    let both = server
-        .as_caller(&admin)
+    let both = as_admin
         .add(
             Kind::Project,
             &[("name", "AB"), ("team", &format!("{bob},{ann}"))],
         )
         .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "None")])
-        .await;
+    as_admin.add(Kind::Project, &[("name", "None")]).await;
     // Owning is not being assigned.
     server
         .as_caller(&ann_s)
@@ -1449,16 +1317,12 @@ async fn the_assigned_to_filter_keeps_projects_whose_team_holds_the_user() {
 async fn the_active_filter_drops_done_projects() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Open")])
-        .await;
-    let on_hold = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Project, &[("name", "Open")]).await;
+    let on_hold = as_admin
         .add(Kind::Project, &[("name", "On hold"), ("status", "20")])
         .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .add(Kind::Project, &[("name", "Done"), ("status", "30")])
         .await;
     assert_filter(
@@ -1474,25 +1338,19 @@ async fn the_active_filter_drops_done_projects() {
 async fn the_hide_old_object_period_filter_drops_projects_closed_longer_ago() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Open")])
-        .await;
-    let old = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Project, &[("name", "Open")]).await;
+    let old = as_admin
         .add(Kind::Project, &[("name", "Done a while ago")])
         .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .update(Kind::Project, old, &[("status", "30")])
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let fresh = server
-        .as_caller(&admin)
+    let fresh = as_admin
         .add(Kind::Project, &[("name", "Done just now")])
         .await;
-    let on_hold = server
-        .as_caller(&admin)
+    let on_hold = as_admin
         .add(Kind::Project, &[("name", "On hold"), ("status", "20")])
         .await;
     // A period of 0 days keeps only what was closed this very second (dates are whole
@@ -1500,24 +1358,20 @@ async fn the_hide_old_object_period_filter_drops_projects_closed_longer_ago() {
     // round that straddles a second is done again (a loaded machine can take that long).
     for round in 0.. {
         let second = unix_now();
-        server
-            .as_caller(&admin)
+        as_admin
             .update(Kind::Project, fresh, &[("status", "30")])
             .await;
-        let period = server
-            .as_caller(&admin)
+        let period = as_admin
             .list(Kind::Project, &[("filter[hide_old_object_period]", "0")])
             .await
             .ids_total();
         // hide_non_active is the same filter.
-        let non_active = server
-            .as_caller(&admin)
+        let non_active = as_admin
             .list(Kind::Project, &[("filter[hide_non_active]", "0")])
             .await
             .ids_total();
         if unix_now() != second && round < 20 {
-            server
-                .as_caller(&admin)
+            as_admin
                 .update(Kind::Project, fresh, &[("status", "10")])
                 .await;
             continue;
@@ -1559,24 +1413,19 @@ async fn the_hide_old_object_period_filter_drops_projects_closed_longer_ago() {
 async fn the_updated_filters_split_at_a_time_from_inclusive_before_exclusive() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let early = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Early")])
-        .await;
-    let touched = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let early = as_admin.add(Kind::Project, &[("name", "Early")]).await;
+    let touched = as_admin
         .add(Kind::Project, &[("name", "Touched later")])
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let late = server.as_caller(&admin).get(Kind::Project, touched).await;
-    let p = server
-        .as_caller(&admin)
+    let late = as_admin.get(Kind::Project, touched).await;
+    let p = as_admin
         .update(Kind::Project, touched, &[("flag", "1")])
         .await;
     let at = p["updatedAt"].as_str().unwrap().to_owned();
     assert_ne!(late["updatedAt"], json!(at), "an update moves updatedAt");
-    let added = server
-        .as_caller(&admin)
+    let added = as_admin
         .add(Kind::Project, &[("name", "Added later")])
         .await;
 
@@ -1616,27 +1465,22 @@ async fn the_updated_filters_split_at_a_time_from_inclusive_before_exclusive() {
 async fn filters_combine_and_each_narrows_the_list() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = server.as_caller(&admin).group("G").await;
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("G").await;
     let g_s = g.to_string();
-    let a = server
-        .as_caller(&admin)
+    let a = as_admin
         .add(Kind::Project, &[("name", "Site A"), ("groupId", &g_s)])
         .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .add(
             Kind::Project,
             &[("name", "Site B"), ("groupId", &g_s), ("status", "30")],
         )
         .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .add(Kind::Project, &[("name", "Other"), ("groupId", &g_s)])
         .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site C")])
-        .await;
+    as_admin.add(Kind::Project, &[("name", "Site C")]).await;
     assert_filter(
         &server,
         &admin,
@@ -1705,11 +1549,11 @@ async fn a_filter_of_the_wrong_type_is_400() {
 async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let mut ids = Vec::new();
     for n in 1..=5 {
         ids.push(
-            server
-                .as_caller(&admin)
+            as_admin
                 .add(Kind::Project, &[("name", &format!("P{n}"))])
                 .await,
         );
@@ -1744,24 +1588,21 @@ async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
 
     // Past the end: nothing, with the total. Count 0: nothing. The last partial page.
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Project, &[("offset", "10")])
             .await
             .ids_total(),
         (vec![], 5)
     );
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Project, &[("count", "0")])
             .await
             .ids_total(),
         (vec![], 5)
     );
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Project, &[("offset", "4"), ("count", "2")])
             .await
             .ids_total(),
@@ -1769,8 +1610,7 @@ async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
     );
     // The page is counted after filtering.
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(
                 Kind::Project,
                 &[("filter[name]", "P"), ("offset", "1"), ("count", "1")]
@@ -1781,8 +1621,7 @@ async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
     );
     // The most allowed.
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Project, &[("count", "1000")])
             .await
             .ids_total(),
@@ -1835,23 +1674,16 @@ async fn a_count_over_1000_is_422_and_a_count_that_is_not_a_number_is_400() {
 async fn get_list_defaults_to_100_rows_and_get_all_returns_everything() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     for n in 0..101 {
-        server
-            .as_caller(&admin)
+        as_admin
             .add(Kind::Project, &[("name", &format!("P{n}"))])
             .await;
     }
-    let (ids, total) = server
-        .as_caller(&admin)
-        .list(Kind::Project, &[])
-        .await
-        .ids_total();
+    let (ids, total) = as_admin.list(Kind::Project, &[]).await.ids_total();
     assert_eq!(ids.len(), 100);
     assert_eq!(total, 101);
-    let all = server
-        .as_caller(&admin)
-        .all(Kind::Project, &[("loadTeam", "1")])
-        .await;
+    let all = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     assert_eq!(all.len(), 101);
 }
 
@@ -1859,34 +1691,20 @@ async fn get_list_defaults_to_100_rows_and_get_all_returns_everything() {
 async fn lists_are_ordered_by_id_ascending() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let mut ids = Vec::new();
     for name in ["Zulu", "alpha", "Mike", "Bravo"] {
-        ids.push(
-            server
-                .as_caller(&admin)
-                .add(Kind::Project, &[("name", name)])
-                .await,
-        );
+        ids.push(as_admin.add(Kind::Project, &[("name", name)]).await);
     }
     // Updating the first does not move it to the end.
-    server
-        .as_caller(&admin)
+    as_admin
         .update(Kind::Project, ids[0], &[("name", "Yankee")])
         .await;
     let mut sorted = ids.clone();
     sorted.sort_unstable();
     assert_eq!(ids, sorted, "ids grow");
-    assert_eq!(
-        server
-            .as_caller(&admin)
-            .list(Kind::Project, &[])
-            .await
-            .ids_total()
-            .0,
-        ids
-    );
-    let all: Vec<i64> = server
-        .as_caller(&admin)
+    assert_eq!(as_admin.list(Kind::Project, &[]).await.ids_total().0, ids);
+    let all: Vec<i64> = as_admin
         .all(Kind::Project, &[("loadTeam", "1")])
         .await
         .iter()
@@ -1901,17 +1719,13 @@ async fn a_project_left_without_its_removed_group_is_seen_by_updated_from() {
     let admin = server.admin().await;
     let as_admin = server.as_caller(&admin);
     let g = as_admin.group("Doomed").await;
-    let in_group = server
-        .as_caller(&admin)
+    let in_group = as_admin
         .add(
             Kind::Project,
             &[("name", "In group"), ("groupId", &g.to_string())],
         )
         .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Elsewhere")])
-        .await;
+    as_admin.add(Kind::Project, &[("name", "Elsewhere")]).await;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let now = server_now(&server, &admin).await;
     server

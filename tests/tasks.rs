@@ -64,11 +64,9 @@ fn sleep_past_a_second() -> tokio::time::Sleep {
 async fn a_task_goes_through_add_get_update_list_and_remove_in_xml() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let project = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
 
     let r = server
         .call(
@@ -123,10 +121,7 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_xml() {
     assert_eq!(r.xml_text("hidden").unwrap(), "0");
     assert_eq!(r.xml_text("name").unwrap(), "Write <copy>");
 
-    let second = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Second")])
-        .await;
+    let second = as_admin.add(Kind::Task, &[("name", "Second")]).await;
     let r = server.call("tasks/getList", &[("sessionId", &admin)]).await;
     r.assert_ok();
     let doc = r.xml();
@@ -155,11 +150,7 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_xml() {
         .await;
     r.assert_fail(404, "not_found");
     assert_eq!(
-        server
-            .as_caller(&admin)
-            .list(Kind::Task, &[])
-            .await
-            .ids_total(),
+        as_admin.list(Kind::Task, &[]).await.ids_total(),
         (vec![second], 1)
     );
 }
@@ -171,13 +162,9 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
     let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let (bob, _) = server.user("bob@example.com", 100, false).await;
-    let project = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
 
-    let t = server
-        .as_caller(&admin)
+    let t = as_admin
         .try_add(
             Kind::Task,
             &[
@@ -202,8 +189,7 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
     assert_eq!(team_of(&t), [ann, bob]);
     assert_eq!(as_admin.get(Kind::Task, id).await, t);
 
-    let u = server
-        .as_caller(&admin)
+    let u = as_admin
         .update(
             Kind::Task,
             id,
@@ -224,8 +210,7 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
     assert_eq!(r.json()["total"], 1);
     assert!(r.json()["items"][0].get("team").is_none(), "{}", r.body);
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items,
@@ -240,14 +225,12 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
         .await;
     r.assert_ok();
     assert_eq!(r.json()["id"], json!(id.to_string()));
-    server
-        .as_caller(&admin)
+    as_admin
         .try_get(Kind::Task, id)
         .await
         .unwrap_err()
         .assert(404, "not_found");
-    assert!(server
-        .as_caller(&admin)
+    assert!(as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items
@@ -283,6 +266,7 @@ async fn a_new_task_takes_the_defaults_and_the_caller_as_owner() {
 async fn the_team_is_read_from_a_json_array_and_an_empty_value_clears_it() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let r = read(
         server
@@ -300,14 +284,8 @@ async fn the_team_is_read_from_a_json_array_and_an_empty_value_clears_it() {
     .await;
     r.assert_ok();
     let id = id_of(&r.json()["task"]);
-    assert_eq!(
-        team_of(&server.as_caller(&admin).get(Kind::Task, id).await),
-        [ann]
-    );
-    let t = server
-        .as_caller(&admin)
-        .update(Kind::Task, id, &[("team", "")])
-        .await;
+    assert_eq!(team_of(&as_admin.get(Kind::Task, id).await), [ann]);
+    let t = as_admin.update(Kind::Task, id, &[("team", "")]).await;
     assert_eq!(team_of(&t), Vec::<i64>::new());
 }
 
@@ -315,17 +293,11 @@ async fn the_team_is_read_from_a_json_array_and_an_empty_value_clears_it() {
 async fn a_partial_update_keeps_every_attribute_not_sent_and_empty_clears() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let project = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let parent = server
-        .as_caller(&admin)
-        .task(project, &[("name", "Parent")])
-        .await;
-    let t = server
-        .as_caller(&admin)
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let parent = as_admin.task(project, &[("name", "Parent")]).await;
+    let t = as_admin
         .try_add(
             Kind::Task,
             &[
@@ -350,8 +322,7 @@ async fn a_partial_update_keeps_every_attribute_not_sent_and_empty_clears() {
         .await
         .unwrap();
     let id = id_of(&t);
-    let after = server
-        .as_caller(&admin)
+    let after = as_admin
         .update(Kind::Task, id, &[("name", "Renamed")])
         .await;
     let mut expected = t.clone();
@@ -359,8 +330,7 @@ async fn a_partial_update_keeps_every_attribute_not_sent_and_empty_clears() {
     expected["updatedAt"] = after["updatedAt"].clone();
     assert_eq!(after, expected);
 
-    let cleared = server
-        .as_caller(&admin)
+    let cleared = as_admin
         .update(
             Kind::Task,
             id,
@@ -379,7 +349,7 @@ async fn a_partial_update_keeps_every_attribute_not_sent_and_empty_clears() {
     assert_eq!(cleared["parentName"], Value::Null);
     assert_eq!(cleared["tags"], "a");
     assert_eq!(cleared["projectId"], json!(project));
-    assert_eq!(server.as_caller(&admin).get(Kind::Task, id).await, cleared);
+    assert_eq!(as_admin.get(Kind::Task, id).await, cleared);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -393,8 +363,7 @@ async fn a_single_task_keeps_its_own_group() {
     let as_admin = server.as_caller(&admin);
     let g1 = as_admin.group("One").await;
     let g2 = as_admin.group("Two").await;
-    let t = server
-        .as_caller(&admin)
+    let t = as_admin
         .try_add(
             Kind::Task,
             &[("name", "Single"), ("groupId", &g1.to_string())],
@@ -404,21 +373,16 @@ async fn a_single_task_keeps_its_own_group() {
     let id = id_of(&t);
     assert_eq!(t["groupId"], json!(g1));
     assert_eq!(t["projectId"], Value::Null);
-    let t = server
-        .as_caller(&admin)
+    let t = as_admin
         .update(Kind::Task, id, &[("groupId", &g2.to_string())])
         .await;
     assert_eq!(t["groupId"], json!(g2));
-    let t = server
-        .as_caller(&admin)
-        .update(Kind::Task, id, &[("groupId", "")])
-        .await;
+    let t = as_admin.update(Kind::Task, id, &[("groupId", "")]).await;
     assert_eq!(t["groupId"], Value::Null);
 
     // An unknown group is refused and changes nothing.
     let before = as_admin.get(Kind::Task, id).await;
-    let r = server
-        .as_caller(&admin)
+    let r = as_admin
         .update_answer(Kind::Task, id, &[("groupId", "999")])
         .await;
     r.assert_fail(422, "validation_failed");
@@ -433,16 +397,14 @@ async fn a_task_in_a_project_takes_the_project_group_and_follows_it() {
     let as_admin = server.as_caller(&admin);
     let g1 = as_admin.group("One").await;
     let g2 = as_admin.group("Two").await;
-    let project = server
-        .as_caller(&admin)
+    let project = as_admin
         .add(
             Kind::Project,
             &[("name", "Site"), ("groupId", &g1.to_string())],
         )
         .await;
     // Its own groupId is ignored, on add and on update.
-    let t = server
-        .as_caller(&admin)
+    let t = as_admin
         .try_add(
             Kind::Task,
             &[
@@ -455,12 +417,10 @@ async fn a_task_in_a_project_takes_the_project_group_and_follows_it() {
         .unwrap();
     let id = id_of(&t);
     assert_eq!(t["groupId"], json!(g1));
-    let sub = server
-        .as_caller(&admin)
+    let sub = as_admin
         .task(project, &[("name", "Sub"), ("parentId", &id.to_string())])
         .await;
-    let t = server
-        .as_caller(&admin)
+    let t = as_admin
         .update(Kind::Task, id, &[("groupId", &g2.to_string())])
         .await;
     assert_eq!(t["groupId"], json!(g1));
@@ -501,20 +461,15 @@ async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
     let as_admin = server.as_caller(&admin);
     let g = as_admin.group("Doomed").await;
     let other = as_admin.group("Other").await;
-    let project = server
-        .as_caller(&admin)
+    let project = as_admin
         .add(
             Kind::Project,
             &[("name", "Site"), ("groupId", &g.to_string())],
         )
         .await;
-    let in_project = server
-        .as_caller(&admin)
-        .task(project, &[("name", "In project")])
-        .await;
+    let in_project = as_admin.task(project, &[("name", "In project")]).await;
     let single = id_of(
-        &server
-            .as_caller(&admin)
+        &as_admin
             .try_add(
                 Kind::Task,
                 &[("name", "Single"), ("groupId", &g.to_string())],
@@ -523,8 +478,7 @@ async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
             .unwrap(),
     );
     let elsewhere = id_of(
-        &server
-            .as_caller(&admin)
+        &as_admin
             .try_add(
                 Kind::Task,
                 &[("name", "Elsewhere"), ("groupId", &other.to_string())],
@@ -576,16 +530,10 @@ async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
 async fn a_sub_task_shows_its_parent_name() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let project = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let parent = server
-        .as_caller(&admin)
-        .task(project, &[("name", "Parent")])
-        .await;
-    let child = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let parent = as_admin.task(project, &[("name", "Parent")]).await;
+    let child = as_admin
         .try_add(
             Kind::Task,
             &[
@@ -601,17 +549,13 @@ async fn a_sub_task_shows_its_parent_name() {
     assert_eq!(child["parentId"], json!(parent));
     assert_eq!(child["parentName"], "Parent");
     assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, child_id).await["parentName"],
+        as_admin.get(Kind::Task, child_id).await["parentName"],
         "Parent"
     );
 
     // Single tasks can nest too.
-    let single_parent = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Single parent")])
-        .await;
-    let single_child = server
-        .as_caller(&admin)
+    let single_parent = as_admin.add(Kind::Task, &[("name", "Single parent")]).await;
+    let single_child = as_admin
         .try_add(
             Kind::Task,
             &[
@@ -624,12 +568,10 @@ async fn a_sub_task_shows_its_parent_name() {
     assert_eq!(single_child["parentName"], "Single parent");
 
     // Renaming the parent shows in the child, in getList too (XML and JSON).
-    server
-        .as_caller(&admin)
+    as_admin
         .update(Kind::Task, parent, &[("name", "Renamed")])
         .await;
-    let items = server
-        .as_caller(&admin)
+    let items = as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items;
@@ -650,28 +592,13 @@ async fn a_sub_task_shows_its_parent_name() {
 async fn a_parent_in_another_project_or_missing_is_422_on_the_parent_id() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let p1 = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "One")])
-        .await;
-    let p2 = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Two")])
-        .await;
-    let in_p1 = server
-        .as_caller(&admin)
-        .task(p1, &[("name", "In one")])
-        .await;
-    let in_p2 = server
-        .as_caller(&admin)
-        .task(p2, &[("name", "In two")])
-        .await;
-    let single = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Single")])
-        .await;
-    let before = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let p1 = as_admin.add(Kind::Project, &[("name", "One")]).await;
+    let p2 = as_admin.add(Kind::Project, &[("name", "Two")]).await;
+    let in_p1 = as_admin.task(p1, &[("name", "In one")]).await;
+    let in_p2 = as_admin.task(p2, &[("name", "In two")]).await;
+    let single = as_admin.add(Kind::Task, &[("name", "Single")]).await;
+    let before = as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items;
@@ -696,8 +623,7 @@ async fn a_parent_in_another_project_or_missing_is_422_on_the_parent_id() {
         assert_eq!(r.error_fields(), ["task[parentId]"], "{project}/{parent}");
     }
     // On update too.
-    let r = server
-        .as_caller(&admin)
+    let r = as_admin
         .update_answer(Kind::Task, in_p2, &[("parentId", &in_p1.to_string())])
         .await;
     r.assert_fail(422, "validation_failed");
@@ -716,8 +642,7 @@ async fn a_parent_in_another_project_or_missing_is_422_on_the_parent_id() {
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["task[parentId]"]);
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items,
@@ -729,31 +654,22 @@ async fn a_parent_in_another_project_or_missing_is_422_on_the_parent_id() {
 async fn a_cycle_of_parents_is_422_with_code_cycle() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let project = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let a = server
-        .as_caller(&admin)
-        .task(project, &[("name", "A")])
-        .await;
-    let b = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let a = as_admin.task(project, &[("name", "A")]).await;
+    let b = as_admin
         .task(project, &[("name", "B"), ("parentId", &a.to_string())])
         .await;
-    let c = server
-        .as_caller(&admin)
+    let c = as_admin
         .task(project, &[("name", "C"), ("parentId", &b.to_string())])
         .await;
-    let before = server
-        .as_caller(&admin)
+    let before = as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items;
 
     for (task, parent) in [(a, b), (a, c), (a, a), (b, c)] {
-        let r = server
-            .as_caller(&admin)
+        let r = as_admin
             .update_answer(Kind::Task, task, &[("parentId", &parent.to_string())])
             .await;
         r.assert_fail(422, "validation_failed");
@@ -765,8 +681,7 @@ async fn a_cycle_of_parents_is_422_with_code_cycle() {
         assert_eq!(error_code(&r, "task[parentId]"), "cycle");
     }
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items,
@@ -774,8 +689,7 @@ async fn a_cycle_of_parents_is_422_with_code_cycle() {
     );
 
     // Re-parenting without a cycle works.
-    let t = server
-        .as_caller(&admin)
+    let t = as_admin
         .update(Kind::Task, c, &[("parentId", &a.to_string())])
         .await;
     assert_eq!(t["parentId"], json!(a));
@@ -787,36 +701,24 @@ async fn moving_a_task_to_another_project_moves_its_sub_tasks() {
     let admin = server.admin().await;
     let as_admin = server.as_caller(&admin);
     let g = as_admin.group("Target group").await;
-    let from = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "From")])
-        .await;
-    let to = server
-        .as_caller(&admin)
+    let from = as_admin.add(Kind::Project, &[("name", "From")]).await;
+    let to = as_admin
         .add(
             Kind::Project,
             &[("name", "To"), ("groupId", &g.to_string())],
         )
         .await;
-    let top = server
-        .as_caller(&admin)
-        .task(from, &[("name", "Top")])
-        .await;
-    let child = server
-        .as_caller(&admin)
+    let top = as_admin.task(from, &[("name", "Top")]).await;
+    let child = as_admin
         .task(from, &[("name", "Child"), ("parentId", &top.to_string())])
         .await;
-    let grandchild = server
-        .as_caller(&admin)
+    let grandchild = as_admin
         .task(
             from,
             &[("name", "Grandchild"), ("parentId", &child.to_string())],
         )
         .await;
-    let stays = server
-        .as_caller(&admin)
-        .task(from, &[("name", "Stays")])
-        .await;
+    let stays = as_admin.task(from, &[("name", "Stays")]).await;
     let r = server
         .call_json(
             "activity/add",
@@ -832,28 +734,24 @@ async fn moving_a_task_to_another_project_moves_its_sub_tasks() {
     let activity = id_of(&r.json()["activity"]);
 
     // A sub-task cannot leave alone while keeping its parent.
-    let before = server
-        .as_caller(&admin)
+    let before = as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items;
-    let r = server
-        .as_caller(&admin)
+    let r = as_admin
         .update_answer(Kind::Task, child, &[("projectId", &to.to_string())])
         .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["task[parentId]"]);
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items,
         before
     );
 
-    let t = server
-        .as_caller(&admin)
+    let t = as_admin
         .update(Kind::Task, top, &[("projectId", &to.to_string())])
         .await;
     assert_eq!(t["projectId"], json!(to));
@@ -900,32 +798,22 @@ async fn moving_a_task_to_another_project_moves_its_sub_tasks() {
 async fn removing_a_task_removes_its_sub_tasks_and_their_activities() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let project = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let top = server
-        .as_caller(&admin)
-        .task(project, &[("name", "Top")])
-        .await;
-    let child = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let top = as_admin.task(project, &[("name", "Top")]).await;
+    let child = as_admin
         .task(
             project,
             &[("name", "Child"), ("parentId", &top.to_string())],
         )
         .await;
-    let grandchild = server
-        .as_caller(&admin)
+    let grandchild = as_admin
         .task(
             project,
             &[("name", "Grandchild"), ("parentId", &child.to_string())],
         )
         .await;
-    let sibling = server
-        .as_caller(&admin)
-        .task(project, &[("name", "Sibling")])
-        .await;
+    let sibling = as_admin.task(project, &[("name", "Sibling")]).await;
     let r = server
         .call_json(
             "activity/add",
@@ -948,8 +836,7 @@ async fn removing_a_task_removes_its_sub_tasks_and_their_activities() {
     r.assert_ok();
     assert_eq!(r.json()["id"], json!(top.to_string()));
     for id in [top, child, grandchild] {
-        server
-            .as_caller(&admin)
+        as_admin
             .try_get(Kind::Task, id)
             .await
             .unwrap_err()
@@ -980,12 +867,9 @@ async fn removing_a_task_removes_its_sub_tasks_and_their_activities() {
 async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let existing = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Existing")])
-        .await;
-    let before = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let existing = as_admin.add(Kind::Task, &[("name", "Existing")]).await;
+    let before = as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items;
@@ -1033,8 +917,7 @@ async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
         assert_eq!(r.error_fields(), [field], "{params:?}: {}", r.body);
     }
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items,
@@ -1049,8 +932,7 @@ async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task(
     let admin = server.admin().await;
     let as_admin = server.as_caller(&admin);
     let id = id_of(
-        &server
-            .as_caller(&admin)
+        &as_admin
             .try_add(
                 Kind::Task,
                 &[("name", "Task"), ("progress", "50"), ("estimatedTime", "3")],
@@ -1066,8 +948,7 @@ async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task(
         ("task[progress]", "", "task[progress]"),
         ("task[name]", "", "task[name]"),
     ] {
-        let r = server
-            .as_caller(&admin)
+        let r = as_admin
             .call(
                 "tasks/update",
                 &[
@@ -1082,8 +963,7 @@ async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task(
         assert_eq!(as_admin.get(Kind::Task, id).await, before);
     }
     // The bounds themselves are fine.
-    let t = server
-        .as_caller(&admin)
+    let t = as_admin
         .update(
             Kind::Task,
             id,
@@ -1098,25 +978,18 @@ async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task(
 async fn hours_done_given_in_input_is_ignored() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let t = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let t = as_admin
         .try_add(Kind::Task, &[("name", "Task"), ("hoursDone", "5")])
         .await
         .unwrap();
     assert_eq!(t["hoursDone"], 0.0);
     let id = id_of(&t);
-    let t = server
-        .as_caller(&admin)
-        .update(Kind::Task, id, &[("hoursDone", "7")])
-        .await;
+    let t = as_admin.update(Kind::Task, id, &[("hoursDone", "7")]).await;
     assert_eq!(t["hoursDone"], 0.0);
-    assert_eq!(
-        server.as_caller(&admin).get(Kind::Task, id).await["hoursDone"],
-        0.0
-    );
+    assert_eq!(as_admin.get(Kind::Task, id).await["hoursDone"], 0.0);
     // Even a value of the wrong type there is not read.
-    let t = server
-        .as_caller(&admin)
+    let t = as_admin
         .update(Kind::Task, id, &[("hoursDone", "lots")])
         .await;
     assert_eq!(t["hoursDone"], 0.0);
@@ -1126,12 +999,9 @@ async fn hours_done_given_in_input_is_ignored() {
 async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Task")])
-        .await;
-    let before = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Task, &[("name", "Task")]).await;
+    let before = as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items;
@@ -1151,8 +1021,7 @@ async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
             .await;
         r.assert_fail(400, "invalid_argument");
         assert_eq!(r.json()["field"], json!(key), "{}", r.body);
-        let r = server
-            .as_caller(&admin)
+        let r = as_admin
             .call(
                 "tasks/update",
                 &[("task[id]", &id.to_string()), (key, value)],
@@ -1162,8 +1031,7 @@ async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
         assert_eq!(r.json()["field"], json!(key), "{}", r.body);
     }
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items,
@@ -1175,12 +1043,9 @@ async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
 async fn an_unknown_task_or_project_is_404() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Task")])
-        .await;
-    let before = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Task, &[("name", "Task")]).await;
+    let before = as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items;
@@ -1220,14 +1085,12 @@ async fn an_unknown_task_or_project_is_404() {
         )
         .await
         .assert_fail(404, "not_found");
-    server
-        .as_caller(&admin)
+    as_admin
         .update_answer(Kind::Task, id, &[("projectId", "999")])
         .await
         .assert_fail(404, "not_found");
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items,
@@ -1239,12 +1102,9 @@ async fn an_unknown_task_or_project_is_404() {
 async fn writes_sent_with_get_are_405_and_change_nothing() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Task")])
-        .await;
-    let before = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Task, &[("name", "Task")]).await;
+    let before = as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items;
@@ -1269,8 +1129,7 @@ async fn writes_sent_with_get_are_405_and_change_nothing() {
         );
     }
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items,
@@ -1294,19 +1153,14 @@ async fn who_may_add_tasks_follows_the_roles() {
     let (ext, ext_s) = server.user("ext@example.com", 150, false).await;
     let (client, client_s) = server.user("client@example.com", 200, false).await;
     let (_, user_s) = server.user("user@example.com", 100, false).await;
-    let team = server
-        .as_caller(&admin)
+    let team = as_admin
         .add(
             Kind::Project,
             &[("name", "Team"), ("team", &format!("{ext},{client}"))],
         )
         .await;
-    let outside = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Outside")])
-        .await;
-    let before = server
-        .as_caller(&admin)
+    let outside = as_admin.add(Kind::Project, &[("name", "Outside")]).await;
+    let before = as_admin
         .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
         .await
         .items;
@@ -1344,8 +1198,7 @@ async fn who_may_add_tasks_follows_the_roles() {
             .assert_fail(404, "not_found");
     }
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items,
@@ -1375,8 +1228,7 @@ async fn who_may_add_tasks_follows_the_roles() {
         .add(Kind::Task, &[("name", "Single by user")])
         .await;
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
             .await
             .items
@@ -1410,19 +1262,15 @@ async fn who_may_add_tasks_follows_the_roles() {
 async fn hidden_tasks_are_seen_only_by_their_owner_and_teams() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
     let (_, bob_s) = server.user("bob@example.com", 100, false).await;
-    let project = server
-        .as_caller(&admin)
+    let project = as_admin
         .add(Kind::Project, &[("name", "Open project")])
         .await;
-    let open = server
-        .as_caller(&admin)
-        .task(project, &[("name", "Open")])
-        .await;
+    let open = as_admin.task(project, &[("name", "Open")]).await;
     let hidden = id_of(
-        &server
-            .as_caller(&admin)
+        &as_admin
             .try_add(
                 Kind::Task,
                 &[
@@ -1466,21 +1314,12 @@ async fn hidden_tasks_are_seen_only_by_their_owner_and_teams() {
 async fn status_done_records_the_closing_time_for_hide_old_object_period() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Open")])
-        .await;
-    let done = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Done")])
-        .await;
-    server
-        .as_caller(&admin)
-        .update(Kind::Task, done, &[("status", "30")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Task, &[("name", "Open")]).await;
+    let done = as_admin.add(Kind::Task, &[("name", "Done")]).await;
+    as_admin.update(Kind::Task, done, &[("status", "30")]).await;
     let added_done = id_of(
-        &server
-            .as_caller(&admin)
+        &as_admin
             .try_add(Kind::Task, &[("name", "Added done"), ("status", "30")])
             .await
             .unwrap(),
@@ -1509,10 +1348,7 @@ async fn status_done_records_the_closing_time_for_hide_old_object_period() {
     )
     .await;
     // Reopening clears the closing time.
-    server
-        .as_caller(&admin)
-        .update(Kind::Task, done, &[("status", "20")])
-        .await;
+    as_admin.update(Kind::Task, done, &[("status", "20")]).await;
     assert_filter(
         &server,
         &admin,
@@ -1531,22 +1367,12 @@ async fn the_project_id_filter_keeps_the_tasks_of_that_project() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let as_admin = server.as_caller(&admin);
-    let p1 = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "One")])
-        .await;
-    let p2 = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Two")])
-        .await;
+    let p1 = as_admin.add(Kind::Project, &[("name", "One")]).await;
+    let p2 = as_admin.add(Kind::Project, &[("name", "Two")]).await;
     let a = as_admin.task(p1, &[("name", "A")]).await;
     as_admin.task(p2, &[("name", "B")]).await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Single")])
-        .await;
-    let c = server
-        .as_caller(&admin)
+    as_admin.add(Kind::Task, &[("name", "Single")]).await;
+    let c = as_admin
         .task(p1, &[("name", "C"), ("parentId", &a.to_string())])
         .await;
     assert_filter(
@@ -1563,22 +1389,16 @@ async fn the_parent_id_filter_keeps_the_direct_sub_tasks() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let as_admin = server.as_caller(&admin);
-    let p = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
+    let p = as_admin.add(Kind::Project, &[("name", "Site")]).await;
     let a = as_admin.task(p, &[("name", "A")]).await;
-    let b = server
-        .as_caller(&admin)
+    let b = as_admin
         .task(p, &[("name", "B"), ("parentId", &a.to_string())])
         .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .task(p, &[("name", "D under B"), ("parentId", &b.to_string())])
         .await;
     as_admin.task(p, &[("name", "Top")]).await;
-    let c = server
-        .as_caller(&admin)
+    let c = as_admin
         .task(p, &[("name", "C"), ("parentId", &a.to_string())])
         .await;
     assert_filter(
@@ -1740,26 +1560,17 @@ async fn the_progress_filters_are_strict() {
 async fn the_created_filters_split_at_a_creation_time() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let early = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Early")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let early = as_admin.add(Kind::Task, &[("name", "Early")]).await;
     sleep_past_a_second().await;
-    let late = server
-        .as_caller(&admin)
+    let late = as_admin
         .try_add(Kind::Task, &[("name", "Late")])
         .await
         .unwrap();
     let at = late["createdAt"].as_str().unwrap().to_owned();
     // Updating the early task now does not make it created later.
-    server
-        .as_caller(&admin)
-        .update(Kind::Task, early, &[("flag", "1")])
-        .await;
-    let later = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Later")])
-        .await;
+    as_admin.update(Kind::Task, early, &[("flag", "1")]).await;
+    let later = as_admin.add(Kind::Task, &[("name", "Later")]).await;
     assert_filter(
         &server,
         &admin,
@@ -1774,19 +1585,11 @@ async fn the_created_filters_split_at_a_creation_time() {
 async fn the_updated_filters_split_at_an_update_time() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let touched = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Touched")])
-        .await;
-    let untouched = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Untouched")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let touched = as_admin.add(Kind::Task, &[("name", "Touched")]).await;
+    let untouched = as_admin.add(Kind::Task, &[("name", "Untouched")]).await;
     sleep_past_a_second().await;
-    let t = server
-        .as_caller(&admin)
-        .update(Kind::Task, touched, &[("flag", "1")])
-        .await;
+    let t = as_admin.update(Kind::Task, touched, &[("flag", "1")]).await;
     let at = t["updatedAt"].as_str().unwrap().to_owned();
     assert_ne!(t["createdAt"], t["updatedAt"]);
     assert_filter(&server, &admin, &[("filter[updatedFrom]", &at)], &[touched]).await;
@@ -1807,33 +1610,25 @@ async fn the_group_id_filter_keeps_single_tasks_of_the_group_and_tasks_of_its_pr
     let g1 = as_admin.group("One").await;
     let g2 = as_admin.group("Two").await;
     let (g1_s, g2_s) = (g1.to_string(), g2.to_string());
-    let p1 = server
-        .as_caller(&admin)
+    let p1 = as_admin
         .add(Kind::Project, &[("name", "In one"), ("groupId", &g1_s)])
         .await;
-    let p2 = server
-        .as_caller(&admin)
+    let p2 = as_admin
         .add(Kind::Project, &[("name", "In two"), ("groupId", &g2_s)])
         .await;
     let single = id_of(
-        &server
-            .as_caller(&admin)
+        &as_admin
             .try_add(Kind::Task, &[("name", "Single one"), ("groupId", &g1_s)])
             .await
             .unwrap(),
     );
-    server
-        .as_caller(&admin)
+    as_admin
         .try_add(Kind::Task, &[("name", "Single two"), ("groupId", &g2_s)])
         .await
         .unwrap();
-    let in_p1 = server
-        .as_caller(&admin)
-        .task(p1, &[("name", "In p1")])
-        .await;
+    let in_p1 = as_admin.task(p1, &[("name", "In p1")]).await;
     // Asks for g1 but its project is in g2.
-    server
-        .as_caller(&admin)
+    as_admin
         .try_add(
             Kind::Task,
             &[
@@ -1844,10 +1639,7 @@ async fn the_group_id_filter_keeps_single_tasks_of_the_group_and_tasks_of_its_pr
         )
         .await
         .unwrap();
-    server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "No group")])
-        .await;
+    as_admin.add(Kind::Task, &[("name", "No group")]).await;
     assert_filter(
         &server,
         &admin,
@@ -1861,18 +1653,15 @@ async fn the_group_id_filter_keeps_single_tasks_of_the_group_and_tasks_of_its_pr
 async fn the_owner_id_filter_keeps_the_tasks_of_that_owner() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Admin's")])
-        .await;
+    as_admin.add(Kind::Task, &[("name", "Admin's")]).await;
     let by_ann = server
         .as_caller(&ann_s)
         .add(Kind::Task, &[("name", "Ann's")])
         .await;
     let given = id_of(
-        &server
-            .as_caller(&admin)
+        &as_admin
             .try_add(
                 Kind::Task,
                 &[("name", "Given"), ("ownerId", &ann.to_string())],
@@ -1893,31 +1682,16 @@ async fn the_owner_id_filter_keeps_the_tasks_of_that_owner() {
 async fn the_name_filter_is_a_case_insensitive_substring() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let a = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let a = as_admin
         .add(Kind::Task, &[("name", "Fix LOGIN page")])
         .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Log out")])
-        .await;
-    let b = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "relogin")])
-        .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Other")])
-        .await;
+    as_admin.add(Kind::Task, &[("name", "Log out")]).await;
+    let b = as_admin.add(Kind::Task, &[("name", "relogin")]).await;
+    as_admin.add(Kind::Task, &[("name", "Other")]).await;
     assert_filter(&server, &admin, &[("filter[name]", "Login")], &[a, b]).await;
-    let under = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "x_y")])
-        .await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "xzy")])
-        .await;
+    let under = as_admin.add(Kind::Task, &[("name", "x_y")]).await;
+    as_admin.add(Kind::Task, &[("name", "xzy")]).await;
     assert_filter(&server, &admin, &[("filter[name]", "_")], &[under]).await;
 }
 
@@ -1925,23 +1699,21 @@ async fn the_name_filter_is_a_case_insensitive_substring() {
 async fn the_assigned_to_filter_keeps_tasks_whose_team_holds_the_user() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
     let (bob, _) = server.user("bob@example.com", 100, false).await;
     let with_ann = id_of(
-        &server
-            .as_caller(&admin)
+        &as_admin
             .try_add(Kind::Task, &[("name", "A"), ("team", &ann.to_string())])
             .await
             .unwrap(),
     );
-    server
-        .as_caller(&admin)
+    as_admin
         .try_add(Kind::Task, &[("name", "B"), ("team", &bob.to_string())])
         .await
         .unwrap();
     let both = id_of(
-        &server
-            .as_caller(&admin)
+        &as_admin
             .try_add(
                 Kind::Task,
                 &[("name", "AB"), ("team", &format!("{bob},{ann}"))],
@@ -1954,12 +1726,10 @@ async fn the_assigned_to_filter_keeps_tasks_whose_team_holds_the_user() {
         .as_caller(&ann_s)
         .add(Kind::Task, &[("name", "Owned by Ann")])
         .await;
-    let project = server
-        .as_caller(&admin)
+    let project = as_admin
         .add(Kind::Project, &[("name", "P"), ("team", &ann.to_string())])
         .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .task(project, &[("name", "In Ann's project")])
         .await;
     assert_filter(
@@ -1998,45 +1768,30 @@ async fn the_active_filter_drops_done_tasks() {
 async fn the_hide_old_object_period_filter_drops_tasks_closed_longer_ago() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Open")])
-        .await;
-    let old = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Old")])
-        .await;
-    server
-        .as_caller(&admin)
-        .update(Kind::Task, old, &[("status", "30")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Task, &[("name", "Open")]).await;
+    let old = as_admin.add(Kind::Task, &[("name", "Old")]).await;
+    as_admin.update(Kind::Task, old, &[("status", "30")]).await;
     sleep_past_a_second().await;
-    let fresh = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Fresh")])
-        .await;
+    let fresh = as_admin.add(Kind::Task, &[("name", "Fresh")]).await;
     // A period of 0 days keeps only what was closed this very second (dates are whole
     // seconds): the close and the lists must fall within one second of the clock, so a
     // round that straddles a second is done again (a loaded machine can take that long).
     for round in 0.. {
         let second = unix_now();
-        server
-            .as_caller(&admin)
+        as_admin
             .update(Kind::Task, fresh, &[("status", "30")])
             .await;
-        let period = server
-            .as_caller(&admin)
+        let period = as_admin
             .list(Kind::Task, &[("filter[hide_old_object_period]", "0")])
             .await
             .ids_total();
-        let non_active = server
-            .as_caller(&admin)
+        let non_active = as_admin
             .list(Kind::Task, &[("filter[hide_non_active]", "0")])
             .await
             .ids_total();
         if unix_now() != second && round < 20 {
-            server
-                .as_caller(&admin)
+            as_admin
                 .update(Kind::Task, fresh, &[("status", "10")])
                 .await;
             continue;
@@ -2100,11 +1855,11 @@ async fn an_unknown_filter_is_422_listing_the_allowed_ones() {
 async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let mut ids = Vec::new();
     for n in 1..=5 {
         ids.push(
-            server
-                .as_caller(&admin)
+            as_admin
                 .add(Kind::Task, &[("name", &format!("T{n}"))])
                 .await,
         );
@@ -2138,16 +1893,14 @@ async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
     assert_eq!(items.attribute("offset"), Some("2"));
 
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("offset", "5")])
             .await
             .ids_total(),
         (vec![], 5)
     );
     assert_eq!(
-        server
-            .as_caller(&admin)
+        as_admin
             .list(Kind::Task, &[("offset", "3"), ("count", "5")])
             .await
             .ids_total(),
@@ -2170,30 +1923,17 @@ async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
 async fn lists_are_ordered_by_id_ascending() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let p = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let a = server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "Zed")])
-        .await;
-    let b = server.as_caller(&admin).task(p, &[("name", "Alpha")]).await;
-    let c = server
-        .as_caller(&admin)
+    let as_admin = server.as_caller(&admin);
+    let p = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let a = as_admin.add(Kind::Task, &[("name", "Zed")]).await;
+    let b = as_admin.task(p, &[("name", "Alpha")]).await;
+    let c = as_admin
         .task(p, &[("name", "Mid"), ("parentId", &b.to_string())])
         .await;
-    server
-        .as_caller(&admin)
-        .update(Kind::Task, a, &[("name", "Renamed")])
-        .await;
+    as_admin.update(Kind::Task, a, &[("name", "Renamed")]).await;
     assert!(a < b && b < c);
     assert_eq!(
-        server
-            .as_caller(&admin)
-            .list(Kind::Task, &[])
-            .await
-            .ids_total(),
+        as_admin.list(Kind::Task, &[]).await.ids_total(),
         (vec![a, b, c], 3)
     );
 }
@@ -2204,14 +1944,8 @@ async fn a_task_that_follows_its_project_into_another_group_is_seen_by_updated_f
     let admin = server.admin().await;
     let as_admin = server.as_caller(&admin);
     let g = as_admin.group("G").await;
-    let project = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "Site")])
-        .await;
-    let task = server
-        .as_caller(&admin)
-        .task(project, &[("name", "Task")])
-        .await;
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let task = as_admin.task(project, &[("name", "Task")]).await;
     sleep_past_a_second().await;
     let r = server
         .call_json(
@@ -2240,14 +1974,9 @@ async fn a_task_that_follows_its_project_into_another_group_is_seen_by_updated_f
 async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let a = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "A")])
-        .await;
-    let b = server
-        .as_caller(&admin)
-        .add(Kind::Project, &[("name", "B")])
-        .await;
+    let as_admin = server.as_caller(&admin);
+    let a = as_admin.add(Kind::Project, &[("name", "A")]).await;
+    let b = as_admin.add(Kind::Project, &[("name", "B")]).await;
     let check = |step: &'static str| {
         let (server, admin) = (&server, admin.clone());
         async move {
@@ -2283,35 +2012,21 @@ async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
             );
         }
     };
-    let parent = server
-        .as_caller(&admin)
-        .task(a, &[("name", "parent")])
-        .await;
-    let child = server
-        .as_caller(&admin)
+    let parent = as_admin.task(a, &[("name", "parent")]).await;
+    let child = as_admin
         .task(a, &[("name", "child"), ("parentId", &parent.to_string())])
         .await;
-    server
-        .as_caller(&admin)
+    as_admin
         .task(
             a,
             &[("name", "grandchild"), ("parentId", &child.to_string())],
         )
         .await;
-    let done = server
-        .as_caller(&admin)
-        .task(a, &[("name", "to be done")])
-        .await;
-    server.as_caller(&admin).task(b, &[("name", "in b")]).await;
-    server
-        .as_caller(&admin)
-        .add(Kind::Task, &[("name", "in no project")])
-        .await;
+    let done = as_admin.task(a, &[("name", "to be done")]).await;
+    as_admin.task(b, &[("name", "in b")]).await;
+    as_admin.add(Kind::Task, &[("name", "in no project")]).await;
     check("added").await;
-    server
-        .as_caller(&admin)
-        .update(Kind::Task, done, &[("status", "30")])
-        .await;
+    as_admin.update(Kind::Task, done, &[("status", "30")]).await;
     check("one done").await;
     server
         .call_json(
@@ -2327,8 +2042,7 @@ async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
         .assert_ok();
     check("reopened by a progress note").await;
     let b_text = b.to_string();
-    server
-        .as_caller(&admin)
+    as_admin
         .update(
             Kind::Task,
             parent,
@@ -2360,6 +2074,7 @@ async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
 async fn every_roles_list_totals_match_the_rows_it_sees() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (u, user) = server.user("user@example.com", 100, true).await;
     let (_, teamed_user) = server.user("teamed@example.com", 100, true).await;
     let (e, external) = server.user("external@example.com", 150, true).await;
@@ -2375,8 +2090,7 @@ async fn every_roles_list_totals_match_the_rows_it_sees() {
         .unwrap()
         .to_owned();
     let (u, e, c) = (u.to_string(), e.to_string(), c.to_string());
-    let a = server
-        .as_caller(&admin)
+    let a = as_admin
         .add(
             Kind::Project,
             &[
@@ -2387,8 +2101,7 @@ async fn every_roles_list_totals_match_the_rows_it_sees() {
             ],
         )
         .await;
-    let h = server
-        .as_caller(&admin)
+    let h = as_admin
         .add(Kind::Project, &[("name", "H"), ("hidden", "1")])
         .await;
     let (a_text, h_text) = (a.to_string(), h.to_string());
@@ -2524,12 +2237,8 @@ async fn every_roles_list_totals_match_the_rows_it_sees() {
         "its own and the one it is in the team of"
     );
     assert_eq!(seen(client.clone()).await, 7);
-    server
-        .as_caller(&admin)
-        .update(Kind::Task, plain, &[("hidden", "1")])
-        .await;
-    server
-        .as_caller(&admin)
+    as_admin.update(Kind::Task, plain, &[("hidden", "1")]).await;
+    as_admin
         .update(Kind::Task, hidden, &[("hidden", "0")])
         .await;
     check("hidden flags swapped").await;
