@@ -55,11 +55,13 @@ pub struct Fail {
 }
 
 impl Fail {
+    /// The refusal a non-200 answer holds; panics unless it is a fail envelope.
     fn of(r: &Resp) -> Fail {
-        r.assert_fail(r.status, r.json()["code"].as_str().unwrap_or_default());
+        let code = r.json()["code"].as_str().unwrap_or_default().to_owned();
+        r.assert_fail(r.status, &code);
         Fail {
             status: r.status,
-            code: r.json()["code"].as_str().unwrap_or_default().to_owned(),
+            code,
             fields: r.error_fields(),
             body: r.body.clone(),
         }
