@@ -6,102 +6,10 @@ use common::*;
 
 use serde_json::Value;
 
-fn id_in(r: &Resp, kind: &str) -> i64 {
-    r.json()[kind]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {kind} id: {}", r.body))
-        .parse()
-        .unwrap()
-}
-
-async fn project(s: &TestServer, sid: &str, extra: &[(&str, &str)]) -> i64 {
-    let mut p = vec![("sessionId", sid), ("project[name]", "Site")];
-    p.extend_from_slice(extra);
-    let r = s.call_json("projects/add", &p).await;
-    r.assert_ok();
-    id_in(&r, "project")
-}
-
-async fn task(s: &TestServer, sid: &str, project_id: i64, extra: &[(&str, &str)]) -> i64 {
-    let pid = project_id.to_string();
-    let mut p = vec![
-        ("sessionId", sid),
-        ("task[name]", "Build"),
-        ("task[projectId]", pid.as_str()),
-    ];
-    p.extend_from_slice(extra);
-    let r = s.call_json("tasks/add", &p).await;
-    r.assert_ok();
-    id_in(&r, "task")
-}
-
-async fn get_task(s: &TestServer, sid: &str, id: i64) -> Value {
-    let r = s
-        .call_json(
-            "tasks/getById",
-            &[("sessionId", sid), ("id", &id.to_string())],
-        )
-        .await;
-    r.assert_ok();
-    r.json()["task"].clone()
-}
-
-/// activity/add in JSON with these `activity[...]` attributes.
-async fn add(s: &TestServer, sid: &str, attrs: &[(&str, &str)]) -> Resp {
-    let keys: Vec<String> = attrs
-        .iter()
-        .map(|(k, _)| format!("activity[{k}]"))
-        .collect();
-    let mut p = vec![("sessionId", sid)];
-    p.extend(keys.iter().zip(attrs).map(|(k, (_, v))| (k.as_str(), *v)));
-    s.call_json("activity/add", &p).await
-}
-
-/// Adds an activity and returns its id.
-async fn post(s: &TestServer, sid: &str, attrs: &[(&str, &str)]) -> i64 {
-    let r = add(s, sid, attrs).await;
-    r.assert_ok();
-    id_in(&r, "activity")
-}
-
-async fn update(s: &TestServer, sid: &str, id: i64, attrs: &[(&str, &str)]) -> Resp {
-    let keys: Vec<String> = attrs
-        .iter()
-        .map(|(k, _)| format!("activity[{k}]"))
-        .collect();
-    let id = id.to_string();
-    let mut p = vec![("sessionId", sid), ("activity[id]", id.as_str())];
-    p.extend(keys.iter().zip(attrs).map(|(k, (_, v))| (k.as_str(), *v)));
-    s.call_json("activity/update", &p).await
-}
-
-async fn get_activity(s: &TestServer, sid: &str, id: i64) -> Resp {
-    s.call_json(
-        "activity/getById",
-        &[("sessionId", sid), ("id", &id.to_string())],
-    )
-    .await
-}
-
-/// getList with these extra arguments: (total, ids of the page).
-async fn list(s: &TestServer, sid: &str, args: &[(&str, &str)]) -> (i64, Vec<i64>) {
-    let mut p = vec![("sessionId", sid)];
-    p.extend_from_slice(args);
-    let r = s.call_json("activity/getList", &p).await;
-    r.assert_ok();
-    let j = r.json();
-    let ids = j["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap().parse().unwrap())
-        .collect();
-    (j["total"].as_i64().unwrap(), ids)
-}
-
+/// The ids of every activity, as the admin lists them.
 async fn all_ids(s: &TestServer) -> Vec<i64> {
     let admin = s.admin().await;
-    list(s, &admin, &[]).await.1
+    s.as_caller(&admin).list(Kind::Activity, &[]).await.ids
 }
 
 // ---- the calls ------------------------------------------------------------------------
@@ -110,8 +18,9 @@ async fn all_ids(s: &TestServer) -> Vec<i64> {
 async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let t = task(&s, &sid, p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
     let (ts, ps) = (t.to_string(), p.to_string());
 
     // add in XML
@@ -146,7 +55,7 @@ async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() 
     r.assert_ok();
     assert!(r.body.contains("<activity>"), "{}", r.body);
     assert_eq!(r.xml_text("text").as_deref(), Some("Hello <team> & all"));
-    let r = get_activity(&s, &sid, id).await;
+    let r = as_admin.get_answer(Kind::Activity, id).await;
     r.assert_ok();
     let a = &r.json()["activity"];
     assert_eq!(a["id"], id.to_string());
@@ -156,12 +65,14 @@ async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() 
     assert_eq!(a["can_edit"], true);
 
     // update in JSON: partial
-    let r = update(&s, &sid, id, &[("text", "Changed")]).await;
+    let r = as_admin
+        .update_answer(Kind::Activity, id, &[("text", "Changed")])
+        .await;
     r.assert_ok();
     assert_eq!(r.json()["activity"]["text"], "Changed");
     assert_eq!(r.json()["activity"]["type"], "msg");
     assert_eq!(r.json()["activity"]["taskId"], t);
-    let r = get_activity(&s, &sid, id).await;
+    let r = as_admin.get_answer(Kind::Activity, id).await;
     assert_eq!(r.json()["activity"]["text"], "Changed");
 
     // getList in XML and JSON
@@ -198,10 +109,14 @@ async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() 
         .await;
     r.assert_ok();
     assert_eq!(r.xml_text("id"), Some(id.to_string()));
-    get_activity(&s, &sid, id)
+    as_admin
+        .get_answer(Kind::Activity, id)
         .await
         .assert_fail(404, "not_found");
-    assert_eq!(list(&s, &sid, &[]).await, (0, vec![]));
+    assert_eq!(
+        as_admin.list(Kind::Activity, &[]).await.total_ids(),
+        (0, vec![])
+    );
     s.call_json(
         "activity/remove",
         &[("sessionId", &sid), ("id", &id.to_string())],
@@ -215,37 +130,38 @@ async fn an_activity_is_added_read_updated_listed_and_removed_in_xml_and_json() 
 async fn an_activity_on_a_task_takes_the_tasks_project_and_one_on_a_project_has_no_task() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let other = project(&s, &sid, &[("project[name]", "Other")]).await;
-    let t = task(&s, &sid, p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let other = as_admin.project(&[("name", "Other")]).await;
+    let t = as_admin.task(p, &[]).await;
     // A projectId sent with a taskId is not believed: the task's project wins.
-    let r = add(
-        &s,
-        &sid,
-        &[
-            ("taskId", &t.to_string()),
-            ("projectId", &other.to_string()),
-            ("text", "on the task"),
-        ],
-    )
-    .await;
+    let r = as_admin
+        .add_answer(
+            Kind::Activity,
+            &[
+                ("taskId", &t.to_string()),
+                ("projectId", &other.to_string()),
+                ("text", "on the task"),
+            ],
+        )
+        .await;
     r.assert_ok();
     assert_eq!(r.json()["activity"]["projectId"], p);
     assert_eq!(r.json()["activity"]["taskId"], t);
-    let r = add(
-        &s,
-        &sid,
-        &[
-            ("projectId", &other.to_string()),
-            ("text", "on the project"),
-        ],
-    )
-    .await;
+    let r = as_admin
+        .add_answer(
+            Kind::Activity,
+            &[
+                ("projectId", &other.to_string()),
+                ("text", "on the project"),
+            ],
+        )
+        .await;
     r.assert_ok();
     assert_eq!(r.json()["activity"]["projectId"], other);
     assert_eq!(r.json()["activity"]["taskId"], Value::Null);
     // XML shows the absent task as an empty element.
-    let id = id_in(&r, "activity");
+    let id = id_of(&r.json()["activity"]);
     let r = s
         .call(
             "activity/getById",
@@ -260,8 +176,11 @@ async fn an_activity_on_a_task_takes_the_tasks_project_and_one_on_a_project_has_
 async fn an_activity_posted_to_neither_a_task_nor_a_project_is_refused_with_422() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    project(&s, &sid, &[]).await;
-    let r = add(&s, &sid, &[("type", "msg"), ("text", "nowhere")]).await;
+    let as_admin = s.as_caller(&sid);
+    as_admin.project(&[]).await;
+    let r = as_admin
+        .add_answer(Kind::Activity, &[("type", "msg"), ("text", "nowhere")])
+        .await;
     r.assert_fail(422, "validation_failed");
     assert!(!r.error_fields().is_empty(), "{}", r.body);
     assert!(all_ids(&s).await.is_empty());
@@ -272,8 +191,9 @@ async fn an_activity_posted_to_neither_a_task_nor_a_project_is_refused_with_422(
 async fn each_of_the_six_types_is_accepted_and_an_unknown_type_is_refused() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let t = task(&s, &sid, p, &[]).await.to_string();
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await.to_string();
     for (kind, text, progress) in [
         ("msg", "a message", None),
         ("progress", "half way", Some("50")),
@@ -286,18 +206,18 @@ async fn each_of_the_six_types_is_accepted_and_an_unknown_type_is_refused() {
         if let Some(p) = progress {
             attrs.push(("progress", p));
         }
-        let r = add(&s, &sid, &attrs).await;
+        let r = as_admin.add_answer(Kind::Activity, &attrs).await;
         r.assert_ok();
         assert_eq!(r.json()["activity"]["type"], kind);
         assert_eq!(r.json()["activity"]["text"], text);
     }
     assert_eq!(all_ids(&s).await.len(), 6);
-    let r = add(
-        &s,
-        &sid,
-        &[("taskId", &t), ("type", "tweet"), ("text", "x")],
-    )
-    .await;
+    let r = as_admin
+        .add_answer(
+            Kind::Activity,
+            &[("taskId", &t), ("type", "tweet"), ("text", "x")],
+        )
+        .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["activity[type]"]);
     assert_eq!(all_ids(&s).await.len(), 6, "nothing stored");
@@ -308,7 +228,8 @@ async fn each_of_the_six_types_is_accepted_and_an_unknown_type_is_refused() {
 async fn link_types_need_an_http_link_in_their_text() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await.to_string();
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await.to_string();
     for kind in ["googledocs", "ss_boards", "ff_boards"] {
         for bad in [
             None,
@@ -321,27 +242,26 @@ async fn link_types_need_an_http_link_in_their_text() {
             if let Some(text) = bad {
                 attrs.push(("text", text));
             }
-            let r = add(&s, &sid, &attrs).await;
+            let r = as_admin.add_answer(Kind::Activity, &attrs).await;
             r.assert_fail(422, "validation_failed");
             assert_eq!(r.error_fields(), ["activity[text]"], "{kind} {bad:?}");
         }
     }
     assert!(all_ids(&s).await.is_empty(), "nothing stored");
-    let id = post(
-        &s,
-        &sid,
-        &[
+    let id = as_admin
+        .activity(&[
             ("projectId", &p),
             ("type", "googledocs"),
             ("text", "https://docs.example.com/d/1"),
-        ],
-    )
-    .await;
+        ])
+        .await;
     // An update cannot turn the link into plain text either.
-    let r = update(&s, &sid, id, &[("text", "no link")]).await;
+    let r = as_admin
+        .update_answer(Kind::Activity, id, &[("text", "no link")])
+        .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(
-        get_activity(&s, &sid, id).await.json()["activity"]["text"],
+        as_admin.get_answer(Kind::Activity, id).await.json()["activity"]["text"],
         "https://docs.example.com/d/1"
     );
     s.stop().await;
@@ -353,42 +273,45 @@ async fn link_types_need_an_http_link_in_their_text() {
 async fn a_progress_note_needs_a_task_and_progress_from_0_to_100() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let t = task(&s, &sid, p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
     let (ps, ts) = (p.to_string(), t.to_string());
-    let r = add(
-        &s,
-        &sid,
-        &[("projectId", &ps), ("type", "progress"), ("progress", "50")],
-    )
-    .await;
+    let r = as_admin
+        .add_answer(
+            Kind::Activity,
+            &[("projectId", &ps), ("type", "progress"), ("progress", "50")],
+        )
+        .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["activity[taskId]"]);
-    let r = add(&s, &sid, &[("taskId", &ts), ("type", "progress")]).await;
+    let r = as_admin
+        .add_answer(Kind::Activity, &[("taskId", &ts), ("type", "progress")])
+        .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["activity[progress]"]);
     for bad in ["101", "-1"] {
-        let r = add(
-            &s,
-            &sid,
-            &[("taskId", &ts), ("type", "progress"), ("progress", bad)],
-        )
-        .await;
+        let r = as_admin
+            .add_answer(
+                Kind::Activity,
+                &[("taskId", &ts), ("type", "progress"), ("progress", bad)],
+            )
+            .await;
         r.assert_fail(422, "validation_failed");
         assert_eq!(r.error_fields(), ["activity[progress]"]);
     }
     assert!(all_ids(&s).await.is_empty(), "nothing stored");
-    let task_now = get_task(&s, &sid, t).await;
+    let task_now = as_admin.get(Kind::Task, t).await;
     assert_eq!(task_now["progress"], 0);
     assert_eq!(task_now["status"], 10);
     for ok in ["0", "100"] {
-        add(
-            &s,
-            &sid,
-            &[("taskId", &ts), ("type", "progress"), ("progress", ok)],
-        )
-        .await
-        .assert_ok();
+        as_admin
+            .add_answer(
+                Kind::Activity,
+                &[("taskId", &ts), ("type", "progress"), ("progress", ok)],
+            )
+            .await
+            .assert_ok();
     }
     s.stop().await;
 }
@@ -398,51 +321,52 @@ async fn the_newest_progress_note_sets_the_tasks_progress_and_100_closes_it_unti
 ) {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let t = task(&s, &sid, p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
     let ts = t.to_string();
     let note = |progress: &'static str| {
         let (s, sid, ts) = (&s, &sid, &ts);
         async move {
-            post(
-                s,
-                sid,
-                &[("taskId", ts), ("type", "progress"), ("progress", progress)],
-            )
-            .await
+            s.as_caller(sid)
+                .activity(&[("taskId", ts), ("type", "progress"), ("progress", progress)])
+                .await
         }
     };
     note("40").await;
-    let tk = get_task(&s, &sid, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (40.into(), 10.into())
     );
     note("100").await;
-    let tk = get_task(&s, &sid, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (100.into(), 30.into())
     );
     note("60").await;
-    let tk = get_task(&s, &sid, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (60.into(), 10.into())
     );
     // A message does not touch progress.
-    post(&s, &sid, &[("taskId", &ts), ("text", "just talk")]).await;
-    let tk = get_task(&s, &sid, t).await;
+    as_admin
+        .activity(&[("taskId", &ts), ("text", "just talk")])
+        .await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (60.into(), 10.into())
     );
     // Updating the newest note moves the task with it.
     let newest = note("70").await;
-    update(&s, &sid, newest, &[("progress", "100")])
+    as_admin
+        .update_answer(Kind::Activity, newest, &[("progress", "100")])
         .await
         .assert_ok();
-    let tk = get_task(&s, &sid, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (100.into(), 30.into())
@@ -454,31 +378,36 @@ async fn the_newest_progress_note_sets_the_tasks_progress_and_100_closes_it_unti
 async fn a_progress_note_is_never_hidden_from_clients() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let t = task(&s, &sid, p, &[]).await.to_string();
-    let r = add(
-        &s,
-        &sid,
-        &[
-            ("taskId", &t),
-            ("type", "progress"),
-            ("progress", "10"),
-            ("hideFromClients", "1"),
-        ],
-    )
-    .await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await.to_string();
+    let r = as_admin
+        .add_answer(
+            Kind::Activity,
+            &[
+                ("taskId", &t),
+                ("type", "progress"),
+                ("progress", "10"),
+                ("hideFromClients", "1"),
+            ],
+        )
+        .await;
     r.assert_ok();
     assert_eq!(r.json()["activity"]["hideFromClients"], false);
-    let id = id_in(&r, "activity");
-    let r = update(&s, &sid, id, &[("hideFromClients", "yes")]).await;
+    let id = id_of(&r.json()["activity"]);
+    let r = as_admin
+        .update_answer(Kind::Activity, id, &[("hideFromClients", "yes")])
+        .await;
     r.assert_ok();
     assert_eq!(r.json()["activity"]["hideFromClients"], false);
     assert_eq!(
-        get_activity(&s, &sid, id).await.json()["activity"]["hideFromClients"],
+        as_admin.get_answer(Kind::Activity, id).await.json()["activity"]["hideFromClients"],
         false
     );
     // A message may be hidden.
-    let r = add(&s, &sid, &[("taskId", &t), ("hideFromClients", "1")]).await;
+    let r = as_admin
+        .add_answer(Kind::Activity, &[("taskId", &t), ("hideFromClients", "1")])
+        .await;
     assert_eq!(r.json()["activity"]["hideFromClients"], true);
     s.stop().await;
 }
@@ -487,48 +416,54 @@ async fn a_progress_note_is_never_hidden_from_clients() {
 async fn a_tasks_hours_done_is_the_sum_over_its_activities_on_add_update_and_remove() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let t = task(&s, &sid, p, &[]).await;
-    let other = task(&s, &sid, p, &[("task[name]", "Other")]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
+    let other = as_admin.task(p, &[("name", "Other")]).await;
     let ts = t.to_string();
     let hours = |task: Value| task["hoursDone"].as_f64().unwrap();
-    assert_eq!(hours(get_task(&s, &sid, t).await), 0.0);
-    let a = post(&s, &sid, &[("taskId", &ts), ("hoursDone", "1.5")]).await;
-    let b = post(&s, &sid, &[("taskId", &ts), ("hoursDone", "2.25")]).await;
-    post(&s, &sid, &[("taskId", &ts), ("text", "no hours")]).await;
-    post(
-        &s,
-        &sid,
-        &[("taskId", &other.to_string()), ("hoursDone", "7")],
-    )
-    .await;
-    post(
-        &s,
-        &sid,
-        &[("projectId", &p.to_string()), ("hoursDone", "9")],
-    )
-    .await;
-    assert_eq!(hours(get_task(&s, &sid, t).await), 3.75);
-    update(&s, &sid, a, &[("hoursDone", "0.5")])
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 0.0);
+    let a = as_admin
+        .activity(&[("taskId", &ts), ("hoursDone", "1.5")])
+        .await;
+    let b = as_admin
+        .activity(&[("taskId", &ts), ("hoursDone", "2.25")])
+        .await;
+    as_admin
+        .activity(&[("taskId", &ts), ("text", "no hours")])
+        .await;
+    as_admin
+        .activity(&[("taskId", &other.to_string()), ("hoursDone", "7")])
+        .await;
+    as_admin
+        .activity(&[("projectId", &p.to_string()), ("hoursDone", "9")])
+        .await;
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 3.75);
+    as_admin
+        .update_answer(Kind::Activity, a, &[("hoursDone", "0.5")])
         .await
         .assert_ok();
-    assert_eq!(hours(get_task(&s, &sid, t).await), 2.75);
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 2.75);
     s.call_json(
         "activity/remove",
         &[("sessionId", &sid), ("id", &b.to_string())],
     )
     .await
     .assert_ok();
-    assert_eq!(hours(get_task(&s, &sid, t).await), 0.5);
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 0.5);
     // Clearing the hours of an activity counts as none.
-    update(&s, &sid, a, &[("hoursDone", "")]).await.assert_ok();
-    assert_eq!(hours(get_task(&s, &sid, t).await), 0.0);
-    assert_eq!(hours(get_task(&s, &sid, other).await), 7.0);
+    as_admin
+        .update_answer(Kind::Activity, a, &[("hoursDone", "")])
+        .await
+        .assert_ok();
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 0.0);
+    assert_eq!(hours(as_admin.get(Kind::Task, other).await), 7.0);
     // Negative hours are refused and change nothing.
-    update(&s, &sid, a, &[("hoursDone", "-1")])
+    as_admin
+        .update_answer(Kind::Activity, a, &[("hoursDone", "-1")])
         .await
         .assert_fail(422, "validation_failed");
-    assert_eq!(hours(get_task(&s, &sid, t).await), 0.0);
+    assert_eq!(hours(as_admin.get(Kind::Task, t).await), 0.0);
     s.stop().await;
 }
 
@@ -536,31 +471,35 @@ async fn a_tasks_hours_done_is_the_sum_over_its_activities_on_add_update_and_rem
 async fn hours_are_kept_to_nine_decimals_so_tenths_add_up_and_removals_leave_no_residue() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let t = task(&s, &sid, p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await;
     let ts = t.to_string();
     let mut ids = Vec::new();
     for _ in 0..10 {
-        ids.push(post(&s, &sid, &[("taskId", &ts), ("hoursDone", "0.1")]).await);
+        ids.push(
+            as_admin
+                .activity(&[("taskId", &ts), ("hoursDone", "0.1")])
+                .await,
+        );
     }
     // Added one by one in binary floating point, ten tenths would read 0.9999999999999999.
-    assert_eq!(get_task(&s, &sid, t).await["hoursDone"], 1.0);
-    post(&s, &sid, &[("taskId", &ts), ("hoursDone", "0.2")]).await;
+    assert_eq!(as_admin.get(Kind::Task, t).await["hoursDone"], 1.0);
+    as_admin
+        .activity(&[("taskId", &ts), ("hoursDone", "0.2")])
+        .await;
     s.call_json(
         "activity/remove",
         &[("sessionId", &sid), ("id", &ids[0].to_string())],
     )
     .await
     .assert_ok();
-    assert_eq!(get_task(&s, &sid, t).await["hoursDone"], 1.1);
+    assert_eq!(as_admin.get(Kind::Task, t).await["hoursDone"], 1.1);
     // A third of an hour keeps its nine decimals.
-    post(
-        &s,
-        &sid,
-        &[("taskId", &ts), ("hoursDone", "0.3333333333333")],
-    )
-    .await;
-    assert_eq!(get_task(&s, &sid, t).await["hoursDone"], 1.433333333);
+    as_admin
+        .activity(&[("taskId", &ts), ("hoursDone", "0.3333333333333")])
+        .await;
+    assert_eq!(as_admin.get(Kind::Task, t).await["hoursDone"], 1.433333333);
     s.stop().await;
 }
 
@@ -568,35 +507,42 @@ async fn hours_are_kept_to_nine_decimals_so_tenths_add_up_and_removals_leave_no_
 async fn the_date_defaults_to_now_and_can_be_given() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await.to_string();
-    let r = add(&s, &sid, &[("projectId", &p)]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await.to_string();
+    let r = as_admin
+        .add_answer(Kind::Activity, &[("projectId", &p)])
+        .await;
     r.assert_ok();
     let a = &r.json()["activity"];
     let date = a["date"].as_str().unwrap().to_owned();
     assert_eq!(date.len(), 19, "{date}");
     // Within a second or so of creation.
     assert_eq!(date[..16], a["createdAt"].as_str().unwrap()[..16]);
-    let r = add(
-        &s,
-        &sid,
-        &[("projectId", &p), ("date", "2024-03-04 05:06:07")],
-    )
-    .await;
+    let r = as_admin
+        .add_answer(
+            Kind::Activity,
+            &[("projectId", &p), ("date", "2024-03-04 05:06:07")],
+        )
+        .await;
     assert_eq!(r.json()["activity"]["date"], "2024-03-04 05:06:07");
-    let r = add(
-        &s,
-        &sid,
-        &[("projectId", &p), ("date", "2024-03-04T07:06:07+02:00")],
-    )
-    .await;
+    let r = as_admin
+        .add_answer(
+            Kind::Activity,
+            &[("projectId", &p), ("date", "2024-03-04T07:06:07+02:00")],
+        )
+        .await;
     assert_eq!(r.json()["activity"]["date"], "2024-03-04 05:06:07");
-    let id = id_in(&r, "activity");
-    let r = update(&s, &sid, id, &[("date", "2023-12-31")]).await;
+    let id = id_of(&r.json()["activity"]);
+    let r = as_admin
+        .update_answer(Kind::Activity, id, &[("date", "2023-12-31")])
+        .await;
     assert_eq!(r.json()["activity"]["date"], "2023-12-31 00:00:00");
-    let r = update(&s, &sid, id, &[("date", "yesterday")]).await;
+    let r = as_admin
+        .update_answer(Kind::Activity, id, &[("date", "yesterday")])
+        .await;
     r.assert_fail(400, "invalid_argument");
     assert_eq!(
-        get_activity(&s, &sid, id).await.json()["activity"]["date"],
+        as_admin.get_answer(Kind::Activity, id).await.json()["activity"]["date"],
         "2023-12-31 00:00:00"
     );
     s.stop().await;
@@ -606,10 +552,11 @@ async fn the_date_defaults_to_now_and_can_be_given() {
 async fn with_files_adds_the_files_and_with_names_adds_project_and_task_names() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[("project[name]", "Launch")]).await;
-    let t = task(&s, &sid, p, &[("task[name]", "Write copy")]).await;
-    let id = post(&s, &sid, &[("taskId", &t.to_string())]).await;
-    let on_project = post(&s, &sid, &[("projectId", &p.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("name", "Launch")]).await;
+    let t = as_admin.task(p, &[("name", "Write copy")]).await;
+    let id = as_admin.activity(&[("taskId", &t.to_string())]).await;
+    let on_project = as_admin.activity(&[("projectId", &p.to_string())]).await;
     let ids = id.to_string();
     s.call_json(
         "activity/attachFiles",
@@ -623,7 +570,7 @@ async fn with_files_adds_the_files_and_with_names_adds_project_and_task_names() 
     .await
     .assert_ok();
 
-    let plain = get_activity(&s, &sid, id).await.json()["activity"].clone();
+    let plain = as_admin.get_answer(Kind::Activity, id).await.json()["activity"].clone();
     assert!(plain.get("files").is_none(), "{plain}");
     assert!(plain.get("projectName").is_none(), "{plain}");
     assert!(plain.get("taskName").is_none(), "{plain}");
@@ -692,13 +639,17 @@ async fn with_files_adds_the_files_and_with_names_adds_project_and_task_names() 
 async fn the_project_filter_keeps_the_activities_of_that_project() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p1 = project(&s, &sid, &[]).await;
-    let p2 = project(&s, &sid, &[]).await;
-    let t1 = task(&s, &sid, p1, &[]).await;
-    let a = post(&s, &sid, &[("taskId", &t1.to_string())]).await;
-    let b = post(&s, &sid, &[("projectId", &p1.to_string())]).await;
-    post(&s, &sid, &[("projectId", &p2.to_string())]).await;
-    let r = list(&s, &sid, &[("filter[projectId]", &p1.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p1 = as_admin.project(&[]).await;
+    let p2 = as_admin.project(&[]).await;
+    let t1 = as_admin.task(p1, &[]).await;
+    let a = as_admin.activity(&[("taskId", &t1.to_string())]).await;
+    let b = as_admin.activity(&[("projectId", &p1.to_string())]).await;
+    as_admin.activity(&[("projectId", &p2.to_string())]).await;
+    let r = as_admin
+        .list(Kind::Activity, &[("filter[projectId]", &p1.to_string())])
+        .await
+        .total_ids();
     assert_eq!(r, (2, vec![a, b]));
     s.stop().await;
 }
@@ -707,13 +658,17 @@ async fn the_project_filter_keeps_the_activities_of_that_project() {
 async fn the_task_filter_keeps_the_activities_of_that_task() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let t1 = task(&s, &sid, p, &[]).await;
-    let t2 = task(&s, &sid, p, &[]).await;
-    let a = post(&s, &sid, &[("taskId", &t1.to_string())]).await;
-    post(&s, &sid, &[("taskId", &t2.to_string())]).await;
-    post(&s, &sid, &[("projectId", &p.to_string())]).await;
-    let r = list(&s, &sid, &[("filter[taskId]", &t1.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t1 = as_admin.task(p, &[]).await;
+    let t2 = as_admin.task(p, &[]).await;
+    let a = as_admin.activity(&[("taskId", &t1.to_string())]).await;
+    as_admin.activity(&[("taskId", &t2.to_string())]).await;
+    as_admin.activity(&[("projectId", &p.to_string())]).await;
+    let r = as_admin
+        .list(Kind::Activity, &[("filter[taskId]", &t1.to_string())])
+        .await
+        .total_ids();
     assert_eq!(r, (1, vec![a]));
     s.stop().await;
 }
@@ -722,17 +677,18 @@ async fn the_task_filter_keeps_the_activities_of_that_task() {
 async fn the_type_filter_keeps_activities_of_that_type() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let t = task(&s, &sid, p, &[]).await.to_string();
-    post(&s, &sid, &[("taskId", &t)]).await;
-    let b = post(
-        &s,
-        &sid,
-        &[("taskId", &t), ("type", "progress"), ("progress", "5")],
-    )
-    .await;
-    post(&s, &sid, &[("taskId", &t), ("type", "file")]).await;
-    let r = list(&s, &sid, &[("filter[type]", "progress")]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let t = as_admin.task(p, &[]).await.to_string();
+    as_admin.activity(&[("taskId", &t)]).await;
+    let b = as_admin
+        .activity(&[("taskId", &t), ("type", "progress"), ("progress", "5")])
+        .await;
+    as_admin.activity(&[("taskId", &t), ("type", "file")]).await;
+    let r = as_admin
+        .list(Kind::Activity, &[("filter[type]", "progress")])
+        .await
+        .total_ids();
     assert_eq!(r, (1, vec![b]));
     s.stop().await;
 }
@@ -741,27 +697,25 @@ async fn the_type_filter_keeps_activities_of_that_type() {
 async fn the_group_filter_keeps_activities_whose_project_is_in_that_group() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let r = s
-        .call_json(
-            "projectsgroups/add",
-            &[("sessionId", &sid), ("group[name]", "Clients")],
-        )
+    let as_admin = s.as_caller(&sid);
+    let g = as_admin.group("Clients").await.to_string();
+    let grouped = as_admin.project(&[("groupId", &g)]).await;
+    let loose = as_admin.project(&[]).await;
+    let t = as_admin.task(grouped, &[]).await;
+    let a = as_admin.activity(&[("taskId", &t.to_string())]).await;
+    let b = as_admin
+        .activity(&[("projectId", &grouped.to_string())])
         .await;
-    r.assert_ok();
-    let g = id_in(&r, "group").to_string();
-    let grouped = project(&s, &sid, &[("project[groupId]", &g)]).await;
-    let loose = project(&s, &sid, &[]).await;
-    let t = task(&s, &sid, grouped, &[]).await;
-    let a = post(&s, &sid, &[("taskId", &t.to_string())]).await;
-    let b = post(&s, &sid, &[("projectId", &grouped.to_string())]).await;
-    post(&s, &sid, &[("projectId", &loose.to_string())]).await;
-    post(
-        &s,
-        &sid,
-        &[("taskId", &task(&s, &sid, loose, &[]).await.to_string())],
-    )
-    .await;
-    let r = list(&s, &sid, &[("filter[groupId]", &g)]).await;
+    as_admin
+        .activity(&[("projectId", &loose.to_string())])
+        .await;
+    as_admin
+        .activity(&[("taskId", &as_admin.task(loose, &[]).await.to_string())])
+        .await;
+    let r = as_admin
+        .list(Kind::Activity, &[("filter[groupId]", &g)])
+        .await
+        .total_ids();
     assert_eq!(r, (2, vec![a, b]));
     s.stop().await;
 }
@@ -771,16 +725,26 @@ async fn the_assigned_to_filter_keeps_activities_whose_task_or_project_team_hold
     let s = TestServer::start().await;
     let (u, _) = s.user("worker@example.com", 100, false).await;
     let sid = s.admin().await;
+    let as_admin = s.as_caller(&sid);
     let us = u.to_string();
-    let p = project(&s, &sid, &[]).await;
-    let team_project = project(&s, &sid, &[("project[team]", &us)]).await;
-    let on_team_task = task(&s, &sid, p, &[("task[team]", &us)]).await;
-    let off_team_task = task(&s, &sid, p, &[]).await;
-    let a = post(&s, &sid, &[("taskId", &on_team_task.to_string())]).await;
-    post(&s, &sid, &[("taskId", &off_team_task.to_string())]).await;
-    post(&s, &sid, &[("projectId", &p.to_string())]).await;
-    let b = post(&s, &sid, &[("projectId", &team_project.to_string())]).await;
-    let r = list(&s, &sid, &[("filter[assignedTo]", &us)]).await;
+    let p = as_admin.project(&[]).await;
+    let team_project = as_admin.project(&[("team", &us)]).await;
+    let on_team_task = as_admin.task(p, &[("team", &us)]).await;
+    let off_team_task = as_admin.task(p, &[]).await;
+    let a = as_admin
+        .activity(&[("taskId", &on_team_task.to_string())])
+        .await;
+    as_admin
+        .activity(&[("taskId", &off_team_task.to_string())])
+        .await;
+    as_admin.activity(&[("projectId", &p.to_string())]).await;
+    let b = as_admin
+        .activity(&[("projectId", &team_project.to_string())])
+        .await;
+    let r = as_admin
+        .list(Kind::Activity, &[("filter[assignedTo]", &us)])
+        .await
+        .total_ids();
     assert_eq!(r, (2, vec![a, b]));
     s.stop().await;
 }
@@ -789,16 +753,22 @@ async fn the_assigned_to_filter_keeps_activities_whose_task_or_project_team_hold
 async fn the_active_filter_drops_activities_of_done_tasks_and_projects() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let done_project = project(&s, &sid, &[("project[status]", "30")]).await;
-    let open = task(&s, &sid, p, &[]).await;
-    let done = task(&s, &sid, p, &[("task[status]", "30")]).await;
-    let a = post(&s, &sid, &[("taskId", &open.to_string())]).await;
-    post(&s, &sid, &[("taskId", &done.to_string())]).await;
-    let b = post(&s, &sid, &[("projectId", &p.to_string())]).await;
-    post(&s, &sid, &[("projectId", &done_project.to_string())]).await;
-    assert_eq!(list(&s, &sid, &[]).await.0, 4);
-    let r = list(&s, &sid, &[("filter[active]", "1")]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let done_project = as_admin.project(&[("status", "30")]).await;
+    let open = as_admin.task(p, &[]).await;
+    let done = as_admin.task(p, &[("status", "30")]).await;
+    let a = as_admin.activity(&[("taskId", &open.to_string())]).await;
+    as_admin.activity(&[("taskId", &done.to_string())]).await;
+    let b = as_admin.activity(&[("projectId", &p.to_string())]).await;
+    as_admin
+        .activity(&[("projectId", &done_project.to_string())])
+        .await;
+    assert_eq!(as_admin.list(Kind::Activity, &[]).await.total, 4);
+    let r = as_admin
+        .list(Kind::Activity, &[("filter[active]", "1")])
+        .await
+        .total_ids();
     assert_eq!(r, (2, vec![a, b]));
     s.stop().await;
 }
@@ -807,11 +777,12 @@ async fn the_active_filter_drops_activities_of_done_tasks_and_projects() {
 async fn the_hide_non_active_filter_drops_activities_of_tasks_closed_longer_ago() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let open = task(&s, &sid, p, &[]).await;
-    let done = task(&s, &sid, p, &[]).await;
-    let a = post(&s, &sid, &[("taskId", &open.to_string())]).await;
-    let b = post(&s, &sid, &[("taskId", &done.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let open = as_admin.task(p, &[]).await;
+    let done = as_admin.task(p, &[]).await;
+    let a = as_admin.activity(&[("taskId", &open.to_string())]).await;
+    let b = as_admin.activity(&[("taskId", &done.to_string())]).await;
     s.call_json(
         "tasks/update",
         &[
@@ -823,13 +794,22 @@ async fn the_hide_non_active_filter_drops_activities_of_tasks_closed_longer_ago(
     .await
     .assert_ok();
     // Closed within the last day: kept by a period of 1 day.
-    let r = list(&s, &sid, &[("filter[hide_non_active]", "1")]).await;
+    let r = as_admin
+        .list(Kind::Activity, &[("filter[hide_non_active]", "1")])
+        .await
+        .total_ids();
     assert_eq!(r, (2, vec![a, b]));
     // Closed more than 0 days ago once a second has passed: dropped.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let r = list(&s, &sid, &[("filter[hide_non_active]", "0")]).await;
+    let r = as_admin
+        .list(Kind::Activity, &[("filter[hide_non_active]", "0")])
+        .await
+        .total_ids();
     assert_eq!(r, (1, vec![a]));
-    let r = list(&s, &sid, &[("filter[hide_old_object_period]", "0")]).await;
+    let r = as_admin
+        .list(Kind::Activity, &[("filter[hide_old_object_period]", "0")])
+        .await
+        .total_ids();
     assert_eq!(r, (1, vec![a]));
     s.stop().await;
 }
@@ -838,31 +818,43 @@ async fn the_hide_non_active_filter_drops_activities_of_tasks_closed_longer_ago(
 async fn the_updated_from_and_updated_before_filters_split_activities_by_their_last_change() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await.to_string();
-    let a = post(&s, &sid, &[("projectId", &p)]).await;
-    let b = post(&s, &sid, &[("projectId", &p)]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await.to_string();
+    let a = as_admin.activity(&[("projectId", &p)]).await;
+    let b = as_admin.activity(&[("projectId", &p)]).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // An update moves `a` to the later side.
-    let r = update(&s, &sid, a, &[("text", "edited")]).await;
+    let r = as_admin
+        .update_answer(Kind::Activity, a, &[("text", "edited")])
+        .await;
     let later = r.json()["activity"]["updatedAt"]
         .as_str()
         .unwrap()
         .to_owned();
-    let first = get_activity(&s, &sid, b).await.json()["activity"]["updatedAt"]
+    let first = as_admin.get_answer(Kind::Activity, b).await.json()["activity"]["updatedAt"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(first < later, "{first} {later}");
     assert_eq!(
-        list(&s, &sid, &[("filter[updatedFrom]", &later)]).await,
+        as_admin
+            .list(Kind::Activity, &[("filter[updatedFrom]", &later)])
+            .await
+            .total_ids(),
         (1, vec![a])
     );
     assert_eq!(
-        list(&s, &sid, &[("filter[updatedBefore]", &later)]).await,
+        as_admin
+            .list(Kind::Activity, &[("filter[updatedBefore]", &later)])
+            .await
+            .total_ids(),
         (1, vec![b])
     );
     assert_eq!(
-        list(&s, &sid, &[("filter[updatedFrom]", &first)]).await,
+        as_admin
+            .list(Kind::Activity, &[("filter[updatedFrom]", &first)])
+            .await
+            .total_ids(),
         (2, vec![a, b])
     );
     s.stop().await;
@@ -872,8 +864,9 @@ async fn the_updated_from_and_updated_before_filters_split_activities_by_their_l
 async fn an_unknown_filter_is_refused_with_422_naming_it() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await.to_string();
-    post(&s, &sid, &[("projectId", &p)]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await.to_string();
+    as_admin.activity(&[("projectId", &p)]).await;
     let r = s
         .call_json(
             "activity/getList",
@@ -897,43 +890,61 @@ async fn a_client_does_not_see_activities_hidden_from_clients() {
     let s = TestServer::start().await;
     let (c, client) = s.user("client@example.com", 200, false).await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[("project[team]", &c.to_string())]).await;
-    let t = task(&s, &sid, p, &[]).await.to_string();
-    let shown = post(&s, &sid, &[("taskId", &t), ("text", "for all")]).await;
-    let hidden = post(
-        &s,
-        &sid,
-        &[
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &c.to_string())]).await;
+    let t = as_admin.task(p, &[]).await.to_string();
+    let shown = as_admin
+        .activity(&[("taskId", &t), ("text", "for all")])
+        .await;
+    let hidden = as_admin
+        .activity(&[
             ("taskId", &t),
             ("text", "internal"),
             ("hideFromClients", "1"),
-        ],
-    )
-    .await;
-    let hidden_on_project = post(
-        &s,
-        &sid,
-        &[("projectId", &p.to_string()), ("hideFromClients", "1")],
-    )
-    .await;
-    assert_eq!(list(&s, &sid, &[]).await.0, 3);
-    assert_eq!(list(&s, &client, &[]).await, (1, vec![shown]));
+        ])
+        .await;
+    let hidden_on_project = as_admin
+        .activity(&[("projectId", &p.to_string()), ("hideFromClients", "1")])
+        .await;
+    assert_eq!(as_admin.list(Kind::Activity, &[]).await.total, 3);
     assert_eq!(
-        list(&s, &client, &[("filter[taskId]", &t)]).await,
+        s.as_caller(&client)
+            .list(Kind::Activity, &[])
+            .await
+            .total_ids(),
         (1, vec![shown])
     );
-    get_activity(&s, &client, shown).await.assert_ok();
+    assert_eq!(
+        s.as_caller(&client)
+            .list(Kind::Activity, &[("filter[taskId]", &t)])
+            .await
+            .total_ids(),
+        (1, vec![shown])
+    );
+    s.as_caller(&client)
+        .get_answer(Kind::Activity, shown)
+        .await
+        .assert_ok();
     for id in [hidden, hidden_on_project] {
-        get_activity(&s, &client, id)
+        s.as_caller(&client)
+            .get_answer(Kind::Activity, id)
             .await
             .assert_fail(404, "not_found");
     }
     // Hiding a visible message later hides it too.
-    update(&s, &sid, shown, &[("hideFromClients", "1")])
+    as_admin
+        .update_answer(Kind::Activity, shown, &[("hideFromClients", "1")])
         .await
         .assert_ok();
-    assert_eq!(list(&s, &client, &[]).await, (0, vec![]));
-    get_activity(&s, &client, shown)
+    assert_eq!(
+        s.as_caller(&client)
+            .list(Kind::Activity, &[])
+            .await
+            .total_ids(),
+        (0, vec![])
+    );
+    s.as_caller(&client)
+        .get_answer(Kind::Activity, shown)
         .await
         .assert_fail(404, "not_found");
     s.stop().await;
@@ -944,27 +955,33 @@ async fn a_client_cannot_post_a_progress_note() {
     let s = TestServer::start().await;
     let (c, client) = s.user("client@example.com", 200, false).await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[("project[team]", &c.to_string())]).await;
-    let t = task(&s, &sid, p, &[]).await;
-    let r = add(
-        &s,
-        &client,
-        &[
-            ("taskId", &t.to_string()),
-            ("type", "progress"),
-            ("progress", "100"),
-        ],
-    )
-    .await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &c.to_string())]).await;
+    let t = as_admin.task(p, &[]).await;
+    let r = s
+        .as_caller(&client)
+        .add_answer(
+            Kind::Activity,
+            &[
+                ("taskId", &t.to_string()),
+                ("type", "progress"),
+                ("progress", "100"),
+            ],
+        )
+        .await;
     r.assert_fail(403, "forbidden");
     assert!(all_ids(&s).await.is_empty(), "nothing stored");
-    let tk = get_task(&s, &sid, t).await;
+    let tk = as_admin.get(Kind::Task, t).await;
     assert_eq!(
         (tk["progress"].clone(), tk["status"].clone()),
         (0.into(), 10.into())
     );
     // A message is fine.
-    add(&s, &client, &[("taskId", &t.to_string()), ("text", "hi")])
+    s.as_caller(&client)
+        .add_answer(
+            Kind::Activity,
+            &[("taskId", &t.to_string()), ("text", "hi")],
+        )
         .await
         .assert_ok();
     s.stop().await;
@@ -975,21 +992,34 @@ async fn a_client_may_edit_and_remove_its_own_messages_only() {
     let s = TestServer::start().await;
     let (c, client) = s.user("client@example.com", 200, false).await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[("project[team]", &c.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &c.to_string())]).await;
     let ps = p.to_string();
-    let r = add(&s, &client, &[("projectId", &ps), ("text", "question")]).await;
+    let r = s
+        .as_caller(&client)
+        .add_answer(Kind::Activity, &[("projectId", &ps), ("text", "question")])
+        .await;
     r.assert_ok();
     assert_eq!(r.json()["activity"]["ownerId"], c);
     assert_eq!(r.json()["activity"]["can_edit"], true);
-    let own = id_in(&r, "activity");
-    let r = update(&s, &client, own, &[("text", "better question")]).await;
+    let own = id_of(&r.json()["activity"]);
+    let r = s
+        .as_caller(&client)
+        .update_answer(Kind::Activity, own, &[("text", "better question")])
+        .await;
     r.assert_ok();
     assert_eq!(r.json()["activity"]["text"], "better question");
     // Not the admin's message.
-    let admins = post(&s, &sid, &[("projectId", &ps), ("text", "answer")]).await;
-    let r = get_activity(&s, &client, admins).await;
+    let admins = as_admin
+        .activity(&[("projectId", &ps), ("text", "answer")])
+        .await;
+    let r = s
+        .as_caller(&client)
+        .get_answer(Kind::Activity, admins)
+        .await;
     assert_eq!(r.json()["activity"]["can_edit"], false);
-    update(&s, &client, admins, &[("text", "hacked")])
+    s.as_caller(&client)
+        .update_answer(Kind::Activity, admins, &[("text", "hacked")])
         .await
         .assert_fail(403, "forbidden");
     s.call_json(
@@ -999,28 +1029,26 @@ async fn a_client_may_edit_and_remove_its_own_messages_only() {
     .await
     .assert_fail(403, "forbidden");
     assert_eq!(
-        get_activity(&s, &sid, admins).await.json()["activity"]["text"],
+        as_admin.get_answer(Kind::Activity, admins).await.json()["activity"]["text"],
         "answer"
     );
     // Its own non-message activity is not a message.
-    let link = post(
-        &s,
-        &client,
-        &[
+    let link = s
+        .as_caller(&client)
+        .activity(&[
             ("projectId", &ps),
             ("type", "googledocs"),
             ("text", "https://docs.example.com/d/1"),
-        ],
-    )
-    .await;
-    update(
-        &s,
-        &client,
-        link,
-        &[("text", "https://docs.example.com/d/2")],
-    )
-    .await
-    .assert_fail(403, "forbidden");
+        ])
+        .await;
+    s.as_caller(&client)
+        .update_answer(
+            Kind::Activity,
+            link,
+            &[("text", "https://docs.example.com/d/2")],
+        )
+        .await
+        .assert_fail(403, "forbidden");
     s.call_json(
         "activity/remove",
         &[("sessionId", &client), ("id", &own.to_string())],
@@ -1037,23 +1065,27 @@ async fn a_user_cannot_edit_or_remove_another_users_activity() {
     let (a, alice) = s.user("alice@example.com", 100, false).await;
     let (b, bob) = s.user("bob@example.com", 100, false).await;
     let sid = s.admin().await;
+    let as_admin = s.as_caller(&sid);
     let team = format!("{a},{b}");
-    let p = project(&s, &sid, &[("project[team]", &team)]).await;
-    let t = task(&s, &sid, p, &[]).await;
-    let id = post(
-        &s,
-        &alice,
-        &[
+    let p = as_admin.project(&[("team", &team)]).await;
+    let t = as_admin.task(p, &[]).await;
+    let id = s
+        .as_caller(&alice)
+        .activity(&[
             ("taskId", &t.to_string()),
             ("text", "mine"),
             ("hoursDone", "2"),
-        ],
-    )
-    .await;
-    let r = get_activity(&s, &bob, id).await;
+        ])
+        .await;
+    let r = s.as_caller(&bob).get_answer(Kind::Activity, id).await;
     r.assert_ok();
     assert_eq!(r.json()["activity"]["can_edit"], false);
-    update(&s, &bob, id, &[("text", "bob's now"), ("hoursDone", "9")])
+    s.as_caller(&bob)
+        .update_answer(
+            Kind::Activity,
+            id,
+            &[("text", "bob's now"), ("hoursDone", "9")],
+        )
         .await
         .assert_fail(403, "forbidden");
     s.call_json(
@@ -1062,14 +1094,16 @@ async fn a_user_cannot_edit_or_remove_another_users_activity() {
     )
     .await
     .assert_fail(403, "forbidden");
-    let a_now = get_activity(&s, &sid, id).await.json()["activity"].clone();
+    let a_now = as_admin.get_answer(Kind::Activity, id).await.json()["activity"].clone();
     assert_eq!(a_now["text"], "mine");
-    assert_eq!(get_task(&s, &sid, t).await["hoursDone"], 2.0);
+    assert_eq!(as_admin.get(Kind::Task, t).await["hoursDone"], 2.0);
     // The author and an admin may.
-    update(&s, &alice, id, &[("text", "still mine")])
+    s.as_caller(&alice)
+        .update_answer(Kind::Activity, id, &[("text", "still mine")])
         .await
         .assert_ok();
-    update(&s, &sid, id, &[("text", "admin's edit")])
+    as_admin
+        .update_answer(Kind::Activity, id, &[("text", "admin's edit")])
         .await
         .assert_ok();
     s.stop().await;
@@ -1080,14 +1114,19 @@ async fn an_activity_on_a_task_the_caller_cannot_see_is_not_found() {
     let s = TestServer::start().await;
     let (_, user) = s.user("outsider@example.com", 100, false).await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[("project[hidden]", "1")]).await;
-    let t = task(&s, &sid, p, &[]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("hidden", "1")]).await;
+    let t = as_admin.task(p, &[]).await;
     let ts = t.to_string();
-    let id = post(&s, &sid, &[("taskId", &ts), ("text", "secret")]).await;
-    get_activity(&s, &user, id)
+    let id = as_admin
+        .activity(&[("taskId", &ts), ("text", "secret")])
+        .await;
+    s.as_caller(&user)
+        .get_answer(Kind::Activity, id)
         .await
         .assert_fail(404, "not_found");
-    update(&s, &user, id, &[("text", "x")])
+    s.as_caller(&user)
+        .update_answer(Kind::Activity, id, &[("text", "x")])
         .await
         .assert_fail(404, "not_found");
     s.call_json(
@@ -1096,24 +1135,34 @@ async fn an_activity_on_a_task_the_caller_cannot_see_is_not_found() {
     )
     .await
     .assert_fail(404, "not_found");
-    add(&s, &user, &[("taskId", &ts), ("text", "hello?")])
+    s.as_caller(&user)
+        .add_answer(Kind::Activity, &[("taskId", &ts), ("text", "hello?")])
         .await
         .assert_fail(404, "not_found");
-    add(
-        &s,
-        &user,
-        &[("projectId", &p.to_string()), ("text", "hello?")],
-    )
-    .await
-    .assert_fail(404, "not_found");
-    assert_eq!(list(&s, &user, &[]).await, (0, vec![]));
+    s.as_caller(&user)
+        .add_answer(
+            Kind::Activity,
+            &[("projectId", &p.to_string()), ("text", "hello?")],
+        )
+        .await
+        .assert_fail(404, "not_found");
     assert_eq!(
-        list(&s, &user, &[("filter[taskId]", &ts)]).await,
+        s.as_caller(&user)
+            .list(Kind::Activity, &[])
+            .await
+            .total_ids(),
+        (0, vec![])
+    );
+    assert_eq!(
+        s.as_caller(&user)
+            .list(Kind::Activity, &[("filter[taskId]", &ts)])
+            .await
+            .total_ids(),
         (0, vec![])
     );
     assert_eq!(all_ids(&s).await, vec![id], "nothing changed");
     assert_eq!(
-        get_activity(&s, &sid, id).await.json()["activity"]["text"],
+        as_admin.get_answer(Kind::Activity, id).await.json()["activity"]["text"],
         "secret"
     );
     s.stop().await;

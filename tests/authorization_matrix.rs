@@ -652,6 +652,14 @@ impl Fixture<'_> {
 
     /// Makes one object as `spec` says; returns its id.
     async fn build(&self, spec: Spec) -> Result<i64, String> {
+        /// The new object's id, or the refusal in the words of the fixture's errors.
+        async fn added(
+            add: impl std::future::Future<Output = Result<Value, Fail>>,
+        ) -> Result<i64, String> {
+            add.await
+                .map(|object| common::id_of(&object))
+                .map_err(|f| format!("{} {}", f.status, f.body))
+        }
         let s = self.s;
         match spec {
             Spec::Project {
@@ -663,15 +671,14 @@ impl Fixture<'_> {
                 let owner = self.user_id(owner).to_string();
                 let everyone = self.everyone();
                 let mut p = vec![
-                    ("sessionId", self.admin.as_str()),
-                    ("project[name]", "matrix project"),
-                    ("project[hidden]", if hidden { "1" } else { "0" }),
-                    ("project[ownerId]", &owner),
+                    ("name", "matrix project"),
+                    ("hidden", if hidden { "1" } else { "0" }),
+                    ("ownerId", &owner),
                 ];
                 if team {
-                    p.push(("project[team]", &everyone));
+                    p.push(("team", &everyone));
                 }
-                id_of(&s.call_json("projects/add", &p).await, "project")
+                added(s.as_caller(&self.admin).try_add(common::Kind::Project, &p)).await
             }
             Spec::Task {
                 project,
@@ -683,38 +690,34 @@ impl Fixture<'_> {
                 let everyone = self.everyone();
                 let project = project.map(|p| self.items[p].id.to_string());
                 let mut p = vec![
-                    ("sessionId", self.admin.as_str()),
-                    ("task[name]", "matrix task"),
-                    ("task[hidden]", if hidden { "1" } else { "0" }),
-                    ("task[ownerId]", &owner),
+                    ("name", "matrix task"),
+                    ("hidden", if hidden { "1" } else { "0" }),
+                    ("ownerId", &owner),
                 ];
                 if let Some(project) = &project {
-                    p.push(("task[projectId]", project));
+                    p.push(("projectId", project));
                 }
                 if team {
-                    p.push(("task[team]", &everyone));
+                    p.push(("team", &everyone));
                 }
-                id_of(&s.call_json("tasks/add", &p).await, "task")
+                added(s.as_caller(&self.admin).try_add(common::Kind::Task, &p)).await
             }
             Spec::Activity { target, kind, by } => {
                 let target_id = self.items[target].id.to_string();
-                let mut p = vec![
-                    ("sessionId", self.session(by)),
-                    ("activity[text]", "matrix note"),
-                ];
+                let mut p = vec![("text", "matrix note")];
                 p.push(match self.items[target].spec {
-                    Spec::Task { .. } => ("activity[taskId]", &target_id),
-                    _ => ("activity[projectId]", &target_id),
+                    Spec::Task { .. } => ("taskId", &target_id),
+                    _ => ("projectId", &target_id),
                 });
                 match kind {
-                    ActKind::Msg => p.push(("activity[type]", "msg")),
+                    ActKind::Msg => p.push(("type", "msg")),
                     ActKind::HiddenMsg => {
-                        p.push(("activity[type]", "msg"));
-                        p.push(("activity[hideFromClients]", "1"));
+                        p.push(("type", "msg"));
+                        p.push(("hideFromClients", "1"));
                     }
                     ActKind::Progress => {
-                        p.push(("activity[type]", "progress"));
-                        p.push(("activity[progress]", "30"));
+                        p.push(("type", "progress"));
+                        p.push(("progress", "30"));
                     }
                 }
                 let left = matches!(self.items[target].spec, Spec::Project { left: true, .. });
@@ -722,7 +725,8 @@ impl Fixture<'_> {
                     self.set_team(self.items[target].id, &self.everyone())
                         .await?;
                 }
-                let posted = id_of(&s.call_json("activity/add", &p).await, "activity");
+                let by = s.as_caller(self.session(by));
+                let posted = added(by.try_add(common::Kind::Activity, &p)).await;
                 if left {
                     self.set_team(self.items[target].id, "").await?;
                 }

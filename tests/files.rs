@@ -9,55 +9,17 @@ use std::path::{Path, PathBuf};
 use reqwest::multipart::{Form, Part};
 use sha2::{Digest, Sha256};
 
-fn id_in(r: &Resp, kind: &str) -> i64 {
-    r.json()[kind]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {kind} id: {}", r.body))
-        .parse()
-        .unwrap()
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-async fn add(s: &TestServer, sid: &str, call: &str, kind: &str, attrs: &[(&str, &str)]) -> i64 {
-    let keys: Vec<String> = attrs.iter().map(|(k, _)| format!("{kind}[{k}]")).collect();
-    let mut p = vec![("sessionId", sid)];
-    p.extend(keys.iter().zip(attrs).map(|(k, (_, v))| (k.as_str(), *v)));
-    let r = s.call_json(call, &p).await;
-    r.assert_ok();
-    id_in(&r, kind)
-}
-
-async fn project(s: &TestServer, sid: &str, attrs: &[(&str, &str)]) -> i64 {
-    let mut all = vec![("name", "Site")];
-    all.extend_from_slice(attrs);
-    add(s, sid, "projects/add", "project", &all).await
-}
-
-async fn task(s: &TestServer, sid: &str, project: i64) -> i64 {
-    let p = project.to_string();
-    add(
-        s,
-        sid,
-        "tasks/add",
-        "task",
-        &[("name", "Build"), ("projectId", &p)],
-    )
-    .await
-}
-
-async fn activity(s: &TestServer, sid: &str, attrs: &[(&str, &str)]) -> i64 {
-    add(s, sid, "activity/add", "activity", attrs).await
 }
 
 /// An admin session, a project, a task in it and a message on the task.
 async fn setup(s: &TestServer) -> (String, i64, i64, i64) {
     let sid = s.admin().await;
-    let p = project(s, &sid, &[]).await;
-    let t = task(s, &sid, p).await;
-    let a = activity(s, &sid, &[("taskId", &t.to_string())]).await;
+    let admin = s.as_caller(&sid);
+    let p = admin.project(&[]).await;
+    let t = admin.task(p, &[]).await;
+    let a = admin.activity(&[("taskId", &t.to_string())]).await;
     (sid, p, t, a)
 }
 
@@ -131,22 +93,6 @@ fn staged(s: &TestServer) -> Vec<String> {
     files_in(&s.dir.path().join("files").join("tmp"))
 }
 
-/// getFilesList with these arguments: (total, ids).
-async fn files_list(s: &TestServer, sid: &str, args: &[(&str, &str)]) -> (i64, Vec<i64>) {
-    let mut p = vec![("sessionId", sid)];
-    p.extend_from_slice(args);
-    let r = s.call_json("activity/getFilesList", &p).await;
-    r.assert_ok();
-    let j = r.json();
-    let ids = j["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().parse().unwrap())
-        .collect();
-    (j["total"].as_i64().unwrap(), ids)
-}
-
 async fn download(
     s: &TestServer,
     sid: &str,
@@ -215,7 +161,7 @@ async fn attach_files_takes_multipart_file_parts_and_returns_the_new_files() {
     );
     assert_eq!(second["size"], 3000);
     assert_eq!(second["sha256"], sha256_hex(&binary));
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 2);
+    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 2);
     assert_eq!(blobs(&s).len(), 2);
     assert!(staged(&s).is_empty());
 
@@ -278,7 +224,7 @@ async fn base64_content_in_a_form_encoded_body_is_attached() {
         )
         .await;
     r.assert_fail(400, "invalid_argument");
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 1);
+    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 1);
     assert_eq!(blobs(&s).len(), 1);
     assert!(staged(&s).is_empty());
     s.stop().await;
@@ -302,7 +248,7 @@ async fn attach_files_without_files_or_on_a_missing_activity_is_refused() {
     )
     .await;
     r.assert_fail(404, "not_found");
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 0);
+    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 0);
     assert!(blobs(&s).is_empty());
     assert!(staged(&s).is_empty());
     s.stop().await;
@@ -315,13 +261,17 @@ async fn get_files_list_filters_by_project_task_activity_owner_and_creation_time
     let s = TestServer::start().await;
     let (u, user) = s.user("member@example.com", 100, false).await;
     let sid = s.admin().await;
-    let p1 = project(&s, &sid, &[("team", &u.to_string())]).await;
-    let p2 = project(&s, &sid, &[("hidden", "1")]).await;
-    let t1 = task(&s, &sid, p1).await;
-    let t2 = task(&s, &sid, p2).await;
-    let a1 = activity(&s, &sid, &[("taskId", &t1.to_string())]).await;
-    let a2 = activity(&s, &user, &[("projectId", &p1.to_string())]).await;
-    let a3 = activity(&s, &sid, &[("taskId", &t2.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p1 = as_admin.project(&[("team", &u.to_string())]).await;
+    let p2 = as_admin.project(&[("hidden", "1")]).await;
+    let t1 = as_admin.task(p1, &[]).await;
+    let t2 = as_admin.task(p2, &[]).await;
+    let a1 = as_admin.activity(&[("taskId", &t1.to_string())]).await;
+    let a2 = s
+        .as_caller(&user)
+        .activity(&[("projectId", &p1.to_string())])
+        .await;
+    let a3 = as_admin.activity(&[("taskId", &t2.to_string())]).await;
     let f1 = attach_one(&s, &sid, a1, "one", b"1").await;
     let f2 = attach_one(&s, &user, a2, "two", b"2").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -337,7 +287,7 @@ async fn get_files_list_filters_by_project_task_activity_owner_and_creation_time
         .unwrap()
         .to_owned();
 
-    assert_eq!(files_list(&s, &sid, &[]).await, (3, vec![f1, f2, f3]));
+    assert_eq!(as_admin.files(&[]).await.total_ids(), (3, vec![f1, f2, f3]));
     let by = |k: &'static str, v: String| (k, v);
     for ((key, value), expected) in [
         (by("filter[projectId]", p1.to_string()), vec![f1, f2]),
@@ -347,11 +297,14 @@ async fn get_files_list_filters_by_project_task_activity_owner_and_creation_time
         (by("filter[createdFrom]", later.clone()), vec![f3]),
         (by("filter[createdBefore]", later.clone()), vec![f1, f2]),
     ] {
-        let got = files_list(&s, &sid, &[(key, &value)]).await;
+        let got = as_admin.files(&[(key, &value)]).await.total_ids();
         assert_eq!(got, (expected.len() as i64, expected), "{key}={value}");
     }
     // The member sees only the files of the project it is in.
-    assert_eq!(files_list(&s, &user, &[]).await, (2, vec![f1, f2]));
+    assert_eq!(
+        s.as_caller(&user).files(&[]).await.total_ids(),
+        (2, vec![f1, f2])
+    );
     let r = s
         .call_json(
             "activity/getFilesList",
@@ -473,7 +426,10 @@ async fn remove_file_removes_the_row_and_the_blob() {
         .await;
     r.assert_ok();
     assert_eq!(r.json()["id"], gone.to_string());
-    assert_eq!(files_list(&s, &sid, &[]).await, (1, vec![kept]));
+    assert_eq!(
+        s.as_caller(&sid).files(&[]).await.total_ids(),
+        (1, vec![kept])
+    );
     assert_eq!(blobs(&s), kept_blob, "only the removed file's blob is gone");
     let d = download(&s, &sid, gone, &[]).await;
     assert_eq!(d.status(), 404);
@@ -490,14 +446,17 @@ async fn remove_file_removes_the_row_and_the_blob() {
 async fn removing_an_activity_a_task_or_a_project_removes_its_blobs() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[]).await;
-    let keep_p = project(&s, &sid, &[]).await;
-    let t1 = task(&s, &sid, p).await;
-    let t2 = task(&s, &sid, p).await;
-    let on_t1 = activity(&s, &sid, &[("taskId", &t1.to_string())]).await;
-    let on_t2 = activity(&s, &sid, &[("taskId", &t2.to_string())]).await;
-    let on_p = activity(&s, &sid, &[("projectId", &p.to_string())]).await;
-    let kept = activity(&s, &sid, &[("projectId", &keep_p.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[]).await;
+    let keep_p = as_admin.project(&[]).await;
+    let t1 = as_admin.task(p, &[]).await;
+    let t2 = as_admin.task(p, &[]).await;
+    let on_t1 = as_admin.activity(&[("taskId", &t1.to_string())]).await;
+    let on_t2 = as_admin.activity(&[("taskId", &t2.to_string())]).await;
+    let on_p = as_admin.activity(&[("projectId", &p.to_string())]).await;
+    let kept = as_admin
+        .activity(&[("projectId", &keep_p.to_string())])
+        .await;
     let mut key_of = std::collections::HashMap::new();
     for a in [on_t1, on_t2, on_p, kept] {
         let before = blobs(&s);
@@ -530,8 +489,8 @@ async fn removing_an_activity_a_task_or_a_project_removes_its_blobs() {
     assert!(path(on_p).exists());
 
     // A project takes its tasks' files too.
-    let t3 = task(&s, &sid, p).await;
-    let on_t3 = activity(&s, &sid, &[("taskId", &t3.to_string())]).await;
+    let t3 = as_admin.task(p, &[]).await;
+    let on_t3 = as_admin.activity(&[("taskId", &t3.to_string())]).await;
     let before = blobs(&s);
     attach_one(&s, &sid, on_t3, "g.txt", b"t3").await;
     let t3_blob: Vec<String> = blobs(&s)
@@ -547,7 +506,7 @@ async fn removing_an_activity_a_task_or_a_project_removes_its_blobs() {
     assert!(!path(on_p).exists());
     assert!(!s.dir.path().join("files").join(&t3_blob[0]).exists());
     assert_eq!(blobs(&s), vec![key_of[&kept].clone()]);
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 1);
+    assert_eq!(as_admin.files(&[]).await.total, 1);
     s.stop().await;
 }
 
@@ -580,7 +539,7 @@ async fn a_file_over_the_size_limit_is_refused_with_413_and_nothing_is_stored() 
     )
     .await;
     r.assert_fail(413, "too_large");
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 0);
+    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 0);
     assert!(blobs(&s).is_empty(), "{:?}", blobs(&s));
     assert!(staged(&s).is_empty(), "{:?}", staged(&s));
 
@@ -598,13 +557,13 @@ async fn a_file_over_the_size_limit_is_refused_with_413_and_nothing_is_stored() 
         )
         .await;
     r.assert_fail(413, "too_large");
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 0);
+    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 0);
     assert!(blobs(&s).is_empty());
     assert!(staged(&s).is_empty());
 
     // Exactly at the limit is fine.
     attach_one(&s, &sid, a, "edge.bin", &sample(1024)).await;
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 1);
+    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 1);
     s.stop().await;
 }
 
@@ -627,7 +586,7 @@ async fn more_files_than_allowed_in_one_request_are_refused_with_413_and_nothing
     )
     .await;
     r.assert_fail(413, "too_large");
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 0);
+    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 0);
     assert!(blobs(&s).is_empty(), "{:?}", blobs(&s));
     assert!(staged(&s).is_empty(), "{:?}", staged(&s));
 
@@ -644,7 +603,7 @@ async fn more_files_than_allowed_in_one_request_are_refused_with_413_and_nothing
         )
         .await;
     r.assert_fail(413, "too_large");
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 0);
+    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 0);
     assert!(blobs(&s).is_empty());
     assert!(staged(&s).is_empty());
     s.stop().await;
@@ -716,7 +675,7 @@ async fn a_hostile_file_name_is_stored_clean_and_served_safely() {
         )
         .await;
     r.assert_fail(400, "invalid_argument");
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 0);
+    assert_eq!(s.as_caller(&sid).files(&[]).await.total, 0);
     assert!(blobs(&s).is_empty() && staged(&s).is_empty());
 
     // Folders, quotes, a control character a header may carry (tab) and non-ASCII text.
@@ -787,10 +746,13 @@ async fn a_client_cannot_download_a_file_of_an_activity_hidden_from_clients() {
     let s = TestServer::start().await;
     let (c, client) = s.user("client@example.com", 200, false).await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[("team", &c.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &c.to_string())]).await;
     let ps = p.to_string();
-    let hidden = activity(&s, &sid, &[("projectId", &ps), ("hideFromClients", "1")]).await;
-    let shown = activity(&s, &sid, &[("projectId", &ps)]).await;
+    let hidden = as_admin
+        .activity(&[("projectId", &ps), ("hideFromClients", "1")])
+        .await;
+    let shown = as_admin.activity(&[("projectId", &ps)]).await;
     let secret = attach_one(&s, &sid, hidden, "secret.txt", b"secret").await;
     let open = attach_one(&s, &sid, shown, "open.txt", b"open").await;
     let d = download(&s, &client, secret, &[]).await;
@@ -799,14 +761,17 @@ async fn a_client_cannot_download_a_file_of_an_activity_hidden_from_clients() {
     let d = download(&s, &client, open, &[]).await;
     assert_eq!(d.status(), 200);
     assert_eq!(&d.bytes().await.unwrap()[..], b"open");
-    assert_eq!(files_list(&s, &client, &[]).await, (1, vec![open]));
+    assert_eq!(
+        s.as_caller(&client).files(&[]).await.total_ids(),
+        (1, vec![open])
+    );
     s.call_json(
         "activity/removeFile",
         &[("sessionId", &client), ("id", &secret.to_string())],
     )
     .await
     .assert_fail(404, "not_found");
-    assert_eq!(files_list(&s, &sid, &[]).await.0, 2);
+    assert_eq!(as_admin.files(&[]).await.total, 2);
     s.stop().await;
 }
 
@@ -818,7 +783,10 @@ async fn a_stranger_cannot_download_list_or_remove_a_file() {
     let id = attach_one(&s, &sid, a, "a.txt", b"private").await;
     let d = download(&s, &stranger, id, &[]).await;
     assert_eq!(d.status(), 404);
-    assert_eq!(files_list(&s, &stranger, &[]).await, (0, vec![]));
+    assert_eq!(
+        s.as_caller(&stranger).files(&[]).await.total_ids(),
+        (0, vec![])
+    );
     s.call_json(
         "activity/removeFile",
         &[("sessionId", &stranger), ("id", &id.to_string())],
@@ -832,7 +800,10 @@ async fn a_stranger_cannot_download_list_or_remove_a_file() {
     )
     .await;
     r.assert_fail(404, "not_found");
-    assert_eq!(files_list(&s, &sid, &[]).await, (1, vec![id]));
+    assert_eq!(
+        s.as_caller(&sid).files(&[]).await.total_ids(),
+        (1, vec![id])
+    );
     assert_eq!(blobs(&s).len(), 1);
     assert!(staged(&s).is_empty());
     // Without a session at all: 401.
@@ -852,8 +823,9 @@ async fn a_user_cannot_remove_another_users_file() {
     let s = TestServer::start().await;
     let (u, user) = s.user("member@example.com", 100, false).await;
     let sid = s.admin().await;
-    let p = project(&s, &sid, &[("team", &u.to_string())]).await;
-    let a = activity(&s, &sid, &[("projectId", &p.to_string())]).await;
+    let as_admin = s.as_caller(&sid);
+    let p = as_admin.project(&[("team", &u.to_string())]).await;
+    let a = as_admin.activity(&[("projectId", &p.to_string())]).await;
     let id = attach_one(&s, &sid, a, "a.txt", b"admin's").await;
     let d = download(&s, &user, id, &[]).await;
     assert_eq!(d.status(), 200);
@@ -870,7 +842,7 @@ async fn a_user_cannot_remove_another_users_file() {
     )
     .await;
     r.assert_fail(403, "forbidden");
-    assert_eq!(files_list(&s, &sid, &[]).await, (1, vec![id]));
+    assert_eq!(as_admin.files(&[]).await.total_ids(), (1, vec![id]));
     assert_eq!(blobs(&s).len(), 1);
     assert!(staged(&s).is_empty());
     s.stop().await;
@@ -890,7 +862,10 @@ async fn the_blob_is_in_place_under_its_key_once_attach_files_answers() {
     let on_disk = std::fs::read(s.dir.path().join("files").join(&keys[0])).unwrap();
     assert_eq!(on_disk, bytes);
     assert!(staged(&s).is_empty(), "nothing left in tmp");
-    assert_eq!(files_list(&s, &sid, &[]).await, (1, vec![id]));
+    assert_eq!(
+        s.as_caller(&sid).files(&[]).await.total_ids(),
+        (1, vec![id])
+    );
     s.stop().await;
 }
 

@@ -11,28 +11,12 @@ async fn send(req: reqwest::RequestBuilder) -> Resp {
     read(req.send().await.unwrap()).await
 }
 
-/// Adds a group as `sid` and returns its id.
-async fn add_group(server: &TestServer, sid: &str, name: &str) -> String {
-    let r = server
-        .call_json(
-            "projectsgroups/add",
-            &[("sessionId", sid), ("group[name]", name)],
-        )
-        .await;
-    r.assert_ok();
-    r.json()["group"]["id"].as_str().unwrap().to_owned()
-}
-
 /// Every group's (id, name), read as the admin, in order.
 async fn all_groups(server: &TestServer, sid: &str) -> Vec<(String, String)> {
-    let r = server
-        .call_json("projectsgroups/getAll", &[("sessionId", sid)])
-        .await;
-    r.assert_ok();
-    let j = r.json();
-    j["items"]
-        .as_array()
-        .unwrap()
+    server
+        .as_caller(sid)
+        .all(Kind::Group, &[])
+        .await
         .iter()
         .map(|g| {
             (
@@ -326,7 +310,7 @@ async fn groups_go_through_add_get_update_and_remove_in_json() {
         .to_owned();
     assert_eq!(j["group"]["name"], "Alpha");
     assert_eq!(j["group"]["can_edit"], true);
-    let second = add_group(&server, &sid, "Beta").await;
+    let second = server.as_caller(&sid).group("Beta").await.to_string();
     assert!(second.parse::<i64>().unwrap() > id.parse::<i64>().unwrap());
 
     let r = server
@@ -391,7 +375,7 @@ async fn groups_go_through_add_get_update_and_remove_in_json() {
 async fn the_reference_update_example_with_the_projectsgroups_alias_works() {
     let server = TestServer::start().await;
     let sid = server.admin().await;
-    let id = add_group(&server, &sid, "Old name").await;
+    let id = server.as_caller(&sid).group("Old name").await.to_string();
     // The reference's own example: group[id]=N&projectsgroups[name]=X, in the query string.
     let r = send(
         server
@@ -486,7 +470,7 @@ async fn names_are_trimmed_on_add_and_update() {
 async fn a_partial_update_without_a_name_keeps_the_name() {
     let server = TestServer::start().await;
     let sid = server.admin().await;
-    let id = add_group(&server, &sid, "Keep me").await;
+    let id = server.as_caller(&sid).group("Keep me").await.to_string();
     let r = server
         .call_json(
             "projectsgroups/update",
@@ -591,7 +575,7 @@ async fn a_whitespace_only_name_is_422() {
         .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), vec!["group[name]".to_owned()]);
-    let id = add_group(&server, &sid, "Solid").await;
+    let id = server.as_caller(&sid).group("Solid").await.to_string();
     let r = server
         .call_json(
             "projectsgroups/update",
@@ -635,7 +619,7 @@ async fn a_name_of_256_characters_is_422_and_255_is_fine() {
     assert_eq!(r.json()["errors"][0]["code"], "too_long");
     // Characters, not bytes: 255 multi-byte characters are accepted.
     let just_right = "é".repeat(255);
-    let id = add_group(&server, &sid, &just_right).await;
+    let id = server.as_caller(&sid).group(&just_right).await.to_string();
     let r = server
         .call(
             "projectsgroups/update",
@@ -656,7 +640,7 @@ async fn a_name_of_256_characters_is_422_and_255_is_fine() {
 async fn a_missing_id_is_422() {
     let server = TestServer::start().await;
     let sid = server.admin().await;
-    add_group(&server, &sid, "Untouched").await;
+    server.as_caller(&sid).group("Untouched").await.to_string();
     let r = server
         .call_json(
             "projectsgroups/update",
@@ -739,7 +723,7 @@ async fn a_non_numeric_id_is_400_invalid_argument() {
 async fn an_unknown_id_is_404_not_found() {
     let server = TestServer::start().await;
     let sid = server.admin().await;
-    let id = add_group(&server, &sid, "Real").await;
+    let id = server.as_caller(&sid).group("Real").await.to_string();
     server
         .get(
             "projectsgroups/getById",
@@ -783,7 +767,7 @@ async fn an_unknown_id_is_404_not_found() {
 async fn removing_a_group_twice_is_404_the_second_time() {
     let server = TestServer::start().await;
     let sid = server.admin().await;
-    let id = add_group(&server, &sid, "Once").await;
+    let id = server.as_caller(&sid).group("Once").await.to_string();
     let r = server
         .call("projectsgroups/remove", &[("sessionId", &sid), ("id", &id)])
         .await;
@@ -835,7 +819,7 @@ async fn xml_unsafe_characters_in_a_name_are_400_and_nothing_is_stored() {
         r.assert_fail(400, "invalid_argument");
     }
     assert!(all_groups(&server, &sid).await.is_empty());
-    let id = add_group(&server, &sid, "Clean").await;
+    let id = server.as_caller(&sid).group("Clean").await.to_string();
     server
         .call(
             "projectsgroups/update",
@@ -912,7 +896,7 @@ async fn a_user_may_add_update_and_remove_groups() {
     r.assert_ok();
     assert_eq!(r.json()["group"]["name"], "Still mine");
     // A user may change a group the admin made, too.
-    let admins = add_group(&server, &admin, "Admin's").await;
+    let admins = server.as_caller(&admin).group("Admin's").await.to_string();
     server
         .call_json(
             "projectsgroups/update",
@@ -940,7 +924,7 @@ async fn a_user_may_add_update_and_remove_groups() {
 async fn external_users_and_clients_read_groups_but_cannot_change_them() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = add_group(&server, &admin, "Fixed").await;
+    let id = server.as_caller(&admin).group("Fixed").await.to_string();
     for (email, level) in [("ext@example.com", 150), ("client@example.com", 200)] {
         let (_, sid) = server.user(email, level, true).await;
 
@@ -1012,7 +996,7 @@ async fn external_users_and_clients_read_groups_but_cannot_change_them() {
 async fn can_edit_is_one_for_admins_and_users_and_zero_for_externals_and_clients() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = add_group(&server, &admin, "Shared").await;
+    let id = server.as_caller(&admin).group("Shared").await.to_string();
     let (_, user) = server.user("user@example.com", 100, false).await;
     let (_, external) = server.user("ext@example.com", 150, false).await;
     let (_, client) = server.user("client@example.com", 200, false).await;
@@ -1262,7 +1246,7 @@ async fn groups_list_in_id_order() {
     let sid = server.admin().await;
     let mut ids = Vec::new();
     for name in ["Zulu", "Alpha", "Mike"] {
-        ids.push(add_group(&server, &sid, name).await);
+        ids.push(server.as_caller(&sid).group(name).await.to_string());
     }
     let got = all_groups(&server, &sid).await;
     assert_eq!(

@@ -264,26 +264,12 @@ async fn invalid_utf8_is_refused_naming_the_field() {
     assert_eq!(r.json()["project"]["name"], "été\u{FFFD}");
 }
 
-fn id_in(r: &Resp, kind: &str) -> String {
-    r.json()[kind]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {kind} id: {}", r.body))
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn numbers_and_dates_are_range_checked() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
     let sid = sid.as_str();
-    let r = s
-        .call_json(
-            "projects/add",
-            &[("sessionId", sid), ("project[name]", "P")],
-        )
-        .await;
-    r.assert_ok();
-    let project = id_in(&r, "project");
+    let project = s.as_caller(sid).project(&[("name", "P")]).await.to_string();
     let project = project.as_str();
     let add = |hours: &'static str| {
         let s = &s;
@@ -336,7 +322,7 @@ async fn numbers_and_dates_are_range_checked() {
     }
     // The same on update.
     let r = add("1").await;
-    let activity = id_in(&r, "activity");
+    let activity = id_of(&r.json()["activity"]).to_string();
     let r = s
         .call_json(
             "activity/update",

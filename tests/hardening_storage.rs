@@ -34,37 +34,26 @@ fn text(len: usize, seed: usize) -> String {
 async fn add_project(s: &TestServer, sid: &str, i: usize) -> i64 {
     let name = format!("Seeded {i}");
     let description = text(LONG, i);
-    let r = s
-        .call_json(
-            "projects/add",
-            &[
-                ("sessionId", sid),
-                ("project[name]", &name),
-                ("project[description]", &description),
-            ],
+    s.as_caller(sid)
+        .add(
+            Kind::Project,
+            &[("name", &name), ("description", &description)],
         )
-        .await;
-    r.assert_ok();
-    r.json()["project"]["id"].as_str().unwrap().parse().unwrap()
+        .await
 }
 
 /// Rewrites project descriptions `UPDATES` times, eight at a time.
 async fn write_load(s: &TestServer, sid: &str, ids: &[i64]) {
     futures_util::stream::iter(0..UPDATES)
         .map(|i| async move {
-            let id = ids[i % ids.len()].to_string();
             let description = text(LONG, i + 1);
-            let r = s
-                .call_json(
-                    "projects/update",
-                    &[
-                        ("sessionId", sid),
-                        ("project[id]", &id),
-                        ("project[description]", &description),
-                    ],
+            s.as_caller(sid)
+                .update(
+                    Kind::Project,
+                    ids[i % ids.len()],
+                    &[("description", &description)],
                 )
                 .await;
-            r.assert_ok();
         })
         .buffer_unordered(8)
         .collect::<Vec<()>>()

@@ -10,47 +10,6 @@ use std::sync::Arc;
 
 use reqwest::multipart::{Form, Part};
 
-fn id_in(r: &Resp, kind: &str) -> i64 {
-    r.json()[kind]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {kind} id: {}", r.body))
-        .parse()
-        .unwrap()
-}
-
-/// A project, a task in it and a message on the task, added by `sid`.
-async fn setup(s: &TestServer, sid: &str) -> (i64, i64, i64) {
-    let r = s
-        .call_json(
-            "projects/add",
-            &[("sessionId", sid), ("project[name]", "Site")],
-        )
-        .await;
-    let p = id_in(&r, "project");
-    let r = s
-        .call_json(
-            "tasks/add",
-            &[
-                ("sessionId", sid),
-                ("task[name]", "Build"),
-                ("task[projectId]", &p.to_string()),
-            ],
-        )
-        .await;
-    let t = id_in(&r, "task");
-    let r = s
-        .call_json(
-            "activity/add",
-            &[
-                ("sessionId", sid),
-                ("activity[taskId]", &t.to_string()),
-                ("activity[text]", "hello"),
-            ],
-        )
-        .await;
-    (p, t, id_in(&r, "activity"))
-}
-
 // ---- uploads ----------------------------------------------------------------------------
 
 /// Bytes in every file under `dir`, at any depth.
@@ -145,7 +104,7 @@ async fn assert_refused_unwritten(
 async fn uploads_without_credentials_or_with_a_wrong_session_write_nothing() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let (_, _, a) = setup(&s, &admin).await;
+    let (_, _, a) = s.as_caller(&admin).project_task_activity().await;
     let a = a.to_string();
     let form = || {
         Form::new()
@@ -176,7 +135,7 @@ async fn uploads_without_credentials_or_with_a_wrong_session_write_nothing() {
 async fn uploads_by_a_caller_who_may_not_attach_write_nothing() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let (_, _, a) = setup(&s, &admin).await;
+    let (_, _, a) = s.as_caller(&admin).project_task_activity().await;
     // A user who sees the activity (an admin's message in an open project) but may not
     // edit it.
     let (_, user) = s.user("ann@example.com", 100, false).await;
@@ -223,7 +182,7 @@ async fn uploads_by_a_caller_who_may_not_attach_write_nothing() {
 async fn an_oversized_file_is_refused_as_it_arrives_and_leaves_nothing() {
     let s = TestServer::start_with(|c| c.max_file_bytes = 1024 * 1024).await;
     let admin = s.admin().await;
-    let (_, _, a) = setup(&s, &admin).await;
+    let (_, _, a) = s.as_caller(&admin).project_task_activity().await;
     let form = Form::new()
         .text("sessionId", admin.clone())
         .text("activityId", a.to_string())
@@ -317,7 +276,7 @@ async fn concurrent_updates_lose_nothing(s: &TestServer, call: &str, kind: &'sta
 async fn concurrent_updates_of_different_task_attributes_both_survive() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let (_, t, _) = setup(&s, &admin).await;
+    let (_, t, _) = s.as_caller(&admin).project_task_activity().await;
     concurrent_updates_lose_nothing(&s, "tasks/update", "task", t).await;
     s.stop().await;
 }
@@ -326,7 +285,7 @@ async fn concurrent_updates_of_different_task_attributes_both_survive() {
 async fn concurrent_updates_of_different_project_attributes_both_survive() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let (p, _, _) = setup(&s, &admin).await;
+    let (p, _, _) = s.as_caller(&admin).project_task_activity().await;
     concurrent_updates_lose_nothing(&s, "projects/update", "project", p).await;
     s.stop().await;
 }
@@ -451,17 +410,12 @@ async fn versions_guard_writes(s: &TestServer, service: &str, kind: &str, id: i6
 async fn every_kind_of_object_carries_a_version_that_guards_its_writes() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let (p, t, a) = setup(&s, &admin).await;
+    let (p, t, a) = s.as_caller(&admin).project_task_activity().await;
     versions_guard_writes(&s, "activity", "activity", a, "text").await;
     versions_guard_writes(&s, "tasks", "task", t, "name").await;
     versions_guard_writes(&s, "projects", "project", p, "name").await;
-    let r = s
-        .call_json(
-            "projectsgroups/add",
-            &[("sessionId", &admin), ("group[name]", "First")],
-        )
-        .await;
-    versions_guard_writes(&s, "projectsgroups", "group", id_in(&r, "group"), "name").await;
+    let g = s.as_caller(&admin).group("First").await;
+    versions_guard_writes(&s, "projectsgroups", "group", g, "name").await;
     let (u, _) = s.user("bob@example.com", 100, false).await;
     versions_guard_writes(&s, "users", "user", u, "firstName").await;
     s.stop().await;
@@ -471,7 +425,7 @@ async fn every_kind_of_object_carries_a_version_that_guards_its_writes() {
 async fn an_activity_changes_its_tasks_version() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let (_, t, _) = setup(&s, &admin).await;
+    let (_, t, _) = s.as_caller(&admin).project_task_activity().await;
     let get = || async {
         let r = s
             .call_json(

@@ -363,60 +363,24 @@ async fn wait_for_mails(
 // ---------------------------------------------------------------------------------------
 // API helpers.
 
-fn id_of(r: &Resp, object: &str) -> i64 {
-    r.json()[object]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {object} id: {}", r.body))
-        .parse()
-        .unwrap()
-}
-
-/// `object[key]=value` for each attribute; a key ending in `[]` is a list item.
-fn object_params<'a>(object: &str, attrs: &[(&str, &'a str)]) -> Vec<(String, &'a str)> {
-    attrs
-        .iter()
-        .map(|(k, v)| match k.strip_suffix("[]") {
-            Some(base) => (format!("{object}[{base}][]"), *v),
-            None => (format!("{object}[{k}]"), *v),
-        })
-        .collect()
-}
-
-/// A write (`projects/add`, `activity/update`, ...) with these `object[...]` attributes;
-/// returns the object's id.
-async fn write(s: &TestServer, sid: &str, call: &str, object: &str, attrs: &[(&str, &str)]) -> i64 {
-    let keyed = object_params(object, attrs);
-    let mut params = vec![("sessionId", sid)];
-    params.extend(keyed.iter().map(|(k, v)| (k.as_str(), *v)));
-    let r = s.call_json(call, &params).await;
-    r.assert_ok();
-    id_of(&r, object)
-}
-
 /// Adds a user as the admin, without signing them in.
 async fn add_user(s: &TestServer, admin: &str, email: &str, level: i64) -> i64 {
     let level = level.to_string();
     let password = password_for(email);
-    write(
-        s,
-        admin,
-        "users/add",
-        "user",
-        &[
-            ("email", email),
-            ("password", &password),
-            ("securityLevel", &level),
-        ],
-    )
-    .await
+    s.as_caller(admin)
+        .add(
+            Kind::User,
+            &[
+                ("email", email),
+                ("password", &password),
+                ("securityLevel", &level),
+            ],
+        )
+        .await
 }
 
 async fn user_id(s: &TestServer, sid: &str, email: &str) -> i64 {
-    let r = s
-        .call_json("users/getByEmail", &[("sessionId", sid), ("email", email)])
-        .await;
-    r.assert_ok();
-    id_of(&r, "user")
+    id_of(&s.as_caller(sid).user_by_email(email).await)
 }
 
 fn list(ids: &[i64]) -> String {
@@ -465,28 +429,23 @@ impl Fixture {
         let outsider = add_user(&s, &admin, OUTSIDER, 100).await;
         let witness = add_user(&s, &admin, WITNESS, 100).await;
         let team = list(&[admin_id, member, client, external]);
-        let project = write(
-            &s,
-            &admin,
-            "projects/add",
-            "project",
-            &[("name", "Harbour"), ("team", &team)],
-        )
-        .await;
+        let project = s
+            .as_caller(&admin)
+            .add(Kind::Project, &[("name", "Harbour"), ("team", &team)])
+            .await;
         let project_s = project.to_string();
         let task_team = list(&[admin_id, external, tasker]);
-        let task = write(
-            &s,
-            &admin,
-            "tasks/add",
-            "task",
-            &[
-                ("name", "Pier"),
-                ("projectId", &project_s),
-                ("team", &task_team),
-            ],
-        )
-        .await;
+        let task = s
+            .as_caller(&admin)
+            .add(
+                Kind::Task,
+                &[
+                    ("name", "Pier"),
+                    ("projectId", &project_s),
+                    ("team", &task_team),
+                ],
+            )
+            .await;
         Fixture {
             smtp,
             s,
@@ -508,7 +467,10 @@ impl Fixture {
         let target = on.1.to_string();
         let mut all = vec![("type", "msg"), ("text", text), (on.0, target.as_str())];
         all.extend_from_slice(attrs);
-        write(&self.s, &self.admin, "activity/add", "activity", &all).await
+        self.s
+            .as_caller(&self.admin)
+            .add(Kind::Activity, &all)
+            .await
     }
 
     fn on_project(&self) -> (&'static str, i64) {
@@ -698,43 +660,37 @@ async fn every_flag_together_mails_each_recipient_once() {
 async fn project_and_task_writes_mail_by_their_notify_flags() {
     let f = Fixture::start().await;
     let (project, task) = (f.project.to_string(), f.task.to_string());
-    write(
-        &f.s,
-        &f.admin,
-        "projects/update",
-        "project",
-        &[
-            ("id", &project),
-            ("notifyClient", "1"),
-            ("description", "write-project-client"),
-        ],
-    )
-    .await;
-    write(
-        &f.s,
-        &f.admin,
-        "tasks/add",
-        "task",
-        &[
-            ("name", "Quay"),
-            ("projectId", &project),
-            ("notifyProjectTeam", "1"),
-            ("description", "write-task-added"),
-        ],
-    )
-    .await;
-    write(
-        &f.s,
-        &f.admin,
-        "tasks/update",
-        "task",
-        &[
-            ("id", &task),
-            ("notifyTaskTeam", "1"),
-            ("description", "write-task-updated"),
-        ],
-    )
-    .await;
+    f.s.as_caller(&f.admin)
+        .update(
+            Kind::Project,
+            project.parse().unwrap(),
+            &[
+                ("notifyClient", "1"),
+                ("description", "write-project-client"),
+            ],
+        )
+        .await;
+    f.s.as_caller(&f.admin)
+        .add(
+            Kind::Task,
+            &[
+                ("name", "Quay"),
+                ("projectId", &project),
+                ("notifyProjectTeam", "1"),
+                ("description", "write-task-added"),
+            ],
+        )
+        .await;
+    f.s.as_caller(&f.admin)
+        .update(
+            Kind::Task,
+            task.parse().unwrap(),
+            &[
+                ("notifyTaskTeam", "1"),
+                ("description", "write-task-updated"),
+            ],
+        )
+        .await;
     let mails = f.settle().await;
     assert_eq!(recipients(&mails, "write-project-client"), [CLIENT]);
     assert_eq!(
@@ -771,18 +727,13 @@ async fn an_activity_hidden_from_clients_is_never_mailed_to_a_client() {
     f.post(f.on_project(), "hidden-on-project", &flags).await;
     // An update keeps the stored flags and still leaves the client out.
     let on_task = on_task.to_string();
-    write(
-        &f.s,
-        &f.admin,
-        "activity/update",
-        "activity",
-        &[
-            ("id", &on_task),
-            ("text", "hidden-updated"),
-            ("notifyUsers[]", &client),
-        ],
-    )
-    .await;
+    f.s.as_caller(&f.admin)
+        .update(
+            Kind::Activity,
+            on_task.parse().unwrap(),
+            &[("text", "hidden-updated"), ("notifyUsers[]", &client)],
+        )
+        .await;
     // The same message, visible to clients, does reach the client.
     f.post(
         f.on_task(),
@@ -826,22 +777,21 @@ async fn a_hidden_task_is_mailed_to_its_project_clients_and_team_but_not_to_othe
         f.member.to_string(),
         f.client.to_string(),
     );
-    let hidden = write(
-        &f.s,
-        &f.admin,
-        "tasks/add",
-        "task",
-        &[
-            ("name", "Vault"),
-            ("projectId", &project),
-            ("hidden", "1"),
-            ("notifyClient", "1"),
-            ("notifyUsers[]", &outsider),
-            ("notifyUsers[]", &member),
-            ("description", "hidden-task-added"),
-        ],
-    )
-    .await;
+    let hidden =
+        f.s.as_caller(&f.admin)
+            .add(
+                Kind::Task,
+                &[
+                    ("name", "Vault"),
+                    ("projectId", &project),
+                    ("hidden", "1"),
+                    ("notifyClient", "1"),
+                    ("notifyUsers[]", &outsider),
+                    ("notifyUsers[]", &member),
+                    ("description", "hidden-task-added"),
+                ],
+            )
+            .await;
     f.post(
         ("taskId", hidden),
         "hidden-task-note",
@@ -894,22 +844,21 @@ async fn a_user_who_may_not_see_a_hidden_project_gets_no_mail_about_it() {
         f.client.to_string(),
         f.member.to_string(),
     );
-    let hidden = write(
-        &f.s,
-        &f.admin,
-        "projects/add",
-        "project",
-        &[
-            ("name", "Cellar"),
-            ("hidden", "1"),
-            ("team", &team),
-            ("notifyProjectTeam", "1"),
-            ("notifyUsers[]", &outsider),
-            ("notifyUsers[]", &external),
-            ("description", "hidden-project-added"),
-        ],
-    )
-    .await;
+    let hidden =
+        f.s.as_caller(&f.admin)
+            .add(
+                Kind::Project,
+                &[
+                    ("name", "Cellar"),
+                    ("hidden", "1"),
+                    ("team", &team),
+                    ("notifyProjectTeam", "1"),
+                    ("notifyUsers[]", &outsider),
+                    ("notifyUsers[]", &external),
+                    ("description", "hidden-project-added"),
+                ],
+            )
+            .await;
     f.post(
         ("projectId", hidden),
         "hidden-project-note",
@@ -938,14 +887,10 @@ async fn a_user_who_may_not_see_a_hidden_project_gets_no_mail_about_it() {
 async fn long_and_non_ascii_text_arrives_intact_over_smtp() {
     let f = Fixture::start().await;
     let team = f.member.to_string();
-    let project = write(
-        &f.s,
-        &f.admin,
-        "projects/add",
-        "project",
-        &[("name", "Hafen Größe ☂"), ("team", &team)],
-    )
-    .await;
+    let project =
+        f.s.as_caller(&f.admin)
+            .add(Kind::Project, &[("name", "Hafen Größe ☂"), ("team", &team)])
+            .await;
     // Long lines and non-ASCII text make the parts quoted-printable or base64.
     let text = format!(
         "Grüße aus Köln — {} <b>fett</b> & \"zitiert\" ünïcödé-end",
@@ -985,65 +930,48 @@ async fn without_smtp_mail_is_written_as_eml_files_naming_project_task_author_an
     let admin = s.admin().await;
     let admin_id = user_id(&s, &admin, ADMIN_EMAIL).await;
     let admin_s = admin_id.to_string();
-    write(
-        &s,
-        &admin,
-        "users/update",
-        "user",
-        &[
-            ("id", &admin_s),
-            ("firstName", "Ada"),
-            ("lastName", "Byron"),
-        ],
-    )
-    .await;
+    s.as_caller(&admin)
+        .update(
+            Kind::User,
+            admin_s.parse().unwrap(),
+            &[("firstName", "Ada"), ("lastName", "Byron")],
+        )
+        .await;
     let member = add_user(&s, &admin, MEMBER, 100).await.to_string();
-    let project = write(
-        &s,
-        &admin,
-        "projects/add",
-        "project",
-        &[("name", "Harbour & Sons")],
-    )
-    .await
-    .to_string();
-    let task = write(
-        &s,
-        &admin,
-        "tasks/add",
-        "task",
-        &[("name", "Pier <7>"), ("projectId", &project)],
-    )
-    .await;
+    let project = s
+        .as_caller(&admin)
+        .add(Kind::Project, &[("name", "Harbour & Sons")])
+        .await
+        .to_string();
+    let task = s
+        .as_caller(&admin)
+        .add(Kind::Task, &[("name", "Pier <7>"), ("projectId", &project)])
+        .await;
     let task = task.to_string();
-    write(
-        &s,
-        &admin,
-        "activity/add",
-        "activity",
-        &[
-            ("type", "msg"),
-            ("taskId", &task),
-            ("text", "<script>x</script>\nsecond \"line\""),
-            ("notifyUsers[]", &member),
-            ("notifyUsers[]", &admin_s),
-        ],
-    )
-    .await;
+    s.as_caller(&admin)
+        .add(
+            Kind::Activity,
+            &[
+                ("type", "msg"),
+                ("taskId", &task),
+                ("text", "<script>x</script>\nsecond \"line\""),
+                ("notifyUsers[]", &member),
+                ("notifyUsers[]", &admin_s),
+            ],
+        )
+        .await;
     // A second mail queued later: once both files exist, nothing else is on its way.
-    write(
-        &s,
-        &admin,
-        "activity/add",
-        "activity",
-        &[
-            ("type", "msg"),
-            ("taskId", &task),
-            ("text", "sentinel"),
-            ("notifyUsers[]", &member),
-        ],
-    )
-    .await;
+    s.as_caller(&admin)
+        .add(
+            Kind::Activity,
+            &[
+                ("type", "msg"),
+                ("taskId", &task),
+                ("text", "sentinel"),
+                ("notifyUsers[]", &member),
+            ],
+        )
+        .await;
     let folder = s.dir.path().join("mail");
     let mails = wait_for_mails(
         "two .eml files",
@@ -1111,19 +1039,18 @@ async fn with_the_smtp_server_stopped_mail_waits_and_is_delivered_once_it_is_bac
     let s = TestServer::start_with(|c| c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))).await;
     let admin = s.admin().await;
     let member = add_user(&s, &admin, MEMBER, 100).await.to_string();
-    let project = write(
-        &s,
-        &admin,
-        "projects/add",
-        "project",
-        &[
-            ("name", "Harbour"),
-            ("description", "written-while-down"),
-            ("notifyUsers[]", &member),
-        ],
-    )
-    .await
-    .to_string();
+    let project = s
+        .as_caller(&admin)
+        .add(
+            Kind::Project,
+            &[
+                ("name", "Harbour"),
+                ("description", "written-while-down"),
+                ("notifyUsers[]", &member),
+            ],
+        )
+        .await
+        .to_string();
     // Nothing listens yet: the first attempt fails and the mail waits for a retry.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let smtp = SmtpServer::start_on(port).await;
@@ -1132,19 +1059,17 @@ async fn with_the_smtp_server_stopped_mail_waits_and_is_delivered_once_it_is_bac
     })
     .await;
     // A later mail arriving proves the worker moved on; the first came only once.
-    write(
-        &s,
-        &admin,
-        "activity/add",
-        "activity",
-        &[
-            ("type", "msg"),
-            ("projectId", &project),
-            ("text", "written-after-return"),
-            ("notifyUsers[]", &member),
-        ],
-    )
-    .await;
+    s.as_caller(&admin)
+        .add(
+            Kind::Activity,
+            &[
+                ("type", "msg"),
+                ("projectId", &project),
+                ("text", "written-after-return"),
+                ("notifyUsers[]", &member),
+            ],
+        )
+        .await;
     let mails = smtp
         .wait_for("the later mail", |m| {
             !recipients(m, "written-after-return").is_empty()

@@ -52,46 +52,23 @@ async fn two_nodes_share_sessions_writes_files_and_the_outbox() {
 
     // A write on A is read on B.
     let sid = a.admin().await;
-    let g = a
-        .call_json(
-            "projectsgroups/add",
-            &[("sessionId", &sid), ("group[name]", "Shared")],
-        )
-        .await;
-    let gid = g.json()["group"]["id"].as_str().unwrap().to_owned();
-    let r = b
-        .call_json(
-            "projectsgroups/getById",
-            &[("sessionId", &sid), ("id", &gid)],
-        )
-        .await;
-    assert_eq!(r.json()["group"]["name"], "Shared");
+    let gid = a.as_caller(&sid).group("Shared").await;
+    let shared = b.as_caller(&sid).get(Kind::Group, gid).await;
+    assert_eq!(shared["name"], "Shared");
 
     // A file uploaded through A downloads through B.
     let (member, _) = a.user("member@example.com", 100, false).await;
     let member = member.to_string();
-    let p = a
-        .call_json(
-            "projects/add",
-            &[
-                ("sessionId", &sid),
-                ("project[name]", "Both"),
-                ("project[team][]", &member),
-            ],
-        )
-        .await;
-    let pid = p.json()["project"]["id"].as_str().unwrap().to_owned();
-    let act = a
-        .call_json(
-            "activity/add",
-            &[
-                ("sessionId", &sid),
-                ("activity[projectId]", &pid),
-                ("activity[text]", "x"),
-            ],
-        )
-        .await;
-    let aid = act.json()["activity"]["id"].as_str().unwrap().to_owned();
+    let pid = a
+        .as_caller(&sid)
+        .project(&[("name", "Both"), ("team[]", &member)])
+        .await
+        .to_string();
+    let aid = a
+        .as_caller(&sid)
+        .activity(&[("projectId", &pid), ("text", "x")])
+        .await
+        .to_string();
     let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
     let form = reqwest::multipart::Form::new()
         .text("sessionId", sid.clone())
@@ -126,17 +103,13 @@ async fn two_nodes_share_sessions_writes_files_and_the_outbox() {
     const MAILS: usize = 20;
     for i in 0..MAILS {
         let node = if i % 2 == 0 { &a } else { &b };
-        node.call_json(
-            "activity/add",
-            &[
-                ("sessionId", &sid),
-                ("activity[projectId]", &pid),
-                ("activity[text]", &format!("note {i}")),
-                ("activity[notifyProjectTeam]", "1"),
-            ],
-        )
-        .await
-        .assert_ok();
+        node.as_caller(&sid)
+            .activity(&[
+                ("projectId", &pid),
+                ("text", &format!("note {i}")),
+                ("notifyProjectTeam", "1"),
+            ])
+            .await;
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -7,101 +7,15 @@ use serde_json::{json, Value};
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// An object id as JSON gives it (a string).
-fn id_of(v: &Value) -> i64 {
-    v["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("id is not a string: {v}"))
-        .parse()
-        .unwrap()
-}
-
-fn with_session<'a>(sid: &'a str, params: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut all = vec![("sessionId", sid)];
-    all.extend_from_slice(params);
-    all
-}
-
-/// Adds a project as `sid` (JSON) and returns its id.
-async fn add_project(server: &TestServer, sid: &str, params: &[(&str, &str)]) -> i64 {
-    let r = server
-        .call_json("projects/add", &with_session(sid, params))
-        .await;
-    r.assert_ok();
-    id_of(&r.json()["project"])
-}
-
-/// Adds a project with just a name.
-async fn project_named(server: &TestServer, sid: &str, name: &str) -> i64 {
-    add_project(server, sid, &[("project[name]", name)]).await
-}
-
-/// Updates a project as `sid` (JSON) and returns it.
-async fn update_project(server: &TestServer, sid: &str, id: i64, params: &[(&str, &str)]) -> Value {
-    let id = id.to_string();
-    let mut all = with_session(sid, &[("project[id]", &id)]);
-    all.extend_from_slice(params);
-    let r = server.call_json("projects/update", &all).await;
-    r.assert_ok();
-    r.json()["project"].clone()
-}
-
-/// A project as `sid` reads it (JSON).
-async fn read_project(server: &TestServer, sid: &str, id: i64) -> Value {
-    let r = server
-        .call_json(
-            "projects/getById",
-            &[("sessionId", sid), ("id", &id.to_string())],
-        )
-        .await;
-    r.assert_ok();
-    r.json()["project"].clone()
-}
-
-/// Every project `sid` sees, as getAll gives them (JSON).
-async fn all_projects(server: &TestServer, sid: &str) -> Vec<Value> {
-    let r = server
-        .call_json("projects/getAll", &[("sessionId", sid), ("loadTeam", "1")])
-        .await;
-    r.assert_ok();
-    let j = r.json();
-    let items = j["items"].as_array().expect("items").clone();
-    assert_eq!(j["count"], items.len(), "{}", r.body);
-    assert_eq!(j["total"], items.len(), "{}", r.body);
-    items
-}
-
-/// The ids and total of a getList (JSON) with these extra arguments.
-async fn list(server: &TestServer, sid: &str, params: &[(&str, &str)]) -> (Vec<i64>, i64) {
-    let r = server
-        .call_json("projects/getList", &with_session(sid, params))
-        .await;
-    r.assert_ok();
-    let j = r.json();
-    let items = j["items"].as_array().expect("items");
-    assert_eq!(j["count"], items.len(), "{}", r.body);
-    (
-        items.iter().map(id_of).collect(),
-        j["total"].as_i64().unwrap(),
-    )
-}
-
 /// Asserts a filtered getList returns exactly these ids (and a total to match).
 async fn assert_filter(server: &TestServer, sid: &str, params: &[(&str, &str)], expected: &[i64]) {
-    let (ids, total) = list(server, sid, params).await;
+    let (ids, total) = server
+        .as_caller(sid)
+        .list(Kind::Project, params)
+        .await
+        .ids_total();
     assert_eq!(ids, expected, "filter {params:?}");
     assert_eq!(total, expected.len() as i64, "filter {params:?}");
-}
-
-async fn add_group(server: &TestServer, sid: &str, name: &str) -> i64 {
-    let r = server
-        .call_json(
-            "projectsgroups/add",
-            &[("sessionId", sid), ("group[name]", name)],
-        )
-        .await;
-    r.assert_ok();
-    id_of(&r.json()["group"])
 }
 
 /// POSTs a JSON body (with `retType=json`).
@@ -163,7 +77,13 @@ fn xml_team(r: &Resp) -> Option<Vec<i64>> {
 
 /// Asserts a refused request: status, code, and the list of projects unchanged.
 async fn assert_nothing_changed(server: &TestServer, admin: &str, before: &[Value]) {
-    assert_eq!(all_projects(server, admin).await, before);
+    assert_eq!(
+        server
+            .as_caller(admin)
+            .all(Kind::Project, &[("loadTeam", "1")])
+            .await,
+        before
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -174,6 +94,7 @@ async fn assert_nothing_changed(server: &TestServer, admin: &str, before: &[Valu
 async fn a_project_goes_through_add_get_update_list_and_remove_in_xml() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let ann_s = ann.to_string();
 
@@ -229,7 +150,7 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_xml() {
     assert_eq!(r.xml_text("hidden").unwrap(), "0");
     assert_eq!(r.xml_text("name").unwrap(), "Site <&>");
 
-    let second = project_named(&server, &admin, "Second").await;
+    let second = as_admin.add(Kind::Project, &[("name", "Second")]).await;
     for call in ["projects/getList", "projects/getAll"] {
         let r = server.call(call, &[("sessionId", &admin)]).await;
         r.assert_ok();
@@ -259,15 +180,19 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_xml() {
         )
         .await;
     r.assert_fail(404, "not_found");
-    assert_eq!(list(&server, &admin, &[]).await, (vec![second], 1));
+    assert_eq!(
+        as_admin.list(Kind::Project, &[]).await.ids_total(),
+        (vec![second], 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_goes_through_add_get_update_list_and_remove_in_json() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let group = add_group(&server, &admin, "Clients").await;
+    let group = as_admin.group("Clients").await;
 
     let r = server
         .call_json(
@@ -300,16 +225,18 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_json() {
     assert_eq!(created.len(), 19, "YYYY-MM-DD HH:MM:SS: {created}");
     assert_eq!(&created[10..11], " ");
 
-    assert_eq!(read_project(&server, &admin, id).await, p);
+    assert_eq!(as_admin.get(Kind::Project, id).await, p);
 
-    let updated = update_project(&server, &admin, id, &[("project[status]", "20")]).await;
+    let updated = as_admin
+        .update(Kind::Project, id, &[("status", "20")])
+        .await;
     assert_eq!(updated["status"], 20);
     assert_eq!(updated["name"], "Site");
-    assert_eq!(read_project(&server, &admin, id).await, updated);
+    assert_eq!(as_admin.get(Kind::Project, id).await, updated);
 
-    let (ids, total) = list(&server, &admin, &[]).await;
+    let (ids, total) = as_admin.list(Kind::Project, &[]).await.ids_total();
     assert_eq!((ids, total), (vec![id], 1));
-    let all = all_projects(&server, &admin).await;
+    let all = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     assert_eq!(all, [updated]);
 
     let r = server
@@ -327,15 +254,21 @@ async fn a_project_goes_through_add_get_update_list_and_remove_in_json() {
         )
         .await
         .assert_fail(404, "not_found");
-    assert!(all_projects(&server, &admin).await.is_empty());
+    assert!(as_admin
+        .all(Kind::Project, &[("loadTeam", "1")])
+        .await
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_project_takes_the_defaults_and_the_caller_as_owner() {
     let server = TestServer::start().await;
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
-    let id = project_named(&server, &ann_s, "Mine").await;
-    let p = read_project(&server, &ann_s, id).await;
+    let id = server
+        .as_caller(&ann_s)
+        .add(Kind::Project, &[("name", "Mine")])
+        .await;
+    let p = server.as_caller(&ann_s).get(Kind::Project, id).await;
     assert_eq!(p["priority"], 2);
     assert_eq!(p["status"], 10);
     assert_eq!(p["flag"], 0);
@@ -355,7 +288,8 @@ async fn a_new_project_takes_the_defaults_and_the_caller_as_owner() {
 async fn an_id_and_read_only_attributes_given_on_add_are_ignored() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let first = project_named(&server, &admin, "First").await;
+    let as_admin = server.as_caller(&admin);
+    let first = as_admin.add(Kind::Project, &[("name", "First")]).await;
     let r = server
         .call_json(
             "projects/add",
@@ -373,7 +307,7 @@ async fn an_id_and_read_only_attributes_given_on_add_are_ignored() {
     assert_ne!(id_of(&p), first);
     assert_ne!(p["createdAt"], "2000-01-01 00:00:00");
     assert_eq!(p["can_edit"], true);
-    assert_eq!(read_project(&server, &admin, first).await["name"], "First");
+    assert_eq!(as_admin.get(Kind::Project, first).await["name"], "First");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -384,37 +318,27 @@ async fn an_id_and_read_only_attributes_given_on_add_are_ignored() {
 async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let (bob, _) = server.user("bob@example.com", 150, false).await;
     let (a, b) = (ann.to_string(), bob.to_string());
 
-    let brackets = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Brackets"),
-            ("project[team][]", &a),
-            ("project[team][]", &b),
-        ],
-    )
-    .await;
-    let indexes = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Indexes"),
-            ("project[team][0]", &a),
-            ("project[team][1]", &b),
-        ],
-    )
-    .await;
+    let brackets = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "Brackets"), ("team[]", &a), ("team[]", &b)],
+        )
+        .await;
+    let indexes = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "Indexes"), ("team[0]", &a), ("team[1]", &b)],
+        )
+        .await;
     let comma = format!("{ann}, {bob}");
-    let commas = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "Commas"), ("project[team]", &comma)],
-    )
-    .await;
+    let commas = as_admin
+        .add(Kind::Project, &[("name", "Commas"), ("team", &comma)])
+        .await;
     let r = post_json(
         &server,
         "projects/add",
@@ -427,25 +351,27 @@ async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() 
 
     for id in [brackets, indexes, commas, from_json] {
         assert_eq!(
-            team_of(&read_project(&server, &admin, id).await),
+            team_of(&as_admin.get(Kind::Project, id).await),
             [ann, bob],
             "project {id}"
         );
     }
 
     // A duplicate is dropped; an update replaces the team; an empty value clears it.
-    let p = update_project(
-        &server,
-        &admin,
-        brackets,
-        &[("project[team]", &format!("{bob},{bob}"))],
-    )
-    .await;
+    let p = as_admin
+        .update(
+            Kind::Project,
+            brackets,
+            &[("team", &format!("{bob},{bob}"))],
+        )
+        .await;
     assert_eq!(team_of(&p), [bob]);
-    let p = update_project(&server, &admin, brackets, &[("project[team]", "")]).await;
+    let p = as_admin
+        .update(Kind::Project, brackets, &[("team", "")])
+        .await;
     assert_eq!(team_of(&p), Vec::<i64>::new());
     assert_eq!(
-        team_of(&read_project(&server, &admin, brackets).await),
+        team_of(&as_admin.get(Kind::Project, brackets).await),
         Vec::<i64>::new()
     );
 }
@@ -454,19 +380,17 @@ async fn the_team_is_read_from_brackets_indexes_a_comma_list_and_a_json_array() 
 async fn get_by_id_always_includes_the_team_and_lists_only_with_load_team() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let id = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Site"),
-            ("project[team]", &ann.to_string()),
-        ],
-    )
-    .await;
+    let id = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "Site"), ("team", &ann.to_string())],
+        )
+        .await;
 
     // getById, JSON and XML.
-    assert_eq!(team_of(&read_project(&server, &admin, id).await), [ann]);
+    assert_eq!(team_of(&as_admin.get(Kind::Project, id).await), [ann]);
     let r = server
         .call(
             "projects/getById",
@@ -509,41 +433,44 @@ async fn get_by_id_always_includes_the_team_and_lists_only_with_load_team() {
 async fn a_partial_update_keeps_every_attribute_not_sent() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let group = add_group(&server, &admin, "G").await;
-    let id = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Site"),
-            ("project[description]", "About"),
-            ("project[tags]", "a,b"),
-            ("project[ownerId]", &ann.to_string()),
-            ("project[groupId]", &group.to_string()),
-            ("project[startDate]", "2024-01-01"),
-            ("project[endDate]", "2024-02-01"),
-            ("project[priority]", "3"),
-            ("project[status]", "20"),
-            ("project[hidden]", "1"),
-            ("project[flag]", "2"),
-            ("project[notifyProjectTeam]", "1"),
-            ("project[notifyClient]", "1"),
-            ("project[team][]", &ann.to_string()),
-        ],
-    )
-    .await;
-    let before = read_project(&server, &admin, id).await;
+    let group = as_admin.group("G").await;
+    let id = as_admin
+        .add(
+            Kind::Project,
+            &[
+                ("name", "Site"),
+                ("description", "About"),
+                ("tags", "a,b"),
+                ("ownerId", &ann.to_string()),
+                ("groupId", &group.to_string()),
+                ("startDate", "2024-01-01"),
+                ("endDate", "2024-02-01"),
+                ("priority", "3"),
+                ("status", "20"),
+                ("hidden", "1"),
+                ("flag", "2"),
+                ("notifyProjectTeam", "1"),
+                ("notifyClient", "1"),
+                ("team[]", &ann.to_string()),
+            ],
+        )
+        .await;
+    let before = as_admin.get(Kind::Project, id).await;
 
-    let after = update_project(&server, &admin, id, &[("project[name]", "Renamed")]).await;
+    let after = as_admin
+        .update(Kind::Project, id, &[("name", "Renamed")])
+        .await;
     assert_eq!(after["name"], "Renamed");
     let mut expected = before.clone();
     expected["name"] = json!("Renamed");
     expected["updatedAt"] = after["updatedAt"].clone();
     assert_eq!(after, expected);
-    assert_eq!(read_project(&server, &admin, id).await, after);
+    assert_eq!(as_admin.get(Kind::Project, id).await, after);
 
     // Sending nothing but the id changes nothing either.
-    let same = update_project(&server, &admin, id, &[]).await;
+    let same = as_admin.update(Kind::Project, id, &[]).await;
     expected["updatedAt"] = same["updatedAt"].clone();
     assert_eq!(same, expected);
 }
@@ -552,47 +479,40 @@ async fn a_partial_update_keeps_every_attribute_not_sent() {
 async fn an_empty_value_clears_the_description_the_tags_and_the_dates() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let group = add_group(&server, &admin, "G").await;
-    let id = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Site"),
-            ("project[description]", "About"),
-            ("project[tags]", "a"),
-            ("project[groupId]", &group.to_string()),
-            ("project[startDate]", "2024-01-01"),
-            ("project[endDate]", "2024-02-01"),
-        ],
-    )
-    .await;
-    let p = update_project(
-        &server,
-        &admin,
-        id,
-        &[("project[description]", ""), ("project[endDate]", "")],
-    )
-    .await;
+    let as_admin = server.as_caller(&admin);
+    let group = as_admin.group("G").await;
+    let id = as_admin
+        .add(
+            Kind::Project,
+            &[
+                ("name", "Site"),
+                ("description", "About"),
+                ("tags", "a"),
+                ("groupId", &group.to_string()),
+                ("startDate", "2024-01-01"),
+                ("endDate", "2024-02-01"),
+            ],
+        )
+        .await;
+    let p = as_admin
+        .update(Kind::Project, id, &[("description", ""), ("endDate", "")])
+        .await;
     assert_eq!(p["description"], Value::Null);
     assert_eq!(p["endDate"], Value::Null);
     assert_eq!(p["startDate"], "2024-01-01 00:00:00");
     assert_eq!(p["tags"], "a");
 
-    let p = update_project(
-        &server,
-        &admin,
-        id,
-        &[
-            ("project[tags]", ""),
-            ("project[groupId]", ""),
-            ("project[startDate]", ""),
-        ],
-    )
-    .await;
+    let p = as_admin
+        .update(
+            Kind::Project,
+            id,
+            &[("tags", ""), ("groupId", ""), ("startDate", "")],
+        )
+        .await;
     assert_eq!(p["tags"], Value::Null);
     assert_eq!(p["groupId"], Value::Null);
     assert_eq!(p["startDate"], Value::Null);
-    let read = read_project(&server, &admin, id).await;
+    let read = as_admin.get(Kind::Project, id).await;
     assert_eq!(read["description"], Value::Null);
     assert_eq!(read["endDate"], Value::Null);
     assert_eq!(read["groupId"], Value::Null);
@@ -610,19 +530,17 @@ async fn an_empty_value_clears_the_description_the_tags_and_the_dates() {
         .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["project[name]"]);
-    assert_eq!(read_project(&server, &admin, id).await, read);
+    assert_eq!(as_admin.get(Kind::Project, id).await, read);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_json_null_clears_a_nullable_attribute() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "Site"), ("project[description]", "About")],
-    )
-    .await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin
+        .add(Kind::Project, &[("name", "Site"), ("description", "About")])
+        .await;
     let r = post_json(
         &server,
         "projects/update",
@@ -632,7 +550,7 @@ async fn a_json_null_clears_a_nullable_attribute() {
     r.assert_ok();
     assert_eq!(r.json()["project"]["description"], Value::Null);
     assert_eq!(
-        read_project(&server, &admin, id).await["description"],
+        as_admin.get(Kind::Project, id).await["description"],
         Value::Null
     );
 }
@@ -645,8 +563,9 @@ async fn a_json_null_clears_a_nullable_attribute() {
 async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let existing = project_named(&server, &admin, "Existing").await;
-    let before = all_projects(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let existing = as_admin.add(Kind::Project, &[("name", "Existing")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let long_name = "x".repeat(256);
     let long_description = "d".repeat(100_001);
     let long_tags = "t".repeat(1_001);
@@ -720,7 +639,10 @@ async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
     assert!(codes.contains(&"required"), "{}", r.body);
 
     assert_nothing_changed(&server, &admin, &before).await;
-    assert_eq!(id_of(&all_projects(&server, &admin).await[0]), existing);
+    assert_eq!(
+        id_of(&as_admin.all(Kind::Project, &[("loadTeam", "1")]).await[0]),
+        existing
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -757,16 +679,14 @@ async fn the_limits_themselves_are_accepted() {
 async fn update_refuses_invalid_attributes_and_keeps_the_project() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Site"),
-            ("project[startDate]", "2024-02-01"),
-        ],
-    )
-    .await;
-    let before = read_project(&server, &admin, id).await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "Site"), ("startDate", "2024-02-01")],
+        )
+        .await;
+    let before = as_admin.get(Kind::Project, id).await;
     let id_s = id.to_string();
     let cases: Vec<(&str, &str, &str)> = vec![
         ("project[priority]", "5", "project[priority]"),
@@ -793,7 +713,7 @@ async fn update_refuses_invalid_attributes_and_keeps_the_project() {
             .await;
         r.assert_fail(422, "validation_failed");
         assert_eq!(r.error_fields(), [field], "{key}={value}: {}", r.body);
-        assert_eq!(read_project(&server, &admin, id).await, before);
+        assert_eq!(as_admin.get(Kind::Project, id).await, before);
     }
 }
 
@@ -801,8 +721,9 @@ async fn update_refuses_invalid_attributes_and_keeps_the_project() {
 async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = project_named(&server, &admin, "Site").await;
-    let before = all_projects(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let cases = [
         ("project[priority]", "high", "project[priority]"),
         ("project[hidden]", "maybe", "project[hidden]"),
@@ -864,8 +785,9 @@ async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
 async fn an_unknown_project_is_404_for_every_call() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = project_named(&server, &admin, "Site").await;
-    let before = all_projects(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let missing = (id + 100).to_string();
     server
         .call_json(
@@ -906,8 +828,9 @@ async fn an_unknown_project_is_404_for_every_call() {
 async fn update_and_remove_without_an_id_are_refused() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    project_named(&server, &admin, "Site").await;
-    let before = all_projects(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let r = server
         .call_json(
             "projects/update",
@@ -932,8 +855,9 @@ async fn update_and_remove_without_an_id_are_refused() {
 async fn writes_sent_with_get_are_405_and_change_nothing() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = project_named(&server, &admin, "Site").await;
-    let before = all_projects(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let id_s = id.to_string();
     let cases: [(&str, Vec<(&str, &str)>); 3] = [
         ("projects/add", vec![("project[name]", "New")]),
@@ -979,10 +903,11 @@ async fn writes_sent_with_get_are_405_and_change_nothing() {
 async fn external_users_and_clients_cannot_add_projects() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (_, external) = server.user("ext@example.com", 150, false).await;
     let (_, client) = server.user("client@example.com", 200, false).await;
-    project_named(&server, &admin, "Existing").await;
-    let before = all_projects(&server, &admin).await;
+    as_admin.add(Kind::Project, &[("name", "Existing")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     for sid in [&external, &client] {
         server
             .call_json(
@@ -1006,8 +931,9 @@ async fn external_users_and_clients_cannot_add_projects() {
 async fn without_a_session_nothing_is_added_or_read() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = project_named(&server, &admin, "Site").await;
-    let before = all_projects(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     let r = server
         .call_json("projects/add", &[("project[name]", "Anon")])
         .await;
@@ -1030,28 +956,26 @@ async fn without_a_session_nothing_is_added_or_read() {
 async fn users_see_and_edit_projects_by_the_visibility_rules() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
     let (_, bob_s) = server.user("bob@example.com", 100, false).await;
     let (ext, ext_s) = server.user("ext@example.com", 150, false).await;
     let (client, client_s) = server.user("client@example.com", 200, false).await;
 
-    let open = project_named(&server, &admin, "Open").await;
-    let hidden = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Hidden"),
-            ("project[hidden]", "1"),
-            ("project[team]", &format!("{ann},{ext},{client}")),
-        ],
-    )
-    .await;
-    let hidden_alone = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "Hidden alone"), ("project[hidden]", "1")],
-    )
-    .await;
+    let open = as_admin.add(Kind::Project, &[("name", "Open")]).await;
+    let hidden = as_admin
+        .add(
+            Kind::Project,
+            &[
+                ("name", "Hidden"),
+                ("hidden", "1"),
+                ("team", &format!("{ann},{ext},{client}")),
+            ],
+        )
+        .await;
+    let hidden_alone = as_admin
+        .add(Kind::Project, &[("name", "Hidden alone"), ("hidden", "1")])
+        .await;
 
     assert_filter(&server, &admin, &[], &[open, hidden, hidden_alone]).await;
     assert_filter(&server, &ann_s, &[], &[open, hidden]).await;
@@ -1060,7 +984,7 @@ async fn users_see_and_edit_projects_by_the_visibility_rules() {
     assert_filter(&server, &client_s, &[], &[hidden]).await;
 
     // Invisible is 404, even to remove; visible but not editable is 403.
-    let before = all_projects(&server, &admin).await;
+    let before = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     for (sid, id) in [(&bob_s, hidden), (&ext_s, open), (&client_s, hidden_alone)] {
         server
             .call_json(
@@ -1077,7 +1001,7 @@ async fn users_see_and_edit_projects_by_the_visibility_rules() {
             .await
             .assert_fail(404, "not_found");
     }
-    let p = read_project(&server, &bob_s, open).await;
+    let p = server.as_caller(&bob_s).get(Kind::Project, open).await;
     assert_eq!(p["can_edit"], false);
     server
         .call_json(
@@ -1091,7 +1015,10 @@ async fn users_see_and_edit_projects_by_the_visibility_rules() {
         .await
         .assert_fail(403, "forbidden");
     for sid in [&ext_s, &client_s] {
-        assert_eq!(read_project(&server, sid, hidden).await["can_edit"], false);
+        assert_eq!(
+            server.as_caller(sid).get(Kind::Project, hidden).await["can_edit"],
+            false
+        );
         server
             .call_json(
                 "projects/remove",
@@ -1104,10 +1031,13 @@ async fn users_see_and_edit_projects_by_the_visibility_rules() {
 
     // A team member who is a user edits.
     assert_eq!(
-        read_project(&server, &ann_s, hidden).await["can_edit"],
+        server.as_caller(&ann_s).get(Kind::Project, hidden).await["can_edit"],
         true
     );
-    let p = update_project(&server, &ann_s, hidden, &[("project[flag]", "1")]).await;
+    let p = server
+        .as_caller(&ann_s)
+        .update(Kind::Project, hidden, &[("flag", "1")])
+        .await;
     assert_eq!(p["flag"], 1);
 }
 
@@ -1119,9 +1049,12 @@ async fn users_see_and_edit_projects_by_the_visibility_rules() {
 async fn status_done_records_the_closing_time_for_hide_old_object_period() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = project_named(&server, &admin, "Open").await;
-    let done = project_named(&server, &admin, "Done").await;
-    update_project(&server, &admin, done, &[("project[status]", "30")]).await;
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Project, &[("name", "Open")]).await;
+    let done = as_admin.add(Kind::Project, &[("name", "Done")]).await;
+    as_admin
+        .update(Kind::Project, done, &[("status", "30")])
+        .await;
     // Closed just now: kept by a period of one day, and even of zero days for now.
     assert_filter(
         &server,
@@ -1146,7 +1079,9 @@ async fn status_done_records_the_closing_time_for_hide_old_object_period() {
     )
     .await;
     // Another update keeps the closing time; reopening clears it.
-    update_project(&server, &admin, done, &[("project[name]", "Done!")]).await;
+    as_admin
+        .update(Kind::Project, done, &[("name", "Done!")])
+        .await;
     assert_filter(
         &server,
         &admin,
@@ -1154,7 +1089,9 @@ async fn status_done_records_the_closing_time_for_hide_old_object_period() {
         &[open],
     )
     .await;
-    update_project(&server, &admin, done, &[("project[status]", "10")]).await;
+    as_admin
+        .update(Kind::Project, done, &[("status", "10")])
+        .await;
     assert_filter(
         &server,
         &admin,
@@ -1168,8 +1105,14 @@ async fn status_done_records_the_closing_time_for_hide_old_object_period() {
 async fn removing_a_project_removes_its_tasks_and_their_activities() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let keep = project_named(&server, &admin, "Keep").await;
-    let gone = project_named(&server, &admin, "Gone").await;
+    let keep = server
+        .as_caller(&admin)
+        .add(Kind::Project, &[("name", "Keep")])
+        .await;
+    let gone = server
+        .as_caller(&admin)
+        .add(Kind::Project, &[("name", "Gone")])
+        .await;
 
     let add_task = |project: i64, name: &'static str| {
         let server = &server;
@@ -1229,7 +1172,7 @@ async fn removing_a_project_removes_its_tasks_and_their_activities() {
             .assert_fail(404, "not_found");
     }
     // The other project and its task stay; removing again is 404.
-    read_project(&server, &admin, keep).await;
+    server.as_caller(&admin).get(Kind::Project, keep).await;
     server
         .call_json(
             "tasks/getById",
@@ -1259,36 +1202,28 @@ async fn removing_a_project_removes_its_tasks_and_their_activities() {
 async fn the_group_id_filter_keeps_the_projects_of_that_group() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g1 = add_group(&server, &admin, "One").await;
-    let g2 = add_group(&server, &admin, "Two").await;
-    let a = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "A"),
-            ("project[groupId]", &g1.to_string()),
-        ],
-    )
-    .await;
-    add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "B"),
-            ("project[groupId]", &g2.to_string()),
-        ],
-    )
-    .await;
-    project_named(&server, &admin, "C").await;
-    let d = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "D"),
-            ("project[groupId]", &g1.to_string()),
-        ],
-    )
-    .await;
+    let as_admin = server.as_caller(&admin);
+    let g1 = as_admin.group("One").await;
+    let g2 = as_admin.group("Two").await;
+    let a = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "A"), ("groupId", &g1.to_string())],
+        )
+        .await;
+    as_admin
+        .add(
+            Kind::Project,
+            &[("name", "B"), ("groupId", &g2.to_string())],
+        )
+        .await;
+    as_admin.add(Kind::Project, &[("name", "C")]).await;
+    let d = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "D"), ("groupId", &g1.to_string())],
+        )
+        .await;
     assert_filter(
         &server,
         &admin,
@@ -1302,18 +1237,19 @@ async fn the_group_id_filter_keeps_the_projects_of_that_group() {
 async fn the_owner_id_filter_keeps_the_projects_of_that_owner() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
-    project_named(&server, &admin, "Admin's").await;
-    let by_ann = project_named(&server, &ann_s, "Ann's").await;
-    let given = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Given"),
-            ("project[ownerId]", &ann.to_string()),
-        ],
-    )
-    .await;
+    as_admin.add(Kind::Project, &[("name", "Admin's")]).await;
+    let by_ann = server
+        .as_caller(&ann_s)
+        .add(Kind::Project, &[("name", "Ann's")])
+        .await;
+    let given = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "Given"), ("ownerId", &ann.to_string())],
+        )
+        .await;
     assert_filter(
         &server,
         &admin,
@@ -1327,17 +1263,18 @@ async fn the_owner_id_filter_keeps_the_projects_of_that_owner() {
 async fn the_name_filter_is_a_case_insensitive_substring() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let a = project_named(&server, &admin, "Alpha Site").await;
-    project_named(&server, &admin, "Gamma").await;
-    let b = project_named(&server, &admin, "beta SITE").await;
-    let c = project_named(&server, &admin, "website").await;
-    project_named(&server, &admin, "Sit").await;
+    let as_admin = server.as_caller(&admin);
+    let a = as_admin.add(Kind::Project, &[("name", "Alpha Site")]).await;
+    as_admin.add(Kind::Project, &[("name", "Gamma")]).await;
+    let b = as_admin.add(Kind::Project, &[("name", "beta SITE")]).await;
+    let c = as_admin.add(Kind::Project, &[("name", "website")]).await;
+    as_admin.add(Kind::Project, &[("name", "Sit")]).await;
     assert_filter(&server, &admin, &[("filter[name]", "site")], &[a, b, c]).await;
     // Wildcards are literal.
-    let under = project_named(&server, &admin, "a_b").await;
-    project_named(&server, &admin, "axb").await;
-    let percent = project_named(&server, &admin, "100% done").await;
-    project_named(&server, &admin, "100 done").await;
+    let under = as_admin.add(Kind::Project, &[("name", "a_b")]).await;
+    as_admin.add(Kind::Project, &[("name", "axb")]).await;
+    let percent = as_admin.add(Kind::Project, &[("name", "100% done")]).await;
+    as_admin.add(Kind::Project, &[("name", "100 done")]).await;
     assert_filter(&server, &admin, &[("filter[name]", "a_b")], &[under]).await;
     assert_filter(&server, &admin, &[("filter[name]", "0% ")], &[percent]).await;
 }
@@ -1346,32 +1283,27 @@ async fn the_name_filter_is_a_case_insensitive_substring() {
 async fn the_assigned_to_filter_keeps_projects_whose_team_holds_the_user() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
     let (bob, _) = server.user("bob@example.com", 100, false).await;
-    let with_ann = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "A"), ("project[team]", &ann.to_string())],
-    )
-    .await;
-    add_project(
-        &server,
-        &admin,
-        &[("project[name]", "B"), ("project[team]", &bob.to_string())],
-    )
-    .await;
-    let both = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "AB"),
-            ("project[team]", &format!("{bob},{ann}")),
-        ],
-    )
-    .await;
-    project_named(&server, &admin, "None").await;
+    let with_ann = as_admin
+        .add(Kind::Project, &[("name", "A"), ("team", &ann.to_string())])
+        .await;
+    as_admin
+        .add(Kind::Project, &[("name", "B"), ("team", &bob.to_string())])
+        .await;
+    let both = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "AB"), ("team", &format!("{bob},{ann}"))],
+        )
+        .await;
+    as_admin.add(Kind::Project, &[("name", "None")]).await;
     // Owning is not being assigned.
-    project_named(&server, &ann_s, "Owned by Ann").await;
+    server
+        .as_caller(&ann_s)
+        .add(Kind::Project, &[("name", "Owned by Ann")])
+        .await;
     assert_filter(
         &server,
         &admin,
@@ -1385,19 +1317,14 @@ async fn the_assigned_to_filter_keeps_projects_whose_team_holds_the_user() {
 async fn the_active_filter_drops_done_projects() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = project_named(&server, &admin, "Open").await;
-    let on_hold = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "On hold"), ("project[status]", "20")],
-    )
-    .await;
-    add_project(
-        &server,
-        &admin,
-        &[("project[name]", "Done"), ("project[status]", "30")],
-    )
-    .await;
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Project, &[("name", "Open")]).await;
+    let on_hold = as_admin
+        .add(Kind::Project, &[("name", "On hold"), ("status", "20")])
+        .await;
+    as_admin
+        .add(Kind::Project, &[("name", "Done"), ("status", "30")])
+        .await;
     assert_filter(
         &server,
         &admin,
@@ -1411,28 +1338,42 @@ async fn the_active_filter_drops_done_projects() {
 async fn the_hide_old_object_period_filter_drops_projects_closed_longer_ago() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = project_named(&server, &admin, "Open").await;
-    let old = project_named(&server, &admin, "Done a while ago").await;
-    update_project(&server, &admin, old, &[("project[status]", "30")]).await;
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Project, &[("name", "Open")]).await;
+    let old = as_admin
+        .add(Kind::Project, &[("name", "Done a while ago")])
+        .await;
+    as_admin
+        .update(Kind::Project, old, &[("status", "30")])
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let fresh = project_named(&server, &admin, "Done just now").await;
-    let on_hold = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "On hold"), ("project[status]", "20")],
-    )
-    .await;
+    let fresh = as_admin
+        .add(Kind::Project, &[("name", "Done just now")])
+        .await;
+    let on_hold = as_admin
+        .add(Kind::Project, &[("name", "On hold"), ("status", "20")])
+        .await;
     // A period of 0 days keeps only what was closed this very second (dates are whole
     // seconds): the close and the lists must fall within one second of the clock, so a
     // round that straddles a second is done again (a loaded machine can take that long).
     for round in 0.. {
         let second = unix_now();
-        update_project(&server, &admin, fresh, &[("project[status]", "30")]).await;
-        let period = list(&server, &admin, &[("filter[hide_old_object_period]", "0")]).await;
+        as_admin
+            .update(Kind::Project, fresh, &[("status", "30")])
+            .await;
+        let period = as_admin
+            .list(Kind::Project, &[("filter[hide_old_object_period]", "0")])
+            .await
+            .ids_total();
         // hide_non_active is the same filter.
-        let non_active = list(&server, &admin, &[("filter[hide_non_active]", "0")]).await;
+        let non_active = as_admin
+            .list(Kind::Project, &[("filter[hide_non_active]", "0")])
+            .await
+            .ids_total();
         if unix_now() != second && round < 20 {
-            update_project(&server, &admin, fresh, &[("project[status]", "10")]).await;
+            as_admin
+                .update(Kind::Project, fresh, &[("status", "10")])
+                .await;
             continue;
         }
         assert_eq!(
@@ -1472,14 +1413,21 @@ async fn the_hide_old_object_period_filter_drops_projects_closed_longer_ago() {
 async fn the_updated_filters_split_at_a_time_from_inclusive_before_exclusive() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let early = project_named(&server, &admin, "Early").await;
-    let touched = project_named(&server, &admin, "Touched later").await;
+    let as_admin = server.as_caller(&admin);
+    let early = as_admin.add(Kind::Project, &[("name", "Early")]).await;
+    let touched = as_admin
+        .add(Kind::Project, &[("name", "Touched later")])
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let late = read_project(&server, &admin, touched).await;
-    let p = update_project(&server, &admin, touched, &[("project[flag]", "1")]).await;
+    let late = as_admin.get(Kind::Project, touched).await;
+    let p = as_admin
+        .update(Kind::Project, touched, &[("flag", "1")])
+        .await;
     let at = p["updatedAt"].as_str().unwrap().to_owned();
     assert_ne!(late["updatedAt"], json!(at), "an update moves updatedAt");
-    let added = project_named(&server, &admin, "Added later").await;
+    let added = as_admin
+        .add(Kind::Project, &[("name", "Added later")])
+        .await;
 
     assert_filter(
         &server,
@@ -1517,31 +1465,22 @@ async fn the_updated_filters_split_at_a_time_from_inclusive_before_exclusive() {
 async fn filters_combine_and_each_narrows_the_list() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = add_group(&server, &admin, "G").await;
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("G").await;
     let g_s = g.to_string();
-    let a = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "Site A"), ("project[groupId]", &g_s)],
-    )
-    .await;
-    add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Site B"),
-            ("project[groupId]", &g_s),
-            ("project[status]", "30"),
-        ],
-    )
-    .await;
-    add_project(
-        &server,
-        &admin,
-        &[("project[name]", "Other"), ("project[groupId]", &g_s)],
-    )
-    .await;
-    project_named(&server, &admin, "Site C").await;
+    let a = as_admin
+        .add(Kind::Project, &[("name", "Site A"), ("groupId", &g_s)])
+        .await;
+    as_admin
+        .add(
+            Kind::Project,
+            &[("name", "Site B"), ("groupId", &g_s), ("status", "30")],
+        )
+        .await;
+    as_admin
+        .add(Kind::Project, &[("name", "Other"), ("groupId", &g_s)])
+        .await;
+    as_admin.add(Kind::Project, &[("name", "Site C")]).await;
     assert_filter(
         &server,
         &admin,
@@ -1559,7 +1498,10 @@ async fn filters_combine_and_each_narrows_the_list() {
 async fn an_unknown_filter_is_422_listing_the_allowed_ones() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    project_named(&server, &admin, "Site").await;
+    server
+        .as_caller(&admin)
+        .add(Kind::Project, &[("name", "Site")])
+        .await;
     for call in ["projects/getList", "projects/getAll"] {
         let r = server
             .call_json(call, &[("sessionId", &admin), ("filter[groupid]", "1")])
@@ -1607,9 +1549,14 @@ async fn a_filter_of_the_wrong_type_is_400() {
 async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let mut ids = Vec::new();
     for n in 1..=5 {
-        ids.push(project_named(&server, &admin, &format!("P{n}")).await);
+        ids.push(
+            as_admin
+                .add(Kind::Project, &[("name", &format!("P{n}"))])
+                .await,
+        );
     }
     let r = server
         .call_json(
@@ -1641,33 +1588,55 @@ async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
 
     // Past the end: nothing, with the total. Count 0: nothing. The last partial page.
     assert_eq!(
-        list(&server, &admin, &[("offset", "10")]).await,
+        as_admin
+            .list(Kind::Project, &[("offset", "10")])
+            .await
+            .ids_total(),
         (vec![], 5)
     );
-    assert_eq!(list(&server, &admin, &[("count", "0")]).await, (vec![], 5));
     assert_eq!(
-        list(&server, &admin, &[("offset", "4"), ("count", "2")]).await,
+        as_admin
+            .list(Kind::Project, &[("count", "0")])
+            .await
+            .ids_total(),
+        (vec![], 5)
+    );
+    assert_eq!(
+        as_admin
+            .list(Kind::Project, &[("offset", "4"), ("count", "2")])
+            .await
+            .ids_total(),
         (vec![ids[4]], 5)
     );
     // The page is counted after filtering.
     assert_eq!(
-        list(
-            &server,
-            &admin,
-            &[("filter[name]", "P"), ("offset", "1"), ("count", "1")]
-        )
-        .await,
+        as_admin
+            .list(
+                Kind::Project,
+                &[("filter[name]", "P"), ("offset", "1"), ("count", "1")]
+            )
+            .await
+            .ids_total(),
         (vec![ids[1]], 5)
     );
     // The most allowed.
-    assert_eq!(list(&server, &admin, &[("count", "1000")]).await, (ids, 5));
+    assert_eq!(
+        as_admin
+            .list(Kind::Project, &[("count", "1000")])
+            .await
+            .ids_total(),
+        (ids, 5)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_count_over_1000_is_422_and_a_count_that_is_not_a_number_is_400() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    project_named(&server, &admin, "Site").await;
+    server
+        .as_caller(&admin)
+        .add(Kind::Project, &[("name", "Site")])
+        .await;
     let r = server
         .call_json(
             "projects/getList",
@@ -1705,13 +1674,16 @@ async fn a_count_over_1000_is_422_and_a_count_that_is_not_a_number_is_400() {
 async fn get_list_defaults_to_100_rows_and_get_all_returns_everything() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     for n in 0..101 {
-        project_named(&server, &admin, &format!("P{n}")).await;
+        as_admin
+            .add(Kind::Project, &[("name", &format!("P{n}"))])
+            .await;
     }
-    let (ids, total) = list(&server, &admin, &[]).await;
+    let (ids, total) = as_admin.list(Kind::Project, &[]).await.ids_total();
     assert_eq!(ids.len(), 100);
     assert_eq!(total, 101);
-    let all = all_projects(&server, &admin).await;
+    let all = as_admin.all(Kind::Project, &[("loadTeam", "1")]).await;
     assert_eq!(all.len(), 101);
 }
 
@@ -1719,17 +1691,21 @@ async fn get_list_defaults_to_100_rows_and_get_all_returns_everything() {
 async fn lists_are_ordered_by_id_ascending() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let mut ids = Vec::new();
     for name in ["Zulu", "alpha", "Mike", "Bravo"] {
-        ids.push(project_named(&server, &admin, name).await);
+        ids.push(as_admin.add(Kind::Project, &[("name", name)]).await);
     }
     // Updating the first does not move it to the end.
-    update_project(&server, &admin, ids[0], &[("project[name]", "Yankee")]).await;
+    as_admin
+        .update(Kind::Project, ids[0], &[("name", "Yankee")])
+        .await;
     let mut sorted = ids.clone();
     sorted.sort_unstable();
     assert_eq!(ids, sorted, "ids grow");
-    assert_eq!(list(&server, &admin, &[]).await.0, ids);
-    let all: Vec<i64> = all_projects(&server, &admin)
+    assert_eq!(as_admin.list(Kind::Project, &[]).await.ids_total().0, ids);
+    let all: Vec<i64> = as_admin
+        .all(Kind::Project, &[("loadTeam", "1")])
         .await
         .iter()
         .map(id_of)
@@ -1741,17 +1717,15 @@ async fn lists_are_ordered_by_id_ascending() {
 async fn a_project_left_without_its_removed_group_is_seen_by_updated_from() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = add_group(&server, &admin, "Doomed").await;
-    let in_group = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "In group"),
-            ("project[groupId]", &g.to_string()),
-        ],
-    )
-    .await;
-    project_named(&server, &admin, "Elsewhere").await;
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("Doomed").await;
+    let in_group = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "In group"), ("groupId", &g.to_string())],
+        )
+        .await;
+    as_admin.add(Kind::Project, &[("name", "Elsewhere")]).await;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let now = server_now(&server, &admin).await;
     server
@@ -1762,7 +1736,7 @@ async fn a_project_left_without_its_removed_group_is_seen_by_updated_from() {
         .await
         .assert_ok();
     assert_eq!(
-        read_project(&server, &admin, in_group).await["groupId"],
+        as_admin.get(Kind::Project, in_group).await["groupId"],
         Value::Null
     );
     // A client syncing with updatedFrom must learn that the project left its group.

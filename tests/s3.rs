@@ -86,36 +86,13 @@ async fn server_on(moto: &Moto) -> TestServer {
 /// A project, a task and a message to attach files to: (session, activity id, project id).
 async fn fixture(server: &TestServer) -> (String, String, String) {
     let sid = server.admin().await;
-    let p = server
-        .call_json(
-            "projects/add",
-            &[("sessionId", &sid), ("project[name]", "P")],
-        )
+    let admin = server.as_caller(&sid);
+    let pid = admin.project(&[("name", "P")]).await;
+    let tid = admin.task(pid, &[("name", "T")]).await;
+    let aid = admin
+        .activity(&[("taskId", &tid.to_string()), ("text", "m")])
         .await;
-    let pid = p.json()["project"]["id"].as_str().unwrap().to_owned();
-    let t = server
-        .call_json(
-            "tasks/add",
-            &[
-                ("sessionId", &sid),
-                ("task[name]", "T"),
-                ("task[projectId]", &pid),
-            ],
-        )
-        .await;
-    let tid = t.json()["task"]["id"].as_str().unwrap().to_owned();
-    let a = server
-        .call_json(
-            "activity/add",
-            &[
-                ("sessionId", &sid),
-                ("activity[taskId]", &tid),
-                ("activity[text]", "m"),
-            ],
-        )
-        .await;
-    let aid = a.json()["activity"]["id"].as_str().unwrap().to_owned();
-    (sid, aid, pid)
+    (sid, aid.to_string(), pid.to_string())
 }
 
 async fn attach(server: &TestServer, sid: &str, aid: &str, bytes: Vec<u8>) -> Resp {

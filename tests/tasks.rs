@@ -7,144 +7,13 @@ use serde_json::{json, Value};
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// An object id as JSON gives it (a string).
-fn id_of(v: &Value) -> i64 {
-    v["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("id is not a string: {v}"))
-        .parse()
-        .unwrap()
-}
-
-fn with_session<'a>(sid: &'a str, params: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut all = vec![("sessionId", sid)];
-    all.extend_from_slice(params);
-    all
-}
-
-async fn add_project(server: &TestServer, sid: &str, params: &[(&str, &str)]) -> i64 {
-    let r = server
-        .call_json("projects/add", &with_session(sid, params))
-        .await;
-    r.assert_ok();
-    id_of(&r.json()["project"])
-}
-
-async fn project_named(server: &TestServer, sid: &str, name: &str) -> i64 {
-    add_project(server, sid, &[("project[name]", name)]).await
-}
-
-async fn add_group(server: &TestServer, sid: &str, name: &str) -> i64 {
-    let r = server
-        .call_json(
-            "projectsgroups/add",
-            &[("sessionId", sid), ("group[name]", name)],
-        )
-        .await;
-    r.assert_ok();
-    id_of(&r.json()["group"])
-}
-
-/// Adds a task as `sid` (JSON) and returns it.
-async fn add_task(server: &TestServer, sid: &str, params: &[(&str, &str)]) -> Value {
-    let r = server
-        .call_json("tasks/add", &with_session(sid, params))
-        .await;
-    r.assert_ok();
-    r.json()["task"].clone()
-}
-
-/// Adds a single task with a name and returns its id.
-async fn task_named(server: &TestServer, sid: &str, name: &str) -> i64 {
-    id_of(&add_task(server, sid, &[("task[name]", name)]).await)
-}
-
-/// Adds a task with a name in a project (and under a parent) and returns its id.
-async fn task_in(
-    server: &TestServer,
-    sid: &str,
-    name: &str,
-    project: i64,
-    parent: Option<i64>,
-) -> i64 {
-    let project = project.to_string();
-    let parent = parent.map(|p| p.to_string());
-    let mut params = vec![("task[name]", name), ("task[projectId]", project.as_str())];
-    if let Some(parent) = &parent {
-        params.push(("task[parentId]", parent));
-    }
-    id_of(&add_task(server, sid, &params).await)
-}
-
-/// Updates a task as `sid` (JSON) and returns it.
-async fn update_task(server: &TestServer, sid: &str, id: i64, params: &[(&str, &str)]) -> Value {
-    let id = id.to_string();
-    let mut all = with_session(sid, &[("task[id]", &id)]);
-    all.extend_from_slice(params);
-    let r = server.call_json("tasks/update", &all).await;
-    r.assert_ok();
-    r.json()["task"].clone()
-}
-
-/// Sends an update expected to be refused, and returns the answer.
-async fn try_update(server: &TestServer, sid: &str, id: i64, params: &[(&str, &str)]) -> Resp {
-    let id = id.to_string();
-    let mut all = with_session(sid, &[("task[id]", &id)]);
-    all.extend_from_slice(params);
-    server.call_json("tasks/update", &all).await
-}
-
-async fn read_task(server: &TestServer, sid: &str, id: i64) -> Value {
-    let r = server
-        .call_json(
-            "tasks/getById",
-            &[("sessionId", sid), ("id", &id.to_string())],
-        )
-        .await;
-    r.assert_ok();
-    r.json()["task"].clone()
-}
-
-async fn assert_task_gone(server: &TestServer, sid: &str, id: i64) {
-    server
-        .call_json(
-            "tasks/getById",
-            &[("sessionId", sid), ("id", &id.to_string())],
-        )
-        .await
-        .assert_fail(404, "not_found");
-}
-
-/// Every task `sid` sees, in full (JSON, with teams).
-async fn all_tasks(server: &TestServer, sid: &str) -> Vec<Value> {
-    let r = server
-        .call_json(
-            "tasks/getList",
-            &[("sessionId", sid), ("count", "1000"), ("loadTeam", "1")],
-        )
-        .await;
-    r.assert_ok();
-    r.json()["items"].as_array().unwrap().clone()
-}
-
-/// The ids and total of a getList (JSON) with these extra arguments.
-async fn list(server: &TestServer, sid: &str, params: &[(&str, &str)]) -> (Vec<i64>, i64) {
-    let r = server
-        .call_json("tasks/getList", &with_session(sid, params))
-        .await;
-    r.assert_ok();
-    let j = r.json();
-    let items = j["items"].as_array().expect("items");
-    assert_eq!(j["count"], items.len(), "{}", r.body);
-    (
-        items.iter().map(id_of).collect(),
-        j["total"].as_i64().unwrap(),
-    )
-}
-
 /// Asserts a filtered getList returns exactly these ids (and a total to match).
 async fn assert_filter(server: &TestServer, sid: &str, params: &[(&str, &str)], expected: &[i64]) {
-    let (ids, total) = list(server, sid, params).await;
+    let (ids, total) = server
+        .as_caller(sid)
+        .list(Kind::Task, params)
+        .await
+        .ids_total();
     assert_eq!(ids, expected, "filter {params:?}");
     assert_eq!(total, expected.len() as i64, "filter {params:?}");
 }
@@ -195,8 +64,9 @@ fn sleep_past_a_second() -> tokio::time::Sleep {
 async fn a_task_goes_through_add_get_update_list_and_remove_in_xml() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let project = project_named(&server, &admin, "Site").await;
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
 
     let r = server
         .call(
@@ -251,7 +121,7 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_xml() {
     assert_eq!(r.xml_text("hidden").unwrap(), "0");
     assert_eq!(r.xml_text("name").unwrap(), "Write <copy>");
 
-    let second = task_named(&server, &admin, "Second").await;
+    let second = as_admin.add(Kind::Task, &[("name", "Second")]).await;
     let r = server.call("tasks/getList", &[("sessionId", &admin)]).await;
     r.assert_ok();
     let doc = r.xml();
@@ -279,30 +149,35 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_xml() {
         )
         .await;
     r.assert_fail(404, "not_found");
-    assert_eq!(list(&server, &admin, &[]).await, (vec![second], 1));
+    assert_eq!(
+        as_admin.list(Kind::Task, &[]).await.ids_total(),
+        (vec![second], 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let (bob, _) = server.user("bob@example.com", 100, false).await;
-    let project = project_named(&server, &admin, "Site").await;
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
 
-    let t = add_task(
-        &server,
-        &admin,
-        &[
-            ("task[name]", "Design"),
-            ("task[projectId]", &project.to_string()),
-            ("task[team]", &format!("{ann},{bob}")),
-            ("task[tags]", "x, y"),
-            ("task[startDate]", "2024-05-01"),
-            ("task[priority]", "3"),
-        ],
-    )
-    .await;
+    let t = as_admin
+        .try_add(
+            Kind::Task,
+            &[
+                ("name", "Design"),
+                ("projectId", &project.to_string()),
+                ("team", &format!("{ann},{bob}")),
+                ("tags", "x, y"),
+                ("startDate", "2024-05-01"),
+                ("priority", "3"),
+            ],
+        )
+        .await
+        .unwrap();
     let id = id_of(&t);
     assert_eq!(t["projectId"], json!(project), "references are numbers");
     assert_eq!(t["tags"], "x,y");
@@ -312,20 +187,20 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
     assert_eq!(t["hidden"], false);
     assert_eq!(t["can_edit"], true);
     assert_eq!(team_of(&t), [ann, bob]);
-    assert_eq!(read_task(&server, &admin, id).await, t);
+    assert_eq!(as_admin.get(Kind::Task, id).await, t);
 
-    let u = update_task(
-        &server,
-        &admin,
-        id,
-        &[("task[status]", "20"), ("task[team][0]", &bob.to_string())],
-    )
-    .await;
+    let u = as_admin
+        .update(
+            Kind::Task,
+            id,
+            &[("status", "20"), ("team[0]", &bob.to_string())],
+        )
+        .await;
     assert_eq!(u["status"], 20);
     assert_eq!(u["name"], "Design");
     assert_eq!(u["priority"], 3);
     assert_eq!(team_of(&u), [bob]);
-    assert_eq!(read_task(&server, &admin, id).await, u);
+    assert_eq!(as_admin.get(Kind::Task, id).await, u);
 
     // getList has the team only with loadTeam=1.
     let r = server
@@ -334,7 +209,13 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
     r.assert_ok();
     assert_eq!(r.json()["total"], 1);
     assert!(r.json()["items"][0].get("team").is_none(), "{}", r.body);
-    assert_eq!(all_tasks(&server, &admin).await, [u]);
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items,
+        [u]
+    );
 
     let r = server
         .call_json(
@@ -344,16 +225,27 @@ async fn a_task_goes_through_add_get_update_list_and_remove_in_json() {
         .await;
     r.assert_ok();
     assert_eq!(r.json()["id"], json!(id.to_string()));
-    assert_task_gone(&server, &admin, id).await;
-    assert!(all_tasks(&server, &admin).await.is_empty());
+    as_admin
+        .try_get(Kind::Task, id)
+        .await
+        .unwrap_err()
+        .assert(404, "not_found");
+    assert!(as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_task_takes_the_defaults_and_the_caller_as_owner() {
     let server = TestServer::start().await;
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
-    let id = task_named(&server, &ann_s, "Mine").await;
-    let t = read_task(&server, &ann_s, id).await;
+    let id = server
+        .as_caller(&ann_s)
+        .add(Kind::Task, &[("name", "Mine")])
+        .await;
+    let t = server.as_caller(&ann_s).get(Kind::Task, id).await;
     assert_eq!(t["priority"], 2);
     assert_eq!(t["status"], 10);
     assert_eq!(t["flag"], 0);
@@ -374,6 +266,7 @@ async fn a_new_task_takes_the_defaults_and_the_caller_as_owner() {
 async fn the_team_is_read_from_a_json_array_and_an_empty_value_clears_it() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
     let r = read(
         server
@@ -391,8 +284,8 @@ async fn the_team_is_read_from_a_json_array_and_an_empty_value_clears_it() {
     .await;
     r.assert_ok();
     let id = id_of(&r.json()["task"]);
-    assert_eq!(team_of(&read_task(&server, &admin, id).await), [ann]);
-    let t = update_task(&server, &admin, id, &[("task[team]", "")]).await;
+    assert_eq!(team_of(&as_admin.get(Kind::Task, id).await), [ann]);
+    let t = as_admin.update(Kind::Task, id, &[("team", "")]).await;
     assert_eq!(team_of(&t), Vec::<i64>::new());
 }
 
@@ -400,51 +293,55 @@ async fn the_team_is_read_from_a_json_array_and_an_empty_value_clears_it() {
 async fn a_partial_update_keeps_every_attribute_not_sent_and_empty_clears() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, _) = server.user("ann@example.com", 100, false).await;
-    let project = project_named(&server, &admin, "Site").await;
-    let parent = task_in(&server, &admin, "Parent", project, None).await;
-    let t = add_task(
-        &server,
-        &admin,
-        &[
-            ("task[name]", "Child"),
-            ("task[projectId]", &project.to_string()),
-            ("task[parentId]", &parent.to_string()),
-            ("task[description]", "About"),
-            ("task[tags]", "a"),
-            ("task[ownerId]", &ann.to_string()),
-            ("task[startDate]", "2024-01-01"),
-            ("task[endDate]", "2024-02-01"),
-            ("task[priority]", "4"),
-            ("task[progress]", "30"),
-            ("task[status]", "20"),
-            ("task[hidden]", "1"),
-            ("task[flag]", "1"),
-            ("task[estimatedTime]", "8"),
-            ("task[notifyTaskTeam]", "1"),
-            ("task[team]", &ann.to_string()),
-        ],
-    )
-    .await;
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let parent = as_admin.task(project, &[("name", "Parent")]).await;
+    let t = as_admin
+        .try_add(
+            Kind::Task,
+            &[
+                ("name", "Child"),
+                ("projectId", &project.to_string()),
+                ("parentId", &parent.to_string()),
+                ("description", "About"),
+                ("tags", "a"),
+                ("ownerId", &ann.to_string()),
+                ("startDate", "2024-01-01"),
+                ("endDate", "2024-02-01"),
+                ("priority", "4"),
+                ("progress", "30"),
+                ("status", "20"),
+                ("hidden", "1"),
+                ("flag", "1"),
+                ("estimatedTime", "8"),
+                ("notifyTaskTeam", "1"),
+                ("team", &ann.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
     let id = id_of(&t);
-    let after = update_task(&server, &admin, id, &[("task[name]", "Renamed")]).await;
+    let after = as_admin
+        .update(Kind::Task, id, &[("name", "Renamed")])
+        .await;
     let mut expected = t.clone();
     expected["name"] = json!("Renamed");
     expected["updatedAt"] = after["updatedAt"].clone();
     assert_eq!(after, expected);
 
-    let cleared = update_task(
-        &server,
-        &admin,
-        id,
-        &[
-            ("task[description]", ""),
-            ("task[endDate]", ""),
-            ("task[estimatedTime]", ""),
-            ("task[parentId]", ""),
-        ],
-    )
-    .await;
+    let cleared = as_admin
+        .update(
+            Kind::Task,
+            id,
+            &[
+                ("description", ""),
+                ("endDate", ""),
+                ("estimatedTime", ""),
+                ("parentId", ""),
+            ],
+        )
+        .await;
     assert_eq!(cleared["description"], Value::Null);
     assert_eq!(cleared["endDate"], Value::Null);
     assert_eq!(cleared["estimatedTime"], Value::Null);
@@ -452,7 +349,7 @@ async fn a_partial_update_keeps_every_attribute_not_sent_and_empty_clears() {
     assert_eq!(cleared["parentName"], Value::Null);
     assert_eq!(cleared["tags"], "a");
     assert_eq!(cleared["projectId"], json!(project));
-    assert_eq!(read_task(&server, &admin, id).await, cleared);
+    assert_eq!(as_admin.get(Kind::Task, id).await, cleared);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -463,60 +360,69 @@ async fn a_partial_update_keeps_every_attribute_not_sent_and_empty_clears() {
 async fn a_single_task_keeps_its_own_group() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g1 = add_group(&server, &admin, "One").await;
-    let g2 = add_group(&server, &admin, "Two").await;
-    let t = add_task(
-        &server,
-        &admin,
-        &[("task[name]", "Single"), ("task[groupId]", &g1.to_string())],
-    )
-    .await;
+    let as_admin = server.as_caller(&admin);
+    let g1 = as_admin.group("One").await;
+    let g2 = as_admin.group("Two").await;
+    let t = as_admin
+        .try_add(
+            Kind::Task,
+            &[("name", "Single"), ("groupId", &g1.to_string())],
+        )
+        .await
+        .unwrap();
     let id = id_of(&t);
     assert_eq!(t["groupId"], json!(g1));
     assert_eq!(t["projectId"], Value::Null);
-    let t = update_task(&server, &admin, id, &[("task[groupId]", &g2.to_string())]).await;
+    let t = as_admin
+        .update(Kind::Task, id, &[("groupId", &g2.to_string())])
+        .await;
     assert_eq!(t["groupId"], json!(g2));
-    let t = update_task(&server, &admin, id, &[("task[groupId]", "")]).await;
+    let t = as_admin.update(Kind::Task, id, &[("groupId", "")]).await;
     assert_eq!(t["groupId"], Value::Null);
 
     // An unknown group is refused and changes nothing.
-    let before = read_task(&server, &admin, id).await;
-    let r = try_update(&server, &admin, id, &[("task[groupId]", "999")]).await;
+    let before = as_admin.get(Kind::Task, id).await;
+    let r = as_admin
+        .update_answer(Kind::Task, id, &[("groupId", "999")])
+        .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["task[groupId]"]);
-    assert_eq!(read_task(&server, &admin, id).await, before);
+    assert_eq!(as_admin.get(Kind::Task, id).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_in_a_project_takes_the_project_group_and_follows_it() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g1 = add_group(&server, &admin, "One").await;
-    let g2 = add_group(&server, &admin, "Two").await;
-    let project = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Site"),
-            ("project[groupId]", &g1.to_string()),
-        ],
-    )
-    .await;
+    let as_admin = server.as_caller(&admin);
+    let g1 = as_admin.group("One").await;
+    let g2 = as_admin.group("Two").await;
+    let project = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "Site"), ("groupId", &g1.to_string())],
+        )
+        .await;
     // Its own groupId is ignored, on add and on update.
-    let t = add_task(
-        &server,
-        &admin,
-        &[
-            ("task[name]", "In project"),
-            ("task[projectId]", &project.to_string()),
-            ("task[groupId]", &g2.to_string()),
-        ],
-    )
-    .await;
+    let t = as_admin
+        .try_add(
+            Kind::Task,
+            &[
+                ("name", "In project"),
+                ("projectId", &project.to_string()),
+                ("groupId", &g2.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
     let id = id_of(&t);
     assert_eq!(t["groupId"], json!(g1));
-    let sub = task_in(&server, &admin, "Sub", project, Some(id)).await;
-    let t = update_task(&server, &admin, id, &[("task[groupId]", &g2.to_string())]).await;
+    let sub = as_admin
+        .task(project, &[("name", "Sub"), ("parentId", &id.to_string())])
+        .await;
+    let t = as_admin
+        .update(Kind::Task, id, &[("groupId", &g2.to_string())])
+        .await;
     assert_eq!(t["groupId"], json!(g1));
 
     // The project changes group: its tasks follow, sub-tasks too.
@@ -531,8 +437,8 @@ async fn a_task_in_a_project_takes_the_project_group_and_follows_it() {
         )
         .await;
     r.assert_ok();
-    assert_eq!(read_task(&server, &admin, id).await["groupId"], json!(g2));
-    assert_eq!(read_task(&server, &admin, sub).await["groupId"], json!(g2));
+    assert_eq!(as_admin.get(Kind::Task, id).await["groupId"], json!(g2));
+    assert_eq!(as_admin.get(Kind::Task, sub).await["groupId"], json!(g2));
     let r = server
         .call_json(
             "projects/update",
@@ -544,50 +450,44 @@ async fn a_task_in_a_project_takes_the_project_group_and_follows_it() {
         )
         .await;
     r.assert_ok();
-    assert_eq!(read_task(&server, &admin, id).await["groupId"], Value::Null);
-    assert_eq!(
-        read_task(&server, &admin, sub).await["groupId"],
-        Value::Null
-    );
+    assert_eq!(as_admin.get(Kind::Task, id).await["groupId"], Value::Null);
+    assert_eq!(as_admin.get(Kind::Task, sub).await["groupId"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = add_group(&server, &admin, "Doomed").await;
-    let other = add_group(&server, &admin, "Other").await;
-    let project = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Site"),
-            ("project[groupId]", &g.to_string()),
-        ],
-    )
-    .await;
-    let in_project = task_in(&server, &admin, "In project", project, None).await;
-    let single = id_of(
-        &add_task(
-            &server,
-            &admin,
-            &[("task[name]", "Single"), ("task[groupId]", &g.to_string())],
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("Doomed").await;
+    let other = as_admin.group("Other").await;
+    let project = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "Site"), ("groupId", &g.to_string())],
         )
-        .await,
+        .await;
+    let in_project = as_admin.task(project, &[("name", "In project")]).await;
+    let single = id_of(
+        &as_admin
+            .try_add(
+                Kind::Task,
+                &[("name", "Single"), ("groupId", &g.to_string())],
+            )
+            .await
+            .unwrap(),
     );
     let elsewhere = id_of(
-        &add_task(
-            &server,
-            &admin,
-            &[
-                ("task[name]", "Elsewhere"),
-                ("task[groupId]", &other.to_string()),
-            ],
-        )
-        .await,
+        &as_admin
+            .try_add(
+                Kind::Task,
+                &[("name", "Elsewhere"), ("groupId", &other.to_string())],
+            )
+            .await
+            .unwrap(),
     );
     assert_eq!(
-        read_task(&server, &admin, in_project).await["groupId"],
+        as_admin.get(Kind::Task, in_project).await["groupId"],
         json!(g)
     );
 
@@ -608,15 +508,15 @@ async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
     r.assert_ok();
     assert_eq!(r.json()["project"]["groupId"], Value::Null);
     assert_eq!(
-        read_task(&server, &admin, single).await["groupId"],
+        as_admin.get(Kind::Task, single).await["groupId"],
         Value::Null
     );
     assert_eq!(
-        read_task(&server, &admin, in_project).await["groupId"],
+        as_admin.get(Kind::Task, in_project).await["groupId"],
         Value::Null
     );
     assert_eq!(
-        read_task(&server, &admin, elsewhere).await["groupId"],
+        as_admin.get(Kind::Task, elsewhere).await["groupId"],
         json!(other)
     );
     assert_filter(&server, &admin, &[("filter[groupId]", &g.to_string())], &[]).await;
@@ -630,43 +530,51 @@ async fn removing_a_group_leaves_projects_and_single_tasks_in_no_group() {
 async fn a_sub_task_shows_its_parent_name() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let project = project_named(&server, &admin, "Site").await;
-    let parent = task_in(&server, &admin, "Parent", project, None).await;
-    let child = add_task(
-        &server,
-        &admin,
-        &[
-            ("task[name]", "Child"),
-            ("task[projectId]", &project.to_string()),
-            ("task[parentId]", &parent.to_string()),
-            ("task[parentName]", "ignored"),
-        ],
-    )
-    .await;
+    let as_admin = server.as_caller(&admin);
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let parent = as_admin.task(project, &[("name", "Parent")]).await;
+    let child = as_admin
+        .try_add(
+            Kind::Task,
+            &[
+                ("name", "Child"),
+                ("projectId", &project.to_string()),
+                ("parentId", &parent.to_string()),
+                ("parentName", "ignored"),
+            ],
+        )
+        .await
+        .unwrap();
     let child_id = id_of(&child);
     assert_eq!(child["parentId"], json!(parent));
     assert_eq!(child["parentName"], "Parent");
     assert_eq!(
-        read_task(&server, &admin, child_id).await["parentName"],
+        as_admin.get(Kind::Task, child_id).await["parentName"],
         "Parent"
     );
 
     // Single tasks can nest too.
-    let single_parent = task_named(&server, &admin, "Single parent").await;
-    let single_child = add_task(
-        &server,
-        &admin,
-        &[
-            ("task[name]", "Single child"),
-            ("task[parentId]", &single_parent.to_string()),
-        ],
-    )
-    .await;
+    let single_parent = as_admin.add(Kind::Task, &[("name", "Single parent")]).await;
+    let single_child = as_admin
+        .try_add(
+            Kind::Task,
+            &[
+                ("name", "Single child"),
+                ("parentId", &single_parent.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
     assert_eq!(single_child["parentName"], "Single parent");
 
     // Renaming the parent shows in the child, in getList too (XML and JSON).
-    update_task(&server, &admin, parent, &[("task[name]", "Renamed")]).await;
-    let items = all_tasks(&server, &admin).await;
+    as_admin
+        .update(Kind::Task, parent, &[("name", "Renamed")])
+        .await;
+    let items = as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items;
     let listed = items.iter().find(|t| id_of(t) == child_id).unwrap();
     assert_eq!(listed["parentName"], "Renamed");
     let r = server
@@ -684,12 +592,16 @@ async fn a_sub_task_shows_its_parent_name() {
 async fn a_parent_in_another_project_or_missing_is_422_on_the_parent_id() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let p1 = project_named(&server, &admin, "One").await;
-    let p2 = project_named(&server, &admin, "Two").await;
-    let in_p1 = task_in(&server, &admin, "In one", p1, None).await;
-    let in_p2 = task_in(&server, &admin, "In two", p2, None).await;
-    let single = task_named(&server, &admin, "Single").await;
-    let before = all_tasks(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let p1 = as_admin.add(Kind::Project, &[("name", "One")]).await;
+    let p2 = as_admin.add(Kind::Project, &[("name", "Two")]).await;
+    let in_p1 = as_admin.task(p1, &[("name", "In one")]).await;
+    let in_p2 = as_admin.task(p2, &[("name", "In two")]).await;
+    let single = as_admin.add(Kind::Task, &[("name", "Single")]).await;
+    let before = as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items;
 
     let cases: [(String, String); 4] = [
         (p2.to_string(), in_p1.to_string()),
@@ -711,13 +623,9 @@ async fn a_parent_in_another_project_or_missing_is_422_on_the_parent_id() {
         assert_eq!(r.error_fields(), ["task[parentId]"], "{project}/{parent}");
     }
     // On update too.
-    let r = try_update(
-        &server,
-        &admin,
-        in_p2,
-        &[("task[parentId]", &in_p1.to_string())],
-    )
-    .await;
+    let r = as_admin
+        .update_answer(Kind::Task, in_p2, &[("parentId", &in_p1.to_string())])
+        .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["task[parentId]"]);
     // XML names the field as well.
@@ -733,27 +641,37 @@ async fn a_parent_in_another_project_or_missing_is_422_on_the_parent_id() {
         .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["task[parentId]"]);
-    assert_eq!(all_tasks(&server, &admin).await, before);
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items,
+        before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cycle_of_parents_is_422_with_code_cycle() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let project = project_named(&server, &admin, "Site").await;
-    let a = task_in(&server, &admin, "A", project, None).await;
-    let b = task_in(&server, &admin, "B", project, Some(a)).await;
-    let c = task_in(&server, &admin, "C", project, Some(b)).await;
-    let before = all_tasks(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let a = as_admin.task(project, &[("name", "A")]).await;
+    let b = as_admin
+        .task(project, &[("name", "B"), ("parentId", &a.to_string())])
+        .await;
+    let c = as_admin
+        .task(project, &[("name", "C"), ("parentId", &b.to_string())])
+        .await;
+    let before = as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items;
 
     for (task, parent) in [(a, b), (a, c), (a, a), (b, c)] {
-        let r = try_update(
-            &server,
-            &admin,
-            task,
-            &[("task[parentId]", &parent.to_string())],
-        )
-        .await;
+        let r = as_admin
+            .update_answer(Kind::Task, task, &[("parentId", &parent.to_string())])
+            .await;
         r.assert_fail(422, "validation_failed");
         assert_eq!(
             r.error_fields(),
@@ -762,10 +680,18 @@ async fn a_cycle_of_parents_is_422_with_code_cycle() {
         );
         assert_eq!(error_code(&r, "task[parentId]"), "cycle");
     }
-    assert_eq!(all_tasks(&server, &admin).await, before);
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items,
+        before
+    );
 
     // Re-parenting without a cycle works.
-    let t = update_task(&server, &admin, c, &[("task[parentId]", &a.to_string())]).await;
+    let t = as_admin
+        .update(Kind::Task, c, &[("parentId", &a.to_string())])
+        .await;
     assert_eq!(t["parentId"], json!(a));
 }
 
@@ -773,21 +699,26 @@ async fn a_cycle_of_parents_is_422_with_code_cycle() {
 async fn moving_a_task_to_another_project_moves_its_sub_tasks() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = add_group(&server, &admin, "Target group").await;
-    let from = project_named(&server, &admin, "From").await;
-    let to = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "To"),
-            ("project[groupId]", &g.to_string()),
-        ],
-    )
-    .await;
-    let top = task_in(&server, &admin, "Top", from, None).await;
-    let child = task_in(&server, &admin, "Child", from, Some(top)).await;
-    let grandchild = task_in(&server, &admin, "Grandchild", from, Some(child)).await;
-    let stays = task_in(&server, &admin, "Stays", from, None).await;
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("Target group").await;
+    let from = as_admin.add(Kind::Project, &[("name", "From")]).await;
+    let to = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "To"), ("groupId", &g.to_string())],
+        )
+        .await;
+    let top = as_admin.task(from, &[("name", "Top")]).await;
+    let child = as_admin
+        .task(from, &[("name", "Child"), ("parentId", &top.to_string())])
+        .await;
+    let grandchild = as_admin
+        .task(
+            from,
+            &[("name", "Grandchild"), ("parentId", &child.to_string())],
+        )
+        .await;
+    let stays = as_admin.task(from, &[("name", "Stays")]).await;
     let r = server
         .call_json(
             "activity/add",
@@ -803,38 +734,39 @@ async fn moving_a_task_to_another_project_moves_its_sub_tasks() {
     let activity = id_of(&r.json()["activity"]);
 
     // A sub-task cannot leave alone while keeping its parent.
-    let before = all_tasks(&server, &admin).await;
-    let r = try_update(
-        &server,
-        &admin,
-        child,
-        &[("task[projectId]", &to.to_string())],
-    )
-    .await;
+    let before = as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items;
+    let r = as_admin
+        .update_answer(Kind::Task, child, &[("projectId", &to.to_string())])
+        .await;
     r.assert_fail(422, "validation_failed");
     assert_eq!(r.error_fields(), ["task[parentId]"]);
-    assert_eq!(all_tasks(&server, &admin).await, before);
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items,
+        before
+    );
 
-    let t = update_task(
-        &server,
-        &admin,
-        top,
-        &[("task[projectId]", &to.to_string())],
-    )
-    .await;
+    let t = as_admin
+        .update(Kind::Task, top, &[("projectId", &to.to_string())])
+        .await;
     assert_eq!(t["projectId"], json!(to));
     assert_eq!(t["groupId"], json!(g));
     for id in [child, grandchild] {
-        let t = read_task(&server, &admin, id).await;
+        let t = as_admin.get(Kind::Task, id).await;
         assert_eq!(t["projectId"], json!(to), "task {id}");
         assert_eq!(t["groupId"], json!(g), "task {id}");
     }
     assert_eq!(
-        read_task(&server, &admin, child).await["parentId"],
+        as_admin.get(Kind::Task, child).await["parentId"],
         json!(top)
     );
     assert_eq!(
-        read_task(&server, &admin, stays).await["projectId"],
+        as_admin.get(Kind::Task, stays).await["projectId"],
         json!(from)
     );
     assert_filter(
@@ -866,11 +798,22 @@ async fn moving_a_task_to_another_project_moves_its_sub_tasks() {
 async fn removing_a_task_removes_its_sub_tasks_and_their_activities() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let project = project_named(&server, &admin, "Site").await;
-    let top = task_in(&server, &admin, "Top", project, None).await;
-    let child = task_in(&server, &admin, "Child", project, Some(top)).await;
-    let grandchild = task_in(&server, &admin, "Grandchild", project, Some(child)).await;
-    let sibling = task_in(&server, &admin, "Sibling", project, None).await;
+    let as_admin = server.as_caller(&admin);
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let top = as_admin.task(project, &[("name", "Top")]).await;
+    let child = as_admin
+        .task(
+            project,
+            &[("name", "Child"), ("parentId", &top.to_string())],
+        )
+        .await;
+    let grandchild = as_admin
+        .task(
+            project,
+            &[("name", "Grandchild"), ("parentId", &child.to_string())],
+        )
+        .await;
+    let sibling = as_admin.task(project, &[("name", "Sibling")]).await;
     let r = server
         .call_json(
             "activity/add",
@@ -893,7 +836,11 @@ async fn removing_a_task_removes_its_sub_tasks_and_their_activities() {
     r.assert_ok();
     assert_eq!(r.json()["id"], json!(top.to_string()));
     for id in [top, child, grandchild] {
-        assert_task_gone(&server, &admin, id).await;
+        as_admin
+            .try_get(Kind::Task, id)
+            .await
+            .unwrap_err()
+            .assert(404, "not_found");
     }
     server
         .call_json(
@@ -920,8 +867,12 @@ async fn removing_a_task_removes_its_sub_tasks_and_their_activities() {
 async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let existing = task_named(&server, &admin, "Existing").await;
-    let before = all_tasks(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let existing = as_admin.add(Kind::Task, &[("name", "Existing")]).await;
+    let before = as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items;
     let long_name = "n".repeat(256);
     let long_description = "d".repeat(100_001);
     let long_tags = "t".repeat(1_001);
@@ -965,7 +916,13 @@ async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
         r.assert_fail(422, "validation_failed");
         assert_eq!(r.error_fields(), [field], "{params:?}: {}", r.body);
     }
-    assert_eq!(all_tasks(&server, &admin).await, before);
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items,
+        before
+    );
     assert_eq!(id_of(&before[0]), existing);
 }
 
@@ -973,19 +930,17 @@ async fn add_refuses_invalid_attributes_with_422_naming_each_field() {
 async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let id = id_of(
-        &add_task(
-            &server,
-            &admin,
-            &[
-                ("task[name]", "Task"),
-                ("task[progress]", "50"),
-                ("task[estimatedTime]", "3"),
-            ],
-        )
-        .await,
+        &as_admin
+            .try_add(
+                Kind::Task,
+                &[("name", "Task"), ("progress", "50"), ("estimatedTime", "3")],
+            )
+            .await
+            .unwrap(),
     );
-    let before = read_task(&server, &admin, id).await;
+    let before = as_admin.get(Kind::Task, id).await;
     for (key, value, field) in [
         ("task[progress]", "101", "task[progress]"),
         ("task[estimatedTime]", "-1", "task[estimatedTime]"),
@@ -993,19 +948,28 @@ async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task(
         ("task[progress]", "", "task[progress]"),
         ("task[name]", "", "task[name]"),
     ] {
-        let r = try_update(&server, &admin, id, &[("task[flag]", "2"), (key, value)]).await;
+        let r = as_admin
+            .call(
+                "tasks/update",
+                &[
+                    ("task[id]", &id.to_string()),
+                    ("task[flag]", "2"),
+                    (key, value),
+                ],
+            )
+            .await;
         r.assert_fail(422, "validation_failed");
         assert_eq!(r.error_fields(), [field], "{key}={value}");
-        assert_eq!(read_task(&server, &admin, id).await, before);
+        assert_eq!(as_admin.get(Kind::Task, id).await, before);
     }
     // The bounds themselves are fine.
-    let t = update_task(
-        &server,
-        &admin,
-        id,
-        &[("task[progress]", "100"), ("task[estimatedTime]", "0")],
-    )
-    .await;
+    let t = as_admin
+        .update(
+            Kind::Task,
+            id,
+            &[("progress", "100"), ("estimatedTime", "0")],
+        )
+        .await;
     assert_eq!(t["progress"], 100);
     assert_eq!(t["estimatedTime"], 0.0);
 }
@@ -1014,19 +978,20 @@ async fn update_refuses_progress_over_100_and_negative_hours_and_keeps_the_task(
 async fn hours_done_given_in_input_is_ignored() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let t = add_task(
-        &server,
-        &admin,
-        &[("task[name]", "Task"), ("task[hoursDone]", "5")],
-    )
-    .await;
+    let as_admin = server.as_caller(&admin);
+    let t = as_admin
+        .try_add(Kind::Task, &[("name", "Task"), ("hoursDone", "5")])
+        .await
+        .unwrap();
     assert_eq!(t["hoursDone"], 0.0);
     let id = id_of(&t);
-    let t = update_task(&server, &admin, id, &[("task[hoursDone]", "7")]).await;
+    let t = as_admin.update(Kind::Task, id, &[("hoursDone", "7")]).await;
     assert_eq!(t["hoursDone"], 0.0);
-    assert_eq!(read_task(&server, &admin, id).await["hoursDone"], 0.0);
+    assert_eq!(as_admin.get(Kind::Task, id).await["hoursDone"], 0.0);
     // Even a value of the wrong type there is not read.
-    let t = update_task(&server, &admin, id, &[("task[hoursDone]", "lots")]).await;
+    let t = as_admin
+        .update(Kind::Task, id, &[("hoursDone", "lots")])
+        .await;
     assert_eq!(t["hoursDone"], 0.0);
 }
 
@@ -1034,8 +999,12 @@ async fn hours_done_given_in_input_is_ignored() {
 async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = task_named(&server, &admin, "Task").await;
-    let before = all_tasks(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Task, &[("name", "Task")]).await;
+    let before = as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items;
     for (key, value) in [
         ("task[progress]", "half"),
         ("task[estimatedTime]", "two"),
@@ -1052,19 +1021,34 @@ async fn a_value_of_the_wrong_type_is_400_invalid_argument_naming_the_field() {
             .await;
         r.assert_fail(400, "invalid_argument");
         assert_eq!(r.json()["field"], json!(key), "{}", r.body);
-        let r = try_update(&server, &admin, id, &[(key, value)]).await;
+        let r = as_admin
+            .call(
+                "tasks/update",
+                &[("task[id]", &id.to_string()), (key, value)],
+            )
+            .await;
         r.assert_fail(400, "invalid_argument");
         assert_eq!(r.json()["field"], json!(key), "{}", r.body);
     }
-    assert_eq!(all_tasks(&server, &admin).await, before);
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items,
+        before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_task_or_project_is_404() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = task_named(&server, &admin, "Task").await;
-    let before = all_tasks(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Task, &[("name", "Task")]).await;
+    let before = as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items;
     let missing = (id + 100).to_string();
     server
         .call_json("tasks/getById", &[("sessionId", &admin), ("id", &missing)])
@@ -1101,18 +1085,29 @@ async fn an_unknown_task_or_project_is_404() {
         )
         .await
         .assert_fail(404, "not_found");
-    try_update(&server, &admin, id, &[("task[projectId]", "999")])
+    as_admin
+        .update_answer(Kind::Task, id, &[("projectId", "999")])
         .await
         .assert_fail(404, "not_found");
-    assert_eq!(all_tasks(&server, &admin).await, before);
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items,
+        before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_sent_with_get_are_405_and_change_nothing() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let id = task_named(&server, &admin, "Task").await;
-    let before = all_tasks(&server, &admin).await;
+    let as_admin = server.as_caller(&admin);
+    let id = as_admin.add(Kind::Task, &[("name", "Task")]).await;
+    let before = as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items;
     let id_s = id.to_string();
     let cases: [(&str, Vec<(&str, &str)>); 3] = [
         ("tasks/add", vec![("task[name]", "New")]),
@@ -1133,7 +1128,13 @@ async fn writes_sent_with_get_are_405_and_change_nothing() {
             "{call}"
         );
     }
-    assert_eq!(all_tasks(&server, &admin).await, before);
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items,
+        before
+    );
     let r = server
         .get(
             "tasks/getList",
@@ -1148,20 +1149,21 @@ async fn writes_sent_with_get_are_405_and_change_nothing() {
 async fn who_may_add_tasks_follows_the_roles() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ext, ext_s) = server.user("ext@example.com", 150, false).await;
     let (client, client_s) = server.user("client@example.com", 200, false).await;
     let (_, user_s) = server.user("user@example.com", 100, false).await;
-    let team = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "Team"),
-            ("project[team]", &format!("{ext},{client}")),
-        ],
-    )
-    .await;
-    let outside = project_named(&server, &admin, "Outside").await;
-    let before = all_tasks(&server, &admin).await;
+    let team = as_admin
+        .add(
+            Kind::Project,
+            &[("name", "Team"), ("team", &format!("{ext},{client}"))],
+        )
+        .await;
+    let outside = as_admin.add(Kind::Project, &[("name", "Outside")]).await;
+    let before = as_admin
+        .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+        .await
+        .items;
 
     // Single tasks: not for external users and clients.
     for sid in [&ext_s, &client_s] {
@@ -1195,39 +1197,55 @@ async fn who_may_add_tasks_follows_the_roles() {
             .await
             .assert_fail(404, "not_found");
     }
-    assert_eq!(all_tasks(&server, &admin).await, before);
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items,
+        before
+    );
 
     // An external user in the team and a user may.
-    let t = add_task(
-        &server,
-        &ext_s,
-        &[
-            ("task[name]", "By ext"),
-            ("task[projectId]", &team.to_string()),
-        ],
-    )
-    .await;
+    let t = server
+        .as_caller(&ext_s)
+        .try_add(
+            Kind::Task,
+            &[("name", "By ext"), ("projectId", &team.to_string())],
+        )
+        .await
+        .unwrap();
     assert_eq!(t["ownerId"], json!(ext));
-    add_task(
-        &server,
-        &user_s,
-        &[
-            ("task[name]", "By user"),
-            ("task[projectId]", &outside.to_string()),
-        ],
-    )
-    .await;
-    task_named(&server, &user_s, "Single by user").await;
-    assert_eq!(all_tasks(&server, &admin).await.len(), 3);
+    server
+        .as_caller(&user_s)
+        .try_add(
+            Kind::Task,
+            &[("name", "By user"), ("projectId", &outside.to_string())],
+        )
+        .await
+        .unwrap();
+    server
+        .as_caller(&user_s)
+        .add(Kind::Task, &[("name", "Single by user")])
+        .await;
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("count", "1000"), ("loadTeam", "1")])
+            .await
+            .items
+            .len(),
+        3
+    );
 
     // The client sees the team project's task but may not edit it.
     let ext_task = id_of(&t);
     assert_eq!(
-        read_task(&server, &client_s, ext_task).await["can_edit"],
+        server.as_caller(&client_s).get(Kind::Task, ext_task).await["can_edit"],
         false
     );
-    let before = read_task(&server, &admin, ext_task).await;
-    try_update(&server, &client_s, ext_task, &[("task[name]", "Client's")])
+    let before = as_admin.get(Kind::Task, ext_task).await;
+    server
+        .as_caller(&client_s)
+        .update_answer(Kind::Task, ext_task, &[("name", "Client's")])
         .await
         .assert_fail(403, "forbidden");
     server
@@ -1237,29 +1255,33 @@ async fn who_may_add_tasks_follows_the_roles() {
         )
         .await
         .assert_fail(403, "forbidden");
-    assert_eq!(read_task(&server, &admin, ext_task).await, before);
+    assert_eq!(as_admin.get(Kind::Task, ext_task).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hidden_tasks_are_seen_only_by_their_owner_and_teams() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
     let (_, bob_s) = server.user("bob@example.com", 100, false).await;
-    let project = project_named(&server, &admin, "Open project").await;
-    let open = task_in(&server, &admin, "Open", project, None).await;
+    let project = as_admin
+        .add(Kind::Project, &[("name", "Open project")])
+        .await;
+    let open = as_admin.task(project, &[("name", "Open")]).await;
     let hidden = id_of(
-        &add_task(
-            &server,
-            &admin,
-            &[
-                ("task[name]", "Hidden"),
-                ("task[projectId]", &project.to_string()),
-                ("task[hidden]", "1"),
-                ("task[team]", &ann.to_string()),
-            ],
-        )
-        .await,
+        &as_admin
+            .try_add(
+                Kind::Task,
+                &[
+                    ("name", "Hidden"),
+                    ("projectId", &project.to_string()),
+                    ("hidden", "1"),
+                    ("team", &ann.to_string()),
+                ],
+            )
+            .await
+            .unwrap(),
     );
     assert_filter(&server, &admin, &[], &[open, hidden]).await;
     assert_filter(&server, &ann_s, &[], &[open, hidden]).await;
@@ -1278,7 +1300,10 @@ async fn hidden_tasks_are_seen_only_by_their_owner_and_teams() {
         )
         .await
         .assert_fail(404, "not_found");
-    assert_eq!(read_task(&server, &ann_s, hidden).await["can_edit"], true);
+    assert_eq!(
+        server.as_caller(&ann_s).get(Kind::Task, hidden).await["can_edit"],
+        true
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1289,16 +1314,15 @@ async fn hidden_tasks_are_seen_only_by_their_owner_and_teams() {
 async fn status_done_records_the_closing_time_for_hide_old_object_period() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = task_named(&server, &admin, "Open").await;
-    let done = task_named(&server, &admin, "Done").await;
-    update_task(&server, &admin, done, &[("task[status]", "30")]).await;
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Task, &[("name", "Open")]).await;
+    let done = as_admin.add(Kind::Task, &[("name", "Done")]).await;
+    as_admin.update(Kind::Task, done, &[("status", "30")]).await;
     let added_done = id_of(
-        &add_task(
-            &server,
-            &admin,
-            &[("task[name]", "Added done"), ("task[status]", "30")],
-        )
-        .await,
+        &as_admin
+            .try_add(Kind::Task, &[("name", "Added done"), ("status", "30")])
+            .await
+            .unwrap(),
     );
     let all = [open, done, added_done];
     assert_filter(
@@ -1324,7 +1348,7 @@ async fn status_done_records_the_closing_time_for_hide_old_object_period() {
     )
     .await;
     // Reopening clears the closing time.
-    update_task(&server, &admin, done, &[("task[status]", "20")]).await;
+    as_admin.update(Kind::Task, done, &[("status", "20")]).await;
     assert_filter(
         &server,
         &admin,
@@ -1342,12 +1366,15 @@ async fn status_done_records_the_closing_time_for_hide_old_object_period() {
 async fn the_project_id_filter_keeps_the_tasks_of_that_project() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let p1 = project_named(&server, &admin, "One").await;
-    let p2 = project_named(&server, &admin, "Two").await;
-    let a = task_in(&server, &admin, "A", p1, None).await;
-    task_in(&server, &admin, "B", p2, None).await;
-    task_named(&server, &admin, "Single").await;
-    let c = task_in(&server, &admin, "C", p1, Some(a)).await;
+    let as_admin = server.as_caller(&admin);
+    let p1 = as_admin.add(Kind::Project, &[("name", "One")]).await;
+    let p2 = as_admin.add(Kind::Project, &[("name", "Two")]).await;
+    let a = as_admin.task(p1, &[("name", "A")]).await;
+    as_admin.task(p2, &[("name", "B")]).await;
+    as_admin.add(Kind::Task, &[("name", "Single")]).await;
+    let c = as_admin
+        .task(p1, &[("name", "C"), ("parentId", &a.to_string())])
+        .await;
     assert_filter(
         &server,
         &admin,
@@ -1361,12 +1388,19 @@ async fn the_project_id_filter_keeps_the_tasks_of_that_project() {
 async fn the_parent_id_filter_keeps_the_direct_sub_tasks() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let p = project_named(&server, &admin, "Site").await;
-    let a = task_in(&server, &admin, "A", p, None).await;
-    let b = task_in(&server, &admin, "B", p, Some(a)).await;
-    task_in(&server, &admin, "D under B", p, Some(b)).await;
-    task_in(&server, &admin, "Top", p, None).await;
-    let c = task_in(&server, &admin, "C", p, Some(a)).await;
+    let as_admin = server.as_caller(&admin);
+    let p = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let a = as_admin.task(p, &[("name", "A")]).await;
+    let b = as_admin
+        .task(p, &[("name", "B"), ("parentId", &a.to_string())])
+        .await;
+    as_admin
+        .task(p, &[("name", "D under B"), ("parentId", &b.to_string())])
+        .await;
+    as_admin.task(p, &[("name", "Top")]).await;
+    let c = as_admin
+        .task(p, &[("name", "C"), ("parentId", &a.to_string())])
+        .await;
     assert_filter(
         &server,
         &admin,
@@ -1383,15 +1417,14 @@ async fn tasks_with(
     attr: &str,
     values: &[Option<&str>],
 ) -> Vec<i64> {
-    let key = format!("task[{attr}]");
     let mut ids = Vec::new();
     for (n, value) in values.iter().enumerate() {
         let name = format!("T{n}");
-        let mut params = vec![("task[name]", name.as_str())];
+        let mut params = vec![("name", name.as_str())];
         if let Some(v) = value {
-            params.push((key.as_str(), v));
+            params.push((attr, v));
         }
-        ids.push(id_of(&add_task(server, sid, &params).await));
+        ids.push(server.as_caller(sid).add(Kind::Task, &params).await);
     }
     ids
 }
@@ -1490,12 +1523,11 @@ async fn the_progress_filters_are_strict() {
     let mut ids = Vec::new();
     for progress in ["0", "49", "50", "51", "100"] {
         ids.push(id_of(
-            &add_task(
-                &server,
-                &admin,
-                &[("task[name]", "T"), ("task[progress]", progress)],
-            )
-            .await,
+            &server
+                .as_caller(&admin)
+                .try_add(Kind::Task, &[("name", "T"), ("progress", progress)])
+                .await
+                .unwrap(),
         ));
     }
     assert_filter(
@@ -1528,13 +1560,17 @@ async fn the_progress_filters_are_strict() {
 async fn the_created_filters_split_at_a_creation_time() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let early = task_named(&server, &admin, "Early").await;
+    let as_admin = server.as_caller(&admin);
+    let early = as_admin.add(Kind::Task, &[("name", "Early")]).await;
     sleep_past_a_second().await;
-    let late = add_task(&server, &admin, &[("task[name]", "Late")]).await;
+    let late = as_admin
+        .try_add(Kind::Task, &[("name", "Late")])
+        .await
+        .unwrap();
     let at = late["createdAt"].as_str().unwrap().to_owned();
     // Updating the early task now does not make it created later.
-    update_task(&server, &admin, early, &[("task[flag]", "1")]).await;
-    let later = task_named(&server, &admin, "Later").await;
+    as_admin.update(Kind::Task, early, &[("flag", "1")]).await;
+    let later = as_admin.add(Kind::Task, &[("name", "Later")]).await;
     assert_filter(
         &server,
         &admin,
@@ -1549,10 +1585,11 @@ async fn the_created_filters_split_at_a_creation_time() {
 async fn the_updated_filters_split_at_an_update_time() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let touched = task_named(&server, &admin, "Touched").await;
-    let untouched = task_named(&server, &admin, "Untouched").await;
+    let as_admin = server.as_caller(&admin);
+    let touched = as_admin.add(Kind::Task, &[("name", "Touched")]).await;
+    let untouched = as_admin.add(Kind::Task, &[("name", "Untouched")]).await;
     sleep_past_a_second().await;
-    let t = update_task(&server, &admin, touched, &[("task[flag]", "1")]).await;
+    let t = as_admin.update(Kind::Task, touched, &[("flag", "1")]).await;
     let at = t["updatedAt"].as_str().unwrap().to_owned();
     assert_ne!(t["createdAt"], t["updatedAt"]);
     assert_filter(&server, &admin, &[("filter[updatedFrom]", &at)], &[touched]).await;
@@ -1569,48 +1606,40 @@ async fn the_updated_filters_split_at_an_update_time() {
 async fn the_group_id_filter_keeps_single_tasks_of_the_group_and_tasks_of_its_projects() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g1 = add_group(&server, &admin, "One").await;
-    let g2 = add_group(&server, &admin, "Two").await;
+    let as_admin = server.as_caller(&admin);
+    let g1 = as_admin.group("One").await;
+    let g2 = as_admin.group("Two").await;
     let (g1_s, g2_s) = (g1.to_string(), g2.to_string());
-    let p1 = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "In one"), ("project[groupId]", &g1_s)],
-    )
-    .await;
-    let p2 = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "In two"), ("project[groupId]", &g2_s)],
-    )
-    .await;
+    let p1 = as_admin
+        .add(Kind::Project, &[("name", "In one"), ("groupId", &g1_s)])
+        .await;
+    let p2 = as_admin
+        .add(Kind::Project, &[("name", "In two"), ("groupId", &g2_s)])
+        .await;
     let single = id_of(
-        &add_task(
-            &server,
-            &admin,
-            &[("task[name]", "Single one"), ("task[groupId]", &g1_s)],
-        )
-        .await,
+        &as_admin
+            .try_add(Kind::Task, &[("name", "Single one"), ("groupId", &g1_s)])
+            .await
+            .unwrap(),
     );
-    add_task(
-        &server,
-        &admin,
-        &[("task[name]", "Single two"), ("task[groupId]", &g2_s)],
-    )
-    .await;
-    let in_p1 = task_in(&server, &admin, "In p1", p1, None).await;
+    as_admin
+        .try_add(Kind::Task, &[("name", "Single two"), ("groupId", &g2_s)])
+        .await
+        .unwrap();
+    let in_p1 = as_admin.task(p1, &[("name", "In p1")]).await;
     // Asks for g1 but its project is in g2.
-    add_task(
-        &server,
-        &admin,
-        &[
-            ("task[name]", "In p2"),
-            ("task[projectId]", &p2.to_string()),
-            ("task[groupId]", &g1_s),
-        ],
-    )
-    .await;
-    task_named(&server, &admin, "No group").await;
+    as_admin
+        .try_add(
+            Kind::Task,
+            &[
+                ("name", "In p2"),
+                ("projectId", &p2.to_string()),
+                ("groupId", &g1_s),
+            ],
+        )
+        .await
+        .unwrap();
+    as_admin.add(Kind::Task, &[("name", "No group")]).await;
     assert_filter(
         &server,
         &admin,
@@ -1624,16 +1653,21 @@ async fn the_group_id_filter_keeps_single_tasks_of_the_group_and_tasks_of_its_pr
 async fn the_owner_id_filter_keeps_the_tasks_of_that_owner() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
-    task_named(&server, &admin, "Admin's").await;
-    let by_ann = task_named(&server, &ann_s, "Ann's").await;
+    as_admin.add(Kind::Task, &[("name", "Admin's")]).await;
+    let by_ann = server
+        .as_caller(&ann_s)
+        .add(Kind::Task, &[("name", "Ann's")])
+        .await;
     let given = id_of(
-        &add_task(
-            &server,
-            &admin,
-            &[("task[name]", "Given"), ("task[ownerId]", &ann.to_string())],
-        )
-        .await,
+        &as_admin
+            .try_add(
+                Kind::Task,
+                &[("name", "Given"), ("ownerId", &ann.to_string())],
+            )
+            .await
+            .unwrap(),
     );
     assert_filter(
         &server,
@@ -1648,13 +1682,16 @@ async fn the_owner_id_filter_keeps_the_tasks_of_that_owner() {
 async fn the_name_filter_is_a_case_insensitive_substring() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let a = task_named(&server, &admin, "Fix LOGIN page").await;
-    task_named(&server, &admin, "Log out").await;
-    let b = task_named(&server, &admin, "relogin").await;
-    task_named(&server, &admin, "Other").await;
+    let as_admin = server.as_caller(&admin);
+    let a = as_admin
+        .add(Kind::Task, &[("name", "Fix LOGIN page")])
+        .await;
+    as_admin.add(Kind::Task, &[("name", "Log out")]).await;
+    let b = as_admin.add(Kind::Task, &[("name", "relogin")]).await;
+    as_admin.add(Kind::Task, &[("name", "Other")]).await;
     assert_filter(&server, &admin, &[("filter[name]", "Login")], &[a, b]).await;
-    let under = task_named(&server, &admin, "x_y").await;
-    task_named(&server, &admin, "xzy").await;
+    let under = as_admin.add(Kind::Task, &[("name", "x_y")]).await;
+    as_admin.add(Kind::Task, &[("name", "xzy")]).await;
     assert_filter(&server, &admin, &[("filter[name]", "_")], &[under]).await;
 }
 
@@ -1662,42 +1699,39 @@ async fn the_name_filter_is_a_case_insensitive_substring() {
 async fn the_assigned_to_filter_keeps_tasks_whose_team_holds_the_user() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
     let (bob, _) = server.user("bob@example.com", 100, false).await;
     let with_ann = id_of(
-        &add_task(
-            &server,
-            &admin,
-            &[("task[name]", "A"), ("task[team]", &ann.to_string())],
-        )
-        .await,
+        &as_admin
+            .try_add(Kind::Task, &[("name", "A"), ("team", &ann.to_string())])
+            .await
+            .unwrap(),
     );
-    add_task(
-        &server,
-        &admin,
-        &[("task[name]", "B"), ("task[team]", &bob.to_string())],
-    )
-    .await;
+    as_admin
+        .try_add(Kind::Task, &[("name", "B"), ("team", &bob.to_string())])
+        .await
+        .unwrap();
     let both = id_of(
-        &add_task(
-            &server,
-            &admin,
-            &[
-                ("task[name]", "AB"),
-                ("task[team]", &format!("{bob},{ann}")),
-            ],
-        )
-        .await,
+        &as_admin
+            .try_add(
+                Kind::Task,
+                &[("name", "AB"), ("team", &format!("{bob},{ann}"))],
+            )
+            .await
+            .unwrap(),
     );
     // Owning is not being assigned, nor is being in the project's team.
-    task_named(&server, &ann_s, "Owned by Ann").await;
-    let project = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "P"), ("project[team]", &ann.to_string())],
-    )
-    .await;
-    task_in(&server, &admin, "In Ann's project", project, None).await;
+    server
+        .as_caller(&ann_s)
+        .add(Kind::Task, &[("name", "Owned by Ann")])
+        .await;
+    let project = as_admin
+        .add(Kind::Project, &[("name", "P"), ("team", &ann.to_string())])
+        .await;
+    as_admin
+        .task(project, &[("name", "In Ann's project")])
+        .await;
     assert_filter(
         &server,
         &admin,
@@ -1714,12 +1748,11 @@ async fn the_active_filter_drops_done_tasks() {
     let mut ids = Vec::new();
     for status in ["10", "30", "20", "30"] {
         ids.push(id_of(
-            &add_task(
-                &server,
-                &admin,
-                &[("task[name]", "T"), ("task[status]", status)],
-            )
-            .await,
+            &server
+                .as_caller(&admin)
+                .try_add(Kind::Task, &[("name", "T"), ("status", status)])
+                .await
+                .unwrap(),
         ));
     }
     assert_filter(
@@ -1735,21 +1768,32 @@ async fn the_active_filter_drops_done_tasks() {
 async fn the_hide_old_object_period_filter_drops_tasks_closed_longer_ago() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let open = task_named(&server, &admin, "Open").await;
-    let old = task_named(&server, &admin, "Old").await;
-    update_task(&server, &admin, old, &[("task[status]", "30")]).await;
+    let as_admin = server.as_caller(&admin);
+    let open = as_admin.add(Kind::Task, &[("name", "Open")]).await;
+    let old = as_admin.add(Kind::Task, &[("name", "Old")]).await;
+    as_admin.update(Kind::Task, old, &[("status", "30")]).await;
     sleep_past_a_second().await;
-    let fresh = task_named(&server, &admin, "Fresh").await;
+    let fresh = as_admin.add(Kind::Task, &[("name", "Fresh")]).await;
     // A period of 0 days keeps only what was closed this very second (dates are whole
     // seconds): the close and the lists must fall within one second of the clock, so a
     // round that straddles a second is done again (a loaded machine can take that long).
     for round in 0.. {
         let second = unix_now();
-        update_task(&server, &admin, fresh, &[("task[status]", "30")]).await;
-        let period = list(&server, &admin, &[("filter[hide_old_object_period]", "0")]).await;
-        let non_active = list(&server, &admin, &[("filter[hide_non_active]", "0")]).await;
+        as_admin
+            .update(Kind::Task, fresh, &[("status", "30")])
+            .await;
+        let period = as_admin
+            .list(Kind::Task, &[("filter[hide_old_object_period]", "0")])
+            .await
+            .ids_total();
+        let non_active = as_admin
+            .list(Kind::Task, &[("filter[hide_non_active]", "0")])
+            .await
+            .ids_total();
         if unix_now() != second && round < 20 {
-            update_task(&server, &admin, fresh, &[("task[status]", "10")]).await;
+            as_admin
+                .update(Kind::Task, fresh, &[("status", "10")])
+                .await;
             continue;
         }
         assert_eq!(period, (vec![open, fresh], 2), "hide_old_object_period=0");
@@ -1769,7 +1813,10 @@ async fn the_hide_old_object_period_filter_drops_tasks_closed_longer_ago() {
 async fn an_unknown_filter_is_422_listing_the_allowed_ones() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    task_named(&server, &admin, "Task").await;
+    server
+        .as_caller(&admin)
+        .add(Kind::Task, &[("name", "Task")])
+        .await;
     let r = server
         .call_json(
             "tasks/getList",
@@ -1808,9 +1855,14 @@ async fn an_unknown_filter_is_422_listing_the_allowed_ones() {
 async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let mut ids = Vec::new();
     for n in 1..=5 {
-        ids.push(task_named(&server, &admin, &format!("T{n}")).await);
+        ids.push(
+            as_admin
+                .add(Kind::Task, &[("name", &format!("T{n}"))])
+                .await,
+        );
     }
     let r = server
         .call_json(
@@ -1840,9 +1892,18 @@ async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
     assert_eq!(items.attribute("total"), Some("5"));
     assert_eq!(items.attribute("offset"), Some("2"));
 
-    assert_eq!(list(&server, &admin, &[("offset", "5")]).await, (vec![], 5));
     assert_eq!(
-        list(&server, &admin, &[("offset", "3"), ("count", "5")]).await,
+        as_admin
+            .list(Kind::Task, &[("offset", "5")])
+            .await
+            .ids_total(),
+        (vec![], 5)
+    );
+    assert_eq!(
+        as_admin
+            .list(Kind::Task, &[("offset", "3"), ("count", "5")])
+            .await
+            .ids_total(),
         (vec![ids[3], ids[4]], 5)
     );
 
@@ -1862,22 +1923,29 @@ async fn get_list_pages_with_offset_and_count_and_reports_the_total() {
 async fn lists_are_ordered_by_id_ascending() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let p = project_named(&server, &admin, "Site").await;
-    let a = task_named(&server, &admin, "Zed").await;
-    let b = task_in(&server, &admin, "Alpha", p, None).await;
-    let c = task_in(&server, &admin, "Mid", p, Some(b)).await;
-    update_task(&server, &admin, a, &[("task[name]", "Renamed")]).await;
+    let as_admin = server.as_caller(&admin);
+    let p = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let a = as_admin.add(Kind::Task, &[("name", "Zed")]).await;
+    let b = as_admin.task(p, &[("name", "Alpha")]).await;
+    let c = as_admin
+        .task(p, &[("name", "Mid"), ("parentId", &b.to_string())])
+        .await;
+    as_admin.update(Kind::Task, a, &[("name", "Renamed")]).await;
     assert!(a < b && b < c);
-    assert_eq!(list(&server, &admin, &[]).await, (vec![a, b, c], 3));
+    assert_eq!(
+        as_admin.list(Kind::Task, &[]).await.ids_total(),
+        (vec![a, b, c], 3)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_follows_its_project_into_another_group_is_seen_by_updated_from() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let g = add_group(&server, &admin, "G").await;
-    let project = project_named(&server, &admin, "Site").await;
-    let task = task_in(&server, &admin, "Task", project, None).await;
+    let as_admin = server.as_caller(&admin);
+    let g = as_admin.group("G").await;
+    let project = as_admin.add(Kind::Project, &[("name", "Site")]).await;
+    let task = as_admin.task(project, &[("name", "Task")]).await;
     sleep_past_a_second().await;
     let r = server
         .call_json(
@@ -1894,7 +1962,7 @@ async fn a_task_that_follows_its_project_into_another_group_is_seen_by_updated_f
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(read_task(&server, &admin, task).await["groupId"], json!(g));
+    assert_eq!(as_admin.get(Kind::Task, task).await["groupId"], json!(g));
     // A client syncing with updatedFrom must learn of the task's new group.
     assert_filter(&server, &admin, &[("filter[updatedFrom]", &at)], &[task]).await;
 }
@@ -1906,8 +1974,9 @@ async fn a_task_that_follows_its_project_into_another_group_is_seen_by_updated_f
 async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let a = project_named(&server, &admin, "A").await;
-    let b = project_named(&server, &admin, "B").await;
+    let as_admin = server.as_caller(&admin);
+    let a = as_admin.add(Kind::Project, &[("name", "A")]).await;
+    let b = as_admin.add(Kind::Project, &[("name", "B")]).await;
     let check = |step: &'static str| {
         let (server, admin) = (&server, admin.clone());
         async move {
@@ -1943,14 +2012,21 @@ async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
             );
         }
     };
-    let parent = task_in(&server, &admin, "parent", a, None).await;
-    let child = task_in(&server, &admin, "child", a, Some(parent)).await;
-    task_in(&server, &admin, "grandchild", a, Some(child)).await;
-    let done = task_in(&server, &admin, "to be done", a, None).await;
-    task_in(&server, &admin, "in b", b, None).await;
-    task_named(&server, &admin, "in no project").await;
+    let parent = as_admin.task(a, &[("name", "parent")]).await;
+    let child = as_admin
+        .task(a, &[("name", "child"), ("parentId", &parent.to_string())])
+        .await;
+    as_admin
+        .task(
+            a,
+            &[("name", "grandchild"), ("parentId", &child.to_string())],
+        )
+        .await;
+    let done = as_admin.task(a, &[("name", "to be done")]).await;
+    as_admin.task(b, &[("name", "in b")]).await;
+    as_admin.add(Kind::Task, &[("name", "in no project")]).await;
     check("added").await;
-    update_task(&server, &admin, done, &[("task[status]", "30")]).await;
+    as_admin.update(Kind::Task, done, &[("status", "30")]).await;
     check("one done").await;
     server
         .call_json(
@@ -1966,13 +2042,13 @@ async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
         .assert_ok();
     check("reopened by a progress note").await;
     let b_text = b.to_string();
-    update_task(
-        &server,
-        &admin,
-        parent,
-        &[("task[projectId]", &b_text), ("task[parentId]", "")],
-    )
-    .await;
+    as_admin
+        .update(
+            Kind::Task,
+            parent,
+            &[("projectId", &b_text), ("parentId", "")],
+        )
+        .await;
     check("moved with its sub-tasks").await;
     server
         .call_json(
@@ -1998,6 +2074,7 @@ async fn an_admins_list_totals_follow_every_change_to_the_tasks() {
 async fn every_roles_list_totals_match_the_rows_it_sees() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
     let (u, user) = server.user("user@example.com", 100, true).await;
     let (_, teamed_user) = server.user("teamed@example.com", 100, true).await;
     let (e, external) = server.user("external@example.com", 150, true).await;
@@ -2013,29 +2090,23 @@ async fn every_roles_list_totals_match_the_rows_it_sees() {
         .unwrap()
         .to_owned();
     let (u, e, c) = (u.to_string(), e.to_string(), c.to_string());
-    let a = add_project(
-        &server,
-        &admin,
-        &[
-            ("project[name]", "A"),
-            ("project[team][]", &c),
-            ("project[team][]", &teamed_id),
-            ("project[team][]", &e),
-        ],
-    )
-    .await;
-    let h = add_project(
-        &server,
-        &admin,
-        &[("project[name]", "H"), ("project[hidden]", "1")],
-    )
-    .await;
+    let a = as_admin
+        .add(
+            Kind::Project,
+            &[
+                ("name", "A"),
+                ("team[]", &c),
+                ("team[]", &teamed_id),
+                ("team[]", &e),
+            ],
+        )
+        .await;
+    let h = as_admin
+        .add(Kind::Project, &[("name", "H"), ("hidden", "1")])
+        .await;
     let (a_text, h_text) = (a.to_string(), h.to_string());
     let in_a = |name: &'static str, extra: Vec<(&'static str, String)>| {
-        let mut params = vec![
-            ("task[name]", name.to_string()),
-            ("task[projectId]", a_text.clone()),
-        ];
+        let mut params = vec![("name", name.to_string()), ("projectId", a_text.clone())];
         params.extend(extra);
         params
     };
@@ -2043,43 +2114,35 @@ async fn every_roles_list_totals_match_the_rows_it_sees() {
         let server = &server;
         async move {
             let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            id_of(&add_task(server, &sid, &params).await)
+            server.as_caller(&sid).add(Kind::Task, &params).await
         }
     };
     let plain = add(admin.clone(), in_a("plain", vec![])).await;
-    let hidden = add(
-        admin.clone(),
-        in_a("hidden", vec![("task[hidden]", "1".into())]),
-    )
-    .await;
+    let hidden = add(admin.clone(), in_a("hidden", vec![("hidden", "1".into())])).await;
     add(
         admin.clone(),
         in_a(
             "hidden, user in its team",
-            vec![("task[hidden]", "1".into()), ("task[team][]", u.clone())],
+            vec![("hidden", "1".into()), ("team[]", u.clone())],
         ),
     )
     .await;
-    add(
-        admin.clone(),
-        in_a("done", vec![("task[status]", "30".into())]),
-    )
-    .await;
+    add(admin.clone(), in_a("done", vec![("status", "30".into())])).await;
     add(
         admin.clone(),
         in_a(
             "hidden and done, external in its team",
             vec![
-                ("task[hidden]", "1".into()),
-                ("task[status]", "30".into()),
-                ("task[team][]", e.clone()),
+                ("hidden", "1".into()),
+                ("status", "30".into()),
+                ("team[]", e.clone()),
             ],
         ),
     )
     .await;
     add(
         user.clone(),
-        in_a("hidden, the user's own", vec![("task[hidden]", "1".into())]),
+        in_a("hidden, the user's own", vec![("hidden", "1".into())]),
     )
     .await;
     add(external.clone(), in_a("the external's own", vec![])).await;
@@ -2099,10 +2162,7 @@ async fn every_roles_list_totals_match_the_rows_it_sees() {
     for name in ["h1", "h2"] {
         add(
             admin.clone(),
-            vec![
-                ("task[name]", name.into()),
-                ("task[projectId]", h_text.clone()),
-            ],
+            vec![("name", name.into()), ("projectId", h_text.clone())],
         )
         .await;
     }
@@ -2177,8 +2237,10 @@ async fn every_roles_list_totals_match_the_rows_it_sees() {
         "its own and the one it is in the team of"
     );
     assert_eq!(seen(client.clone()).await, 7);
-    update_task(&server, &admin, plain, &[("task[hidden]", "1")]).await;
-    update_task(&server, &admin, hidden, &[("task[hidden]", "0")]).await;
+    as_admin.update(Kind::Task, plain, &[("hidden", "1")]).await;
+    as_admin
+        .update(Kind::Task, hidden, &[("hidden", "0")])
+        .await;
     check("hidden flags swapped").await;
     server
         .call_json(

@@ -9,12 +9,7 @@ use serde_json::Value;
 
 /// A user as the admin reads it (JSON), to compare before and after a refused request.
 async fn read_user(server: &TestServer, sid: &str, id: i64) -> Value {
-    let r = server
-        .call_json(
-            "users/getById",
-            &[("sessionId", sid), ("id", &id.to_string())],
-        )
-        .await;
+    let r = server.as_caller(sid).get_answer(Kind::User, id).await;
     r.assert_ok();
     assert_no_secrets(&r);
     r.json()["user"].clone()
@@ -73,17 +68,6 @@ fn assert_no_secrets(r: &Resp) {
         "a password value in answer: {}",
         r.body
     );
-}
-
-async fn admin_id(server: &TestServer, admin: &str) -> i64 {
-    let r = server
-        .call_json(
-            "users/getByEmail",
-            &[("sessionId", admin), ("email", ADMIN_EMAIL)],
-        )
-        .await;
-    r.assert_ok();
-    r.json()["user"]["id"].as_str().unwrap().parse().unwrap()
 }
 
 async fn assert_signs_in(server: &TestServer, login: &str, password: &str) {
@@ -941,7 +925,7 @@ async fn users_externals_and_clients_cannot_add_users() {
 async fn users_externals_and_clients_cannot_remove_users() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let admin_id = admin_id(&server, &admin).await;
+    let admin_id = id_of(&server.as_caller(&admin).user_by_email(ADMIN_EMAIL).await);
     let (target, _) = server.user("target@example.com", 100, false).await;
     for level in NON_ADMIN_LEVELS {
         // One who sees everyone: 403 on others, on the admin and on themself.
@@ -1005,7 +989,7 @@ async fn users_externals_and_clients_cannot_remove_users() {
 async fn users_externals_and_clients_cannot_edit_others() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let admin_id = admin_id(&server, &admin).await;
+    let admin_id = id_of(&server.as_caller(&admin).user_by_email(ADMIN_EMAIL).await);
     let (target, _) = server.user("target@example.com", 100, false).await;
     let target_before = read_user(&server, &admin, target).await;
     let admin_before = read_user(&server, &admin, admin_id).await;
@@ -1158,7 +1142,7 @@ async fn a_non_admin_cannot_change_their_own_security_level_or_can_view_profiles
 async fn a_caller_without_can_view_profiles_sees_only_themself() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let admin_id = admin_id(&server, &admin).await;
+    let admin_id = id_of(&server.as_caller(&admin).user_by_email(ADMIN_EMAIL).await);
     let (other, _) = server.user("other@example.com", 100, true).await;
     for level in NON_ADMIN_LEVELS {
         let email = format!("{}-blind@example.com", level_name(level));
@@ -1217,7 +1201,7 @@ async fn a_caller_without_can_view_profiles_sees_only_themself() {
 async fn a_caller_with_can_view_profiles_sees_everyone() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let admin_id = admin_id(&server, &admin).await;
+    let admin_id = id_of(&server.as_caller(&admin).user_by_email(ADMIN_EMAIL).await);
     let (other, _) = server.user("other@example.com", 200, false).await;
     let mut everyone = vec![admin_id, other];
     for level in NON_ADMIN_LEVELS {
@@ -1264,7 +1248,7 @@ async fn a_caller_with_can_view_profiles_sees_everyone() {
 async fn an_admin_sees_and_may_edit_every_user() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let admin_id = admin_id(&server, &admin).await;
+    let admin_id = id_of(&server.as_caller(&admin).user_by_email(ADMIN_EMAIL).await);
     let mut everyone = vec![admin_id];
     for level in NON_ADMIN_LEVELS {
         for cvp in [false, true] {
@@ -1311,7 +1295,7 @@ async fn an_admin_sees_and_may_edit_every_user() {
 async fn the_last_admin_cannot_be_removed_or_demoted_until_a_second_admin_exists() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let first = admin_id(&server, &admin).await;
+    let first = id_of(&server.as_caller(&admin).user_by_email(ADMIN_EMAIL).await);
     let first_s = first.to_string();
     let before = read_user(&server, &admin, first).await;
 

@@ -14,6 +14,10 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 use vesper::config::Config;
 
+mod client;
+#[allow(unused_imports)]
+pub use client::*;
+
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
