@@ -414,7 +414,8 @@ struct CountedTotal<'a> {
 impl CountedTotal<'_> {
     /// The total once the project's facts are settled, each asked in a `CASE`.
     fn settle(&self, known: Known) -> Piece {
-        let project_id = Param::Int(self.projects[0]);
+        // Asked only of one project (see `counted_task_total`).
+        let project_id = || Param::Int(self.projects[0]);
         if known.project_visible.is_none() && mentions(self.rule, Rule::ProjectVisible) {
             let rule = policy::rule(self.actor, Kind::Project, Action::See);
             let (settled, visible) =
@@ -426,7 +427,7 @@ impl CountedTotal<'_> {
             let asked = format!(
                 "? IN (SELECT p.id FROM projects p WHERE p.workspace_id = ? AND {visible})"
             );
-            let values = vec![project_id, Param::Int(self.ws.0)];
+            let values = vec![project_id(), Param::Int(self.ws.0)];
             return self.either(settled, (asked, values), |v| Known {
                 project_visible: Some(v),
                 ..known
@@ -434,7 +435,7 @@ impl CountedTotal<'_> {
         }
         if known.in_project_team.is_none() && mentions(self.rule, Rule::InProjectTeam) {
             let asked = in_project_team("?", self.actor.user_id);
-            return self.either(None, (asked, vec![project_id]), |v| Known {
+            return self.either(None, (asked, vec![project_id()]), |v| Known {
                 in_project_team: Some(v),
                 ..known
             });
