@@ -26,7 +26,7 @@ use vesper::domain::WorkspaceId;
 use vesper::store::{Filter, ListQuery, Store, UserScope};
 
 /// Workspaces checked at once: enough to keep both cores and the database busy.
-const AT_ONCE: usize = 4;
+const AT_ONCE: usize = 8;
 
 fn cases() -> i64 {
     std::env::var("VESPER_ACCESS_CASES")
