@@ -1,5 +1,6 @@
 //! SQL both backends share: the access rules of `domain::policy` compiled to conditions
-//! and totals, the team-mates query, and the filters of every list. Placeholders are `?`; the PostgreSQL backend numbers them.
+//! and totals, the team-mates query, and the filters of every list. Placeholders are `?`;
+//! the PostgreSQL backend numbers them.
 
 use crate::domain::policy::{self, Action, Actor, Kind, Rule};
 use crate::domain::user::SecurityLevel;
