@@ -597,11 +597,12 @@ pub fn activity_conditions(
 /// The conditions of a file list: visibility through the file's activity, then filters.
 pub fn file_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
     // A file is seen with its activity.
-    let visible = match visible(actor, Kind::Activity).as_str() {
-        "TRUE" => "TRUE".to_string(),
-        activity => {
+    let see = policy::rule(actor, Kind::Activity, Action::See);
+    let visible = match compile(actor, see, Kind::Activity, Known::default()) {
+        Cond::Sql(activity) => {
             format!("EXISTS (SELECT 1 FROM activities a WHERE a.id = f.activity_id AND {activity})")
         }
+        constant => constant.text(),
     };
     let mut c = Conditions::new(ws, "f", visible);
     for f in filters {
