@@ -1,11 +1,12 @@
-//! SQL both backends share: the visibility rules of `domain::policy` as conditions, and
-//! the filters of every list. Placeholders are `?`; the PostgreSQL backend numbers them.
+//! SQL both backends share: the access rules of `domain::policy` compiled to conditions
+//! and totals, the team-mates query, and the filters of every list. Placeholders are `?`;
+//! the PostgreSQL backend numbers them.
 
-use crate::domain::policy::Actor;
+use crate::domain::policy::{self, Action, Actor, Kind, Rule};
 use crate::domain::user::SecurityLevel;
 use crate::domain::work::STATUS_DONE;
 use crate::domain::WorkspaceId;
-use crate::store::{Filter, Result, StoreError};
+use crate::store::{Filter, Result, StoreError, UserScope};
 
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +15,7 @@ pub enum Param {
     Text(String),
 }
 
-// ---- visibility, from the rules of domain::policy -------------------------------------
+// ---- visibility, compiled from the rules of domain::policy ----------------------------
 
 // Team tests are written `x IN (SELECT ... WHERE user_id = me)`, not as EXISTS on the
 // row: the subquery does not depend on the row, so the database runs it once per
@@ -25,52 +26,179 @@ pub fn in_project_team(project_id: &str, me: i64) -> String {
     format!("{project_id} IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = {me})")
 }
 
-/// `can_see_project` as SQL over `projects p`.
-pub fn project_visible(actor: &Actor) -> String {
-    let me = actor.user_id;
-    let team = in_project_team("p.id", me);
-    match actor.level {
-        SecurityLevel::Admin => "TRUE".into(),
-        SecurityLevel::User => format!("(p.hidden = 0 OR p.owner_id = {me} OR {team})"),
-        SecurityLevel::External => format!("(p.owner_id = {me} OR {team})"),
-        SecurityLevel::Client => team,
+/// The users who share a project or task team with user `me`, as a subquery: those a
+/// caller who does not see every user sees, besides themself.
+pub fn team_mates(me: i64) -> String {
+    format!(
+        "SELECT b.user_id FROM project_team a JOIN project_team b \
+         ON a.project_id = b.project_id WHERE a.user_id = {me} \
+         UNION SELECT b.user_id FROM task_team a JOIN task_team b ON a.task_id = b.task_id \
+         WHERE a.user_id = {me}"
+    )
+}
+
+/// A compiled condition. Constants stay apart so that `And` and `Or` fold them away.
+#[derive(Debug, Clone, PartialEq)]
+enum Cond {
+    True,
+    False,
+    Sql(String),
+}
+
+impl Cond {
+    fn of(known: bool) -> Cond {
+        if known {
+            Cond::True
+        } else {
+            Cond::False
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            Cond::True => "TRUE".into(),
+            Cond::False => "FALSE".into(),
+            Cond::Sql(s) => s,
+        }
     }
 }
 
-/// `can_see_task` as SQL over `tasks t`.
-pub fn task_visible(actor: &Actor) -> String {
-    let me = actor.user_id;
-    let task_team =
-        format!("t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = {me})");
-    let project_team = in_project_team("t.project_id", me);
-    match actor.level {
-        SecurityLevel::Admin => "TRUE".into(),
-        SecurityLevel::User => format!(
-            "((t.project_id IS NULL OR t.project_id IN (SELECT p.id FROM projects p WHERE {})) \
-             AND (t.hidden = 0 OR t.owner_id = {me} OR {task_team} OR {project_team}))",
-            project_visible(actor)
-        ),
-        SecurityLevel::External => format!("(t.owner_id = {me} OR {task_team} OR {project_team})"),
-        SecurityLevel::Client => project_team,
+fn all_of(parts: impl Iterator<Item = Cond>) -> Cond {
+    let mut sql = Vec::new();
+    for part in parts {
+        match part {
+            Cond::True => {}
+            Cond::False => return Cond::False,
+            Cond::Sql(s) => sql.push(s),
+        }
+    }
+    match sql.len() {
+        0 => Cond::True,
+        1 => Cond::Sql(sql.remove(0)),
+        _ => Cond::Sql(format!("({})", sql.join(" AND "))),
     }
 }
 
-/// `can_see_activity` as SQL over `activities a`.
-pub fn activity_visible(actor: &Actor) -> String {
-    if actor.level == SecurityLevel::Admin {
-        return "TRUE".into();
+fn any_of(parts: impl Iterator<Item = Cond>) -> Cond {
+    let mut sql = Vec::new();
+    for part in parts {
+        match part {
+            Cond::True => return Cond::True,
+            Cond::False => {}
+            Cond::Sql(s) => sql.push(s),
+        }
     }
-    let target = format!(
-        "(CASE WHEN a.task_id IS NOT NULL \
-         THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND {}) \
-         ELSE EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND {}) END)",
-        task_visible(actor),
-        project_visible(actor)
-    );
-    if actor.level == SecurityLevel::Client {
-        format!("({target} AND a.hide_from_clients = 0)")
-    } else {
-        target
+    match sql.len() {
+        0 => Cond::False,
+        1 => Cond::Sql(sql.remove(0)),
+        _ => Cond::Sql(format!("({})", sql.join(" OR "))),
+    }
+}
+
+/// What a partial compilation of a task rule already knows, for all the tasks of one
+/// project (see `counted_task_total`); `None`: decided per row.
+#[derive(Debug, Clone, Copy, Default)]
+struct Known {
+    project_visible: Option<bool>,
+    in_project_team: Option<bool>,
+    not_hidden: Option<bool>,
+}
+
+/// `rule` as SQL over the alias of its kind: projects `p`, tasks `t`, activities `a`,
+/// users `u`. What `known` settles is a constant; a condition that does not apply to the
+/// kind is FALSE, as `policy::decide` answers.
+fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
+    let me = actor.user_id;
+    let see = |kind| {
+        compile(
+            actor,
+            policy::rule(actor, kind, Action::See),
+            kind,
+            Known::default(),
+        )
+    };
+    let sql = |s: String| Cond::Sql(s);
+    match (rule, kind) {
+        (Rule::Everything, _) => Cond::True,
+        (Rule::Nothing, _) => Cond::False,
+        (Rule::And(all), _) => all_of(all.iter().map(|r| compile(actor, *r, kind, known))),
+        (Rule::Or(any), _) => any_of(any.iter().map(|r| compile(actor, *r, kind, known))),
+
+        (Rule::Owner, Kind::Project) => sql(format!("p.owner_id = {me}")),
+        (Rule::Owner, Kind::Task) => sql(format!("t.owner_id = {me}")),
+        (Rule::Owner, Kind::Activity) => sql(format!("a.owner_id = {me}")),
+        (Rule::InProjectTeam, Kind::Project) => sql(in_project_team("p.id", me)),
+        (Rule::InProjectTeam, Kind::Task) => known
+            .in_project_team
+            .map_or_else(|| sql(in_project_team("t.project_id", me)), Cond::of),
+        (Rule::InTaskTeam, Kind::Task) => sql(format!(
+            "t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = {me})"
+        )),
+        (Rule::NotHidden, Kind::Project) => sql("p.hidden = 0".into()),
+        (Rule::NotHidden, Kind::Task) => known
+            .not_hidden
+            .map_or_else(|| sql("t.hidden = 0".into()), Cond::of),
+        (Rule::ProjectVisible, Kind::Project) => see(Kind::Project),
+        (Rule::ProjectVisible, Kind::Task) => match known.project_visible {
+            Some(v) => Cond::of(v),
+            None => match see(Kind::Project) {
+                Cond::True => Cond::True,
+                Cond::False => sql("t.project_id IS NULL".into()),
+                Cond::Sql(p) => sql(format!(
+                    "(t.project_id IS NULL OR t.project_id IN (SELECT p.id FROM projects p WHERE {p}))"
+                )),
+            },
+        },
+        (Rule::NotHiddenFromClients, Kind::Activity) => sql("a.hide_from_clients = 0".into()),
+        (Rule::Message, Kind::Activity) => sql("a.type = 'msg'".into()),
+        (Rule::TargetVisible, Kind::Activity) => match (see(Kind::Task), see(Kind::Project)) {
+            (Cond::True, Cond::True) => Cond::True,
+            (task, project) => sql(format!(
+                "(CASE WHEN a.task_id IS NOT NULL \
+                 THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND {}) \
+                 ELSE EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND {}) END)",
+                task.text(),
+                project.text()
+            )),
+        },
+        (Rule::Itself, Kind::User) => sql(format!("u.id = {me}")),
+        (Rule::TeamMate, Kind::User) => sql(format!("u.id IN ({})", team_mates(me))),
+        _ => Cond::False,
+    }
+}
+
+/// The caller's rule to see objects of `kind`, as SQL over the alias of the kind
+/// (projects `p`, tasks `t`, activities `a`, users `u`).
+pub fn visible(actor: &Actor, kind: Kind) -> String {
+    compile(
+        actor,
+        policy::rule(actor, kind, Action::See),
+        kind,
+        Known::default(),
+    )
+    .text()
+}
+
+/// The users a list in `scope` holds, as SQL over `users u`.
+pub fn users_in_scope(scope: UserScope) -> String {
+    match scope {
+        UserScope::All => "TRUE".into(),
+        // The scope names only the caller: the rule of those who do not see every user
+        // consults nothing else.
+        UserScope::SelfAndTeamMates(me) => {
+            let actor = Actor {
+                user_id: me,
+                level: SecurityLevel::User,
+                can_view_profiles: false,
+            };
+            compile(
+                &actor,
+                policy::SELF_AND_TEAM_MATES,
+                Kind::User,
+                Known::default(),
+            )
+            .text()
+        }
     }
 }
 
@@ -187,7 +315,7 @@ pub fn project_conditions(
     actor: &Actor,
     filters: &[Filter],
 ) -> Result<Conditions> {
-    let mut c = Conditions::new(ws, "p", project_visible(actor));
+    let mut c = Conditions::new(ws, "p", visible(actor, Kind::Project));
     for f in filters {
         let team = "p.id IN (SELECT x.project_id FROM project_team x WHERE x.user_id = ?)";
         if !shared_filter(&mut c, "p", team, f) {
@@ -199,7 +327,7 @@ pub fn project_conditions(
 
 /// The conditions of a task list: visibility, then each filter.
 pub fn task_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
-    let mut c = Conditions::new(ws, "t", task_visible(actor));
+    let mut c = Conditions::new(ws, "t", visible(actor, Kind::Task));
     for f in filters {
         let team = "t.id IN (SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
         if shared_filter(&mut c, "t", team, f) {
@@ -224,15 +352,13 @@ pub fn task_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Re
 /// The total of a task list filtered at most by project and by being active, taken from
 /// `task_counts` (kept by triggers on `tasks`, migration 0004) instead of counting every
 /// task of the project: 3.7 ms for a project of 100,000 tasks, the whole cost of such a
-/// list. The rules are those of `task_visible`, applied to one project at a time:
-///
-/// - an admin sees every task, of any projects;
-/// - a client sees all of a project's tasks if in its team, none otherwise;
-/// - an external sees all of them if in the project's team, otherwise those they own or
-///   are in the team of (counted, but only those);
-/// - a user sees nothing of a project they may not see, all of it if in its team, and
-///   otherwise every task not hidden (kept) plus the hidden ones they own or are in the
-///   team of (counted over the hidden ones only).
+/// list. Derived from the caller's task rule, evaluated for the tasks of one project:
+/// what concerns the project (is it visible, is the caller in its team) is asked once and
+/// settled in a `CASE`; what remains is, for not hidden and for hidden tasks apart,
+/// everything (a kept count), nothing (0) or a condition per task (counted over those
+/// tasks only). A user outside a project's team, for one, gets the kept count of its
+/// tasks not hidden plus a count of its hidden ones they own or are in the team of.
+/// A rule with nothing about the project (an admin's) takes any project filters.
 ///
 /// Other lists count their rows.
 fn counted_task_total(
@@ -249,70 +375,172 @@ fn counted_task_total(
             _ => return None,
         }
     }
-    let not_done = |column: &str| {
-        if active {
-            format!(" AND {column} <> {STATUS_DONE}")
-        } else {
-            String::new()
-        }
+    let rule = policy::rule(actor, Kind::Task, Action::See);
+    let per_project = mentions(rule, Rule::ProjectVisible) || mentions(rule, Rule::InProjectTeam);
+    // The project's facts are the same for all its tasks only with one project.
+    if per_project && projects.len() != 1 {
+        return None;
+    }
+    let total = CountedTotal {
+        ws,
+        actor,
+        rule,
+        projects: &projects,
+        active,
     };
-    let me = actor.user_id;
-    let mut values = Vec::new();
-    // A sum of kept counts; `extra` narrows it further.
-    let kept = |values: &mut Vec<Param>, extra: &str| {
+    let (sql, values) = total.settle(Known::default());
+    Some((format!("SELECT CAST({sql} AS BIGINT)"), values))
+}
+
+/// Whether `leaf` occurs in `rule`.
+fn mentions(rule: Rule, leaf: Rule) -> bool {
+    match rule {
+        Rule::And(all) | Rule::Or(all) => all.iter().any(|r| mentions(*r, leaf)),
+        other => other == leaf,
+    }
+}
+
+/// SQL text and the values of its placeholders, in order.
+type Piece = (String, Vec<Param>);
+
+/// The parts of `counted_task_total`.
+struct CountedTotal<'a> {
+    ws: WorkspaceId,
+    actor: &'a Actor,
+    rule: Rule,
+    projects: &'a [i64],
+    active: bool,
+}
+
+impl CountedTotal<'_> {
+    /// The total once the project's facts are settled, each asked in a `CASE`.
+    fn settle(&self, known: Known) -> Piece {
+        // Asked only of one project (see `counted_task_total`).
+        let project_id = || Param::Int(self.projects[0]);
+        if known.project_visible.is_none() && mentions(self.rule, Rule::ProjectVisible) {
+            let rule = policy::rule(self.actor, Kind::Project, Action::See);
+            let (settled, visible) =
+                match compile(self.actor, rule, Kind::Project, Known::default()) {
+                    Cond::True => (Some(true), String::new()),
+                    Cond::False => (Some(false), String::new()),
+                    Cond::Sql(s) => (None, s),
+                };
+            let asked = format!(
+                "? IN (SELECT p.id FROM projects p WHERE p.workspace_id = ? AND {visible})"
+            );
+            let values = vec![project_id(), Param::Int(self.ws.0)];
+            return self.either(settled, (asked, values), |v| Known {
+                project_visible: Some(v),
+                ..known
+            });
+        }
+        if known.in_project_team.is_none() && mentions(self.rule, Rule::InProjectTeam) {
+            let asked = in_project_team("?", self.actor.user_id);
+            return self.either(None, (asked, vec![project_id()]), |v| Known {
+                in_project_team: Some(v),
+                ..known
+            });
+        }
+        self.count(known)
+    }
+
+    /// `CASE WHEN asked THEN (the total if so) ELSE (the total if not) END`; only one of
+    /// them when the answer is `settled` already or both are the same.
+    fn either(&self, settled: Option<bool>, asked: Piece, known: impl Fn(bool) -> Known) -> Piece {
+        if let Some(v) = settled {
+            return self.settle(known(v));
+        }
+        let (yes, yes_values) = self.settle(known(true));
+        let (no, no_values) = self.settle(known(false));
+        if yes == no && yes_values == no_values {
+            return (yes, yes_values);
+        }
+        let (asked, mut values) = asked;
+        values.extend(yes_values);
+        values.extend(no_values);
+        (
+            format!("CASE WHEN {asked} THEN {yes} ELSE {no} END"),
+            values,
+        )
+    }
+
+    /// The total of tasks of the project once nothing about the project is left open.
+    fn count(&self, known: Known) -> Piece {
+        let when = |not_hidden| {
+            compile(
+                self.actor,
+                self.rule,
+                Kind::Task,
+                Known {
+                    not_hidden: Some(not_hidden),
+                    ..known
+                },
+            )
+        };
+        match (when(true), when(false)) {
+            (Cond::True, Cond::True) => self.kept(None),
+            (Cond::False, Cond::False) => ("0".into(), Vec::new()),
+            // One count of both kinds of task.
+            (Cond::Sql(_), Cond::Sql(_)) => self.counted(
+                None,
+                &compile(self.actor, self.rule, Kind::Task, known).text(),
+            ),
+            (shown, hidden) => {
+                let parts: Vec<Piece> = [(false, shown), (true, hidden)]
+                    .into_iter()
+                    .filter_map(|(h, cond)| match cond {
+                        Cond::True => Some(self.kept(Some(h))),
+                        Cond::False => None,
+                        Cond::Sql(s) => Some(self.counted(Some(h), &s)),
+                    })
+                    .collect();
+                let sql = parts
+                    .iter()
+                    .map(|(s, _)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" + ");
+                (sql, parts.into_iter().flat_map(|(_, v)| v).collect())
+            }
+        }
+    }
+
+    /// A sum of kept counts, of hidden tasks or not hidden ones when `hidden` says.
+    fn kept(&self, hidden: Option<bool>) -> Piece {
         let mut sql =
             String::from("(SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ?");
-        values.push(Param::Int(ws.0));
-        for p in &projects {
+        let mut values = vec![Param::Int(self.ws.0)];
+        for p in self.projects {
             sql.push_str(" AND project_id = ?");
             values.push(Param::Int(*p));
         }
-        sql.push_str(&not_done("status"));
-        sql.push_str(extra);
+        if self.active {
+            sql.push_str(&format!(" AND status <> {STATUS_DONE}"));
+        }
+        if let Some(h) = hidden {
+            sql.push_str(&format!(" AND hidden = {}", i64::from(h)));
+        }
         sql.push(')');
-        sql
-    };
-    let in_my_team =
-        format!("IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = {me})");
-    let mine = format!(
-        "(t.owner_id = {me} OR t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = {me}))"
-    );
-    let total = match actor.level {
-        SecurityLevel::Admin => kept(&mut values, ""),
-        // The project's visibility is the same for all its tasks only with one project.
-        _ if projects.len() != 1 => return None,
-        SecurityLevel::Client => {
-            values.push(Param::Int(projects[0]));
-            let all = kept(&mut values, "");
-            format!("CASE WHEN ? {in_my_team} THEN {all} ELSE 0 END")
+        (sql, values)
+    }
+
+    /// A count of the tasks meeting `cond`, of hidden tasks or not hidden ones when
+    /// `hidden` says.
+    fn counted(&self, hidden: Option<bool>, cond: &str) -> Piece {
+        let mut sql = String::from("(SELECT COUNT(*) FROM tasks t WHERE t.workspace_id = ?");
+        let mut values = vec![Param::Int(self.ws.0)];
+        for p in self.projects {
+            sql.push_str(" AND t.project_id = ?");
+            values.push(Param::Int(*p));
         }
-        SecurityLevel::External => {
-            values.push(Param::Int(projects[0]));
-            let all = kept(&mut values, "");
-            values.extend([Param::Int(ws.0), Param::Int(projects[0])]);
-            format!(
-                "CASE WHEN ? {in_my_team} THEN {all} ELSE (SELECT COUNT(*) FROM tasks t \
-                 WHERE t.workspace_id = ? AND t.project_id = ?{} AND {mine}) END",
-                not_done("t.status")
-            )
+        if let Some(h) = hidden {
+            sql.push_str(&format!(" AND t.hidden = {}", i64::from(h)));
         }
-        SecurityLevel::User => {
-            values.extend([Param::Int(projects[0]), Param::Int(ws.0)]);
-            let visible = project_visible(actor);
-            values.push(Param::Int(projects[0]));
-            let all = kept(&mut values, "");
-            let shown = kept(&mut values, " AND hidden = 0");
-            values.extend([Param::Int(ws.0), Param::Int(projects[0])]);
-            format!(
-                "CASE WHEN ? NOT IN (SELECT p.id FROM projects p WHERE p.workspace_id = ? AND {visible}) THEN 0 \
-                 WHEN ? {in_my_team} THEN {all} \
-                 ELSE {shown} + (SELECT COUNT(*) FROM tasks t WHERE t.workspace_id = ? \
-                 AND t.project_id = ? AND t.hidden = 1{} AND {mine}) END",
-                not_done("t.status")
-            )
+        if self.active {
+            sql.push_str(&format!(" AND t.status <> {STATUS_DONE}"));
         }
-    };
-    Some((format!("SELECT CAST({total} AS BIGINT)"), values))
+        sql.push_str(&format!(" AND {cond})"));
+        (sql, values)
+    }
 }
 
 /// The conditions of an activity list: visibility, then filters on the activity or on
@@ -322,7 +550,7 @@ pub fn activity_conditions(
     actor: &Actor,
     filters: &[Filter],
 ) -> Result<Conditions> {
-    let mut c = Conditions::new(ws, "a", activity_visible(actor));
+    let mut c = Conditions::new(ws, "a", visible(actor, Kind::Activity));
     // Filters on the project or task the activity was posted to.
     let target = |column: &str| {
         format!(
@@ -368,13 +596,13 @@ pub fn activity_conditions(
 
 /// The conditions of a file list: visibility through the file's activity, then filters.
 pub fn file_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
-    let visible = if actor.level == SecurityLevel::Admin {
-        "TRUE".to_string()
-    } else {
-        format!(
-            "EXISTS (SELECT 1 FROM activities a WHERE a.id = f.activity_id AND {})",
-            activity_visible(actor)
-        )
+    // A file is seen with its activity.
+    let see = policy::rule(actor, Kind::Activity, Action::See);
+    let visible = match compile(actor, see, Kind::Activity, Known::default()) {
+        Cond::Sql(activity) => {
+            format!("EXISTS (SELECT 1 FROM activities a WHERE a.id = f.activity_id AND {activity})")
+        }
+        constant => constant.text(),
     };
     let mut c = Conditions::new(ws, "f", visible);
     for f in filters {
@@ -394,4 +622,99 @@ pub fn file_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Re
         }
     }
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(level: SecurityLevel) -> Actor {
+        Actor {
+            user_id: 7,
+            level,
+            can_view_profiles: false,
+        }
+    }
+
+    #[test]
+    fn an_admin_sees_everything_without_a_condition() {
+        let admin = actor(SecurityLevel::Admin);
+        for kind in [Kind::Project, Kind::Task, Kind::Activity, Kind::User] {
+            assert_eq!(visible(&admin, kind), "TRUE", "{kind:?}");
+        }
+        let files = file_conditions(WorkspaceId::DEFAULT, &admin, &[]).unwrap();
+        assert_eq!(files.sql[1], "TRUE");
+    }
+
+    /// The team tests stay lookups in one subquery per statement (see the comment above
+    /// `in_project_team`), never a subquery per row.
+    #[test]
+    fn team_tests_are_lookups_in_the_callers_teams() {
+        let user = visible(&actor(SecurityLevel::User), Kind::Task);
+        assert!(user.contains("t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = 7)"));
+        assert!(user.contains(
+            "t.project_id IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = 7)"
+        ));
+        assert!(!user.contains("EXISTS"));
+        assert_eq!(
+            visible(&actor(SecurityLevel::Client), Kind::Project),
+            "p.id IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = 7)"
+        );
+    }
+
+    /// role → the shape of the total of one project's active tasks.
+    #[test]
+    fn counted_totals_follow_the_task_rule() {
+        let table = [
+            (
+                SecurityLevel::Admin,
+                "SELECT CAST((SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ? \
+                 AND project_id = ? AND status <> 30) AS BIGINT)",
+                2,
+            ),
+            (
+                SecurityLevel::Client,
+                "SELECT CAST(CASE WHEN ? IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = 7) \
+                 THEN (SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ? \
+                 AND project_id = ? AND status <> 30) ELSE 0 END AS BIGINT)",
+                3,
+            ),
+            (
+                SecurityLevel::External,
+                "SELECT CAST(CASE WHEN ? IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = 7) \
+                 THEN (SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ? \
+                 AND project_id = ? AND status <> 30) ELSE (SELECT COUNT(*) FROM tasks t \
+                 WHERE t.workspace_id = ? AND t.project_id = ? AND t.status <> 30 AND (t.owner_id = 7 \
+                 OR t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = 7))) END AS BIGINT)",
+                5,
+            ),
+            (
+                SecurityLevel::User,
+                "SELECT CAST(CASE WHEN ? IN (SELECT p.id FROM projects p WHERE p.workspace_id = ? \
+                 AND (p.hidden = 0 OR p.owner_id = 7 OR p.id IN (SELECT pt.project_id FROM project_team pt \
+                 WHERE pt.user_id = 7))) THEN CASE WHEN ? IN (SELECT pt.project_id FROM project_team pt \
+                 WHERE pt.user_id = 7) THEN (SELECT COALESCE(SUM(n), 0) FROM task_counts \
+                 WHERE workspace_id = ? AND project_id = ? AND status <> 30) \
+                 ELSE (SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ? \
+                 AND project_id = ? AND status <> 30 AND hidden = 0) + (SELECT COUNT(*) FROM tasks t \
+                 WHERE t.workspace_id = ? AND t.project_id = ? AND t.hidden = 1 AND t.status <> 30 \
+                 AND (t.owner_id = 7 OR t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = 7))) \
+                 END ELSE 0 END AS BIGINT)",
+                9,
+            ),
+        ];
+        let filters = [Filter::ProjectId(3), Filter::Active];
+        for (level, sql, values) in table {
+            let (got, got_values) = counted_task_total(WorkspaceId(2), &actor(level), &filters)
+                .unwrap_or_else(|| panic!("{level:?} counts its total"));
+            assert_eq!(got, sql, "{level:?}");
+            assert_eq!(got_values.len(), values, "{level:?}");
+            assert_eq!(got.matches('?').count(), values, "{level:?}");
+        }
+        // Without one project, only a rule with nothing about projects keeps its counts.
+        let two = [Filter::ProjectId(3), Filter::ProjectId(4)];
+        assert!(counted_task_total(WorkspaceId(2), &actor(SecurityLevel::Admin), &[]).is_some());
+        assert!(counted_task_total(WorkspaceId(2), &actor(SecurityLevel::User), &two).is_none());
+        assert!(counted_task_total(WorkspaceId(2), &actor(SecurityLevel::Client), &[]).is_none());
+    }
 }

@@ -26,7 +26,7 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::domain::user::{NewUser, Profile, SecurityLevel, User, UserPatch};
 use crate::domain::WorkspaceId;
-use crate::store::sql::Param;
+use crate::store::sql::{self, Param};
 use crate::store::{
     check_version, Attempt, Expected, Group, GroupStore, LoginThrottleStore, OutboxStore,
     OutgoingMail, QueuedMail, Result, Session, SessionStore, StoreError, UserScope, UserStore,
@@ -306,11 +306,6 @@ const USER_COLUMNS: &str = "id, email, title, first_name, last_name, address, wo
 const USER_COLUMN_COUNT: usize = 17;
 
 /// The users who share a project team or a task team with user `$2`.
-const TEAM_MATES: &str = "SELECT b.user_id FROM project_team a JOIN project_team b \
-    ON a.project_id = b.project_id WHERE a.user_id = $2 \
-    UNION SELECT b.user_id FROM task_team a JOIN task_team b ON a.task_id = b.task_id \
-    WHERE a.user_id = $2";
-
 fn user_from_row(r: &Row) -> std::result::Result<User, PgError> {
     let level: i64 = r.try_get(11)?;
     Ok(User {
@@ -603,18 +598,15 @@ impl UserStore for Postgres {
     }
 
     async fn users(&self, ws: WorkspaceId, scope: UserScope) -> Result<Vec<User>> {
-        let only = match scope {
-            UserScope::All => None,
-            UserScope::SelfAndTeamMates(id) => Some(id),
-        };
         let c = self.conn().await?;
         let rows = query(
             &c,
             &format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE workspace_id = $1 AND active = 1 \
-                 AND ($2::BIGINT IS NULL OR id = $2 OR id IN ({TEAM_MATES})) ORDER BY id"
+                "SELECT {USER_COLUMNS} FROM users u WHERE workspace_id = $1 AND active = 1 \
+                 AND {} ORDER BY id",
+                sql::users_in_scope(scope)
             ),
-            &[&ws.0, &only],
+            &[&ws.0],
         )
         .await?;
         Ok(rows
@@ -630,8 +622,8 @@ impl UserStore for Postgres {
         let c = self.conn().await?;
         Ok(query_one(
             &c,
-            &format!("SELECT $1::BIGINT IN ({TEAM_MATES})"),
-            &[&b, &a],
+            &format!("SELECT $1::BIGINT IN ({})", sql::team_mates(a)),
+            &[&b],
         )
         .await?
         .try_get(0)?)

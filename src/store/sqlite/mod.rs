@@ -21,7 +21,7 @@ mod session_cache;
 mod work;
 
 use crate::store::{
-    check_version, Attempt, Expected, Group, GroupStore, LoginThrottleStore, OutboxStore,
+    check_version, sql, Attempt, Expected, Group, GroupStore, LoginThrottleStore, OutboxStore,
     OutgoingMail, QueuedMail, Result, Session, SessionStore, StoreError, UserScope, UserStore,
 };
 
@@ -361,11 +361,6 @@ const USER_COLUMNS: &str = "id, email, title, first_name, last_name, address, wo
 const USER_COLUMN_COUNT: usize = 17;
 
 /// The users who share a project team or a task team with user `?2`.
-const TEAM_MATES: &str = "SELECT b.user_id FROM project_team a JOIN project_team b \
-    ON a.project_id = b.project_id WHERE a.user_id = ?2 \
-    UNION SELECT b.user_id FROM task_team a JOIN task_team b ON a.task_id = b.task_id \
-    WHERE a.user_id = ?2";
-
 fn user_from_row(row: &Row) -> rusqlite::Result<User> {
     let level: i64 = row.get(11)?;
     Ok(User {
@@ -614,16 +609,13 @@ impl UserStore for Sqlite {
 
     async fn users(&self, ws: WorkspaceId, scope: UserScope) -> Result<Vec<User>> {
         self.read(move |c| {
-            let only = match scope {
-                UserScope::All => None,
-                UserScope::SelfAndTeamMates(id) => Some(id),
-            };
             let sql = format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE workspace_id = ?1 AND active = 1 \
-                 AND (?2 IS NULL OR id = ?2 OR id IN ({TEAM_MATES})) ORDER BY id"
+                "SELECT {USER_COLUMNS} FROM users u WHERE workspace_id = ?1 AND active = 1 \
+                 AND {} ORDER BY id",
+                sql::users_in_scope(scope)
             );
             let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![ws.0, only], user_from_row)?;
+            let rows = stmt.query_map(params![ws.0], user_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -635,8 +627,8 @@ impl UserStore for Sqlite {
         }
         self.read(move |c| {
             Ok(c.query_row(
-                &format!("SELECT ?1 IN ({TEAM_MATES})"),
-                params![b, a],
+                &format!("SELECT ?1 IN ({})", sql::team_mates(a)),
+                params![b],
                 |r| r.get(0),
             )?)
         })
