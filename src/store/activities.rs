@@ -135,36 +135,18 @@ pub async fn save<D: Db>(
         before
     };
     let id = if a.id == 0 {
+        #[rustfmt::skip]
         let values = args![
-            ws.0,
-            a.project_id,
-            a.task_id,
-            a.kind.as_str(),
-            &a.text,
-            a.owner_id,
-            a.progress,
-            a.hours_done,
-            a.hide_from_clients,
-            a.date,
-            a.notify_project_team,
-            a.notify_task_team,
-            a.notify_client,
-            now
+            ws.0, a.project_id, a.task_id, a.kind.as_str(), &a.text, a.owner_id, a.progress,
+            a.hours_done, a.hide_from_clients, a.date, a.notify_project_team,
+            a.notify_task_team, a.notify_client, now
         ];
         db.one(&INSERT, &values, first_int).await?
     } else {
+        #[rustfmt::skip]
         let values = args![
-            ws.0,
-            a.id,
-            &a.text,
-            a.progress,
-            a.hours_done,
-            a.hide_from_clients,
-            a.date,
-            a.notify_project_team,
-            a.notify_task_team,
-            a.notify_client,
-            now
+            ws.0, a.id, &a.text, a.progress, a.hours_done, a.hide_from_clients, a.date,
+            a.notify_project_team, a.notify_task_team, a.notify_client, now
         ];
         db.run(&UPDATE, &values).await?;
         a.id

@@ -34,22 +34,11 @@ macro_rules! impl_store {
                 run_read!(self, db => projects::by_ids(db, ws, &ids))
             }
 
-            async fn save_project(
-                &self,
-                ws: WorkspaceId,
-                p: Project,
-                mail: Vec<OutgoingMail>,
-                now: i64,
-            ) -> Result<Project> {
+            async fn save_project(&self, ws: WorkspaceId, p: Project, mail: Vec<OutgoingMail>, now: i64) -> Result<Project> {
                 run_write!(self, db => projects::save(db, ws, &p, &mail, now))
             }
 
-            async fn remove_project(
-                &self,
-                ws: WorkspaceId,
-                id: i64,
-                expected: Expected,
-            ) -> Result<Option<Vec<String>>> {
+            async fn remove_project(&self, ws: WorkspaceId, id: i64, expected: Expected) -> Result<Option<Vec<String>>> {
                 run_write!(self, db => projects::remove(db, ws, id, expected))
             }
 
@@ -57,24 +46,11 @@ macro_rules! impl_store {
                 run_list!(self, db => projects::list(db, ws, &actor, &q))
             }
 
-            async fn project_census(
-                &self,
-                ws: WorkspaceId,
-                actor: Actor,
-                filters: Vec<Filter>,
-            ) -> Result<Census> {
+            async fn project_census(&self, ws: WorkspaceId, actor: Actor, filters: Vec<Filter>) -> Result<Census> {
                 run_read!(self, db => projects::census(db, ws, &actor, &filters))
             }
 
-            async fn projects_after(
-                &self,
-                ws: WorkspaceId,
-                actor: Actor,
-                filters: Vec<Filter>,
-                after: i64,
-                last_id: i64,
-                limit: i64,
-            ) -> Result<Vec<Project>> {
+            async fn projects_after(&self, ws: WorkspaceId, actor: Actor, filters: Vec<Filter>, after: i64, last_id: i64, limit: i64) -> Result<Vec<Project>> {
                 let window = (after, last_id, limit);
                 run_read!(self, db => projects::after(db, ws, &actor, &filters, window))
             }
@@ -85,39 +61,19 @@ macro_rules! impl_store {
 
             /// One read for both: on SQLite the read lock is taken once; PostgreSQL pipelines
             /// them, one round trip and one connection from the pool.
-            async fn task_with_project(
-                &self,
-                ws: WorkspaceId,
-                id: i64,
-            ) -> Result<Option<(Task, Option<Project>)>> {
+            async fn task_with_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<(Task, Option<Project>)>> {
                 run_read!(self, db => tasks::with_project(db, ws, id))
             }
 
-            async fn save_task(
-                &self,
-                ws: WorkspaceId,
-                t: Task,
-                mail: Vec<OutgoingMail>,
-                now: i64,
-            ) -> Result<Task> {
+            async fn save_task(&self, ws: WorkspaceId, t: Task, mail: Vec<OutgoingMail>, now: i64) -> Result<Task> {
                 run_write!(self, db => tasks::save(db, ws, &t, &mail, now))
             }
 
-            async fn remove_task(
-                &self,
-                ws: WorkspaceId,
-                id: i64,
-                expected: Expected,
-            ) -> Result<Option<Vec<String>>> {
+            async fn remove_task(&self, ws: WorkspaceId, id: i64, expected: Expected) -> Result<Option<Vec<String>>> {
                 run_write!(self, db => tasks::remove(db, ws, id, expected))
             }
 
-            async fn tasks(
-                &self,
-                ws: WorkspaceId,
-                actor: Actor,
-                q: ListQuery,
-            ) -> Result<(Page<Task>, Vec<Project>)> {
+            async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<(Page<Task>, Vec<Project>)> {
                 run_list!(self, db => tasks::list(db, ws, &actor, &q))
             }
 
@@ -129,40 +85,19 @@ macro_rules! impl_store {
                 run_read!(self, db => activities::get(db, ws, id))
             }
 
-            async fn save_activity(
-                &self,
-                ws: WorkspaceId,
-                a: Activity,
-                mail: Vec<OutgoingMail>,
-                now: i64,
-            ) -> Result<Activity> {
+            async fn save_activity(&self, ws: WorkspaceId, a: Activity, mail: Vec<OutgoingMail>, now: i64) -> Result<Activity> {
                 run_write!(self, db => activities::save(db, ws, &a, &mail, now))
             }
 
-            async fn remove_activity(
-                &self,
-                ws: WorkspaceId,
-                id: i64,
-                expected: Expected,
-            ) -> Result<Option<Vec<String>>> {
+            async fn remove_activity(&self, ws: WorkspaceId, id: i64, expected: Expected) -> Result<Option<Vec<String>>> {
                 run_write!(self, db => activities::remove(db, ws, id, expected))
             }
 
-            async fn activities(
-                &self,
-                ws: WorkspaceId,
-                actor: Actor,
-                q: ListQuery,
-            ) -> Result<Page<Activity>> {
+            async fn activities(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<Activity>> {
                 run_list!(self, db => activities::list(db, ws, &actor, &q))
             }
 
-            async fn add_files(
-                &self,
-                ws: WorkspaceId,
-                new: Vec<FileMeta>,
-                now: i64,
-            ) -> Result<Vec<FileMeta>> {
+            async fn add_files(&self, ws: WorkspaceId, new: Vec<FileMeta>, now: i64) -> Result<Vec<FileMeta>> {
                 run_write!(self, db => files::add(db, ws, new, now))
             }
 
@@ -201,25 +136,11 @@ macro_rules! impl_store {
                 run_write_one!(self, db => users::add(db, ws, &user, now))
             }
 
-            async fn update_user(
-                &self,
-                ws: WorkspaceId,
-                id: i64,
-                patch: UserPatch,
-                expected: Expected,
-                keep_session: Option<Vec<u8>>,
-                now: i64,
-            ) -> Result<Option<User>> {
-                run_write_users!(self, db => users::update(db, ws, id, (&patch, expected), keep_session.as_ref(), now))
+            async fn update_user(&self, ws: WorkspaceId, id: i64, patch: UserPatch, expected: Expected, keep_session: Option<Vec<u8>>, now: i64) -> Result<Option<User>> {
+                run_write_users!(self, db => users::update(db, ws, id, (&patch, expected), keep_session.as_deref(), now))
             }
 
-            async fn remove_user(
-                &self,
-                ws: WorkspaceId,
-                id: i64,
-                expected: Expected,
-                now: i64,
-            ) -> Result<bool> {
+            async fn remove_user(&self, ws: WorkspaceId, id: i64, expected: Expected, now: i64) -> Result<bool> {
                 run_write_users!(self, db => users::remove(db, ws, id, expected, now))
             }
 
@@ -251,14 +172,7 @@ macro_rules! impl_store {
 
         #[async_trait::async_trait]
         impl LoginThrottleStore for $backend {
-            async fn begin_attempt(
-                &self,
-                ws: WorkspaceId,
-                subjects: Vec<String>,
-                now: i64,
-                window_start: i64,
-                limit: i64,
-            ) -> Result<Attempt> {
+            async fn begin_attempt(&self, ws: WorkspaceId, subjects: Vec<String>, now: i64, window_start: i64, limit: i64) -> Result<Attempt> {
                 run_write!(self, db => users::begin_attempt(db, ws, &subjects, now, window_start, limit))
             }
 
@@ -266,13 +180,7 @@ macro_rules! impl_store {
                 run_write_one!(self, db => users::forget_login_failures(db, before))
             }
 
-            async fn failures_between(
-                &self,
-                ws: WorkspaceId,
-                first: String,
-                end: String,
-                since: i64,
-            ) -> Result<i64> {
+            async fn failures_between(&self, ws: WorkspaceId, first: String, end: String, since: i64) -> Result<i64> {
                 run_read!(self, db => users::failures_between(db, ws, (&first, &end), since))
             }
 
@@ -287,14 +195,7 @@ macro_rules! impl_store {
                 run_write_one!(self, db => groups::add(db, ws, &name, now))
             }
 
-            async fn update_group(
-                &self,
-                ws: WorkspaceId,
-                id: i64,
-                name: Option<String>,
-                expected: Expected,
-                now: i64,
-            ) -> Result<Option<Group>> {
+            async fn update_group(&self, ws: WorkspaceId, id: i64, name: Option<String>, expected: Expected, now: i64) -> Result<Option<Group>> {
                 run_write!(self, db => groups::update(db, ws, id, name.as_deref(), expected, now))
             }
 
@@ -321,13 +222,7 @@ macro_rules! impl_store {
                 run_write_one!(self, db => outbox::sent(db, id, now))
             }
 
-            async fn mail_failed(
-                &self,
-                id: i64,
-                now: i64,
-                error: String,
-                retry_at: Option<i64>,
-            ) -> Result<()> {
+            async fn mail_failed(&self, id: i64, now: i64, error: String, retry_at: Option<i64>) -> Result<()> {
                 run_write_one!(self, db => outbox::failed(db, id, now, &error, retry_at))
             }
         }

@@ -234,7 +234,7 @@ arg_from! {
     &'a String => |v| Arg::Text(Some(v));
     &'a Option<String> => |v| Arg::Text(v.as_deref());
     Option<&'a str> => |v| Arg::Text(v);
-    &'a Vec<u8> => |v| Arg::Bytes(Some(v));
+    &'a [u8] => |v| Arg::Bytes(Some(v));
     &'a [i64] => |v| Arg::Ids(v);
     &'a Vec<i64> => |v| Arg::Ids(v);
     &'a [String] => |v| Arg::Texts(v);
@@ -258,7 +258,6 @@ pub trait Columns {
     fn flag(&self, i: usize) -> Result<bool>;
     /// A comparison computed by the query.
     fn opt_bool(&self, i: usize) -> Result<Option<bool>>;
-    fn bytes(&self, i: usize) -> Result<Vec<u8>>;
     /// A column of ids, `ARRAY(SELECT ...)`, in ascending order.
     fn ids(&self, i: usize) -> Result<Vec<i64>>;
 

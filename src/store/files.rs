@@ -56,18 +56,10 @@ pub async fn add<D: Db>(
 ) -> Result<Vec<FileMeta>> {
     let mut saved = Vec::with_capacity(files.len());
     for f in files {
+        #[rustfmt::skip]
         let values = args![
-            ws.0,
-            f.activity_id,
-            f.task_id,
-            f.project_id,
-            &f.name,
-            f.size,
-            &f.mime_type,
-            &f.sha256,
-            &f.storage_key,
-            f.owner_id,
-            now
+            ws.0, f.activity_id, f.task_id, f.project_id, &f.name, f.size, &f.mime_type,
+            &f.sha256, &f.storage_key, f.owner_id, now
         ];
         let id = db.one(&INSERT, &values, first_int).await?;
         saved.push(FileMeta {

@@ -30,13 +30,9 @@ static FAILED: Stmt = stmt!(
 /// Queues mails inside a write transaction: they commit, or vanish, with the change.
 pub async fn queue<D: Db>(db: &D, ws: WorkspaceId, mail: &[OutgoingMail], now: i64) -> Result<()> {
     for m in mail {
+        #[rustfmt::skip]
         let values = args![
-            ws.0,
-            &m.recipient,
-            &m.subject,
-            &m.text_body,
-            &m.html_body,
-            now
+            ws.0, &m.recipient, &m.subject, &m.text_body, &m.html_body, now
         ];
         db.run(&QUEUE, &values).await?;
     }

@@ -117,25 +117,11 @@ pub async fn save<D: Db>(
     now: i64,
 ) -> Result<Project> {
     outbox::queue(db, ws, mail, now).await?;
+    #[rustfmt::skip]
     let values = args![
-        ws.0,
-        &p.name,
-        &p.description,
-        &p.tags,
-        p.owner_id,
-        p.group_id,
-        p.start_date,
-        p.end_date,
-        p.priority,
-        p.status,
-        p.closed_at,
-        p.hidden,
-        p.flag,
-        p.notify_project_team,
-        p.notify_client,
-        now,
-        p.id,
-        p.version
+        ws.0, &p.name, &p.description, &p.tags, p.owner_id, p.group_id, p.start_date,
+        p.end_date, p.priority, p.status, p.closed_at, p.hidden, p.flag,
+        p.notify_project_team, p.notify_client, now, p.id, p.version
     ];
     let id = if p.id == 0 {
         db.one(&INSERT, &values[..16], first_int).await?

@@ -140,30 +140,12 @@ pub async fn save<D: Db>(
         0 => None,
         id => db.row(&PROJECT_OF_TASK, &args![id], first_opt_int).await?,
     };
+    #[rustfmt::skip]
     let values = args![
-        ws.0,
-        t.project_id,
-        t.parent_id,
-        &t.name,
-        &t.description,
-        &t.tags,
-        t.owner_id,
-        group_id,
-        t.start_date,
-        t.end_date,
-        t.priority,
-        t.progress,
-        t.status,
-        t.closed_at,
-        t.hidden,
-        t.flag,
-        t.estimated_time,
-        t.notify_project_team,
-        t.notify_task_team,
-        t.notify_client,
-        now,
-        t.id,
-        t.version
+        ws.0, t.project_id, t.parent_id, &t.name, &t.description, &t.tags, t.owner_id,
+        group_id, t.start_date, t.end_date, t.priority, t.progress, t.status, t.closed_at,
+        t.hidden, t.flag, t.estimated_time, t.notify_project_team, t.notify_task_team,
+        t.notify_client, now, t.id, t.version
     ];
     let id = if t.id == 0 {
         db.one(&INSERT, &values[..21], first_int).await?

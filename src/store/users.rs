@@ -161,23 +161,11 @@ pub async fn count<D: Db>(db: &D, ws: WorkspaceId) -> Result<i64> {
 pub async fn add<D: Db>(db: &D, ws: WorkspaceId, user: &NewUser, now: i64) -> Result<User> {
     let p = &user.profile;
     let key = user.email.to_lowercase();
+    #[rustfmt::skip]
     let values = args![
-        ws.0,
-        &user.email,
-        &key,
-        &user.password_hash,
-        &p.title,
-        &p.first_name,
-        &p.last_name,
-        &p.address,
-        &p.work_phone,
-        &p.cell_phone,
-        &p.company,
-        &p.comment,
-        &p.avatar,
-        user.security_level.code(),
-        user.can_view_profiles,
-        now
+        ws.0, &user.email, &key, &user.password_hash, &p.title, &p.first_name, &p.last_name,
+        &p.address, &p.work_phone, &p.cell_phone, &p.company, &p.comment, &p.avatar,
+        user.security_level.code(), user.can_view_profiles, now
     ];
     db.one(&INSERT, &values, from_row)
         .await
@@ -218,7 +206,7 @@ pub async fn update<D: Db>(
     ws: WorkspaceId,
     id: i64,
     (patch, expected): (&UserPatch, Expected),
-    keep_session: Option<&Vec<u8>>,
+    keep_session: Option<&[u8]>,
     now: i64,
 ) -> Result<Option<User>> {
     let Some(current) = for_change(db, ws, id).await? else {
@@ -229,23 +217,11 @@ pub async fn update<D: Db>(
     keep_an_admin(db, ws, &current, Some(&next)).await?;
     let p = &next.profile;
     let key = next.email.to_lowercase();
+    #[rustfmt::skip]
     let values = args![
-        ws.0,
-        id,
-        &next.email,
-        &key,
-        &p.title,
-        &p.first_name,
-        &p.last_name,
-        &p.address,
-        &p.work_phone,
-        &p.cell_phone,
-        &p.company,
-        &p.comment,
-        &p.avatar,
-        next.security_level.code(),
-        next.can_view_profiles,
-        now
+        ws.0, id, &next.email, &key, &p.title, &p.first_name, &p.last_name, &p.address,
+        &p.work_phone, &p.cell_phone, &p.company, &p.comment, &p.avatar,
+        next.security_level.code(), next.can_view_profiles, now
     ];
     db.run(&UPDATE, &values)
         .await
@@ -254,7 +230,7 @@ pub async fn update<D: Db>(
         db.run(&SET_PASSWORD, &args![ws.0, id, hash]).await?;
     }
     if patch.ends_sessions(&current) {
-        let keep = keep_session.map_or(Arg::Bytes(None), |k| Arg::Bytes(Some(k)));
+        let keep = Arg::Bytes(keep_session);
         db.run(&END_OTHER_SESSIONS, &[Arg::from(id), keep]).await?;
     }
     get(db, ws, id).await
@@ -328,7 +304,7 @@ pub async fn are_team_mates<D: Db>(db: &D, a: i64, b: i64) -> Result<bool> {
 pub async fn add_session<D: Db>(
     db: &D,
     ws: WorkspaceId,
-    token_hash: &Vec<u8>,
+    token_hash: &[u8],
     user_id: i64,
     now: i64,
 ) -> Result<()> {
@@ -337,11 +313,7 @@ pub async fn add_session<D: Db>(
     Ok(())
 }
 
-pub async fn session<D: Db>(
-    db: &D,
-    ws: WorkspaceId,
-    token_hash: &Vec<u8>,
-) -> Result<Option<Session>> {
+pub async fn session<D: Db>(db: &D, ws: WorkspaceId, token_hash: &[u8]) -> Result<Option<Session>> {
     db.row(&SESSION, &args![token_hash, ws.0], |r| {
         Ok(Session {
             user: from_row(r)?,
@@ -352,12 +324,12 @@ pub async fn session<D: Db>(
     .await
 }
 
-pub async fn touch_session<D: Db>(db: &D, token_hash: &Vec<u8>, now: i64) -> Result<()> {
+pub async fn touch_session<D: Db>(db: &D, token_hash: &[u8], now: i64) -> Result<()> {
     db.run(&TOUCH_SESSION, &args![token_hash, now]).await?;
     Ok(())
 }
 
-pub async fn remove_session<D: Db>(db: &D, token_hash: &Vec<u8>) -> Result<()> {
+pub async fn remove_session<D: Db>(db: &D, token_hash: &[u8]) -> Result<()> {
     db.run(&REMOVE_SESSION, &args![token_hash]).await?;
     Ok(())
 }

@@ -84,9 +84,6 @@ impl Columns for Row {
     fn opt_bool(&self, i: usize) -> Result<Option<bool>> {
         Ok(self.try_get(i)?)
     }
-    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
-        Ok(self.try_get(i)?)
-    }
     fn ids(&self, i: usize) -> Result<Vec<i64>> {
         Ok(self.try_get(i)?)
     }

@@ -49,9 +49,6 @@ impl Columns for Row<'_> {
     fn opt_bool(&self, i: usize) -> Result<Option<bool>> {
         Ok(self.get(i)?)
     }
-    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
-        Ok(self.get(i)?)
-    }
     /// A comma-separated list (group_concat), read in place.
     fn ids(&self, i: usize) -> Result<Vec<i64>> {
         let mut ids = match self.get_ref(i)? {
