@@ -142,6 +142,14 @@ impl UserPatch {
     }
 }
 
+/// Whether changing `current` into `next` (`None`: removing it) takes an active admin
+/// away: refused when no other active admin is left, so a workspace always keeps one.
+pub fn takes_an_admin_away(current: &User, next: Option<&User>) -> bool {
+    current.active
+        && current.security_level == SecurityLevel::Admin
+        && next.is_none_or(|n| n.security_level != SecurityLevel::Admin)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +165,44 @@ mod tests {
             Some(SecurityLevel::External)
         );
         assert_eq!(SecurityLevel::from_name("root"), None);
+    }
+
+    #[test]
+    fn only_demoting_or_removing_an_active_admin_takes_an_admin_away() {
+        use SecurityLevel::{Admin, Client, External, User as Member};
+        // (active, level now, level after or removed) -> takes an admin away
+        let table = [
+            (true, Admin, None, true),
+            (true, Admin, Some(Member), true),
+            (true, Admin, Some(Client), true),
+            (true, Admin, Some(Admin), false),
+            (false, Admin, None, false),
+            (false, Admin, Some(Member), false),
+            (true, Member, None, false),
+            (true, Member, Some(Admin), false),
+            (true, External, Some(Client), false),
+        ];
+        for (active, level, after, takes) in table {
+            let current = super::User {
+                id: 1,
+                email: "a@b.c".into(),
+                profile: Profile::default(),
+                security_level: level,
+                can_view_profiles: true,
+                active,
+                created_at: 0,
+                updated_at: 0,
+                version: 1,
+            };
+            let next = after.map(|l| super::User {
+                security_level: l,
+                ..current.clone()
+            });
+            assert_eq!(
+                takes_an_admin_away(&current, next.as_ref()),
+                takes,
+                "{active} {level:?} {after:?}"
+            );
+        }
     }
 }

@@ -476,6 +476,23 @@ pub fn roll_up(before: Option<&Activity>, after: Option<&Activity>) -> (HoursCha
     (change, progress_note(before) || progress_note(after))
 }
 
+/// The group a task takes: a task in a project takes the project's group
+/// (`project_group` is `Some` for a task in a project, holding that project's group, or
+/// `None` when the project has none or is gone); a single task keeps its own.
+pub fn task_group(project_group: Option<Option<i64>>, own: Option<i64>) -> Option<i64> {
+    match project_group {
+        Some(group) => group,
+        None => own,
+    }
+}
+
+/// Whether saving a task moves its sub-tasks (and the activities and files of all) to
+/// its project: when it is an existing task (`before` holds the project it was in) that
+/// changes project.
+pub fn moves_sub_tasks(before: Option<Option<i64>>, after: Option<i64>) -> bool {
+    before.is_some_and(|project| project != after)
+}
+
 /// Hours are kept to nine decimals (a few microseconds), so 0.1 added ten times reads 1.
 pub const HOURS_DECIMALS: i32 = 9;
 
@@ -607,5 +624,45 @@ mod tests {
     fn tags_are_trimmed() {
         assert_eq!(normalize_tags(" a, b ,,c "), Some("a,b,c".into()));
         assert_eq!(normalize_tags(" , "), None);
+    }
+
+    #[test]
+    fn a_task_in_a_project_takes_its_group_and_a_single_task_keeps_its_own() {
+        // (the project's group, if in a project; the task's own) -> the group it takes
+        let table = [
+            (Some(Some(4)), Some(9), Some(4)),
+            (Some(Some(4)), None, Some(4)),
+            (Some(None), Some(9), None),
+            (None, Some(9), Some(9)),
+            (None, None, None),
+        ];
+        for (project_group, own, taken) in table {
+            assert_eq!(
+                task_group(project_group, own),
+                taken,
+                "{project_group:?} {own:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sub_tasks_move_only_when_an_existing_task_changes_project() {
+        // (project before, if the task existed; project after) -> sub-tasks move
+        let table = [
+            (None, Some(1), false),
+            (None, None, false),
+            (Some(Some(1)), Some(1), false),
+            (Some(None), None, false),
+            (Some(Some(1)), Some(2), true),
+            (Some(Some(1)), None, true),
+            (Some(None), Some(2), true),
+        ];
+        for (before, after, moves) in table {
+            assert_eq!(
+                moves_sub_tasks(before, after),
+                moves,
+                "{before:?} {after:?}"
+            );
+        }
     }
 }

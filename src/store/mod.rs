@@ -14,9 +14,18 @@ use crate::domain::user::{NewUser, User, UserPatch};
 use crate::domain::work::{Activity, FileMeta, Project, Task};
 use crate::domain::WorkspaceId;
 
+pub mod activities;
+mod backend;
+pub mod driver;
+pub mod files;
+pub mod groups;
+pub mod outbox;
 pub mod postgres;
+pub mod projects;
 pub mod sql;
 pub mod sqlite;
+pub mod tasks;
+pub mod users;
 
 /// What storage can fail with, beyond "not found" (which is `Ok(None)` or `Ok(false)`).
 #[derive(Debug, thiserror::Error)]

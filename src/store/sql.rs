@@ -28,7 +28,7 @@ pub fn in_project_team(project_id: &str, me: i64) -> String {
 
 /// The users who share a project or task team with user `me`, as a subquery: those a
 /// caller who does not see every user sees, besides themself.
-pub fn team_mates(me: i64) -> String {
+pub fn team_mates(me: impl std::fmt::Display) -> String {
     format!(
         "SELECT b.user_id FROM project_team a JOIN project_team b \
          ON a.project_id = b.project_id WHERE a.user_id = {me} \

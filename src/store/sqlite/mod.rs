@@ -13,17 +13,16 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use async_trait::async_trait;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transaction};
+use rusqlite::{Connection, ErrorCode, Transaction};
 
-use crate::domain::user::{NewUser, Profile, SecurityLevel, User, UserPatch};
 use crate::domain::WorkspaceId;
+mod driver;
 mod session_cache;
-mod work;
 
-use crate::store::{
-    check_version, sql, Attempt, Expected, Group, GroupStore, LoginThrottleStore, OutboxStore,
-    OutgoingMail, QueuedMail, Result, Session, SessionStore, StoreError, UserScope, UserStore,
-};
+pub(crate) use driver::Lite;
+
+use crate::store::driver::ready;
+use crate::store::{users, Result, Session, SessionStore, StoreError};
 
 /// Migrations in order; each runs once, recorded in `PRAGMA user_version`. Never edit a
 /// migration that has landed: add the next one.
@@ -46,7 +45,11 @@ pub struct Sqlite {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        shared_error(&e)
+        match shared_error(&e) {
+            // Kept whole, so that a unique violation can be told apart.
+            StoreError::Internal(_) => StoreError::Internal(anyhow::Error::new(e)),
+            unavailable => unavailable,
+        }
     }
 }
 
@@ -354,287 +357,53 @@ fn shared_error(e: &rusqlite::Error) -> StoreError {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, title, first_name, last_name, address, work_phone, \
-    cell_phone, company, comment, avatar, security_level, can_view_profiles, active, \
-    created_at, updated_at, version";
-/// How many columns `USER_COLUMNS` names: what a query selects after them starts here.
-const USER_COLUMN_COUNT: usize = 17;
-
-/// The users who share a project team or a task team with user `?2`.
-fn user_from_row(row: &Row) -> rusqlite::Result<User> {
-    let level: i64 = row.get(11)?;
-    Ok(User {
-        id: row.get(0)?,
-        email: row.get(1)?,
-        profile: Profile {
-            title: row.get(2)?,
-            first_name: row.get(3)?,
-            last_name: row.get(4)?,
-            address: row.get(5)?,
-            work_phone: row.get(6)?,
-            cell_phone: row.get(7)?,
-            company: row.get(8)?,
-            comment: row.get(9)?,
-            avatar: row.get(10)?,
-        },
-        security_level: SecurityLevel::from_code(level).unwrap_or(SecurityLevel::Client),
-        can_view_profiles: row.get(12)?,
-        active: row.get(13)?,
-        created_at: row.get(14)?,
-        updated_at: row.get(15)?,
-        version: row.get(16)?,
-    })
+/// Runs shared work on a reader.
+macro_rules! run_read {
+    ($store:expr, $db:ident => $work:expr) => {
+        $store
+            .read(move |c| {
+                let $db = &Lite(c);
+                ready($work)
+            })
+            .await
+    };
 }
 
-fn user_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<User>> {
-    conn.query_row(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE workspace_id = ?1 AND id = ?2"),
-        params![ws.0, id],
-        user_from_row,
-    )
-    .optional()
+/// A list's reads: every read runs in one snapshot.
+macro_rules! run_list {
+    ($($t:tt)*) => { run_read!($($t)*) };
 }
 
-/// Active admins other than `id`; the last admin must stay.
-fn other_admins(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "SELECT COUNT(*) FROM users WHERE workspace_id = ?1 AND active = 1 \
-         AND security_level = 0 AND id <> ?2",
-        params![ws.0, id],
-        |r| r.get(0),
-    )
+/// Runs shared work on the writer, in the batch's transaction.
+macro_rules! run_write {
+    ($store:expr, $db:ident => $work:expr) => {
+        $store
+            .write(move |tx| {
+                let $db = &Lite(tx);
+                ready($work)
+            })
+            .await
+    };
 }
 
-fn unique_as_duplicate_email(e: rusqlite::Error) -> StoreError {
-    if is_unique_violation(&e) {
-        StoreError::DuplicateEmail
-    } else {
-        e.into()
-    }
+/// One statement is a write like any other.
+macro_rules! run_write_one {
+    ($($t:tt)*) => { run_write!($($t)*) };
 }
 
-#[async_trait]
-impl UserStore for Sqlite {
-    async fn count_users(&self, ws: WorkspaceId) -> Result<i64> {
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT COUNT(*) FROM users WHERE workspace_id = ?1 AND active = 1",
-                [ws.0],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-    }
-
-    async fn add_user(&self, ws: WorkspaceId, user: NewUser, now: i64) -> Result<User> {
-        self.write(move |tx| {
-            let p = &user.profile;
-            tx.execute(
-                "INSERT INTO users (workspace_id, email, email_key, password_hash, title, \
-                 first_name, last_name, address, work_phone, cell_phone, company, comment, \
-                 avatar, security_level, can_view_profiles, active, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?16)",
-                params![
-                    ws.0,
-                    user.email,
-                    user.email.to_lowercase(),
-                    user.password_hash,
-                    p.title,
-                    p.first_name,
-                    p.last_name,
-                    p.address,
-                    p.work_phone,
-                    p.cell_phone,
-                    p.company,
-                    p.comment,
-                    p.avatar,
-                    user.security_level.code(),
-                    user.can_view_profiles,
-                    now
-                ],
-            )
-            .map_err(unique_as_duplicate_email)?;
-            let id = tx.last_insert_rowid();
-            Ok(user_in(tx, ws, id)?.expect("the row just inserted"))
-        })
-        .await
-    }
-
-    async fn update_user(
-        &self,
-        ws: WorkspaceId,
-        id: i64,
-        patch: UserPatch,
-        expected: Expected,
-        keep_session: Option<Vec<u8>>,
-        now: i64,
-    ) -> Result<Option<User>> {
-        self.write_users(move |tx| {
-            let Some(current) = user_in(tx, ws, id)? else {
-                return Ok(None);
-            };
-            check_version(expected, current.version)?;
-            let next = patch.apply(&current);
-            let demoted = current.active
-                && current.security_level == SecurityLevel::Admin
-                && next.security_level != SecurityLevel::Admin;
-            if demoted && other_admins(tx, ws, id)? == 0 {
-                return Err(StoreError::LastAdmin);
-            }
-            let p = &next.profile;
-            tx.execute(
-                "UPDATE users SET email = ?3, email_key = ?4, title = ?5, first_name = ?6, \
-                 last_name = ?7, address = ?8, work_phone = ?9, cell_phone = ?10, company = ?11, \
-                 comment = ?12, avatar = ?13, security_level = ?14, can_view_profiles = ?15, \
-                 updated_at = ?16, version = version + 1 WHERE workspace_id = ?1 AND id = ?2",
-                params![
-                    ws.0,
-                    id,
-                    next.email,
-                    next.email.to_lowercase(),
-                    p.title,
-                    p.first_name,
-                    p.last_name,
-                    p.address,
-                    p.work_phone,
-                    p.cell_phone,
-                    p.company,
-                    p.comment,
-                    p.avatar,
-                    next.security_level.code(),
-                    next.can_view_profiles,
-                    now
-                ],
-            )
-            .map_err(unique_as_duplicate_email)?;
-            if let Some(hash) = &patch.password_hash {
-                tx.execute(
-                    "UPDATE users SET password_hash = ?3 WHERE workspace_id = ?1 AND id = ?2",
-                    params![ws.0, id, hash],
-                )?;
-            }
-            if patch.ends_sessions(&current) {
-                tx.execute(
-                    "DELETE FROM sessions WHERE user_id = ?1 AND token_hash IS NOT ?2",
-                    params![id, keep_session],
-                )?;
-            }
-            Ok(user_in(tx, ws, id)?)
-        })
-        .await
-    }
-
-    async fn remove_user(
-        &self,
-        ws: WorkspaceId,
-        id: i64,
-        expected: Expected,
-        now: i64,
-    ) -> Result<bool> {
-        self.write_users(move |tx| {
-            let Some(current) = user_in(tx, ws, id)? else {
-                return Ok(false);
-            };
-            check_version(expected, current.version)?;
-            if !current.active {
-                return Ok(true);
-            }
-            if current.security_level == SecurityLevel::Admin && other_admins(tx, ws, id)? == 0 {
-                return Err(StoreError::LastAdmin);
-            }
-            tx.execute(
-                "UPDATE users SET active = 0, updated_at = ?3, version = version + 1 \
-                 WHERE workspace_id = ?1 AND id = ?2",
-                params![ws.0, id, now],
-            )?;
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
-            // A removed user leaves every team but stays as owner and author; the teams'
-            // projects and tasks change with it.
-            tx.execute(
-                "UPDATE projects SET version = version + 1 \
-                 WHERE id IN (SELECT project_id FROM project_team WHERE user_id = ?1)",
-                [id],
-            )?;
-            tx.execute(
-                "UPDATE tasks SET version = version + 1 \
-                 WHERE id IN (SELECT task_id FROM task_team WHERE user_id = ?1)",
-                [id],
-            )?;
-            tx.execute("DELETE FROM project_team WHERE user_id = ?1", [id])?;
-            tx.execute("DELETE FROM task_team WHERE user_id = ?1", [id])?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn user(&self, ws: WorkspaceId, id: i64) -> Result<Option<User>> {
-        self.read(move |c| Ok(user_in(c, ws, id)?)).await
-    }
-
-    async fn user_by_email(&self, ws: WorkspaceId, email: &str) -> Result<Option<User>> {
-        Ok(self.credentials(ws, email).await?.map(|(u, _)| u))
-    }
-
-    async fn credentials(&self, ws: WorkspaceId, email: &str) -> Result<Option<(User, String)>> {
-        let key = email.trim().to_lowercase();
-        self.read(move |c| {
-            Ok(c.query_row(
-                &format!(
-                    "SELECT {USER_COLUMNS}, password_hash FROM users \
-                     WHERE workspace_id = ?1 AND email_key = ?2 AND active = 1"
-                ),
-                params![ws.0, key],
-                |r| Ok((user_from_row(r)?, r.get(USER_COLUMN_COUNT)?)),
-            )
-            .optional()?)
-        })
-        .await
-    }
-
-    async fn users_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<User>> {
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE workspace_id = ?1 AND id = ?2 AND active = 1"
-            ))?;
-            let mut users = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(u) = stmt.query_row(params![ws.0, id], user_from_row).optional()? {
-                    users.push(u);
-                }
-            }
-            Ok(users)
-        })
-        .await
-    }
-
-    async fn users(&self, ws: WorkspaceId, scope: UserScope) -> Result<Vec<User>> {
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT {USER_COLUMNS} FROM users u WHERE workspace_id = ?1 AND active = 1 \
-                 AND {} ORDER BY id",
-                sql::users_in_scope(scope)
-            );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![ws.0], user_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
-    }
-
-    async fn are_team_mates(&self, _ws: WorkspaceId, a: i64, b: i64) -> Result<bool> {
-        if a == b {
-            return Ok(true);
-        }
-        self.read(move |c| {
-            Ok(c.query_row(
-                &format!("SELECT ?1 IN ({})", sql::team_mates(a)),
-                params![b],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-    }
+/// A write that changes users, after which cached sessions are forgotten.
+macro_rules! run_write_users {
+    ($store:expr, $db:ident => $work:expr) => {
+        $store
+            .write_users(move |tx| {
+                let $db = &Lite(tx);
+                ready($work)
+            })
+            .await
+    };
 }
+
+crate::store::backend::impl_store!(Sqlite);
 
 #[async_trait]
 impl SessionStore for Sqlite {
@@ -645,15 +414,7 @@ impl SessionStore for Sqlite {
         user_id: i64,
         now: i64,
     ) -> Result<()> {
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO sessions (token_hash, workspace_id, user_id, created_at, last_used_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![token_hash, ws.0, user_id, now],
-            )?;
-            Ok(())
-        })
-        .await
+        run_write!(self, db => users::add_session(db, ws, &token_hash, user_id, now))
     }
 
     async fn session(&self, ws: WorkspaceId, token_hash: Vec<u8>) -> Result<Option<Session>> {
@@ -662,29 +423,7 @@ impl SessionStore for Sqlite {
             Err(generation) => generation,
         };
         let key = token_hash.clone();
-        let found = self
-            .read(move |c| {
-                let cols = USER_COLUMNS
-                    .split(", ")
-                    .map(|col| format!("u.{col}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {cols}, s.created_at, s.last_used_at FROM sessions s \
-                 JOIN users u ON u.id = s.user_id \
-                 WHERE s.token_hash = ?1 AND s.workspace_id = ?2 AND u.active = 1"
-                ))?;
-                Ok(stmt
-                    .query_row(params![token_hash, ws.0], |r| {
-                        Ok(Session {
-                            user: user_from_row(r)?,
-                            created_at: r.get(USER_COLUMN_COUNT)?,
-                            last_used_at: r.get(USER_COLUMN_COUNT + 1)?,
-                        })
-                    })
-                    .optional()?)
-            })
-            .await?;
+        let found = run_read!(self, db => users::session(db, ws, &token_hash))?;
         if let Some(session) = &found {
             self.sessions.keep(generation, ws, key, session.clone());
         }
@@ -694,13 +433,7 @@ impl SessionStore for Sqlite {
     async fn touch_session(&self, token_hash: Vec<u8>, now: i64) -> Result<()> {
         let key = token_hash.clone();
         let done = self
-            .write(move |tx| {
-                tx.execute(
-                    "UPDATE sessions SET last_used_at = ?2 WHERE token_hash = ?1",
-                    params![token_hash, now],
-                )?;
-                Ok(())
-            })
+            .write(move |tx| ready(users::touch_session(&Lite(tx), &token_hash, now)))
             .await;
         self.sessions.forget(&key);
         done
@@ -709,294 +442,16 @@ impl SessionStore for Sqlite {
     async fn remove_session(&self, token_hash: Vec<u8>) -> Result<()> {
         let key = token_hash.clone();
         let done = self
-            .write(move |tx| {
-                tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
-                Ok(())
-            })
+            .write(move |tx| ready(users::remove_session(&Lite(tx), &token_hash)))
             .await;
         self.sessions.forget(&key);
         done
     }
 
     async fn remove_stale_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
-        let done = self
-            .write(move |tx| {
-                Ok(tx.execute(
-                    "DELETE FROM sessions WHERE last_used_at < ?1 OR created_at < ?2",
-                    params![idle_before, created_before],
-                )? as u64)
-            })
-            .await;
+        let done =
+            run_write!(self, db => users::remove_stale_sessions(db, idle_before, created_before));
         self.sessions.forget_all();
         done
-    }
-}
-
-#[async_trait]
-impl LoginThrottleStore for Sqlite {
-    async fn begin_attempt(
-        &self,
-        ws: WorkspaceId,
-        subjects: Vec<String>,
-        now: i64,
-        window_start: i64,
-        limit: i64,
-    ) -> Result<Attempt> {
-        self.write(move |tx| {
-            for subject in &subjects {
-                tx.execute(
-                    "DELETE FROM login_failures WHERE workspace_id = ?1 AND subject = ?2 AND failed_at < ?3",
-                    params![ws.0, subject, window_start],
-                )?;
-                // A pending record older than a minute belongs to a crashed check.
-                let (failed, oldest, pending): (i64, Option<i64>, i64) = tx.query_row(
-                    "SELECT COALESCE(SUM(pending = 0), 0), MIN(CASE WHEN pending = 0 THEN failed_at END), \
-                     COALESCE(SUM(pending = 1 AND failed_at >= ?3), 0) FROM login_failures \
-                     WHERE workspace_id = ?1 AND subject = ?2",
-                    params![ws.0, subject, now - 60],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?;
-                if failed >= limit {
-                    return Ok(Attempt::Throttled {
-                        oldest: oldest.unwrap_or(now),
-                    });
-                }
-                if failed + pending >= limit {
-                    return Ok(Attempt::Busy);
-                }
-            }
-            let mut records = Vec::with_capacity(subjects.len());
-            for subject in &subjects {
-                tx.execute(
-                    "INSERT INTO login_failures (workspace_id, subject, failed_at, pending) VALUES (?1, ?2, ?3, 1)",
-                    params![ws.0, subject, now],
-                )?;
-                records.push(tx.last_insert_rowid());
-            }
-            Ok(Attempt::Admitted(records))
-        })
-        .await
-    }
-
-    async fn forget_login_failures(&self, before: i64) -> Result<u64> {
-        self.write(move |tx| {
-            Ok(tx.execute("DELETE FROM login_failures WHERE failed_at < ?1", [before])? as u64)
-        })
-        .await
-    }
-
-    async fn failures_between(
-        &self,
-        ws: WorkspaceId,
-        first: String,
-        end: String,
-        since: i64,
-    ) -> Result<i64> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT COUNT(*) FROM login_failures WHERE workspace_id = ?1 AND subject >= ?2 \
-                 AND subject < ?3 AND failed_at >= ?4 AND pending = 0",
-            )?
-            .query_row(params![ws.0, first, end, since], |r| r.get(0))?)
-        })
-        .await
-    }
-
-    async fn end_attempt(&self, records: Vec<i64>, failed: bool) -> Result<()> {
-        self.write(move |tx| {
-            let sql = if failed {
-                "UPDATE login_failures SET pending = 0 WHERE rowid = ?1"
-            } else {
-                "DELETE FROM login_failures WHERE rowid = ?1"
-            };
-            for id in records {
-                tx.execute(sql, [id])?;
-            }
-            Ok(())
-        })
-        .await
-    }
-}
-
-fn group_from_row(row: &Row) -> rusqlite::Result<Group> {
-    Ok(Group {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        created_at: row.get(2)?,
-        updated_at: row.get(3)?,
-        version: row.get(4)?,
-    })
-}
-
-fn group_in(conn: &Connection, ws: WorkspaceId, id: i64) -> rusqlite::Result<Option<Group>> {
-    conn.query_row(
-        "SELECT id, name, created_at, updated_at, version FROM project_groups WHERE workspace_id = ?1 AND id = ?2",
-        params![ws.0, id],
-        group_from_row,
-    )
-    .optional()
-}
-
-#[async_trait]
-impl GroupStore for Sqlite {
-    async fn add_group(&self, ws: WorkspaceId, name: String, now: i64) -> Result<Group> {
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO project_groups (workspace_id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-                params![ws.0, name, now],
-            )?;
-            Ok(group_in(tx, ws, tx.last_insert_rowid())?.expect("the row just inserted"))
-        })
-        .await
-    }
-
-    async fn update_group(
-        &self,
-        ws: WorkspaceId,
-        id: i64,
-        name: Option<String>,
-        expected: Expected,
-        now: i64,
-    ) -> Result<Option<Group>> {
-        self.write(move |tx| {
-            let Some(current) = group_in(tx, ws, id)? else {
-                return Ok(None);
-            };
-            check_version(expected, current.version)?;
-            tx.execute(
-                "UPDATE project_groups SET name = COALESCE(?3, name), updated_at = ?4, \
-                 version = version + 1 WHERE workspace_id = ?1 AND id = ?2",
-                params![ws.0, id, name, now],
-            )?;
-            Ok(group_in(tx, ws, id)?)
-        })
-        .await
-    }
-
-    async fn remove_group(&self, ws: WorkspaceId, id: i64, expected: Expected) -> Result<bool> {
-        self.write(move |tx| {
-            let Some(current) = group_in(tx, ws, id)? else {
-                return Ok(false);
-            };
-            check_version(expected, current.version)?;
-            // Its projects and tasks are left in no group, and say so to syncing clients.
-            let now = crate::domain::now();
-            for table in ["projects", "tasks"] {
-                tx.execute(
-                    &format!("UPDATE {table} SET group_id = NULL, updated_at = ?3, version = version + 1 \
-                     WHERE workspace_id = ?1 AND group_id = ?2"),
-                    params![ws.0, id, now],
-                )?;
-            }
-            Ok(tx.execute(
-                "DELETE FROM project_groups WHERE workspace_id = ?1 AND id = ?2",
-                params![ws.0, id],
-            )? > 0)
-        })
-        .await
-    }
-
-    async fn group(&self, ws: WorkspaceId, id: i64) -> Result<Option<Group>> {
-        self.read(move |c| Ok(group_in(c, ws, id)?)).await
-    }
-
-    async fn groups(&self, ws: WorkspaceId) -> Result<Vec<Group>> {
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, name, created_at, updated_at, version FROM project_groups WHERE workspace_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map([ws.0], group_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
-    }
-}
-
-/// Queues mails inside a write transaction: they commit, or vanish, with the change.
-pub(crate) fn queue_mail(
-    tx: &Transaction,
-    ws: WorkspaceId,
-    mail: &[OutgoingMail],
-    now: i64,
-) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO outbox (workspace_id, recipient, subject, text_body, html_body, created_at, \
-         next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-    )?;
-    for m in mail {
-        stmt.execute(params![
-            ws.0,
-            m.recipient,
-            m.subject,
-            m.text_body,
-            m.html_body,
-            now
-        ])?;
-    }
-    Ok(())
-}
-
-#[async_trait]
-impl OutboxStore for Sqlite {
-    async fn claim_mail(&self, now: i64, lease_secs: i64, limit: i64) -> Result<Vec<QueuedMail>> {
-        self.write(move |tx| {
-            let mut stmt = tx.prepare_cached(
-                "SELECT id, recipient, subject, text_body, html_body, attempts FROM outbox \
-                 WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1 \
-                 AND locked_until <= ?1 ORDER BY id LIMIT ?2",
-            )?;
-            let claimed = stmt
-                .query_map(params![now, limit], |r| {
-                    Ok(QueuedMail {
-                        id: r.get(0)?,
-                        mail: OutgoingMail {
-                            recipient: r.get(1)?,
-                            subject: r.get(2)?,
-                            text_body: r.get(3)?,
-                            html_body: r.get(4)?,
-                        },
-                        attempts: r.get(5)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            for m in &claimed {
-                tx.execute(
-                    "UPDATE outbox SET locked_until = ?2 WHERE id = ?1",
-                    params![m.id, now + lease_secs],
-                )?;
-            }
-            Ok(claimed)
-        })
-        .await
-    }
-
-    async fn mail_sent(&self, id: i64, now: i64) -> Result<()> {
-        self.write(move |tx| {
-            tx.execute(
-                "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, locked_until = 0 WHERE id = ?1",
-                params![id, now],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn mail_failed(
-        &self,
-        id: i64,
-        now: i64,
-        error: String,
-        retry_at: Option<i64>,
-    ) -> Result<()> {
-        self.write(move |tx| {
-            tx.execute(
-                "UPDATE outbox SET attempts = attempts + 1, locked_until = 0, last_error = ?3, \
-                 next_attempt_at = COALESCE(?4, next_attempt_at), \
-                 failed_at = CASE WHEN ?4 IS NULL THEN ?2 END WHERE id = ?1",
-                params![id, now, error, retry_at],
-            )?;
-            Ok(())
-        })
-        .await
     }
 }

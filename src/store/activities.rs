@@ -1,0 +1,187 @@
+//! Activities: their statements, written once for both backends, and how each write
+//! brings its task's hours and progress up to date (section 9).
+
+use crate::domain::policy::Actor;
+use crate::domain::work::{
+    apply_progress, closed_at, roll_up, Activity, ActivityType, HoursChange, HOURS_DECIMALS,
+};
+use crate::domain::WorkspaceId;
+use crate::store::driver::{
+    first_int, first_opt_int, first_text, page, written, Columns, Db, Stmt,
+};
+use crate::store::sql::activity_conditions;
+use crate::store::{check_version, outbox, Expected, ListQuery, OutgoingMail, Page, Result};
+use crate::{args, stmt};
+
+pub const COLUMNS: &str = "a.id, a.project_id, a.task_id, a.type, a.text, a.owner_id, \
+    a.progress, a.hours_done, a.hide_from_clients, a.date, a.notify_project_team, \
+    a.notify_task_team, a.notify_client, a.created_at, a.updated_at, a.version";
+static COLUMN_LIST: Stmt = stmt!("{COLUMNS}");
+
+pub fn from_row(r: &dyn Columns) -> Result<Activity> {
+    Ok(Activity {
+        id: r.int(0)?,
+        project_id: r.opt_int(1)?,
+        task_id: r.opt_int(2)?,
+        kind: ActivityType::parse(&r.text(3)?).unwrap_or(ActivityType::Msg),
+        text: r.opt_text(4)?,
+        owner_id: r.int(5)?,
+        progress: r.opt_int(6)?,
+        hours_done: r.opt_real(7)?,
+        hide_from_clients: r.flag(8)?,
+        date: r.int(9)?,
+        notify_project_team: r.flag(10)?,
+        notify_task_team: r.flag(11)?,
+        notify_client: r.flag(12)?,
+        created_at: r.int(13)?,
+        updated_at: r.int(14)?,
+        version: r.int(15)?,
+    })
+}
+
+static BY_ID: Stmt =
+    stmt!("SELECT {COLUMNS} FROM activities a WHERE a.workspace_id = ?1 AND a.id = ?2");
+static INSERT: Stmt = stmt!(
+    "INSERT INTO activities (workspace_id, project_id, task_id, type, text, owner_id, \
+     progress, hours_done, hide_from_clients, date, notify_project_team, \
+     notify_task_team, notify_client, created_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) RETURNING id"
+);
+static UPDATE: Stmt = stmt!(
+    "UPDATE activities SET text = ?3, progress = ?4, hours_done = ?5, \
+     hide_from_clients = ?6, date = ?7, notify_project_team = ?8, \
+     notify_task_team = ?9, notify_client = ?10, updated_at = ?11, \
+     version = version + 1 WHERE workspace_id = ?1 AND id = ?2"
+);
+static KEYS: Stmt = stmt!("SELECT storage_key FROM files WHERE activity_id = ?1");
+static DELETE: Stmt = stmt!("DELETE FROM activities WHERE id = ?1");
+static ADD_HOURS: Stmt = stmt!(
+    "UPDATE tasks SET hours_done = ROUND(CAST(hours_done + ?2 AS NUMERIC), ?3), \
+     version = version + 1 WHERE id = ?1"
+);
+static RESUM_HOURS: Stmt = stmt!(
+    "UPDATE tasks SET hours_done = ROUND(CAST((SELECT COALESCE(SUM(hours_done), 0) \
+     FROM activities WHERE task_id = ?1) AS NUMERIC), ?2), version = version + 1 WHERE id = ?1"
+);
+/// Served by the partial index activities_progress_notes.
+static NEWEST_PROGRESS: Stmt = stmt!(
+    "SELECT progress FROM activities WHERE task_id = ?1 AND type = 'progress' \
+     ORDER BY date DESC, id DESC LIMIT 1"
+);
+static STATUS: Stmt = stmt!("SELECT status, closed_at FROM tasks WHERE id = ?1");
+static SET_PROGRESS: Stmt = stmt!(
+    "UPDATE tasks SET progress = ?2, status = ?3, closed_at = ?4, version = version + 1 \
+     WHERE id = ?1"
+);
+
+pub async fn get<D: Db>(db: &D, ws: WorkspaceId, id: i64) -> Result<Option<Activity>> {
+    db.row(&BY_ID, &args![ws.0, id], from_row).await
+}
+
+/// Brings a task's hoursDone and progress up to date after one of its activities was
+/// written (section 9, `roll_up` says what changed): hours are the sum; the newest
+/// progress note sets progress and, through it, status.
+async fn roll_up_task<D: Db>(
+    db: &D,
+    task_id: i64,
+    (hours, progress_note): (HoursChange, bool),
+    now: i64,
+) -> Result<()> {
+    match hours {
+        HoursChange::Unchanged => {}
+        HoursChange::Add(h) => {
+            db.run(&ADD_HOURS, &args![task_id, h, HOURS_DECIMALS])
+                .await?;
+        }
+        HoursChange::Resum => {
+            db.run(&RESUM_HOURS, &args![task_id, HOURS_DECIMALS])
+                .await?;
+        }
+    }
+    if !progress_note {
+        return Ok(());
+    }
+    let newest = db
+        .row(&NEWEST_PROGRESS, &args![task_id], first_opt_int)
+        .await?;
+    if let Some(progress) = newest.flatten() {
+        let (status, closed) = db
+            .one(&STATUS, &args![task_id], |r| Ok((r.int(0)?, r.opt_int(1)?)))
+            .await?;
+        let next = apply_progress(status, progress);
+        let closed = closed_at(status, closed, next, now);
+        db.run(&SET_PROGRESS, &args![task_id, progress, next, closed])
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn save<D: Db>(
+    db: &D,
+    ws: WorkspaceId,
+    a: &Activity,
+    mail: &[OutgoingMail],
+    now: i64,
+) -> Result<Activity> {
+    outbox::queue(db, ws, mail, now).await?;
+    let before = if a.id == 0 {
+        None
+    } else {
+        // Locked first: the roll-up reads what this write replaces.
+        db.lock_row("activities", a.id).await?;
+        let before = get(db, ws, a.id).await?;
+        // Another writer came first (or removed it): the caller reads it again.
+        check_version(Some(a.version), before.as_ref().map_or(0, |b| b.version))?;
+        before
+    };
+    let id = if a.id == 0 {
+        #[rustfmt::skip]
+        let values = args![
+            ws.0, a.project_id, a.task_id, a.kind.as_str(), &a.text, a.owner_id, a.progress,
+            a.hours_done, a.hide_from_clients, a.date, a.notify_project_team,
+            a.notify_task_team, a.notify_client, now
+        ];
+        db.one(&INSERT, &values, first_int).await?
+    } else {
+        #[rustfmt::skip]
+        let values = args![
+            ws.0, a.id, &a.text, a.progress, a.hours_done, a.hide_from_clients, a.date,
+            a.notify_project_team, a.notify_task_team, a.notify_client, now
+        ];
+        db.run(&UPDATE, &values).await?;
+        a.id
+    };
+    if let Some(task_id) = a.task_id {
+        roll_up_task(db, task_id, roll_up(before.as_ref(), Some(a)), now).await?;
+    }
+    written(get(db, ws, id).await?)
+}
+
+pub async fn remove<D: Db>(
+    db: &D,
+    ws: WorkspaceId,
+    id: i64,
+    expected: Expected,
+) -> Result<Option<Vec<String>>> {
+    db.lock_row("activities", id).await?;
+    let Some(a) = get(db, ws, id).await? else {
+        return Ok(None);
+    };
+    check_version(expected, a.version)?;
+    let keys = db.rows(&KEYS, &args![id], first_text).await?;
+    db.run(&DELETE, &args![id]).await?;
+    if let Some(task_id) = a.task_id {
+        roll_up_task(db, task_id, roll_up(Some(&a), None), crate::domain::now()).await?;
+    }
+    Ok(Some(keys))
+}
+
+pub async fn list<D: Db>(
+    db: &D,
+    ws: WorkspaceId,
+    actor: &Actor,
+    q: &ListQuery,
+) -> Result<Page<Activity>> {
+    let c = activity_conditions(ws, actor, &q.filters)?;
+    page(db, "activities a", &COLUMN_LIST, &c, q, from_row).await
+}

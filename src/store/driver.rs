@@ -1,0 +1,447 @@
+//! What each database driver supplies to the storage code that both backends share.
+//!
+//! The aggregate modules (`projects`, `tasks`, ...) hold every statement once, as a
+//! [`Stmt`] in one dialect (`?N` placeholders), and carry out each operation once, over a
+//! [`Db`]: a SQLite transaction on the writer or a reader thread, or a PostgreSQL
+//! connection or transaction. Rows are read through [`Columns`], which both drivers'
+//! rows implement, so each row mapper is written once.
+//!
+//! The dialect differences are named in [`Dialect::translate`]; anything else that
+//! differs (connections, the writer thread, the pool, row locks) stays in the backends.
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use crate::store::sql::{list_sql, Conditions};
+use crate::store::{ListQuery, Page, Result, StoreError};
+
+/// The two SQL dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Shared conditions' `?` placeholders as this dialect takes them (made per call:
+    /// the conditions differ per caller).
+    pub fn numbered(self, sql: String) -> String {
+        match self {
+            Dialect::Sqlite => sql,
+            Dialect::Postgres => dollars(&sql),
+        }
+    }
+
+    /// A list's LIMIT and OFFSET: SQLite takes -1 for no limit, PostgreSQL NULL, and
+    /// neither of PostgreSQL's may be negative.
+    pub fn limits(self, q: &ListQuery) -> (Option<i64>, i64) {
+        match self {
+            Dialect::Sqlite => (Some(q.count.unwrap_or(-1)), q.offset),
+            Dialect::Postgres => (q.count.filter(|c| *c >= 0), q.offset.max(0)),
+        }
+    }
+
+    /// A statement written for both, as this dialect takes it. The differences:
+    /// - placeholders: `?N` stays on SQLite and is `$N` on PostgreSQL;
+    /// - arrays of ids or texts: `= ANY(?N)` and `IDS(?N)` / `TEXTS(?N)` (a table of `value`
+    ///   and `key`, its position) are arrays on PostgreSQL and JSON arrays on SQLite;
+    /// - a column of ids, `ARRAY(SELECT x.user_id ...)`: an array on PostgreSQL, a
+    ///   comma-separated list on SQLite;
+    /// - row locks (`FOR UPDATE`, `SKIP LOCKED`): SQLite has one writer and needs none;
+    /// - byte-wise comparison of text: `COLLATE "C"` on PostgreSQL, `BINARY` on SQLite;
+    /// - `ROWID`: SQLite's login_failures has no id column but its rowid, which is
+    ///   PostgreSQL's `id`.
+    pub fn translate(self, sql: &str) -> String {
+        match self {
+            Dialect::Postgres => dollars(
+                &sql.replace("ROWID", "id")
+                    .replace("IDS(?", "unnest(?BIGINT")
+                    .replace("TEXTS(?", "unnest(?TEXT"),
+            ),
+            Dialect::Sqlite => {
+                let mut out = sql
+                    .replace(" FOR UPDATE SKIP LOCKED", "")
+                    .replace(" FOR UPDATE", "")
+                    .replace("COLLATE \"C\"", "COLLATE BINARY")
+                    .replace("= ANY(?", "IN (SELECT value FROM json_each(?")
+                    .replace("IDS(?", "json_each(?")
+                    .replace("TEXTS(?", "json_each(?");
+                while let Some(at) = out.find("ARRAY(SELECT ") {
+                    let inner = &out[at + 6..];
+                    let end = at + 6 + closing(inner);
+                    let list = format!(
+                        "(SELECT group_concat(user_id) FROM ({}))",
+                        &out[at + 6..end]
+                    );
+                    out.replace_range(at..=end, &list);
+                }
+                close_json_each(&out)
+            }
+        }
+    }
+}
+
+/// The index in `s` (which starts inside a parenthesis) of the parenthesis closing it.
+fn closing(s: &str) -> usize {
+    let mut depth = 0;
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' if depth == 0 => return i,
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+/// `IN (SELECT value FROM json_each(?N)` needs one more parenthesis closed, and
+/// `json_each(?N)` as a table its alias.
+fn close_json_each(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(at) = rest.find("json_each(?") {
+        let (head, tail) = rest.split_at(at);
+        out.push_str(head);
+        let end = tail.find(')').unwrap_or(tail.len() - 1);
+        out.push_str(&tail[..=end]);
+        if head.ends_with("IN (SELECT value FROM ") {
+            out.push(')');
+        } else {
+            out.push_str(" AS ids");
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `?N` as `$N`, `?` alone numbered in order (shared conditions), `?BIGINT N)` and
+/// `?TEXT N)` as arrays unnested with their positions; quoted text is left alone.
+fn dollars(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let (mut n, mut quoted) = (0, false);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((i, ch)) = chars.next() {
+        match ch {
+            '\'' => {
+                quoted = !quoted;
+                out.push(ch);
+            }
+            '?' if !quoted => {
+                let rest = &sql[i + 1..];
+                let array = ["BIGINT", "TEXT"].into_iter().find(|t| rest.starts_with(t));
+                if let Some(t) = array {
+                    for _ in 0..t.len() {
+                        chars.next();
+                    }
+                }
+                let mut digits = String::new();
+                while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                if digits.is_empty() {
+                    n += 1;
+                    digits = n.to_string();
+                }
+                out.push('$');
+                out.push_str(&digits);
+                if let Some(t) = array {
+                    chars.next(); // the closing parenthesis
+                    out.push_str(&format!("::{t}[]) WITH ORDINALITY AS ids(value, key)"));
+                }
+            }
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// One statement, written once; each dialect's text is made at its first use.
+pub struct Stmt {
+    template: fn() -> String,
+    sqlite: OnceLock<String>,
+    postgres: OnceLock<String>,
+}
+
+impl Stmt {
+    pub const fn new(template: fn() -> String) -> Stmt {
+        Stmt {
+            template,
+            sqlite: OnceLock::new(),
+            postgres: OnceLock::new(),
+        }
+    }
+
+    pub fn text(&self, dialect: Dialect) -> &str {
+        let cell = match dialect {
+            Dialect::Sqlite => &self.sqlite,
+            Dialect::Postgres => &self.postgres,
+        };
+        cell.get_or_init(|| dialect.translate(&(self.template)()))
+    }
+}
+
+/// A statement's template, with column lists and fragments spliced in by `format!`.
+#[macro_export]
+macro_rules! stmt {
+    ($($t:tt)*) => {
+        $crate::store::driver::Stmt::new(|| format!($($t)*))
+    };
+}
+
+/// A value bound to a placeholder, borrowed from what it is written from.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<&'a str>),
+    /// Stored as a 0/1 integer (SMALLINT on PostgreSQL).
+    Flag(bool),
+    Bytes(Option<&'a [u8]>),
+    Ids(&'a [i64]),
+    Texts(&'a [String]),
+}
+
+/// The values of a statement, `args![a, b, ...]`.
+#[macro_export]
+macro_rules! args {
+    ($($v:expr),* $(,)?) => {
+        [$($crate::store::driver::Arg::from($v)),*]
+    };
+}
+
+/// `Arg::from` for each kind of value the statements take.
+macro_rules! arg_from {
+    ($($t:ty => |$v:ident| $arg:expr;)*) => {
+        $(impl<'a> From<$t> for Arg<'a> {
+            fn from($v: $t) -> Self {
+                $arg
+            }
+        })*
+    };
+}
+
+arg_from! {
+    i64 => |v| Arg::Int(Some(v));
+    i32 => |v| Arg::Int(Some(v.into()));
+    Option<i64> => |v| Arg::Int(v);
+    f64 => |v| Arg::Real(Some(v));
+    Option<f64> => |v| Arg::Real(v);
+    bool => |v| Arg::Flag(v);
+    &'a str => |v| Arg::Text(Some(v));
+    &'a String => |v| Arg::Text(Some(v));
+    &'a Option<String> => |v| Arg::Text(v.as_deref());
+    Option<&'a str> => |v| Arg::Text(v);
+    &'a [u8] => |v| Arg::Bytes(Some(v));
+    &'a [i64] => |v| Arg::Ids(v);
+    &'a Vec<i64> => |v| Arg::Ids(v);
+    &'a [String] => |v| Arg::Texts(v);
+}
+
+impl<'a> From<&'a crate::store::sql::Param> for Arg<'a> {
+    fn from(p: &'a crate::store::sql::Param) -> Self {
+        match p {
+            crate::store::sql::Param::Int(i) => Arg::Int(Some(*i)),
+            crate::store::sql::Param::Text(t) => Arg::Text(Some(t)),
+        }
+    }
+}
+
+/// A row as the shared mappers read it, by column index.
+pub trait Columns {
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+    fn opt_real(&self, i: usize) -> Result<Option<f64>>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    /// A 0/1 integer column.
+    fn flag(&self, i: usize) -> Result<bool>;
+    /// A comparison computed by the query.
+    fn opt_bool(&self, i: usize) -> Result<Option<bool>>;
+    /// A column of ids, `ARRAY(SELECT ...)`, in ascending order.
+    fn ids(&self, i: usize) -> Result<Vec<i64>>;
+
+    fn int(&self, i: usize) -> Result<i64> {
+        self.opt_int(i)?.ok_or_else(|| null(i))
+    }
+    fn real(&self, i: usize) -> Result<f64> {
+        self.opt_real(i)?.ok_or_else(|| null(i))
+    }
+    fn text(&self, i: usize) -> Result<String> {
+        self.opt_text(i)?.ok_or_else(|| null(i))
+    }
+}
+
+fn null(i: usize) -> StoreError {
+    StoreError::Internal(anyhow::anyhow!("column {i} is NULL"))
+}
+
+/// Maps one row.
+pub type Map<T> = fn(&dyn Columns) -> Result<T>;
+
+/// One connection or transaction of either backend, as the shared code drives it.
+/// SQLite's futures are ready at once (see [`ready`]); PostgreSQL's statements sent
+/// together (`try_join!`) travel together.
+pub trait Db {
+    const DIALECT: Dialect;
+
+    /// The first row, mapped.
+    fn query_row<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+    ) -> impl Future<Output = Result<Option<T>>>;
+
+    /// Rows mapped in order, until `full` says the last one filled what was asked.
+    fn rows_until<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+        full: impl FnMut(&T) -> bool,
+    ) -> impl Future<Output = Result<Vec<T>>>;
+
+    fn execute(&self, sql: &str, args: &[Arg<'_>]) -> impl Future<Output = Result<u64>>;
+
+    /// Locks one row until the transaction ends, where rows can be locked.
+    fn lock_row(&self, table: &'static str, id: i64) -> impl Future<Output = Result<()>>;
+
+    /// Serialises callers that take the same names until the transaction ends, on every
+    /// node that shares the database; SQLite's single writer already does.
+    fn lock_names(&self, names: &[String]) -> impl Future<Output = Result<()>>;
+
+    /// Whether a statement failed on a unique constraint.
+    fn is_unique_violation(e: &StoreError) -> bool;
+
+    fn text(stmt: &Stmt) -> &str {
+        stmt.text(Self::DIALECT)
+    }
+
+    fn row<T>(
+        &self,
+        stmt: &Stmt,
+        args: &[Arg<'_>],
+        map: Map<T>,
+    ) -> impl Future<Output = Result<Option<T>>> {
+        self.query_row(Self::text(stmt), args, map)
+    }
+
+    fn rows<T>(
+        &self,
+        stmt: &Stmt,
+        args: &[Arg<'_>],
+        map: Map<T>,
+    ) -> impl Future<Output = Result<Vec<T>>> {
+        self.rows_until(Self::text(stmt), args, map, |_| false)
+    }
+
+    /// The first row, which must be there.
+    fn one<T>(
+        &self,
+        stmt: &Stmt,
+        args: &[Arg<'_>],
+        map: Map<T>,
+    ) -> impl Future<Output = Result<T>> {
+        let found = self.query_row(Self::text(stmt), args, map);
+        async move { found.await?.ok_or_else(|| no_row(stmt)) }
+    }
+
+    fn run(&self, stmt: &Stmt, args: &[Arg<'_>]) -> impl Future<Output = Result<u64>> {
+        self.execute(Self::text(stmt), args)
+    }
+}
+
+fn no_row(stmt: &Stmt) -> StoreError {
+    StoreError::Internal(anyhow::anyhow!("no row from {}", (stmt.template)()))
+}
+
+/// The count and a page of one list, the page in `q`'s window. Both statements go out
+/// together; the backend runs them in one snapshot.
+pub async fn page<D: Db, T>(
+    db: &D,
+    table_alias: &str,
+    columns: &Stmt,
+    c: &Conditions,
+    q: &ListQuery,
+    map: Map<T>,
+) -> Result<Page<T>> {
+    let (count_sql, page_sql) = list_sql(table_alias, D::text(columns), c);
+    let (count_sql, page_sql) = (
+        D::DIALECT.numbered(count_sql),
+        D::DIALECT.numbered(page_sql),
+    );
+    let count_values: Vec<Arg> = c.count_values().iter().map(Arg::from).collect();
+    let mut values: Vec<Arg> = c.values.iter().map(Arg::from).collect();
+    let (limit, offset) = D::DIALECT.limits(q);
+    values.extend([Arg::Int(limit), Arg::Int(Some(offset))]);
+    let (total, items) = futures_util::try_join!(
+        db.query_row(&count_sql, &count_values, first_int),
+        db.rows_until(&page_sql, &values, map, |_| false)
+    )?;
+    let total = total.ok_or_else(|| StoreError::Internal(anyhow::anyhow!("no count")))?;
+    Ok(Page { items, total })
+}
+
+/// The first column as an integer.
+pub fn first_int(r: &dyn Columns) -> Result<i64> {
+    r.int(0)
+}
+
+/// The first column as an optional integer.
+pub fn first_opt_int(r: &dyn Columns) -> Result<Option<i64>> {
+    r.opt_int(0)
+}
+
+/// The first column as text.
+pub fn first_text(r: &dyn Columns) -> Result<String> {
+    r.text(0)
+}
+
+/// Runs shared code whose statements all run at once (SQLite's): its future is ready
+/// the first time it is polled.
+pub fn ready<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    let mut work = std::pin::pin!(work);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match work.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => Err(StoreError::Internal(anyhow::anyhow!(
+            "SQLite work waited for something"
+        ))),
+    }
+}
+
+/// The row a write just made or changed; its absence is a bug, reported as one.
+pub fn written<T>(found: Option<T>) -> Result<T> {
+    found.ok_or_else(|| StoreError::Internal(anyhow::anyhow!("the row just written is missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn each_dialect_takes_the_shared_text_as_it_speaks() {
+        let shared = "SELECT p.id, ARRAY(SELECT tm.user_id FROM t tm WHERE tm.p = p.id ORDER BY \
+            tm.user_id) FROM p WHERE p.a = ?1 AND p.b LIKE 'x?' AND p.id = ANY(?2) FOR UPDATE";
+        assert_eq!(
+            Dialect::Postgres.translate(shared),
+            "SELECT p.id, ARRAY(SELECT tm.user_id FROM t tm WHERE tm.p = p.id ORDER BY \
+            tm.user_id) FROM p WHERE p.a = $1 AND p.b LIKE 'x?' AND p.id = ANY($2) FOR UPDATE"
+        );
+        assert_eq!(
+            Dialect::Sqlite.translate(shared),
+            "SELECT p.id, (SELECT group_concat(user_id) FROM (SELECT tm.user_id FROM t tm \
+            WHERE tm.p = p.id ORDER BY tm.user_id)) FROM p WHERE p.a = ?1 AND p.b LIKE 'x?' \
+            AND p.id IN (SELECT value FROM json_each(?2))"
+        );
+        assert_eq!(
+            Dialect::Postgres.translate("INSERT INTO x SELECT ?1, value FROM TEXTS(?2) ORDER BY key"),
+            "INSERT INTO x SELECT $1, value FROM unnest($2::TEXT[]) WITH ORDINALITY AS ids(value, key) ORDER BY key"
+        );
+        assert_eq!(
+            Dialect::Sqlite.translate("INSERT INTO x SELECT ?1, value FROM IDS(?2) WHERE true"),
+            "INSERT INTO x SELECT ?1, value FROM json_each(?2) AS ids WHERE true"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! tokio-postgres as the shared storage code drives it: rows read by index, values
+//! bound, and statements prepared once per connection.
+
+use std::error::Error;
+
+use bytes::BytesMut;
+use deadpool_postgres::GenericClient;
+use futures_util::TryStreamExt;
+use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
+use tokio_postgres::Row;
+
+use crate::store::driver::{Arg, Columns, Db, Dialect, Map};
+use crate::store::{Result, StoreError};
+
+/// A pooled connection or a transaction on one.
+pub struct Pg<'a, C>(pub &'a C);
+
+type BoxError = Box<dyn Error + Sync + Send>;
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> std::result::Result<IsNull, BoxError> {
+        match *self {
+            Arg::Int(None) | Arg::Real(None) | Arg::Text(None) | Arg::Bytes(None) => {
+                Ok(IsNull::Yes)
+            }
+            Arg::Int(Some(v)) => match *ty {
+                Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+                _ => v.to_sql(ty, out),
+            },
+            Arg::Real(Some(v)) => v.to_sql(ty, out),
+            Arg::Text(Some(v)) => v.to_sql(ty, out),
+            // 0/1 SMALLINT columns.
+            Arg::Flag(b) if *ty == Type::BOOL => b.to_sql(ty, out),
+            Arg::Flag(b) => i16::from(b).to_sql(ty, out),
+            Arg::Bytes(Some(v)) => v.to_sql(ty, out),
+            Arg::Ids(v) => v.to_sql(ty, out),
+            Arg::Texts(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn to_sql_checked(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, BoxError> {
+        let fits = match self {
+            Arg::Int(_) => matches!(*ty, Type::INT2 | Type::INT4 | Type::INT8),
+            Arg::Real(_) => *ty == Type::FLOAT8,
+            Arg::Text(_) => <&str as ToSql>::accepts(ty),
+            Arg::Flag(_) => matches!(*ty, Type::INT2 | Type::BOOL),
+            Arg::Bytes(_) => <&[u8] as ToSql>::accepts(ty),
+            Arg::Ids(_) => <&[i64] as ToSql>::accepts(ty),
+            Arg::Texts(_) => <&[String] as ToSql>::accepts(ty),
+        };
+        if !fits {
+            return Err(Box::new(WrongType::new::<Self>(ty.clone())));
+        }
+        self.to_sql(ty, out)
+    }
+}
+
+impl Columns for Row {
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(match *self.columns()[i].type_() {
+            Type::INT4 => self.try_get::<_, Option<i32>>(i)?.map(i64::from),
+            Type::INT2 => self.try_get::<_, Option<i16>>(i)?.map(i64::from),
+            _ => self.try_get(i)?,
+        })
+    }
+    fn opt_real(&self, i: usize) -> Result<Option<f64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+    fn flag(&self, i: usize) -> Result<bool> {
+        Ok(self.try_get::<_, i16>(i)? != 0)
+    }
+    fn opt_bool(&self, i: usize) -> Result<Option<bool>> {
+        Ok(self.try_get(i)?)
+    }
+    fn ids(&self, i: usize) -> Result<Vec<i64>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+impl<C: GenericClient> Db for Pg<'_, C> {
+    const DIALECT: Dialect = Dialect::Postgres;
+
+    async fn query_row<T>(&self, sql: &str, args: &[Arg<'_>], map: Map<T>) -> Result<Option<T>> {
+        let stmt = self.0.prepare_cached(sql).await?;
+        let rows = self.0.query_raw(&stmt, args).await?;
+        let mut rows = std::pin::pin!(rows);
+        match rows.try_next().await? {
+            Some(row) => Ok(Some(map(&row)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn rows_until<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+        mut full: impl FnMut(&T) -> bool,
+    ) -> Result<Vec<T>> {
+        let stmt = self.0.prepare_cached(sql).await?;
+        let rows = self.0.query_raw(&stmt, args).await?;
+        let mut rows = std::pin::pin!(rows);
+        let mut items = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            let item = map(&row)?;
+            let done = full(&item);
+            items.push(item);
+            if done {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        let stmt = self.0.prepare_cached(sql).await?;
+        Ok(self.0.execute_raw(&stmt, args).await?)
+    }
+
+    /// Locks one row of `table` until the transaction ends, so that what is read next
+    /// stays as read until the write (read committed reads the newest committed row
+    /// after the lock).
+    async fn lock_row(&self, table: &'static str, id: i64) -> Result<()> {
+        let sql = format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE");
+        self.execute(&sql, &[Arg::Int(Some(id))]).await?;
+        Ok(())
+    }
+
+    /// Advisory locks, taken in one order (sorted, locked in array order) so that two
+    /// callers naming the same names cannot deadlock.
+    async fn lock_names(&self, names: &[String]) -> Result<()> {
+        let mut names = names.to_vec();
+        names.sort();
+        names.dedup();
+        self.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+             FROM unnest($1::TEXT[]) WITH ORDINALITY AS l(k, n) ORDER BY n",
+            &[Arg::Texts(&names)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn is_unique_violation(e: &StoreError) -> bool {
+        matches!(e, StoreError::Internal(e) if e.downcast_ref::<tokio_postgres::Error>()
+            .is_some_and(|e| e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)))
+    }
+}
