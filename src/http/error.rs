@@ -1,6 +1,6 @@
 //! The one error type of the API and its mapping to status codes and error codes.
 //!
-//! Handlers return [`ApiError`]; [`crate::http::response`] turns it into the fail
+//! Handlers return [`ApiError`]; `http::response` turns it into the fail
 //! envelope. Internal details are logged here and never sent.
 
 use std::borrow::Cow;
