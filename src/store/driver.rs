@@ -314,6 +314,29 @@ pub trait Db {
     /// Whether a statement failed on a unique constraint.
     fn is_unique_violation(e: &StoreError) -> bool;
 
+    /// [`Db::query_row`] for a statement made for one call (its text names the caller):
+    /// a driver that keeps statements prepared on the server does not keep this one, so
+    /// per-caller texts do not pile up there.
+    fn query_row_once<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+    ) -> impl Future<Output = Result<Option<T>>> {
+        self.query_row(sql, args, map)
+    }
+
+    /// [`Db::rows_until`] for a statement made for one call, as [`Db::query_row_once`].
+    fn rows_until_once<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+        full: impl FnMut(&T) -> bool,
+    ) -> impl Future<Output = Result<Vec<T>>> {
+        self.rows_until(sql, args, map, full)
+    }
+
     fn text(stmt: &Stmt) -> &str {
         stmt.text(Self::DIALECT)
     }
@@ -376,8 +399,8 @@ pub async fn page<D: Db, T>(
     let (limit, offset) = D::DIALECT.limits(q);
     values.extend([Arg::Int(limit), Arg::Int(Some(offset))]);
     let (total, items) = futures_util::try_join!(
-        db.query_row(&count_sql, &count_values, first_int),
-        db.rows_until(&page_sql, &values, map, |_| false)
+        db.query_row_once(&count_sql, &count_values, first_int),
+        db.rows_until_once(&page_sql, &values, map, |_| false)
     )?;
     let total = total.ok_or_else(|| StoreError::Internal(anyhow::anyhow!("no count")))?;
     Ok(Page { items, total })

@@ -281,7 +281,7 @@ pub async fn in_scope<D: Db>(db: &D, ws: WorkspaceId, scope: UserScope) -> Resul
          ORDER BY u.id",
         sql::users_in_scope(scope)
     );
-    db.rows_until(
+    db.rows_until_once(
         &D::DIALECT.translate(&in_scope),
         &args![ws.0],
         from_row,

@@ -89,17 +89,40 @@ impl Columns for Row {
     }
 }
 
+/// The first row of an answer, mapped.
+async fn first<T>(rows: tokio_postgres::RowStream, map: Map<T>) -> Result<Option<T>> {
+    let mut rows = std::pin::pin!(rows);
+    match rows.try_next().await? {
+        Some(row) => Ok(Some(map(&row)?)),
+        None => Ok(None),
+    }
+}
+
+/// An answer's rows mapped in order, until `full` says the last one filled what was asked.
+async fn until<T>(
+    rows: tokio_postgres::RowStream,
+    map: Map<T>,
+    mut full: impl FnMut(&T) -> bool,
+) -> Result<Vec<T>> {
+    let mut rows = std::pin::pin!(rows);
+    let mut items = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let item = map(&row)?;
+        let done = full(&item);
+        items.push(item);
+        if done {
+            break;
+        }
+    }
+    Ok(items)
+}
+
 impl<C: GenericClient> Db for Pg<'_, C> {
     const DIALECT: Dialect = Dialect::Postgres;
 
     async fn query_row<T>(&self, sql: &str, args: &[Arg<'_>], map: Map<T>) -> Result<Option<T>> {
         let stmt = self.0.prepare_cached(sql).await?;
-        let rows = self.0.query_raw(&stmt, args).await?;
-        let mut rows = std::pin::pin!(rows);
-        match rows.try_next().await? {
-            Some(row) => Ok(Some(map(&row)?)),
-            None => Ok(None),
-        }
+        first(self.0.query_raw(&stmt, args).await?, map).await
     }
 
     async fn rows_until<T>(
@@ -107,21 +130,29 @@ impl<C: GenericClient> Db for Pg<'_, C> {
         sql: &str,
         args: &[Arg<'_>],
         map: Map<T>,
-        mut full: impl FnMut(&T) -> bool,
+        full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
         let stmt = self.0.prepare_cached(sql).await?;
-        let rows = self.0.query_raw(&stmt, args).await?;
-        let mut rows = std::pin::pin!(rows);
-        let mut items = Vec::new();
-        while let Some(row) = rows.try_next().await? {
-            let item = map(&row)?;
-            let done = full(&item);
-            items.push(item);
-            if done {
-                break;
-            }
-        }
-        Ok(items)
+        until(self.0.query_raw(&stmt, args).await?, map, full).await
+    }
+
+    async fn query_row_once<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+    ) -> Result<Option<T>> {
+        first(self.0.query_raw(sql, args).await?, map).await
+    }
+
+    async fn rows_until_once<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+        full: impl FnMut(&T) -> bool,
+    ) -> Result<Vec<T>> {
+        until(self.0.query_raw(sql, args).await?, map, full).await
     }
 
     async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
