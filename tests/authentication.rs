@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use vesper::api::endpoints::ENDPOINTS;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -1091,12 +1092,10 @@ async fn either_prefix_works_for_every_method() {
 async fn put_and_delete_on_a_read_method_are_405() {
     let server = TestServer::start().await;
     let sid = server.admin().await;
-    for call in [
-        WHO_AM_I,
-        "metainfo/getStatuses",
-        "projectsgroups/getAll",
-        "authentication/signIn",
-    ] {
+    // Every read of the endpoint table.
+    let reads = ENDPOINTS.iter().filter(|e| !e.is_write());
+    for call in reads.map(|e| format!("{}/{}", e.service, e.method)) {
+        let call = call.as_str();
         for method in [
             reqwest::Method::PUT,
             reqwest::Method::DELETE,
@@ -1130,14 +1129,10 @@ async fn put_and_delete_on_a_read_method_are_405() {
 async fn post_only_methods_refuse_get_with_allow_post() {
     let server = TestServer::start().await;
     let sid = server.admin().await;
-    for call in [
-        "projectsgroups/add",
-        "projectsgroups/update",
-        "projectsgroups/remove",
-        "users/add",
-        "users/update",
-        "users/remove",
-    ] {
+    // Every write of the endpoint table.
+    let writes = ENDPOINTS.iter().filter(|e| e.is_write());
+    for call in writes.map(|e| format!("{}/{}", e.service, e.method)) {
+        let call = call.as_str();
         for prefix in ["get", "post"] {
             let url = server.https(&format!("/api/v2/service/{prefix}/{call}"));
             let r = send(
