@@ -1,0 +1,613 @@
+// The web page's browser tests: Debian's chromium driven by playwright-core against a
+// running Vesper, as tests/browser.rs starts it. That test writes the fixture (the server's
+// URL, the people and their passwords, the data it made through the API) and names it in
+// VESPER_BROWSER_FIXTURE. The contract checked is docs/web.md.
+//
+//   VESPER_BROWSER_FIXTURE=/path/to/fixture.json node web.test.mjs [name filter]
+//
+// Each step runs in a browser context of its own (its own cookies), with a time limit;
+// a failing step leaves a screenshot `failed-<step>.png` and the page's text in the output.
+// The last line is "N passed, N failed"; the exit code is 1 when a step failed.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, request } from 'playwright-core';
+
+const STEP_TIMEOUT_MS = 90_000;
+const ACTION_TIMEOUT_MS = 15_000;
+
+const fixturePath = process.env.VESPER_BROWSER_FIXTURE;
+if (!fixturePath) {
+  console.error('VESPER_BROWSER_FIXTURE is not set: run this through `cargo test --test browser`');
+  process.exit(2);
+}
+const fx = JSON.parse(readFileSync(fixturePath, 'utf8'));
+const BASE = fx.baseUrl.replace(/\/$/, '');
+const SHOTS = fx.screenshotDir;
+mkdirSync(SHOTS, { recursive: true });
+const { admin, user, external, client, client2 } = fx.users;
+const site = fx.projects.clientSite;
+const shop = fx.projects.otherClient;
+const internal = fx.projects.internal;
+
+// ---- the API, to set up and to check what the pages did --------------------------------
+
+const apiContext = await request.newContext({ baseURL: BASE, ignoreHTTPSErrors: true });
+
+/** One API call in JSON; `kind` is 'get' for reads and sign-in, 'post' for writes. */
+async function api(kind, call, params = {}, sessionId = undefined) {
+  const form = { ...params, retType: 'json' };
+  if (sessionId) form.sessionId = sessionId;
+  const r = await apiContext.post(`/api/v2/service/${kind}/${call}`, { form });
+  const body = await r.text();
+  let json;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new Error(`${call}: not JSON (${r.status()}): ${body.slice(0, 500)}`);
+  }
+  return { status: r.status(), json };
+}
+
+async function apiOk(kind, call, params, sessionId) {
+  const r = await api(kind, call, params, sessionId);
+  assert.equal(r.status, 200, `${call} ${JSON.stringify(params)}: ${JSON.stringify(r.json)}`);
+  return r.json;
+}
+
+let adminSessionCache;
+async function adminSession() {
+  adminSessionCache ??= (await apiOk('get', 'authentication/signIn', { login: admin.login, password: admin.password })).sessionId;
+  return adminSessionCache;
+}
+
+const idOf = (o) => Number(o.id);
+
+async function apiGet(service, id) {
+  return (await apiOk('get', `${service}/getById`, { id: String(id), loadTeam: '1' }, await adminSession()));
+}
+
+/** Every project, as the admin lists them. */
+async function allProjects() {
+  return (await apiOk('get', 'projects/getAll', {}, await adminSession())).items;
+}
+
+async function activitiesOf(taskId) {
+  return (await apiOk('get', 'activity/getList', { taskId: String(taskId), count: '100' }, await adminSession())).items;
+}
+
+// ---- the browser ----------------------------------------------------------------------
+
+const browser = await chromium.launch({ executablePath: fx.chromium, headless: true });
+
+/** A fresh context (no cookies) and a page in it, at this width. */
+async function freshPage(width = 1280) {
+  const context = await browser.newContext({
+    baseURL: BASE,
+    ignoreHTTPSErrors: true,
+    viewport: { width, height: 900 },
+    acceptDownloads: true,
+    timezoneId: 'Europe/Paris',
+  });
+  context.setDefaultTimeout(ACTION_TIMEOUT_MS);
+  context.setDefaultNavigationTimeout(ACTION_TIMEOUT_MS);
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error on ${page.url()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`script error on ${page.url()}: ${e.message}`));
+  page.problems = problems;
+  current.pages.push(page);
+  return { context, page };
+}
+
+/** The page's path and query, e.g. `/signin?next=%2F`. */
+function pathOf(page) {
+  const u = new URL(page.url());
+  return u.pathname + u.search;
+}
+
+/** Opens a path and answers the response (its status checked unless `status` is null). */
+async function open(page, path, status = 200) {
+  const r = await page.goto(path);
+  assert.ok(r, `no response for ${path}`);
+  if (status !== null) {
+    assert.equal(r.status(), status, `GET ${path}: status ${r.status()}, expected ${status}; page: ${await pageText(page, 300)}`);
+  }
+  return r;
+}
+
+async function pageText(page, max = 2000) {
+  try {
+    const t = (await page.locator('body').innerText()).replace(/\s+/g, ' ').trim();
+    return t.length > max ? `${t.slice(0, max)}...` : t;
+  } catch (e) {
+    return `(no text: ${e.message})`;
+  }
+}
+
+/** Clicks the button and answers the response of the form's POST (after redirects, the page shown). */
+async function submit(page, button) {
+  const [response] = await Promise.all([
+    page.waitForNavigation({ waitUntil: 'load' }),
+    button.click(),
+  ]);
+  return response;
+}
+
+/** The status of the POST a click sends (before any redirect). */
+async function submitStatus(page, button, pathPattern) {
+  const [posted] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && pathPattern.test(new URL(r.url()).pathname)),
+    button.click(),
+  ]);
+  await page.waitForLoadState('load');
+  return posted.status();
+}
+
+const button = (scope, name) => scope.getByRole('button', { name, exact: true });
+
+/** The form holding the button with this label. */
+const formWith = (page, name) => page.locator('form').filter({ has: button(page, name) });
+
+async function signIn(page, who) {
+  await open(page, '/signin');
+  await page.locator('#login').fill(who.login);
+  await page.locator('#password').fill(who.password);
+  await submit(page, button(page, 'Sign in'));
+  assert.notEqual(new URL(page.url()).pathname, '/signin',
+    `${who.role} ${who.login} was not signed in; the page says: ${await pageText(page, 500)}`);
+  await mainNav(page).waitFor({ state: 'visible' });
+}
+
+const mainNav = (page) => page.locator('nav[aria-label="Main"]');
+
+async function signOut(page) {
+  await submit(page, button(page, 'Sign out'));
+  assert.equal(new URL(page.url()).pathname, '/signin', `after signing out the page is ${page.url()}`);
+}
+
+async function sessionCookie(context) {
+  return (await context.cookies()).find((c) => c.name === '__Host-vesper-session');
+}
+
+/** Chooses team members by their names, in a multiple select or as check boxes. */
+async function pickTeam(page, kind, names) {
+  const field = `${kind}[team][]`;
+  const select = page.locator(`select[name="${field}"]`);
+  if (await select.count()) {
+    const options = await select.locator('option').evaluateAll((os) => os.map((o) => ({ value: o.value, text: o.textContent })));
+    const values = names.map((n) => {
+      const o = options.find((o) => o.text.includes(n));
+      assert.ok(o, `no option "${n}" in ${field}: ${options.map((o) => o.text.trim()).join(', ')}`);
+      return o.value;
+    });
+    await select.selectOption(values);
+    return;
+  }
+  for (const n of names) {
+    const box = page.locator(`input[type=checkbox][name="${field}"]`).and(page.getByLabel(n, { exact: false }));
+    assert.equal(await box.count(), 1, `no single check box for "${n}" in ${field}`);
+    await box.check();
+  }
+}
+
+/** Fills a text field or chooses in a select. */
+async function fillOrSelect(locator, value) {
+  const tag = await locator.evaluate((e) => e.tagName);
+  if (tag === 'SELECT') await locator.selectOption(value);
+  else await locator.fill(value);
+}
+
+/** The text shown for an attribute labelled `label` (a <dt>/<dd>, <th>/<td> or label and value). */
+async function attribute(page, label) {
+  const texts = await page.evaluate((label) => {
+    const out = [];
+    for (const e of document.querySelectorAll('dt, th, .label, label, span, strong, b')) {
+      if (e.textContent.trim().replace(/:$/, '').toLowerCase() !== label.toLowerCase()) continue;
+      const next = e.nextElementSibling;
+      if (next) out.push(next.textContent.trim());
+    }
+    return out;
+  }, label);
+  assert.ok(texts.length > 0, `no attribute "${label}" on ${page.url()}: ${await pageText(page, 800)}`);
+  return texts[0];
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+function sha256(buffer) {
+  return createHash('sha256').update(buffer).digest('hex');
+}
+
+async function expectNotFound(page, path) {
+  await open(page, path, 404);
+  await assert.doesNotReject(
+    page.getByRole('heading', { name: /not found/i }).first().waitFor({ state: 'visible', timeout: 3000 }),
+    `${path}: the 404 page has no "Not found" heading: ${await pageText(page, 300)}`,
+  );
+}
+
+// ---- the runner -----------------------------------------------------------------------
+
+const steps = [];
+const step = (name, fn) => steps.push({ name, fn });
+const current = { pages: [] };
+const state = {};
+
+// ---- the scenarios --------------------------------------------------------------------
+
+step('a visitor without a session is sent to sign in, with the page to come back to', async () => {
+  const { page } = await freshPage();
+  await open(page, '/projects');
+  const u = new URL(page.url());
+  assert.equal(u.pathname, '/signin');
+  assert.equal(u.searchParams.get('next'), '/projects');
+  await screenshot(page, 'signin');
+  // Signing in from there lands on the page asked for.
+  await page.locator('#login').fill(user.login);
+  await page.locator('#password').fill(user.password);
+  await submit(page, button(page, 'Sign in'));
+  assert.equal(new URL(page.url()).pathname, '/projects', `after signing in: ${page.url()}`);
+});
+
+step('a wrong password is refused and starts no session', async () => {
+  const { page, context } = await freshPage();
+  await open(page, '/signin');
+  await page.locator('#login').fill(user.login);
+  await page.locator('#password').fill('not-the-password');
+  await submit(page, button(page, 'Sign in'));
+  assert.equal(new URL(page.url()).pathname, '/signin', `a wrong password led to ${page.url()}`);
+  assert.equal(await sessionCookie(context), undefined, 'a wrong password set a session cookie');
+  assert.equal(await mainNav(page).count(), 0, 'a wrong password shows the main navigation');
+});
+
+for (const who of [admin, user, external, client]) {
+  step(`the ${who.role} signs in and out`, async () => {
+    const { page, context } = await freshPage();
+    await signIn(page, who);
+    assert.equal(new URL(page.url()).pathname, '/', `the ${who.role} lands on ${page.url()}`);
+    const nav = mainNav(page);
+    for (const link of ['My work', 'Projects', 'My profile']) {
+      assert.equal(await nav.getByRole('link', { name: link, exact: true }).count(), 1, `no "${link}" in the navigation`);
+    }
+    const cookie = await sessionCookie(context);
+    assert.ok(cookie, 'no __Host-vesper-session cookie after signing in');
+    assert.equal(cookie.httpOnly, true, 'the session cookie is not HttpOnly');
+    assert.equal(cookie.secure, true, 'the session cookie is not Secure');
+    assert.equal(cookie.sameSite, 'Lax', 'the session cookie is not SameSite=Lax');
+    assert.equal(cookie.path, '/', 'the session cookie path is not /');
+    // My profile is the caller's own.
+    await submit(page, nav.getByRole('link', { name: 'My profile', exact: true }));
+    assert.equal(new URL(page.url()).pathname, `/users/${who.id}/edit`, `My profile is ${page.url()}`);
+
+    await signOut(page);
+    assert.equal(await sessionCookie(context), undefined, 'the session cookie is still set after signing out');
+    await open(page, '/');
+    assert.equal(new URL(page.url()).pathname, '/signin', 'after signing out / does not ask to sign in');
+    // The session is over on the server too: its old id no longer works.
+    await context.addCookies([{ name: cookie.name, value: cookie.value, url: `${BASE}/`, secure: true, httpOnly: true, sameSite: 'Lax' }]);
+    await open(page, '/');
+    assert.equal(new URL(page.url()).pathname, '/signin', 'the session id still works after signing out');
+    assert.equal((await api('get', 'projects/getList', {}, cookie.value)).status, 401,
+      'the API still accepts the session id after signing out');
+  });
+}
+
+step('an admin adds a project with a team, a task and a sub-task through the forms', async () => {
+  const { page } = await freshPage();
+  await signIn(page, admin);
+  const name = 'Spring campaign';
+  await open(page, '/projects/new');
+  await page.locator('#project-name').fill(name);
+  await page.locator('#project-description').fill('Posters and a landing page');
+  await pickTeam(page, 'project', [user.name, client.name]);
+  await submit(page, button(page, 'Save'));
+  const projectMatch = /^\/projects\/(\d+)$/.exec(new URL(page.url()).pathname);
+  assert.ok(projectMatch, `after adding a project the page is ${page.url()}: ${await pageText(page, 500)}`);
+  const projectId = Number(projectMatch[1]);
+  await page.getByRole('heading', { name }).first().waitFor();
+  const project = (await apiGet('projects', projectId)).project;
+  assert.equal(project.name, name);
+  const team = (project.team ?? []).map(Number).sort();
+  assert.deepEqual(team, [user.id, client.id].sort(), `the project's team: ${JSON.stringify(project)}`);
+  for (const member of [user.name, client.name]) {
+    assert.ok((await pageText(page, 100_000)).includes(member), `the project page does not show team member ${member}`);
+  }
+
+  // A task in it.
+  await open(page, `/tasks/new?project=${projectId}`);
+  await page.locator('#task-name').fill('Design the poster');
+  await pickTeam(page, 'task', [user.name]);
+  await submit(page, button(page, 'Save'));
+  const taskMatch = /^\/tasks\/(\d+)$/.exec(new URL(page.url()).pathname);
+  assert.ok(taskMatch, `after adding a task the page is ${page.url()}: ${await pageText(page, 500)}`);
+  const taskId = Number(taskMatch[1]);
+  const task = (await apiGet('tasks', taskId)).task;
+  assert.equal(Number(task.projectId), projectId, `the task's project: ${JSON.stringify(task)}`);
+  assert.deepEqual((task.team ?? []).map(Number), [user.id], `the task's team: ${JSON.stringify(task)}`);
+
+  // A sub-task of it.
+  await open(page, `/tasks/new?project=${projectId}&parent=${taskId}`);
+  await page.locator('#task-name').fill('Pick the fonts');
+  await submit(page, button(page, 'Save'));
+  const subMatch = /^\/tasks\/(\d+)$/.exec(new URL(page.url()).pathname);
+  assert.ok(subMatch, `after adding a sub-task the page is ${page.url()}: ${await pageText(page, 500)}`);
+  const subId = Number(subMatch[1]);
+  const sub = (await apiGet('tasks', subId)).task;
+  assert.equal(Number(sub.parentId), taskId, `the sub-task's parent: ${JSON.stringify(sub)}`);
+  assert.equal(Number(sub.projectId), projectId);
+
+  // The task page lists the sub-task; the project page shows it under its parent.
+  await open(page, `/tasks/${taskId}`);
+  assert.equal(await page.locator(`a[href="/tasks/${subId}"]`).count() > 0, true, 'the task page does not link its sub-task');
+  await open(page, `/projects/${projectId}`);
+  const parentItem = page.locator('li').filter({ has: page.locator(`a[href="/tasks/${taskId}"]`) });
+  assert.ok(await parentItem.count() > 0, `the project page does not list the task: ${await pageText(page, 800)}`);
+  assert.ok(await parentItem.locator(`a[href="/tasks/${subId}"]`).count() > 0,
+    'the project page does not show the sub-task inside its parent task');
+  state.created = { projectId, taskId, subId };
+});
+
+step('a message and a progress note of 100 are posted, and the task is then done', async () => {
+  const { page } = await freshPage();
+  await signIn(page, user);
+  const taskId = site.task.id;
+  await open(page, `/tasks/${taskId}`);
+  assert.notEqual((await attribute(page, 'Status')).toLowerCase(), 'done', 'the task is done before its progress note');
+
+  const message = 'The copy is in the shared folder';
+  const messageForm = formWith(page, 'Post message');
+  await messageForm.locator('[name="activity[text]"]').fill(message);
+  await submit(page, button(messageForm, 'Post message'));
+  assert.equal(new URL(page.url()).pathname, `/tasks/${taskId}`, `after posting a message the page is ${page.url()}`);
+  assert.ok((await pageText(page, 100_000)).includes(message), 'the posted message is not in the task page');
+  const posted = (await activitiesOf(taskId)).filter((a) => a.text === message);
+  assert.equal(posted.length, 1, 'the message is not stored once');
+  assert.equal(posted[0].type, 'msg');
+  assert.equal(Number(posted[0].ownerId), user.id);
+
+  const progressForm = formWith(page, 'Post progress');
+  await fillOrSelect(progressForm.locator('[name="activity[progress]"]'), '100');
+  const note = progressForm.locator('[name="activity[text]"]');
+  if (await note.count()) await note.fill('All written');
+  await submit(page, button(progressForm, 'Post progress'));
+  assert.equal(new URL(page.url()).pathname, `/tasks/${taskId}`, `after posting progress the page is ${page.url()}`);
+  assert.equal((await attribute(page, 'Status')).toLowerCase(), 'done', 'the task page does not show the status done');
+  const task = (await apiGet('tasks', taskId)).task;
+  assert.equal(Number(task.progress), 100, `the task's progress: ${JSON.stringify(task)}`);
+  assert.equal(Number(task.status), 30, `the task's status is not done (30): ${JSON.stringify(task)}`);
+  const notes = (await activitiesOf(taskId)).filter((a) => a.type === 'progress');
+  assert.equal(notes.length, 1, 'the progress note is not stored once');
+  assert.equal(Number(notes[0].progress), 100);
+});
+
+step('two files are attached at once and one downloads byte-identical', async () => {
+  const { page } = await freshPage();
+  await signIn(page, user);
+  const taskId = site.task.id;
+  await open(page, `/tasks/${taskId}`);
+  const plan = randomBytes(150_000);
+  const notes = Buffer.from('Fonts: Inter, Source Serif.\nColours: #123456.\n', 'utf8');
+  const uploadForm = formWith(page, 'Upload');
+  const input = uploadForm.locator('input[type=file][name="files"]');
+  assert.equal(await input.count(), 1, 'no file input named "files" in the Upload form');
+  assert.equal(await input.evaluate((e) => e.multiple), true, 'the file input does not take several files');
+  assert.equal(await uploadForm.evaluate((f) => f.enctype), 'multipart/form-data');
+  await input.setInputFiles([
+    { name: 'plan.bin', mimeType: 'application/octet-stream', buffer: plan },
+    { name: 'notes.txt', mimeType: 'text/plain', buffer: notes },
+  ]);
+  await submit(page, button(uploadForm, 'Upload'));
+  assert.equal(new URL(page.url()).pathname, `/tasks/${taskId}`, `after uploading the page is ${page.url()}: ${await pageText(page, 500)}`);
+
+  // One file note holding both.
+  const fileNotes = (await activitiesOf(taskId)).filter((a) => a.type === 'file');
+  assert.equal(fileNotes.length, 1, `expected one file note, found ${fileNotes.length}`);
+  const files = (await apiOk('get', 'activity/getFilesList', { activityId: String(fileNotes[0].id) }, await adminSession())).items;
+  assert.deepEqual(files.map((f) => f.name).sort(), ['notes.txt', 'plan.bin']);
+  assert.deepEqual(files.map((f) => Number(f.size)).sort((a, b) => a - b), [notes.length, plan.length].sort((a, b) => a - b));
+
+  // The page links both; the binary one downloads as it was sent.
+  const planLink = page.getByRole('link', { name: 'plan.bin' });
+  assert.equal(await page.getByRole('link', { name: 'notes.txt' }).count(), 1, 'no link to notes.txt');
+  assert.equal(await planLink.count(), 1, 'no link to plan.bin');
+  const href = await planLink.getAttribute('href');
+  assert.match(href, /^\/files\/\d+$/, `the download link is ${href}`);
+  const [download] = await Promise.all([page.waitForEvent('download'), planLink.click()]);
+  assert.equal(download.suggestedFilename(), 'plan.bin');
+  const saved = readFileSync(await download.path());
+  assert.equal(saved.length, plan.length, 'the downloaded file has another size');
+  assert.equal(sha256(saved), sha256(plan), 'the downloaded file differs from the uploaded one');
+  // The text one too, fetched with the browser's session.
+  const textHref = await page.getByRole('link', { name: 'notes.txt' }).getAttribute('href');
+  const r = await page.request.get(textHref);
+  assert.equal(r.status(), 200);
+  assert.equal(sha256(await r.body()), sha256(notes), 'notes.txt differs from the uploaded one');
+});
+
+step('a client sees neither an activity hidden from clients nor another client\'s project', async () => {
+  // The team's user sees both activities: the client's view below is not empty by accident.
+  {
+    const { page } = await freshPage();
+    await signIn(page, user);
+    await open(page, `/tasks/${site.task.id}`);
+    const text = await pageText(page, 1_000_000);
+    assert.ok(text.includes(site.shownActivity.text), 'the user does not see the shown activity');
+    assert.ok(text.includes(site.hiddenActivity.text), 'the user does not see the activity hidden from clients');
+  }
+  const { page } = await freshPage();
+  await signIn(page, client);
+  await open(page, `/tasks/${site.task.id}`);
+  const text = await pageText(page, 1_000_000);
+  assert.ok(text.includes(site.shownActivity.text), 'the client does not see the activity shown to clients');
+  assert.ok(!text.includes(site.hiddenActivity.text), 'the client sees the activity hidden from clients');
+  await expectNotFound(page, `/activities/${site.hiddenActivity.id}/edit`);
+
+  await open(page, '/projects');
+  const list = await pageText(page, 1_000_000);
+  assert.ok(list.includes(site.name), `the client's projects do not list "${site.name}"`);
+  assert.ok(!list.includes(shop.name), `the client's projects list the other client's "${shop.name}"`);
+  assert.ok(!list.includes(internal.name), `the client's projects list "${internal.name}"`);
+  await expectNotFound(page, `/projects/${shop.id}`);
+  await expectNotFound(page, `/tasks/${shop.task.id}`);
+  // The other client does see it.
+  const other = await freshPage();
+  await signIn(other.page, client2);
+  await open(other.page, `/projects/${shop.id}`);
+});
+
+step('an external user cannot open a project outside its teams', async () => {
+  const { page } = await freshPage();
+  await signIn(page, external);
+  await open(page, `/projects/${site.id}`);
+  await expectNotFound(page, `/projects/${internal.id}`);
+  await expectNotFound(page, `/tasks/${internal.task.id}`);
+  await open(page, '/projects');
+  const list = await pageText(page, 1_000_000);
+  assert.ok(list.includes(site.name), `the external's projects do not list "${site.name}"`);
+  assert.ok(!list.includes(internal.name), `the external's projects list "${internal.name}"`);
+});
+
+step('a form without its anti-forgery token is refused with 403 and changes nothing', async () => {
+  const { page } = await freshPage();
+  await signIn(page, admin);
+  const before = (await allProjects()).length;
+
+  // The add-project form with its token taken out.
+  await open(page, '/projects/new');
+  await page.locator('#project-name').fill('Forged without a token');
+  const form = formWith(page, 'Save');
+  assert.equal(await form.locator('input[name="csrf"]').count(), 1, 'the add-project form carries no csrf field');
+  await form.locator('input[name="csrf"]').evaluate((e) => e.remove());
+  assert.equal(await submitStatus(page, button(form, 'Save'), /^\/projects\/new$/), 403, 'a form without its token was not refused with 403');
+
+  // With a token that is not the session's.
+  await open(page, '/projects/new');
+  await page.locator('#project-name').fill('Forged with a wrong token');
+  await formWith(page, 'Save').locator('input[name="csrf"]').evaluate((e) => { e.value = 'A'.repeat(e.value.length || 43); });
+  assert.equal(await submitStatus(page, button(formWith(page, 'Save'), 'Save'), /^\/projects\/new$/), 403, 'a form with a wrong token was not refused with 403');
+
+  // A post from elsewhere: the browser's cookie, no token.
+  const forged = await page.request.post(`/tasks/${internal.task.id}/activities`, {
+    form: { 'activity[type]': 'msg', 'activity[text]': 'Forged message' },
+    maxRedirects: 0,
+  });
+  assert.equal(forged.status(), 403, 'a message posted without a token was not refused with 403');
+
+  const projects = await allProjects();
+  assert.equal(projects.length, before, 'a refused form added a project');
+  assert.ok(!projects.some((p) => p.name.startsWith('Forged')), 'a forged project exists');
+  assert.ok(!(await activitiesOf(internal.task.id)).some((a) => a.text === 'Forged message'), 'a forged message exists');
+
+  // The sign-in form without its token starts no session.
+  const fresh = await freshPage();
+  await open(fresh.page, '/signin');
+  await fresh.page.locator('#login').fill(user.login);
+  await fresh.page.locator('#password').fill(user.password);
+  await formWith(fresh.page, 'Sign in').locator('input[name="csrf"]').evaluate((e) => e.remove());
+  assert.equal(await submitStatus(fresh.page, button(fresh.page, 'Sign in'), /^\/signin$/), 403, 'the sign-in form without its token was not refused with 403');
+  assert.equal(await sessionCookie(fresh.context), undefined, 'the sign-in form without its token started a session');
+});
+
+step('a validation error is shown beside its field, with what was typed kept', async () => {
+  const { page } = await freshPage();
+  await signIn(page, admin);
+  const before = (await allProjects()).length;
+  await open(page, '/projects/new');
+  const description = 'A description that must survive the error';
+  await page.locator('#project-description').fill(description);
+  await page.locator('#project-name').fill('');
+  // The server's check, not the browser's: no client-side validation.
+  await formWith(page, 'Save').evaluate((f) => { f.noValidate = true; });
+  await submit(page, button(page, 'Save'));
+  const error = page.locator('#error-project-name');
+  assert.ok(await error.isVisible(), `no visible #error-project-name: ${await pageText(page, 800)}`);
+  assert.ok((await error.innerText()).trim().length > 0, 'the field error is empty');
+  assert.equal(await error.evaluate((e) => e.tagName + '.' + e.className), 'P.field-error');
+  const name = page.locator('#project-name');
+  assert.equal(await name.getAttribute('aria-invalid'), 'true');
+  assert.ok((await name.getAttribute('aria-describedby') ?? '').split(/\s+/).includes('error-project-name'),
+    'the name field is not described by its error');
+  assert.equal(await name.evaluate((e) => e.nextElementSibling?.id), 'error-project-name', 'the error is not right after its field');
+  assert.equal(await page.locator('#project-description').inputValue(), description, 'the typed description was lost');
+  assert.equal((await allProjects()).length, before, 'a project was added despite the error');
+  await screenshot(page, 'project-new-error');
+});
+
+step('screenshots of the main pages, wide and at 375 px', async () => {
+  const pages = [
+    ['my-work', '/'],
+    ['projects', '/projects'],
+    ['project', `/projects/${site.id}`],
+    ['task', `/tasks/${site.task.id}`],
+    ['users', '/users'],
+    ['groups', '/groups'],
+  ];
+  for (const width of [1280, 375]) {
+    const suffix = width === 1280 ? '' : `-${width}`;
+    const { page } = await freshPage(width);
+    await open(page, '/signin');
+    await screenshot(page, `signin${suffix}`);
+    await signIn(page, admin);
+    for (const [name, path] of pages) {
+      const r = await open(page, path);
+      const csp = r.headers()['content-security-policy'] ?? '';
+      assert.match(csp, /default-src 'none'/, `${path}: no Content-Security-Policy`);
+      await screenshot(page, `${name}${suffix}`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      if (overflow > 0) console.log(`  note: ${path} is ${overflow}px wider than the ${width}px window`);
+    }
+    assert.deepEqual(page.problems, [], 'the pages logged errors (a blocked inline script or style?)');
+  }
+});
+
+// ---- run them -------------------------------------------------------------------------
+
+const filter = process.argv[2];
+let passed = 0;
+let failed = 0;
+const failures = [];
+for (const s of steps) {
+  if (filter && !s.name.includes(filter)) continue;
+  current.pages = [];
+  const started = Date.now();
+  let timer;
+  try {
+    await Promise.race([
+      s.fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${STEP_TIMEOUT_MS / 1000}s`)), STEP_TIMEOUT_MS);
+      }),
+    ]);
+    passed += 1;
+    console.log(`ok - ${s.name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failed += 1;
+    failures.push(s.name);
+    console.log(`not ok - ${s.name}`);
+    console.log(`  ${String(e.stack ?? e).split('\n').join('\n  ')}`);
+    const page = current.pages.at(-1);
+    if (page && !page.isClosed()) {
+      const file = `failed-${s.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`;
+      try {
+        await page.screenshot({ path: join(SHOTS, file), fullPage: true, timeout: 5000 });
+        console.log(`  at ${page.url()} (screenshot ${file})`);
+        console.log(`  page text: ${await pageText(page, 1500)}`);
+      } catch {}
+    }
+  } finally {
+    clearTimeout(timer);
+    for (const p of current.pages) await p.context().close().catch(() => {});
+  }
+}
+await browser.close();
+await apiContext.dispose();
+writeFileSync(join(SHOTS, 'result.txt'), `${passed} passed, ${failed} failed\n${failures.join('\n')}\n`);
+if (failures.length) console.log(`failed: ${failures.join('; ')}`);
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
