@@ -216,6 +216,21 @@ async function attribute(page, label) {
   return texts[0];
 }
 
+/** The project page's task rows in order: each task's link and its depth in the tree (a
+ * `depth-N` class, or else how deep its list item is nested). */
+async function taskTree(page) {
+  return page.evaluate(() => [...document.querySelectorAll('main li')]
+    .map((li) => {
+      const a = [...li.children].find((c) => c.matches('a[href^="/tasks/"]') && /^\/tasks\/\d+$/.test(c.getAttribute('href')));
+      if (!a) return null;
+      const m = /(?:^|\s)depth-(\d+)(?:\s|$)/.exec(li.className);
+      let nesting = 0;
+      for (let e = li.parentElement; e; e = e.parentElement) if (e.tagName === 'LI') nesting += 1;
+      return { href: a.getAttribute('href'), depth: m ? Number(m[1]) : nesting };
+    })
+    .filter(Boolean));
+}
+
 async function screenshot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
@@ -346,10 +361,16 @@ step('an admin adds a project with a team, a task and a sub-task through the for
   await open(page, `/tasks/${taskId}`);
   assert.equal(await page.locator(`a[href="/tasks/${subId}"]`).count() > 0, true, 'the task page does not link its sub-task');
   await open(page, `/projects/${projectId}`);
-  const parentItem = page.locator('li').filter({ has: page.locator(`a[href="/tasks/${taskId}"]`) });
-  assert.ok(await parentItem.count() > 0, `the project page does not list the task: ${await pageText(page, 800)}`);
-  assert.ok(await parentItem.locator(`a[href="/tasks/${subId}"]`).count() > 0,
-    'the project page does not show the sub-task inside its parent task');
+  const rows = await taskTree(page);
+  const parentRow = rows.findIndex((r) => r.href === `/tasks/${taskId}`);
+  const subRow = rows.findIndex((r) => r.href === `/tasks/${subId}`);
+  assert.ok(parentRow >= 0 && subRow >= 0, `the project page does not list both tasks: ${JSON.stringify(rows)}`);
+  assert.ok(subRow > parentRow, `the sub-task is listed before its parent: ${JSON.stringify(rows)}`);
+  assert.equal(rows[subRow].depth, rows[parentRow].depth + 1, `the sub-task is not one level under its parent: ${JSON.stringify(rows)}`);
+  // The page offers the forms it was filled through.
+  assert.ok(await page.locator(`a[href="/tasks/new?project=${projectId}"]`).count() > 0, 'the project page has no link to add a task');
+  assert.ok(await page.locator(`a[href="/tasks/new?project=${projectId}&parent=${taskId}"]`).count() > 0,
+    'the project page has no link to add a sub-task to the task');
   state.created = { projectId, taskId, subId };
 });
 
@@ -528,7 +549,7 @@ step('a validation error is shown beside its field, with what was typed kept', a
   const error = page.locator('#error-project-name');
   assert.ok(await error.isVisible(), `no visible #error-project-name: ${await pageText(page, 800)}`);
   assert.ok((await error.innerText()).trim().length > 0, 'the field error is empty');
-  assert.equal(await error.evaluate((e) => e.tagName + '.' + e.className), 'P.field-error');
+  assert.ok(await error.evaluate((e) => e.classList.contains('field-error')), 'the error has no class field-error');
   const name = page.locator('#project-name');
   assert.equal(await name.getAttribute('aria-invalid'), 'true');
   assert.ok((await name.getAttribute('aria-describedby') ?? '').split(/\s+/).includes('error-project-name'),
