@@ -313,6 +313,14 @@ for (const who of [admin, user, external, client]) {
   });
 }
 
+step('my work lists the open tasks of the caller\'s teams', async () => {
+  const { page } = await freshPage();
+  await signIn(page, user);
+  assert.equal(new URL(page.url()).pathname, '/');
+  assert.ok(await page.locator(`main a[href="/tasks/${site.task.id}"]`).count() > 0,
+    `the user's work does not list "${site.task.name}", a task of their team: ${await pageText(page, 800)}`);
+});
+
 step('an admin adds a project with a team, a task and a sub-task through the forms', async () => {
   const { page } = await freshPage();
   await signIn(page, admin);
