@@ -16,6 +16,7 @@ pub mod files;
 pub mod http;
 pub mod mail;
 pub mod store;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -167,12 +168,14 @@ async fn sweep_files(
     Ok(())
 }
 
-/// The server's routes: the API's dispatcher and the health check on the HTTP layer's
-/// plumbing.
+/// The server's routes: the API's dispatcher, the web page for people and the health
+/// check, on the HTTP layer's plumbing.
 pub fn router(state: AppState) -> Router {
+    let pages = web::routes().layer(axum::middleware::map_response(web::security_headers));
     Router::new()
         .route(api::endpoints::ROUTE, any(api::endpoints::dispatch))
         .route("/health", get(http::health))
+        .merge(pages)
         .fallback(http::unknown)
         .with_state(state)
 }

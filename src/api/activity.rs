@@ -138,7 +138,7 @@ pub struct Posted {
 
 impl Posted {
     /// Where it is posted, as the policy sees it for one caller.
-    fn target(&self, actor: &Actor) -> Target {
+    pub fn target(&self, actor: &Actor) -> Target {
         match &self.task {
             Some(t) => Target::Task(tasks::facts(t, self.project.as_ref(), actor)),
             None => Target::Project(projects::facts(
@@ -177,7 +177,11 @@ async fn posted(
 }
 
 /// An activity the caller may see, with where it is posted; 404 otherwise.
-async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<(Activity, Posted), ApiError> {
+pub async fn visible(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    id: i64,
+) -> Result<(Activity, Posted), ApiError> {
     let not_found = || ApiError::not_found("Activity", id);
     let a = ctx
         .state
@@ -483,7 +487,22 @@ fn file_index(field: &str) -> Option<&str> {
     (tail.is_empty() || tail == "[content]").then_some(index)
 }
 
+/// How the file parts of a body are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartNames {
+    /// The API's: `files[n]` or `files[n][content]`.
+    Indexed,
+    /// A browser's `<input type="file" name="files" multiple>`: every part `files`,
+    /// numbered in the order they come.
+    InOrder,
+}
+
 pub async fn attach_files(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    attach(ctx, PartNames::Indexed).await
+}
+
+/// attachFiles, with the file parts named as `names` says.
+pub async fn attach(ctx: &Ctx<'_>, names: PartNames) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let file_parts = ctx
         .file_parts
@@ -509,8 +528,12 @@ pub async fn attach_files(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
         None => Vec::new(),
     };
     let mut incoming: BTreeMap<String, Incoming> = BTreeMap::new();
-    for upload in uploads {
-        let Some(index) = file_index(&upload.field).map(str::to_owned) else {
+    for (n, upload) in uploads.into_iter().enumerate() {
+        let index = match names {
+            PartNames::Indexed => file_index(&upload.field).map(str::to_owned),
+            PartNames::InOrder => (upload.field == "files").then(|| format!("{n:06}")),
+        };
+        let Some(index) = index else {
             return Err(ApiError::bad_request(format!(
                 "{}: file parts are named files[n][content] or files[n]",
                 upload.field

@@ -45,7 +45,7 @@ pub fn record(user: &User, actor: &Actor) -> Record {
 }
 
 /// The user with this id if the caller may see them; otherwise 404, as if absent.
-async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<User, ApiError> {
+pub async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<User, ApiError> {
     let not_found = || ApiError::not_found("User", id);
     let user = ctx
         .state
@@ -301,14 +301,18 @@ pub async fn get_by_email(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     Ok(Output::Object(record(&user, &actor)))
 }
 
-pub async fn get_all(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
-    let actor = ctx.actor()?;
-    let scope = if policy::sees_all_users(&actor) {
+/// Whom the caller sees: everyone, or themself and their team-mates.
+pub fn scope(actor: &Actor) -> UserScope {
+    if policy::sees_all_users(actor) {
         UserScope::All
     } else {
         UserScope::SelfAndTeamMates(actor.user_id)
-    };
-    let users = ctx.state.store.users(ctx.ws, scope).await?;
+    }
+}
+
+pub async fn get_all(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
+    let actor = ctx.actor()?;
+    let users = ctx.state.store.users(ctx.ws, scope(&actor)).await?;
     Ok(Output::all(
         "user",
         users.iter().map(|u| record(u, &actor)).collect(),

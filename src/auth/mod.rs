@@ -105,6 +105,16 @@ impl Authentication {
         Ok(())
     }
 
+    /// The caller a session id names, as every request with a session is checked: the
+    /// web page's cookie holds such an id.
+    pub async fn session_caller(
+        &self,
+        ws: WorkspaceId,
+        session_id: &str,
+    ) -> Result<Caller, ApiError> {
+        self.by_session(ws, session_id).await
+    }
+
     async fn by_session(&self, ws: WorkspaceId, session_id: &str) -> Result<Caller, ApiError> {
         let hash = password::session_hash(session_id);
         let session = self

@@ -221,6 +221,8 @@ pub enum Filter {
     HideOlderThanDays(i64),
     /// Activity type.
     Type(String),
+    /// Exactly this status (the web page's project filter).
+    Status(i64),
     StartedFrom(i64),
     StartedBefore(i64),
     DeadlineFrom(i64),

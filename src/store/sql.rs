@@ -262,6 +262,7 @@ pub fn shared_filter(c: &mut Conditions, x: &str, team: &str, f: &Filter) -> boo
         ),
         Filter::AssignedTo(v) => c.push(team.to_string(), Param::Int(*v)),
         Filter::Active => c.push(format!("{x}.status <> {STATUS_DONE}"), None),
+        Filter::Status(v) => c.push(format!("{x}.status = ?"), Param::Int(*v)),
         Filter::HideOlderThanDays(d) => c.push(
             format!("NOT ({x}.status = {STATUS_DONE} AND {x}.closed_at < ?)"),
             days_ago(*d),

@@ -1,0 +1,151 @@
+//! Forms: reading a posted form into the API's arguments, and what a form shows again
+//! (the values typed, each field's error) when the API's handler refused it.
+
+use axum::extract::Request;
+
+use crate::http::args::Args;
+use crate::http::body::MAX_BODY;
+use crate::http::error::ApiError;
+use crate::web::{Visit, WebError};
+
+/// A posted form: its pairs as sent (to show them again) and as the API's arguments.
+pub struct Posted {
+    pub pairs: Vec<(String, String)>,
+    pub args: Args,
+}
+
+impl Posted {
+    /// The version the form was read at, if it says.
+    pub fn version(&self) -> Option<i64> {
+        self.value("version").and_then(|v| v.parse().ok())
+    }
+
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The signed-in caller and their form: the session is checked from the headers before
+/// the body is read, and the body (at most the API's 1 MiB) before its forgery token.
+pub async fn read(state: &crate::api::AppState, req: Request) -> Result<(Visit, Posted), WebError> {
+    let visit = Visit::of(state, &req).await?;
+    let posted = read_body(req).await?;
+    visit.check_csrf(posted.value("csrf"))?;
+    Ok((visit, posted))
+}
+
+/// The pairs of a url-encoded form body.
+pub async fn read_body(req: Request) -> Result<Posted, WebError> {
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| ApiError::TooLarge("The form is larger than 1 MiB".into()))?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut args = Args::default();
+    for (k, v) in &pairs {
+        // The form's own fields are not the call's arguments.
+        if k == "csrf" || k == "version" || k == "back" {
+            continue;
+        }
+        args.insert(k, v)?;
+    }
+    Ok(Posted { pairs, args })
+}
+
+/// What a form shows: each field's value and error, and a message for the whole form.
+#[derive(Default)]
+pub struct FormState {
+    values: Vec<(String, String)>,
+    errors: Vec<(String, String)>,
+    pub problem: Option<String>,
+}
+
+impl FormState {
+    /// A form filled with an object's current values, by argument name.
+    pub fn with_values(values: Vec<(String, String)>) -> FormState {
+        FormState {
+            values,
+            ..FormState::default()
+        }
+    }
+
+    /// The form as it was posted, with the API's refusal beside the fields it names.
+    /// Anything that is not about a field is the form's problem.
+    pub fn refused(posted: &Posted, error: ApiError) -> Result<FormState, WebError> {
+        let mut form = FormState {
+            values: posted.pairs.clone(),
+            ..FormState::default()
+        };
+        match error {
+            ApiError::Validation(errors) => {
+                for e in errors {
+                    form.errors.push((e.field, e.message));
+                }
+            }
+            ApiError::InvalidArgument { field, message } => form.errors.push((field, message)),
+            ApiError::PreconditionFailed => {
+                form.problem = Some(
+                    "Someone else changed this meanwhile. Reload the page to see their \
+                     change, then make yours again."
+                        .into(),
+                )
+            }
+            e @ (ApiError::Conflict { .. } | ApiError::BadRequest(_)) => {
+                form.problem = Some(e.to_string())
+            }
+            e => return Err(e.into()),
+        }
+        Ok(form)
+    }
+
+    /// The value of a field (the last one sent), or empty.
+    pub fn get(&self, name: &str) -> &str {
+        self.values
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Whether a field of several values (a team, a checkbox) holds `value`.
+    pub fn has(&self, name: &str, value: &str) -> bool {
+        self.values.iter().any(|(k, v)| k == name && v == value)
+    }
+
+    /// Whether a checkbox is on: its last value is `1`.
+    pub fn checked(&self, name: &str) -> bool {
+        self.get(name) == "1"
+    }
+
+    pub fn error(&self, name: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty() || self.problem.is_some()
+    }
+
+    /// Errors about arguments no field of the form shows.
+    pub fn other_errors<S: AsRef<[&'static str]> + ?Sized>(&self, shown: &S) -> Vec<String> {
+        let shown = shown.as_ref();
+        self.errors
+            .iter()
+            .filter(|(k, _)| !shown.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect()
+    }
+}
+
+/// A field's id: its name with brackets turned into dashes (`project[name]` is
+/// `project-name`).
+pub fn field_id(name: &str) -> String {
+    name.replace("[]", "").replace('[', "-").replace(']', "")
+}
