@@ -4,6 +4,7 @@
 // VESPER_BROWSER_FIXTURE. The contract checked is docs/web.md.
 //
 //   VESPER_BROWSER_FIXTURE=/path/to/fixture.json node web.test.mjs [name filter]
+//   VESPER_BROWSER_FILTER=sub-task cargo test --test browser   # only the steps named so
 //
 // Each step runs in a browser context of its own (its own cookies), with a time limit;
 // a failing step leaves a screenshot `failed-<step>.png` and the page's text in the output.
@@ -194,6 +195,17 @@ async function pickTeam(page, kind, names) {
   }
 }
 
+/** The ids of the team members the form has chosen, sorted. */
+async function checkedTeam(page, kind) {
+  const field = `${kind}[team][]`;
+  const ids = await page.evaluate((field) => {
+    const form = document.querySelector(`[name="${field}"]`)?.form;
+    if (!form) return [];
+    return new FormData(form).getAll(field).filter((v) => v !== '').map(Number);
+  }, field);
+  return ids.sort((a, b) => a - b);
+}
+
 /** Fills a text field or chooses in a select. */
 async function fillOrSelect(locator, value) {
   const tag = await locator.evaluate((e) => e.tagName);
@@ -329,6 +341,7 @@ step('an admin adds a project with a team, a task and a sub-task through the for
   await page.locator('#project-name').fill(name);
   await page.locator('#project-description').fill('Posters and a landing page');
   await pickTeam(page, 'project', [user.name, client.name]);
+  const chosen = await checkedTeam(page, 'project');
   await submit(page, button(page, 'Save'));
   const projectMatch = /^\/projects\/(\d+)$/.exec(new URL(page.url()).pathname);
   assert.ok(projectMatch, `after adding a project the page is ${page.url()}: ${await pageText(page, 500)}`);
@@ -336,8 +349,10 @@ step('an admin adds a project with a team, a task and a sub-task through the for
   await page.getByRole('heading', { name }).first().waitFor();
   const project = (await apiGet('projects', projectId)).project;
   assert.equal(project.name, name);
-  const team = (project.team ?? []).map(Number).sort();
-  assert.deepEqual(team, [user.id, client.id].sort(), `the project's team: ${JSON.stringify(project)}`);
+  const team = (project.team ?? []).map(Number).sort((a, b) => a - b);
+  // The team is what the form had checked: the two chosen (and whoever the form checked by itself).
+  assert.ok(chosen.includes(user.id) && chosen.includes(client.id), `the team chosen in the form: ${chosen}`);
+  assert.deepEqual(team, chosen, `the project's team is not the one chosen in the form (${chosen}): ${JSON.stringify(project)}`);
   for (const member of [user.name, client.name]) {
     assert.ok((await pageText(page, 100_000)).includes(member), `the project page does not show team member ${member}`);
   }
@@ -346,13 +361,15 @@ step('an admin adds a project with a team, a task and a sub-task through the for
   await open(page, `/tasks/new?project=${projectId}`);
   await page.locator('#task-name').fill('Design the poster');
   await pickTeam(page, 'task', [user.name]);
+  const taskChosen = await checkedTeam(page, 'task');
   await submit(page, button(page, 'Save'));
   const taskMatch = /^\/tasks\/(\d+)$/.exec(new URL(page.url()).pathname);
   assert.ok(taskMatch, `after adding a task the page is ${page.url()}: ${await pageText(page, 500)}`);
   const taskId = Number(taskMatch[1]);
   const task = (await apiGet('tasks', taskId)).task;
   assert.equal(Number(task.projectId), projectId, `the task's project: ${JSON.stringify(task)}`);
-  assert.deepEqual((task.team ?? []).map(Number), [user.id], `the task's team: ${JSON.stringify(task)}`);
+  assert.ok(taskChosen.includes(user.id), `the task team chosen in the form: ${taskChosen}`);
+  assert.deepEqual((task.team ?? []).map(Number).sort((a, b) => a - b), taskChosen, `the task's team is not the one chosen (${taskChosen}): ${JSON.stringify(task)}`);
 
   // A sub-task of it.
   await open(page, `/tasks/new?project=${projectId}&parent=${taskId}`);
@@ -597,7 +614,7 @@ step('screenshots of the main pages, wide and at 375 px', async () => {
 
 // ---- run them -------------------------------------------------------------------------
 
-const filter = process.argv[2];
+const filter = process.argv[2] ?? process.env.VESPER_BROWSER_FILTER;
 let passed = 0;
 let failed = 0;
 const failures = [];
