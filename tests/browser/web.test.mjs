@@ -585,6 +585,37 @@ step('a validation error is shown beside its field, with what was typed kept', a
   await screenshot(page, 'project-new-error');
 });
 
+step('every control of the pages has a label of its own and every id is unique', async () => {
+  const { page } = await freshPage();
+  const paths = ['/signin'];
+  const problems = [];
+  const check = async (path) => {
+    await open(page, path);
+    const found = await page.evaluate(() => {
+      const out = [];
+      const seen = new Map();
+      for (const e of document.querySelectorAll('[id]')) seen.set(e.id, (seen.get(e.id) ?? 0) + 1);
+      for (const [id, n] of seen) if (n > 1) out.push(`id "${id}" is used ${n} times`);
+      for (const c of document.querySelectorAll('input, select, textarea')) {
+        if (c.type === 'hidden' || c.type === 'submit' || c.type === 'button') continue;
+        const labelled = c.id && [...c.labels].some((l) => l.htmlFor === c.id);
+        if (!labelled) out.push(`the ${c.tagName.toLowerCase()} "${c.name}"${c.id ? ` #${c.id}` : ''} has no <label for> of its own`);
+      }
+      return out;
+    });
+    problems.push(...found.map((f) => `${path}: ${f}`));
+  };
+  for (const path of paths) await check(path);
+  await signIn(page, admin);
+  for (const path of [
+    '/', '/projects', '/projects/new', `/projects/${site.id}`, `/projects/${site.id}/edit`,
+    `/tasks/new?project=${site.id}`, `/tasks/${site.task.id}`, `/tasks/${site.task.id}/edit`,
+    `/activities/${site.shownActivity.id}/edit`, '/users', '/users/new', `/users/${user.id}/edit`,
+    '/groups', '/groups/new', `/groups/${fx.groups.websites.id}/edit`,
+  ]) await check(path);
+  assert.deepEqual(problems, [], `controls without their own label or duplicate ids:\n    ${problems.join('\n    ')}`);
+});
+
 step('screenshots of the main pages, wide and at 375 px', async () => {
   const pages = [
     ['my-work', '/'],
