@@ -342,6 +342,27 @@ pub fn redirect(to: &str) -> Response {
     res
 }
 
+/// Logs each page as the API logs each call: the route (never the query string, which
+/// may hold anything typed), the status and the server's time.
+pub async fn log_page(req: Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("", |p| p.as_str())
+        .to_owned();
+    let res = next.run(req).await;
+    tracing::info!(
+        page = %route,
+        method = %method,
+        status = res.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "page"
+    );
+    res
+}
+
 /// The security headers of every web answer (docs/web.md). Pages are never cached; the
 /// assets say otherwise themselves.
 pub async fn security_headers(mut res: Response<Body>) -> Response<Body> {
