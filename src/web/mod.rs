@@ -112,10 +112,14 @@ impl Visit {
         state: &AppState,
         req: &Request,
     ) -> impl std::future::Future<Output = Result<Visit, WebError>> + Send + 'static {
-        let next = req
-            .uri()
-            .path_and_query()
-            .map_or("/".into(), |p| p.as_str().to_owned());
+        // Back to the page after signing in; a form's target is no page to go back to.
+        let next = match *req.method() {
+            axum::http::Method::GET => req
+                .uri()
+                .path_and_query()
+                .map_or("/".into(), |p| p.as_str().to_owned()),
+            _ => "/".into(),
+        };
         let session_id = cookie(req.headers(), SESSION_COOKIE);
         let client = crate::http::client_addr(req);
         let state = state.clone();
