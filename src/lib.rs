@@ -171,7 +171,9 @@ async fn sweep_files(
 /// The server's routes: the API's dispatcher, the web page for people and the health
 /// check, on the HTTP layer's plumbing.
 pub fn router(state: AppState) -> Router {
-    let pages = web::routes().layer(axum::middleware::map_response(web::security_headers));
+    let pages = web::routes()
+        .layer(axum::middleware::map_response(web::security_headers))
+        .layer(axum::middleware::from_fn(web::log_page));
     Router::new()
         .route(api::endpoints::ROUTE, any(api::endpoints::dispatch))
         .route("/health", get(http::health))

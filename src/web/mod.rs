@@ -112,10 +112,14 @@ impl Visit {
         state: &AppState,
         req: &Request,
     ) -> impl std::future::Future<Output = Result<Visit, WebError>> + Send + 'static {
-        let next = req
-            .uri()
-            .path_and_query()
-            .map_or("/".into(), |p| p.as_str().to_owned());
+        // Back to the page after signing in; a form's target is no page to go back to.
+        let next = match *req.method() {
+            axum::http::Method::GET => req
+                .uri()
+                .path_and_query()
+                .map_or("/".into(), |p| p.as_str().to_owned()),
+            _ => "/".into(),
+        };
         let session_id = cookie(req.headers(), SESSION_COOKIE);
         let client = crate::http::client_addr(req);
         let state = state.clone();
@@ -339,6 +343,27 @@ pub fn redirect(to: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(to) {
         res.headers_mut().insert(header::LOCATION, v);
     }
+    res
+}
+
+/// Logs each page as the API logs each call: the route (never the query string, which
+/// may hold anything typed), the status and the server's time.
+pub async fn log_page(req: Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("", |p| p.as_str())
+        .to_owned();
+    let res = next.run(req).await;
+    tracing::info!(
+        page = %route,
+        method = %method,
+        status = res.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "page"
+    );
     res
 }
 
