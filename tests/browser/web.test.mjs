@@ -90,6 +90,7 @@ async function freshPage(width = 1280) {
     viewport: { width, height: 900 },
     acceptDownloads: true,
     timezoneId: 'Europe/Paris',
+    locale: 'en-US',
   });
   context.setDefaultTimeout(ACTION_TIMEOUT_MS);
   context.setDefaultNavigationTimeout(ACTION_TIMEOUT_MS);
@@ -583,6 +584,93 @@ step('a validation error is shown beside its field, with what was typed kept', a
   assert.equal(await page.locator('#project-description').inputValue(), description, 'the typed description was lost');
   assert.equal((await allProjects()).length, before, 'a project was added despite the error');
   await screenshot(page, 'project-new-error');
+});
+
+step('a removal asks first: declined, nothing is removed; accepted, the file is gone', async () => {
+  const { page } = await freshPage();
+  await signIn(page, admin);
+  const taskId = internal.task.id;
+  await open(page, `/tasks/${taskId}`);
+  const uploadForm = formWith(page, 'Upload');
+  await uploadForm.locator('input[type=file][name="files"]').setInputFiles([
+    { name: 'scratch.txt', mimeType: 'text/plain', buffer: Buffer.from('to be removed\n') },
+  ]);
+  await submit(page, button(uploadForm, 'Upload'));
+  const fileIds = async () => (await apiOk('get', 'activity/getFilesList', { taskId: String(taskId) }, await adminSession())).items
+    .filter((f) => f.name === 'scratch.txt').map(idOf);
+  const [fileId] = await fileIds();
+  assert.ok(fileId, 'the file to remove was not uploaded');
+  const removeForm = page.locator(`form[action="/files/${fileId}/remove"]`);
+  assert.equal(await removeForm.count(), 1, 'the task page has no remove form for the file');
+  const dialogs = [];
+  page.once('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
+  // The button says "Remove" (with the file's name for screen readers).
+  const removeButton = removeForm.getByRole('button', { name: /^Remove\b/ });
+  await removeButton.click();
+  await page.waitForTimeout(500);
+  assert.equal(dialogs.length, 1, 'removing a file did not ask first');
+  assert.equal(new URL(page.url()).pathname, `/tasks/${taskId}`);
+  assert.deepEqual(await fileIds(), [fileId], 'the file was removed although the question was declined');
+  page.once('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+  await submit(page, removeButton);
+  assert.equal(dialogs.length, 2);
+  assert.deepEqual(await fileIds(), [], 'the file is still there after the removal was accepted');
+  assert.equal(await page.locator(`a[href="/files/${fileId}"]`).count(), 0, 'the page still links the removed file');
+  await open(page, `/files/${fileId}`, 404);
+});
+
+step('dates are shown in the viewer\'s time zone by the script', async () => {
+  const { page } = await freshPage();
+  await signIn(page, admin);
+  const path = `/tasks/${site.task.id}`;
+  await open(page, path);
+  const served = await (await page.request.get(path)).text();
+  const m = /<time datetime="([^"]+)">([^<]*)<\/time>/.exec(served);
+  assert.ok(m, 'the task page has no <time datetime> element');
+  const [, datetime, serverText] = m;
+  assert.match(datetime, /Z$/, `the datetime ${datetime} is not in UTC`);
+  const shown = (await page.locator(`time[datetime="${datetime}"]`).first().textContent()).trim();
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: 'Europe/Paris', hour: 'numeric', minute: '2-digit', hourCycle: 'h23' })
+    .formatToParts(new Date(datetime)).map((p) => [p.type, p.value]));
+  const h24 = Number(parts.hour);
+  const candidates = [`${h24}:${parts.minute}`, `${String(h24).padStart(2, '0')}:${parts.minute}`, `${h24 % 12 || 12}:${parts.minute}`];
+  assert.ok(candidates.some((c) => shown.includes(c)),
+    `the time ${datetime} is shown as "${shown}" (the server wrote "${serverText.trim()}"), not in Paris time (${candidates[0]})`);
+});
+
+step('pages carry the security headers and their assets are hashed and immutable', async () => {
+  const { page } = await freshPage();
+  const expected = {
+    'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'same-origin',
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-store',
+  };
+  const checkHeaders = (path, r) => {
+    const h = r.headers();
+    for (const [name, value] of Object.entries(expected)) {
+      assert.equal(h[name], value, `${path}: ${name}`);
+    }
+  };
+  checkHeaders('/signin', await open(page, '/signin'));
+  await signIn(page, admin);
+  for (const path of ['/', '/projects', `/tasks/${site.task.id}`]) checkHeaders(path, await open(page, path));
+  checkHeaders('a 404 page', await open(page, '/projects/999999', 404));
+  await open(page, '/');
+  const css = await page.locator('link[rel=stylesheet]').getAttribute('href');
+  const js = await page.locator('script[src]').getAttribute('src');
+  assert.match(css, /^\/assets\/vesper\.[A-Za-z0-9_-]+\.css$/, `the stylesheet is at ${css}`);
+  assert.match(js, /^\/assets\/vesper\.[A-Za-z0-9_-]+\.js$/, `the script is at ${js}`);
+  for (const asset of [css, js]) {
+    const r = await page.request.get(asset);
+    assert.equal(r.status(), 200, asset);
+    assert.equal(r.headers()['cache-control'], 'public, max-age=31536000, immutable', `${asset}: cache-control`);
+    const etag = r.headers().etag;
+    assert.ok(etag, `${asset}: no ETag`);
+    const again = await page.request.get(asset, { headers: { 'If-None-Match': etag } });
+    assert.equal(again.status(), 304, `${asset}: a request with its ETag is not answered 304`);
+  }
 });
 
 step('every control of the pages has a label of its own and every id is unique', async () => {
