@@ -532,6 +532,7 @@ step('a form without its anti-forgery token is refused with 403 and changes noth
   assert.equal(await form.locator('input[name="csrf"]').count(), 1, 'the add-project form carries no csrf field');
   await form.locator('input[name="csrf"]').evaluate((e) => e.remove());
   assert.equal(await submitStatus(page, button(form, 'Save'), /^\/projects\/new$/), 403, 'a form without its token was not refused with 403');
+  assert.equal(await page.getByRole('heading', { name: 'Not allowed' }).count(), 1, `the refusal is not the "Not allowed" page: ${await pageText(page, 300)}`);
 
   // With a token that is not the session's.
   await open(page, '/projects/new');
