@@ -674,6 +674,94 @@ step('pages carry the security headers and their assets are hashed and immutable
   }
 });
 
+step('actions are offered only where the policy allows them, and refused regardless', async () => {
+  const taskId = site.task.id;
+  // The client: may post a message, neither edit the task nor post progress.
+  const { page } = await freshPage();
+  await signIn(page, client);
+  await open(page, `/projects/${site.id}`);
+  assert.equal(await page.locator(`a[href="/projects/${site.id}/edit"]`).count(), 0, 'the client is offered to edit the project');
+  assert.equal(await page.locator(`a[href^="/tasks/new"]`).count(), 0, 'the client is offered to add a task');
+  await open(page, `/tasks/${taskId}`);
+  assert.equal(await page.locator(`a[href="/tasks/${taskId}/edit"]`).count(), 0, 'the client is offered to edit the task');
+  assert.equal(await button(page, 'Post progress').count(), 0, 'the client is offered to post progress');
+  assert.equal(await button(page, 'Post message').count(), 1, 'the client is not offered to post a message');
+  const before = (await activitiesOf(taskId)).length;
+  // A progress note posted anyway, with the session's own token: the handler refuses it.
+  const csrf = await formWith(page, 'Post message').locator('input[name="csrf"]').inputValue();
+  const r = await page.request.post(`/tasks/${taskId}/activities`, {
+    form: { csrf, 'activity[type]': 'progress', 'activity[progress]': '50' },
+    maxRedirects: 0,
+  });
+  assert.equal(r.status(), 403, `a client's progress note was answered ${r.status()}`);
+  const edit = await page.request.get(`/tasks/${taskId}/edit`, { maxRedirects: 0 });
+  assert.equal(edit.status(), 403, `the client's task edit page was answered ${edit.status()}`);
+  assert.equal((await activitiesOf(taskId)).length, before, 'the refused progress note was stored');
+
+  // The external in the task's team may edit it and post progress.
+  const ext = await freshPage();
+  await signIn(ext.page, external);
+  await open(ext.page, `/tasks/${taskId}`);
+  assert.equal(await ext.page.locator(`a[href="/tasks/${taskId}/edit"]`).count() > 0, true, 'the external in the task team is not offered to edit it');
+  assert.equal(await button(ext.page, 'Post progress').count(), 1, 'the external in the task team is not offered to post progress');
+});
+
+step('an edit form does not overwrite a change made meanwhile', async () => {
+  const sid = await adminSession();
+  const project = (await apiOk('post', 'projects/add', { 'project[name]': 'Versioned', 'project[description]': 'First words' }, sid)).project;
+  const id = idOf(project);
+  const { page } = await freshPage();
+  await signIn(page, admin);
+  await open(page, `/projects/${id}/edit`);
+  assert.equal(await page.locator('#project-name').inputValue(), 'Versioned');
+  // Someone else changes it meanwhile.
+  await apiOk('post', 'projects/update', { 'project[id]': String(id), 'project[description]': 'Changed elsewhere' }, sid);
+  await page.locator('#project-name').fill('Renamed in the browser');
+  await submit(page, button(page, 'Save'));
+  const now = (await apiGet('projects', id)).project;
+  assert.equal(now.description, 'Changed elsewhere', 'the change made meanwhile was overwritten');
+  assert.equal(now.name, 'Versioned', 'the stale form was saved over the change made meanwhile');
+  const alert = page.locator('[role=alert]');
+  assert.ok(await alert.count() > 0, `the form does not say it was changed meanwhile: ${await pageText(page, 500)}`);
+  assert.match(await alert.first().innerText(), /changed/i);
+  // The form comes back with the current values (docs/web.md), so that saving it again does
+  // not put back what the other person changed.
+  const shown = await page.locator('#project-description').inputValue();
+  await submit(page, button(page, 'Save'));
+  const after = (await apiGet('projects', id)).project;
+  const problems = [];
+  if (shown !== 'Changed elsewhere') {
+    problems.push(`after the conflict the form shows the stale description "${shown}", not the current "Changed elsewhere"`);
+  }
+  if (after.description !== 'Changed elsewhere') {
+    problems.push(`saving the returned form again overwrote the change made meanwhile: the description is now "${after.description}"`);
+  }
+  assert.deepEqual(problems, [], problems.join('; '));
+});
+
+step('signing in never leads to another site', async () => {
+  for (const next of ['https://evil.example/x', '//evil.example/x', '/\\evil.example/x']) {
+    const { page } = await freshPage();
+    await open(page, `/signin?next=${encodeURIComponent(next)}`);
+    await page.locator('#login').fill(user.login);
+    await page.locator('#password').fill(user.password);
+    await submit(page, button(page, 'Sign in'));
+    assert.equal(new URL(page.url()).origin, new URL(BASE).origin, `next=${next} led to ${page.url()}`);
+    await page.context().close();
+  }
+});
+
+step('a client sees only itself and its team mates on the users page', async () => {
+  const { page } = await freshPage();
+  await signIn(page, client);
+  await open(page, '/users');
+  const text = await pageText(page, 1_000_000);
+  for (const name of [client.name, user.name, external.name]) assert.ok(text.includes(name), `the client does not see ${name}`);
+  assert.ok(!text.includes(client2.name) && !text.includes(client2.login), 'the client sees the other client');
+  assert.equal(await page.locator('a[href="/users/new"]').count(), 0, 'the client is offered to add users');
+  assert.equal(await page.locator(`a[href="/users/${user.id}/edit"]`).count(), 0, 'the client is offered to edit another user');
+});
+
 step('every control of the pages has a label of its own and every id is unique', async () => {
   const { page } = await freshPage();
   const paths = ['/signin'];
