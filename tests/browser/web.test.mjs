@@ -706,38 +706,42 @@ step('actions are offered only where the policy allows them, and refused regardl
   assert.equal(await button(ext.page, 'Post progress').count(), 1, 'the external in the task team is not offered to post progress');
 });
 
-step('an edit form does not overwrite a change made meanwhile', async () => {
-  const sid = await adminSession();
-  const project = (await apiOk('post', 'projects/add', { 'project[name]': 'Versioned', 'project[description]': 'First words' }, sid)).project;
-  const id = idOf(project);
-  const { page } = await freshPage();
-  await signIn(page, admin);
-  await open(page, `/projects/${id}/edit`);
-  assert.equal(await page.locator('#project-name').inputValue(), 'Versioned');
-  // Someone else changes it meanwhile.
-  await apiOk('post', 'projects/update', { 'project[id]': String(id), 'project[description]': 'Changed elsewhere' }, sid);
-  await page.locator('#project-name').fill('Renamed in the browser');
-  await submit(page, button(page, 'Save'));
-  const now = (await apiGet('projects', id)).project;
-  assert.equal(now.description, 'Changed elsewhere', 'the change made meanwhile was overwritten');
-  assert.equal(now.name, 'Versioned', 'the stale form was saved over the change made meanwhile');
-  const alert = page.locator('[role=alert]');
-  assert.ok(await alert.count() > 0, `the form does not say it was changed meanwhile: ${await pageText(page, 500)}`);
-  assert.match(await alert.first().innerText(), /changed/i);
-  // The form comes back with the current values (docs/web.md), so that saving it again does
-  // not put back what the other person changed.
-  const shown = await page.locator('#project-description').inputValue();
-  await submit(page, button(page, 'Save'));
-  const after = (await apiGet('projects', id)).project;
-  const problems = [];
-  if (shown !== 'Changed elsewhere') {
-    problems.push(`after the conflict the form shows the stale description "${shown}", not the current "Changed elsewhere"`);
-  }
-  if (after.description !== 'Changed elsewhere') {
-    problems.push(`saving the returned form again overwrote the change made meanwhile: the description is now "${after.description}"`);
-  }
-  assert.deepEqual(problems, [], problems.join('; '));
-});
+for (const kind of ['project', 'task']) {
+  step(`a ${kind}'s edit form does not overwrite a change made meanwhile`, async () => {
+    const sid = await adminSession();
+    const service = `${kind}s`;
+    const attrs = { [`${kind}[name]`]: 'Versioned', [`${kind}[description]`]: 'First words' };
+    if (kind === 'task') attrs['task[projectId]'] = String(internal.id);
+    const id = idOf((await apiOk('post', `${service}/add`, attrs, sid))[kind]);
+    const { page } = await freshPage();
+    await signIn(page, admin);
+    await open(page, `/${service}/${id}/edit`);
+    assert.equal(await page.locator(`#${kind}-name`).inputValue(), 'Versioned');
+    // Someone else changes it meanwhile.
+    await apiOk('post', `${service}/update`, { [`${kind}[id]`]: String(id), [`${kind}[description]`]: 'Changed elsewhere' }, sid);
+    await page.locator(`#${kind}-name`).fill('Renamed in the browser');
+    await submit(page, button(page, 'Save'));
+    const now = (await apiGet(service, id))[kind];
+    assert.equal(now.description, 'Changed elsewhere', 'the change made meanwhile was overwritten');
+    assert.equal(now.name, 'Versioned', 'the stale form was saved over the change made meanwhile');
+    const alert = page.locator('[role=alert]');
+    assert.ok(await alert.count() > 0, `the form does not say it was changed meanwhile: ${await pageText(page, 500)}`);
+    assert.match(await alert.first().innerText(), /changed/i);
+    // The form comes back with the current values (docs/web.md), so that saving it again
+    // does not put back what the other person changed.
+    const shown = await page.locator(`#${kind}-description`).inputValue();
+    await submit(page, button(page, 'Save'));
+    const after = (await apiGet(service, id))[kind];
+    const problems = [];
+    if (shown !== 'Changed elsewhere') {
+      problems.push(`after the conflict the form shows the stale description "${shown}", not the current "Changed elsewhere"`);
+    }
+    if (after.description !== 'Changed elsewhere') {
+      problems.push(`saving the returned form again overwrote the change made meanwhile: the description is now "${after.description}"`);
+    }
+    assert.deepEqual(problems, [], problems.join('; '));
+  });
+}
 
 step('signing in never leads to another site', async () => {
   for (const next of ['https://evil.example/x', '//evil.example/x', '/\\evil.example/x']) {
