@@ -149,3 +149,48 @@ impl FormState {
 pub fn field_id(name: &str) -> String {
     name.replace("[]", "").replace('[', "-").replace(']', "")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::error::FieldError;
+
+    #[test]
+    fn field_ids_are_names_without_brackets() {
+        assert_eq!(field_id("project[name]"), "project-name");
+        assert_eq!(field_id("task[team][]"), "task-team");
+        assert_eq!(field_id("login"), "login");
+    }
+
+    #[test]
+    fn a_refused_form_keeps_what_was_typed_and_places_each_error() {
+        let posted = Posted {
+            pairs: vec![
+                ("project[name]".into(), String::new()),
+                ("project[description]".into(), "kept <b>".into()),
+                ("project[hidden]".into(), "0".into()),
+                ("project[hidden]".into(), "1".into()),
+                ("project[team][]".into(), "3".into()),
+            ],
+            args: Args::default(),
+        };
+        let form = FormState::refused(
+            &posted,
+            ApiError::Validation(vec![
+                FieldError::new("project[name]", "required", "is required"),
+                FieldError::new("project[ownerId]", "invalid", "user 9 does not exist"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(form.get("project[description]"), "kept <b>");
+        assert!(form.checked("project[hidden]"), "the checkbox's value wins");
+        assert!(form.has("project[team][]", "3"));
+        assert_eq!(form.error("project[name]"), Some("is required"));
+        assert_eq!(
+            form.other_errors(&["project[name]"]),
+            vec!["project[ownerId]: user 9 does not exist".to_owned()]
+        );
+        // A refusal that is no form's business is the page's.
+        assert!(FormState::refused(&posted, ApiError::forbidden("no")).is_err());
+    }
+}

@@ -443,3 +443,48 @@ pub async fn remove(
     visit.call("projects", "remove", &posted.args, None).await?;
     Ok(redirect("/projects"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: i64, parent: Option<i64>) -> Task {
+        let mut t = Task::new(1);
+        t.id = id;
+        t.parent_id = parent;
+        t.parent_name = parent.map(|p| format!("task {p}"));
+        t
+    }
+
+    #[test]
+    fn a_page_of_tasks_is_ordered_as_a_tree() {
+        // 9's parent (8) is on another page; 5 comes before its parent 6.
+        let page = vec![
+            task(1, None),
+            task(2, Some(1)),
+            task(3, Some(2)),
+            task(4, None),
+            task(5, Some(6)),
+            task(6, Some(1)),
+            task(9, Some(8)),
+        ];
+        let rows = tree(page, |t| t.id % 2 == 0, 0);
+        let shape: Vec<(i64, usize, Option<String>)> = rows
+            .iter()
+            .map(|r| (r.task.id, r.depth, r.parent_elsewhere.clone()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (1, 0, None),
+                (2, 1, None),
+                (3, 2, None),
+                (6, 1, None),
+                (5, 2, None),
+                (4, 0, None),
+                (9, 0, Some("task 8".into())),
+            ]
+        );
+        assert!(rows.iter().all(|r| r.can_edit == (r.task.id % 2 == 0)));
+    }
+}

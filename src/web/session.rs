@@ -30,7 +30,15 @@ struct SignInPage {
 /// Where to go after signing in: a path of this site only, never another host.
 pub fn safe_next(next: Option<String>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        // Browsers drop tabs and newlines from addresses: "/\t/evil" would be "//evil".
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n
+        }
         _ => "/".into(),
     }
 }
@@ -136,4 +144,27 @@ pub async fn sign_out(State(state): State<AppState>, req: Request) -> Result<Res
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        let next = |s: &str| safe_next(Some(s.to_owned()));
+        assert_eq!(next("/projects/4?page=2"), "/projects/4?page=2");
+        for off_site in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "evil",
+            "",
+        ] {
+            assert_eq!(next(off_site), "/", "{off_site:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
