@@ -744,7 +744,7 @@ for (const kind of ['project', 'task']) {
 }
 
 step('signing in never leads to another site', async () => {
-  for (const next of ['https://evil.example/x', '//evil.example/x', '/\\evil.example/x']) {
+  for (const next of ['https://evil.example/x', '//evil.example/x', '/\\evil.example/x', '/\t/evil.example/x', 'javascript:alert(1)']) {
     const { page } = await freshPage();
     await open(page, `/signin?next=${encodeURIComponent(next)}`);
     await page.locator('#login').fill(user.login);
