@@ -75,7 +75,9 @@ async function allProjects() {
 }
 
 async function activitiesOf(taskId) {
-  return (await apiOk('get', 'activity/getList', { taskId: String(taskId), count: '100' }, await adminSession())).items;
+  const items = (await apiOk('get', 'activity/getList', { 'filter[taskId]': String(taskId), count: '100' }, await adminSession())).items;
+  assert.ok(items.every((a) => Number(a.taskId) === Number(taskId)), `activity/getList filter[taskId]=${taskId} answered other tasks' activities`);
+  return items;
 }
 
 // ---- the browser ----------------------------------------------------------------------
@@ -455,7 +457,7 @@ step('two files are attached at once and one downloads byte-identical', async ()
   // One file note holding both.
   const fileNotes = (await activitiesOf(taskId)).filter((a) => a.type === 'file');
   assert.equal(fileNotes.length, 1, `expected one file note, found ${fileNotes.length}`);
-  const files = (await apiOk('get', 'activity/getFilesList', { activityId: String(fileNotes[0].id) }, await adminSession())).items;
+  const files = (await apiOk('get', 'activity/getFilesList', { 'filter[activityId]': String(fileNotes[0].id) }, await adminSession())).items;
   assert.deepEqual(files.map((f) => f.name).sort(), ['notes.txt', 'plan.bin']);
   assert.deepEqual(files.map((f) => Number(f.size)).sort((a, b) => a - b), [notes.length, plan.length].sort((a, b) => a - b));
 
@@ -494,6 +496,12 @@ step('a client sees neither an activity hidden from clients nor another client\'
   assert.ok(text.includes(site.shownActivity.text), 'the client does not see the activity shown to clients');
   assert.ok(!text.includes(site.hiddenActivity.text), 'the client sees the activity hidden from clients');
   await expectNotFound(page, `/activities/${site.hiddenActivity.id}/edit`);
+  // Nor the files of that activity, nor those of the other client's project; its own, yes.
+  assert.ok(text.includes(site.shownActivity.file.name), 'the client does not see the file of the shown activity');
+  assert.ok(!text.includes(site.hiddenActivity.file.name), 'the client sees the file of the hidden activity');
+  assert.equal((await page.request.get(`/files/${site.shownActivity.file.id}`)).status(), 200, 'the client cannot download a file it sees');
+  assert.equal((await page.request.get(`/files/${site.hiddenActivity.file.id}`)).status(), 404, 'the client downloads the file of a hidden activity');
+  assert.equal((await page.request.get(`/files/${shop.file.id}`)).status(), 404, 'the client downloads a file of the other client\'s project');
 
   await open(page, '/projects');
   const list = await pageText(page, 1_000_000);
@@ -597,7 +605,7 @@ step('a removal asks first: declined, nothing is removed; accepted, the file is 
     { name: 'scratch.txt', mimeType: 'text/plain', buffer: Buffer.from('to be removed\n') },
   ]);
   await submit(page, button(uploadForm, 'Upload'));
-  const fileIds = async () => (await apiOk('get', 'activity/getFilesList', { taskId: String(taskId) }, await adminSession())).items
+  const fileIds = async () => (await apiOk('get', 'activity/getFilesList', { 'filter[taskId]': String(taskId) }, await adminSession())).items
     .filter((f) => f.name === 'scratch.txt').map(idOf);
   const [fileId] = await fileIds();
   assert.ok(fileId, 'the file to remove was not uploaded');
