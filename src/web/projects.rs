@@ -13,7 +13,6 @@ use crate::api::metainfo::{PRIORITIES, STATUSES};
 use crate::api::{projects as api_projects, tasks as api_tasks, AppState};
 use crate::domain::policy;
 use crate::domain::work::{Project, Task};
-use crate::http::args::Args;
 use crate::http::error::ApiError;
 use crate::store::{Filter, ListQuery};
 use crate::web::form::{self, FormState, Posted};
@@ -168,8 +167,7 @@ pub async fn show(
     let visit = Visit::of(&state, &req).await?;
     let id = path_id(&id)?;
     let actor = visit.actor();
-    let (args, headers) = (Args::default(), Default::default());
-    let project = api_projects::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    let project = api_projects::visible(&visit.reader(), &actor, id).await?;
     let page_no = view::page_number(req.uri().query());
     let (found, _) = state
         .store
@@ -251,11 +249,7 @@ struct ProjectForm {
     /// `None` for a new project.
     project: Option<Project>,
     form: FormState,
-    owners: Vec<(String, String)>,
-    people: Vec<(String, String)>,
-    groups: Vec<(String, String)>,
-    statuses: Vec<(String, String)>,
-    priorities: Vec<(String, String)>,
+    choices: Choices,
     csrf: String,
 }
 
@@ -315,15 +309,30 @@ pub async fn group_options(visit: &Visit, empty: &str) -> Result<Vec<(String, St
         .collect())
 }
 
-/// The users the caller sees, as select options and team choices.
-pub async fn people_options(visit: &Visit) -> Result<Vec<(String, String)>, WebError> {
-    Ok(visit
-        .people()
-        .await?
-        .iter()
-        .filter(|u| u.active)
-        .map(|u| (u.id.to_string(), view::user_name(u)))
-        .collect())
+/// What the selects of a project or task form offer.
+pub struct Choices {
+    /// The active users the caller sees: owners and team members.
+    pub people: Vec<(String, String)>,
+    pub groups: Vec<(String, String)>,
+    pub statuses: Vec<(String, String)>,
+    pub priorities: Vec<(String, String)>,
+}
+
+impl Choices {
+    pub async fn of(visit: &Visit) -> Result<Choices, WebError> {
+        Ok(Choices {
+            people: visit
+                .people()
+                .await?
+                .iter()
+                .filter(|u| u.active)
+                .map(|u| (u.id.to_string(), u.display_name()))
+                .collect(),
+            groups: group_options(visit, "No group").await?,
+            statuses: options(&STATUSES, None),
+            priorities: options(&PRIORITIES, None),
+        })
+    }
 }
 
 async fn project_form(
@@ -332,16 +341,11 @@ async fn project_form(
     form: FormState,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let people = people_options(visit).await?;
     let html = ProjectForm {
         nav: visit.nav("projects"),
         project,
         form,
-        owners: people.clone(),
-        people,
-        groups: group_options(visit, "No group").await?,
-        statuses: options(&STATUSES, None),
-        priorities: options(&PRIORITIES, None),
+        choices: Choices::of(visit).await?,
         csrf: visit.csrf.clone(),
     }
     .render()?;
@@ -390,8 +394,7 @@ async fn refused(
 async fn editable(visit: &Visit, id: &str) -> Result<Project, WebError> {
     let id = path_id(id)?;
     let actor = visit.actor();
-    let (args, headers) = (Args::default(), Default::default());
-    let project = api_projects::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    let project = api_projects::visible(&visit.reader(), &actor, id).await?;
     if !policy::can_edit_project(&actor, &api_projects::facts(&project, &actor)) {
         return Err(ApiError::forbidden(format!("You may not edit project {id}")).into());
     }
@@ -416,9 +419,7 @@ pub async fn update(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("project[id]", &id.to_string())?;
+    let (visit, posted, id) = form::read_for(&state, &id, req, "project[id]").await?;
     match visit
         .call("projects", "update", &posted.args, posted.version())
         .await
@@ -437,9 +438,7 @@ pub async fn remove(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("id", &id.to_string())?;
+    let (visit, posted, _) = form::read_for(&state, &id, req, "id").await?;
     visit.call("projects", "remove", &posted.args, None).await?;
     Ok(redirect("/projects"))
 }
