@@ -1388,6 +1388,11 @@ async fn signing_in_and_out() {
         ("\\\\evil.example", "/"),
         ("javascript:alert(1)", "/"),
         ("evil.example", "/"),
+        // Browsers drop tabs and newlines from a URL: `/<tab>/evil.example` is
+        // `//evil.example` to them.
+        ("/\t/evil.example", "/"),
+        ("/\n/evil.example", "/"),
+        ("/\r\n/evil.example", "/"),
     ] {
         let b = s.browser();
         let r = b
