@@ -20,7 +20,7 @@ use crate::web::form::{self, FormState, Posted};
 use crate::web::view::{self, Nav, Pager, People};
 use crate::web::{page, path_id, redirect, render, Visit, WebError};
 
-const PROJECTS_PER_PAGE: i64 = 25;
+const PROJECTS_PER_PAGE: i64 = 50;
 const TASKS_PER_PAGE: i64 = 100;
 
 /// One row of the projects list.
