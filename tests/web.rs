@@ -980,6 +980,164 @@ async fn forms_without_their_token_session_or_right_change_nothing() {
     s.stop().await;
 }
 
+fn upload_form(csrf: Option<&str>, files: &[(&str, Vec<u8>)]) -> reqwest::multipart::Form {
+    let mut f = reqwest::multipart::Form::new().text("text", "Files for you");
+    if let Some(csrf) = csrf {
+        f = f.text("csrf", csrf.to_owned());
+    }
+    for (name, bytes) in files {
+        let part = reqwest::multipart::Part::bytes(bytes.clone())
+            .file_name(name.to_string())
+            .mime_str("application/octet-stream")
+            .unwrap();
+        f = f.part("files", part);
+    }
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_uploads_need_their_token_session_and_right() {
+    let s = TestServer::start().await;
+    let admin_sid = s.admin().await;
+    let admin = s.as_caller(&admin_sid);
+    let (client, _) = s.user("client@example.com", 200, false).await;
+    let outside = admin.project(&[("name", "Outside")]).await;
+    let hidden_task = admin.task(outside, &[("name", "Not the client's")]).await;
+    let team = admin
+        .project(&[("name", "Team"), ("team[]", &client.to_string())])
+        .await;
+    let task = admin.task(team, &[("name", "Task")]).await;
+    let b = s.admin_browser().await;
+    let cl = s.user_browser("client@example.com").await;
+    let path = format!("/tasks/{task}/files");
+    let file = || vec![("a.txt", b"some bytes".to_vec())];
+    let nothing = |what: &str| format!("{what} stored something");
+
+    let other = cl.csrf().await;
+    for csrf in [None, Some("bad"), Some(other.as_str())] {
+        let r = b.post_multipart(&path, upload_form(csrf, &file())).await;
+        assert_eq!(r.status, 403, "csrf {csrf:?}: {}", r.body);
+    }
+    let r = s
+        .browser()
+        .post_multipart(&path, upload_form(Some(&other), &file()))
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(location(&r).starts_with("/signin"), "{}", location(&r));
+    // A task the client does not see: the "Not found" page.
+    let csrf = cl.csrf().await;
+    let r = cl
+        .post_multipart(
+            &format!("/tasks/{hidden_task}/files"),
+            upload_form(Some(&csrf), &file()),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    // No file chosen: the form again, saying so.
+    let csrf = b.csrf().await;
+    let r = b.post_multipart(&path, upload_form(Some(&csrf), &[])).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(
+        admin.files(&[]).await.total,
+        0,
+        "{}",
+        nothing("a refused upload")
+    );
+    assert_eq!(
+        admin.list(Kind::Activity, &[]).await.total,
+        0,
+        "{}",
+        nothing("a refused upload")
+    );
+
+    // With all of them, the files are the API's.
+    let r = b
+        .post_multipart(
+            &path,
+            upload_form(
+                Some(&csrf),
+                &[("one.txt", b"1".to_vec()), ("two.txt", b"22".to_vec())],
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let files = admin.files(&[]).await;
+    assert_eq!(files.total, 2);
+    let activities = admin.list(Kind::Activity, &[]).await.total;
+    // A client may post messages but not attach files (a file note is not a message, and
+    // a client edits only its messages): no upload form, and the upload is refused whole.
+    let page = cl.get(&format!("/tasks/{task}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Post a message"), "{}", page.body);
+    assert!(
+        !links_to(&page.body, &path),
+        "the client is offered an upload: {}",
+        page.body
+    );
+    assert!(links_to(
+        &b.get(&format!("/tasks/{task}")).await.body,
+        &path
+    ));
+    let csrf = cl.csrf().await;
+    let r = cl
+        .post_multipart(&path, upload_form(Some(&csrf), &file()))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        admin.files(&[]).await.total,
+        2,
+        "{}",
+        nothing("a client's upload")
+    );
+    assert_eq!(admin.list(Kind::Activity, &[]).await.total, activities);
+    // The page lists them, downloadable.
+    let page = b.get(&format!("/tasks/{task}")).await;
+    for f in &files.items {
+        let id = id_of(f);
+        assert!(
+            links_to(&page.body, &format!("/files/{id}")),
+            "{}",
+            page.body
+        );
+        let r = b.get(&format!("/files/{id}")).await;
+        assert_eq!(r.status, 200);
+    }
+    // Removing a file: the back field may not lead off-site.
+    let id = files.ids[0];
+    let csrf = b.csrf().await;
+    let r = b
+        .post_raw(
+            &format!("/files/{id}/remove"),
+            &[("csrf", &csrf), ("back", "/\t/evil.example")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(location(&r), "/");
+    assert_eq!(admin.files(&[]).await.total, 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_list_shows_fifty_a_page() {
+    let s = TestServer::start().await;
+    let admin_sid = s.admin().await;
+    let admin = s.as_caller(&admin_sid);
+    for i in 0..51 {
+        admin.project(&[("name", &format!("Project {i:02}"))]).await;
+    }
+    let b = s.admin_browser().await;
+    let first = b.get("/projects").await;
+    assert_eq!(
+        linked_ids(&first.body, "/projects/").len(),
+        50,
+        "docs/web.md: 50 a page"
+    );
+    assert!(first.body.contains("Page 1 of 2"), "{}", first.body);
+    let second = b.get("/projects?page=2").await;
+    assert_eq!(linked_ids(&second.body, "/projects/").len(), 1);
+    s.stop().await;
+}
+
 // ---- hostile text ----------------------------------------------------------------------
 
 const SCRIPT: &str = "</textarea></title><script>alert(1)</script>";

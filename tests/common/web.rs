@@ -210,6 +210,12 @@ impl Browser<'_> {
         self.send(req).await
     }
 
+    /// POSTs a multipart form (a file upload) exactly as given.
+    pub async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> Resp {
+        self.send(self.client.post(self.server.https(path)).multipart(form))
+            .await
+    }
+
     /// This session's form token, as the frame of every page carries it.
     pub async fn csrf(&self) -> String {
         let r = self.get("/").await;
