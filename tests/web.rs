@@ -247,6 +247,9 @@ async fn every_page_answers_with_the_apis_rules_for_every_role() {
         if path.ends_with("/edit") {
             seen.insert((path.split('/').nth(1).unwrap_or("").to_owned(), want));
         }
+        if path.starts_with("/tasks/new?project=") {
+            seen.insert(("tasks/new".to_owned(), want));
+        }
         if got.status != want {
             wrong.push(format!(
                 "{role} {path}: {} (the API says {want})",
@@ -517,7 +520,14 @@ async fn every_page_answers_with_the_apis_rules_for_every_role() {
             "{} New group",
             role.name
         );
-        // A client never reads what is hidden from clients, anywhere.
+        // A client never reads what is hidden from clients, anywhere; the others do.
+        let stream = b.get(&format!("/tasks/{}", w.tasks[0].0)).await;
+        assert_eq!(
+            stream.body.contains(w.secret),
+            role.name != "client",
+            "{} and the activity hidden from clients",
+            role.name
+        );
         if role.name == "client" {
             for path in ["/", "/projects"]
                 .into_iter()
@@ -543,7 +553,14 @@ async fn every_page_answers_with_the_apis_rules_for_every_role() {
         wrong.join("\n")
     );
     // The world exercised every answer on each kind of edit page.
-    for kind in ["projects", "tasks", "activities", "users", "groups"] {
+    for kind in [
+        "projects",
+        "tasks",
+        "activities",
+        "users",
+        "groups",
+        "tasks/new",
+    ] {
         for status in [200, 403, 404] {
             assert!(
                 seen.contains(&(kind.to_owned(), status)),
@@ -1274,10 +1291,12 @@ async fn hostile_text_is_escaped_in_every_page_that_shows_it() {
     admin
         .update(Kind::User, me, &[("firstName", &hostile("admin"))])
         .await;
-    // An email may carry quotes and an apostrophe where the API allows them.
-    let odd_email = "o'neil\"x\"@example.com";
+    // The API takes any email without whitespace: markup too. A person without a name is
+    // shown by their email (in teams, owners, choices of people), so this one is in the
+    // project's and the task's teams and has no name.
+    let odd_email = "\"'><script>alert(1)</script>@example.com";
     let odd = admin
-        .try_add(
+        .add(
             Kind::User,
             &[
                 ("email", odd_email),
@@ -1285,6 +1304,17 @@ async fn hostile_text_is_escaped_in_every_page_that_shows_it() {
                 ("securityLevel", "100"),
             ],
         )
+        .await;
+    let odd_s = odd.to_string();
+    admin
+        .update(
+            Kind::Project,
+            project,
+            &[("team[]", &me_s), ("team[]", &odd_s)],
+        )
+        .await;
+    admin
+        .update(Kind::Task, task, &[("team[]", &me_s), ("team[]", &odd_s)])
         .await;
 
     let b = s.admin_browser().await;
@@ -1356,11 +1386,23 @@ async fn hostile_text_is_escaped_in_every_page_that_shows_it() {
         form.contains(&format!("value=\"{}\"", esc(&hostile("title")))),
         "{form}"
     );
-    if odd.is_ok() {
-        let users = b.get("/users").await.body;
-        assert!(!users.contains(odd_email), "the email is shown unescaped");
-        assert!(norm(&users).contains(&esc(odd_email)), "{users}");
+    for path in [
+        "/users".to_owned(),
+        format!("/users/{odd}/edit"),
+        format!("/projects/{project}"),
+        format!("/projects/{project}/edit"),
+        format!("/tasks/{task}"),
+        format!("/tasks/{task}/edit"),
+    ] {
+        let page = b.get(&path).await.body;
+        assert!(
+            !page.contains(odd_email),
+            "{path} shows the email unescaped"
+        );
+        assert!(norm(&page).contains(&esc(odd_email)), "{path}: {page}");
     }
+    let r = b.get(&format!("/users/{odd}/edit")).await;
+    assert_escaped("the odd user's form", &r.body);
     // What a refused form shows again is escaped too.
     let r = b
         .post(
