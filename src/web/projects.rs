@@ -183,9 +183,24 @@ pub async fn show(
             },
         )
         .await?;
+    // A parent elsewhere is named only if the caller sees it.
+    let mut items = found.items;
+    let on_page: std::collections::HashSet<i64> = items.iter().map(|t| t.id).collect();
+    let mut parents: HashMap<i64, Option<String>> = HashMap::new();
+    for t in &mut items {
+        match t.parent_id {
+            Some(p) if !on_page.contains(&p) => {
+                if !parents.contains_key(&p) {
+                    parents.insert(p, super::tasks::parent_name(&visit, p).await?);
+                }
+                t.parent_name = parents[&p].clone();
+            }
+            _ => {}
+        }
+    }
     let now = crate::domain::now();
     let tasks = tree(
-        found.items,
+        items,
         |t| policy::can_edit_task(&actor, &api_tasks::facts(t, Some(&project), &actor)),
         now,
     );
@@ -230,7 +245,7 @@ pub fn tree(tasks: Vec<Task>, can_edit: impl Fn(&Task) -> bool, now: i64) -> Vec
             stack.extend(kids.into_iter().rev().map(|k| (k, depth + 1)));
         }
         let parent_elsewhere = match (depth, task.parent_id) {
-            (0, Some(_)) => Some(task.parent_name.clone().unwrap_or_default()),
+            (0, Some(_)) => task.parent_name.clone(),
             _ => None,
         };
         rows.push(TaskRow {

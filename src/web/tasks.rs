@@ -160,7 +160,10 @@ async fn task_page(
 ) -> Result<Response, WebError> {
     let actor = visit.actor();
     let (args, headers) = (Args::default(), HeaderMap::new());
-    let (task, project) = api_tasks::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    let (mut task, project) = api_tasks::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    if let Some(parent) = task.parent_id {
+        task.parent_name = parent_name(visit, parent).await?;
+    }
     let store = &visit.state.store;
     let list = |filters: Vec<Filter>, offset: i64, count: i64| ListQuery {
         filters,
@@ -237,6 +240,17 @@ async fn task_page(
     }
     .render()?;
     Ok(page(status, html))
+}
+
+/// The name of a parent task, if the caller sees it: a sub-task may be visible under a
+/// parent that is not (hidden, outside the caller's teams), whose name it must not show.
+pub async fn parent_name(visit: &Visit, parent: i64) -> Result<Option<String>, WebError> {
+    let (args, headers) = (Args::default(), HeaderMap::new());
+    match api_tasks::visible(&visit.ctx(&args, &headers), &visit.actor(), parent).await {
+        Ok((p, _)) => Ok(Some(p.name)),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `POST /tasks/{id}/activities`: a message or a progress note, by `activity/add`.
