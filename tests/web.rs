@@ -1826,3 +1826,85 @@ async fn every_page_has_the_security_headers_and_no_inline_code() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_form_read_before_someone_elses_change_does_not_overwrite_it() {
+    let s = TestServer::start().await;
+    let admin_sid = s.admin().await;
+    let admin = s.as_caller(&admin_sid);
+    let project = admin.project(&[("name", "First")]).await;
+    let b = s.admin_browser().await;
+    let form = b.get(&format!("/projects/{project}/edit")).await;
+    assert_eq!(form.status, 200);
+    let version = attribute_after(&form.body, "name=\"version\"", "value").unwrap();
+    let csrf = csrf_of(&form.body).unwrap();
+    admin
+        .update(Kind::Project, project, &[("name", "Changed meanwhile")])
+        .await;
+    let r = b
+        .post_raw(
+            &format!("/projects/{project}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("project[name]", "Mine"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("Someone else changed this meanwhile"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("value=\"Mine\""), "what was typed is kept");
+    assert_eq!(
+        admin.get(Kind::Project, project).await["name"],
+        "Changed meanwhile"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_task_the_caller_does_not_see_is_not_named() {
+    let s = TestServer::start().await;
+    let admin_sid = s.admin().await;
+    let admin = s.as_caller(&admin_sid);
+    let (_, user_sid) = s.user("user@example.com", 100, false).await;
+    let p = admin.project(&[("name", "Open project")]).await;
+    let parent = admin
+        .task(p, &[("name", "Secret parent"), ("hidden", "1")])
+        .await;
+    let sub = admin
+        .add(
+            Kind::Task,
+            &[
+                ("name", "Visible sub-task"),
+                ("projectId", &p.to_string()),
+                ("parentId", &parent.to_string()),
+            ],
+        )
+        .await;
+    // The user sees the sub-task, not its hidden parent.
+    let user = s.as_caller(&user_sid);
+    assert_eq!(
+        user.try_get(Kind::Task, parent).await.unwrap_err().status,
+        404
+    );
+    user.get(Kind::Task, sub).await;
+    let b = s.user_browser("user@example.com").await;
+    for path in [format!("/tasks/{sub}"), format!("/projects/{p}")] {
+        let r = b.get(&path).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.body.contains("Visible sub-task"), "{path}: {}", r.body);
+        assert!(
+            !r.body.contains("Secret parent"),
+            "{path} names the hidden parent"
+        );
+    }
+    // Who sees the parent sees its name.
+    let a = s.admin_browser().await;
+    let r = a.get(&format!("/tasks/{sub}")).await;
+    assert!(r.body.contains("Secret parent"), "{}", r.body);
+    s.stop().await;
+}
