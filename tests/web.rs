@@ -340,6 +340,28 @@ async fn every_page_answers_with_the_apis_rules_for_every_role() {
                 }
             }
         }
+        // A new project: the page and the list's button answer as projects/add does.
+        let added = api.try_add(Kind::Project, &[("name", "Probe")]).await;
+        let want = match &added {
+            Ok(p) => {
+                admin.remove(Kind::Project, id_of(p)).await;
+                200
+            }
+            Err(f) => f.status,
+        };
+        check(
+            role.name,
+            "/projects/new",
+            &b.get("/projects/new").await,
+            want,
+        );
+        let list = b.get("/projects").await;
+        assert_eq!(
+            links_to(&list.body, "/projects/new"),
+            want == 200,
+            "{} New project",
+            role.name
+        );
         // A single task (no project): the page answers as tasks/add does.
         let added = api.try_add(Kind::Task, &[("name", "Probe")]).await;
         let want = match &added {
