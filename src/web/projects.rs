@@ -190,10 +190,14 @@ pub async fn show(
     for t in &mut items {
         match t.parent_id {
             Some(p) if !on_page.contains(&p) => {
-                if !parents.contains_key(&p) {
-                    parents.insert(p, super::tasks::parent_name(&visit, p).await?);
-                }
-                t.parent_name = parents[&p].clone();
+                t.parent_name = match parents.get(&p) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = super::tasks::parent_name(&visit, p).await?;
+                        parents.insert(p, name.clone());
+                        name
+                    }
+                };
             }
             _ => {}
         }
