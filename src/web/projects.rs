@@ -19,7 +19,7 @@ use crate::web::form::{self, FormState, Posted};
 use crate::web::view::{self, Nav, Pager, People};
 use crate::web::{page, path_id, redirect, render, Visit, WebError};
 
-const PROJECTS_PER_PAGE: i64 = 25;
+const PROJECTS_PER_PAGE: i64 = 50;
 const TASKS_PER_PAGE: i64 = 100;
 
 /// One row of the projects list.
@@ -181,9 +181,11 @@ pub async fn show(
             },
         )
         .await?;
+    let mut items = found.items;
+    api_tasks::hide_unseen_parents(&visit.reader(), &actor, &mut items).await?;
     let now = crate::domain::now();
     let tasks = tree(
-        found.items,
+        items,
         |t| policy::can_edit_task(&actor, &api_tasks::facts(t, Some(&project), &actor)),
         now,
     );
@@ -228,7 +230,7 @@ pub fn tree(tasks: Vec<Task>, can_edit: impl Fn(&Task) -> bool, now: i64) -> Vec
             stack.extend(kids.into_iter().rev().map(|k| (k, depth + 1)));
         }
         let parent_elsewhere = match (depth, task.parent_id) {
-            (0, Some(_)) => Some(task.parent_name.clone().unwrap_or_default()),
+            (0, Some(_)) => task.parent_name.clone(),
             _ => None,
         };
         rows.push(TaskRow {

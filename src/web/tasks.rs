@@ -121,6 +121,9 @@ struct TaskPage {
     can_add_sub_task: bool,
     can_post_message: bool,
     can_post_progress: bool,
+    /// Whether the caller may attach files to a file note of its own (clients may not:
+    /// they edit only their messages).
+    can_upload: bool,
     message: FormState,
     progress: FormState,
     upload: FormState,
@@ -155,7 +158,9 @@ async fn task_page(
     status: StatusCode,
 ) -> Result<Response, WebError> {
     let actor = visit.actor();
-    let (task, project) = api_tasks::visible(&visit.reader(), &actor, id).await?;
+    let (mut task, project) = api_tasks::visible(&visit.reader(), &actor, id).await?;
+    api_tasks::hide_unseen_parents(&visit.reader(), &actor, std::slice::from_mut(&mut task))
+        .await?;
     let store = &visit.state.store;
     let list = |filters: Vec<Filter>, offset: i64, count: i64| ListQuery {
         filters,
@@ -214,6 +219,15 @@ async fn task_page(
         can_add_sub_task,
         can_post_message: policy::can_post_message(&actor, &Target::Task(facts)),
         can_post_progress: policy::can_post_progress(&actor, &facts),
+        can_upload: policy::can_post_message(&actor, &Target::Task(facts))
+            && policy::can_edit_activity(
+                &actor,
+                &policy::ActivityFacts {
+                    is_owner: true,
+                    is_message: false,
+                    hide_from_clients: false,
+                },
+            ),
         message: forms.message,
         progress: forms.progress,
         upload: forms.upload,
