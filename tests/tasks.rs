@@ -1306,6 +1306,70 @@ async fn hidden_tasks_are_seen_only_by_their_owner_and_teams() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_under_a_hidden_parent_does_not_name_it_to_who_cannot_see_the_parent() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let as_admin = server.as_caller(&admin);
+    let (ann, ann_s) = server.user("ann@example.com", 100, false).await;
+    let (bob, bob_s) = server.user("bob@example.com", 100, false).await;
+    let project = as_admin
+        .add(Kind::Project, &[("name", "Open project")])
+        .await;
+    let parent = id_of(
+        &as_admin
+            .try_add(
+                Kind::Task,
+                &[
+                    ("name", "Secret parent"),
+                    ("projectId", &project.to_string()),
+                    ("hidden", "1"),
+                    ("team", &ann.to_string()),
+                ],
+            )
+            .await
+            .unwrap(),
+    );
+    let child = as_admin
+        .task(
+            project,
+            &[
+                ("name", "Child"),
+                ("parentId", &parent.to_string()),
+                ("team", &format!("{ann},{bob}")),
+            ],
+        )
+        .await;
+    let filter = [("filter[projectId]", project.to_string())];
+    let filter: Vec<(&str, &str)> = filter.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Who sees the parent reads its name, in getById and getList alike.
+    for sid in [&admin, &ann_s] {
+        let caller = server.as_caller(sid);
+        assert_eq!(
+            caller.get(Kind::Task, child).await["parentName"],
+            "Secret parent"
+        );
+        let listed = caller.list(Kind::Task, &filter).await;
+        let row = listed.items.iter().find(|t| id_of(t) == child).unwrap();
+        assert_eq!(row["parentName"], "Secret parent");
+    }
+    // Bob sees the child but not its hidden parent: not its name either.
+    let as_bob = server.as_caller(&bob_s);
+    let got = as_bob.get(Kind::Task, child).await;
+    assert_eq!(
+        got["parentId"], parent,
+        "the id is the child's own attribute"
+    );
+    assert!(got["parentName"].is_null(), "{got}");
+    let listed = as_bob.list(Kind::Task, &filter).await;
+    assert_eq!(listed.ids, vec![child]);
+    assert!(
+        listed.items[0]["parentName"].is_null(),
+        "{}",
+        listed.items[0]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Status done
 // ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ use crate::domain::user::SecurityLevel;
 use crate::domain::work::{Project, Task};
 use crate::http::args::Obj;
 use crate::http::error::ApiError;
-use crate::mail::{display_name, mails_for, Notice};
+use crate::mail::{mails_for, Notice};
 use crate::store::{OutgoingMail, StoreError};
 
 /// The notify flags of one write.
@@ -81,7 +81,7 @@ async fn mails(
 
 /// The caller's name, as notices show it.
 fn author_name(ctx: &Ctx<'_>) -> Result<String, ApiError> {
-    Ok(display_name(&ctx.caller()?.user))
+    Ok(ctx.caller()?.user.display_name())
 }
 
 /// Queues nothing itself: wakes the mail worker after a write that queued mail.

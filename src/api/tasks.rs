@@ -351,10 +351,43 @@ impl Work for Task {
     }
 }
 
+/// Drops the name of each task's parent that the caller may not see: a task can be
+/// visible under a hidden parent (section 8), and `parentName` is the parent's own.
+pub async fn hide_unseen_parents(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    tasks: &mut [Task],
+) -> Result<(), ApiError> {
+    if policy::sees_every_task(actor) {
+        return Ok(());
+    }
+    let mut seen: HashMap<i64, bool> = tasks.iter().map(|t| (t.id, true)).collect();
+    for t in tasks.iter_mut() {
+        let Some(parent) = t.parent_id else { continue };
+        let sees_parent = match seen.get(&parent) {
+            Some(known) => *known,
+            None => {
+                let sees = match visible(ctx, actor, parent).await {
+                    Ok(_) => true,
+                    Err(ApiError::NotFound(_)) => false,
+                    Err(e) => return Err(e),
+                };
+                seen.insert(parent, sees);
+                sees
+            }
+        };
+        if !sees_parent {
+            t.parent_name = None;
+        }
+    }
+    Ok(())
+}
+
 pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let id = required_id(ctx.args.scalar("id"))?;
-    let (t, project) = visible(ctx, &actor, id).await?;
+    let (mut t, project) = visible(ctx, &actor, id).await?;
+    hide_unseen_parents(ctx, &actor, std::slice::from_mut(&mut t)).await?;
     let can_edit = policy::can_edit_task(&actor, &facts(&t, project.as_ref(), &actor));
     Ok(Output::Object(record(&t, can_edit, true)))
 }
@@ -364,7 +397,8 @@ pub async fn get_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let query = list_query(ctx.args, FILTERS, true)?;
     let offset = query.offset;
     let with_team = switch(ctx.args, "loadTeam")?;
-    let (page, projects) = ctx.state.store.tasks(ctx.ws, actor, query).await?;
+    let (mut page, projects) = ctx.state.store.tasks(ctx.ws, actor, query).await?;
+    hide_unseen_parents(ctx, &actor, &mut page.items).await?;
     let projects: HashMap<i64, Project> = projects.into_iter().map(|p| (p.id, p)).collect();
     let items = page
         .items

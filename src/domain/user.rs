@@ -58,6 +58,22 @@ pub struct User {
     pub version: i64,
 }
 
+impl User {
+    /// The name mail and pages show: first and last name, else the email.
+    pub fn display_name(&self) -> String {
+        let name = [&self.profile.first_name, &self.profile.last_name]
+            .iter()
+            .filter_map(|p| p.as_deref())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if name.trim().is_empty() {
+            self.email.clone()
+        } else {
+            name
+        }
+    }
+}
+
 /// The free-text attributes of a user, each optional.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {

@@ -87,20 +87,6 @@ pub fn compose(n: &Notice) -> (String, String, String) {
     (subject, text, html)
 }
 
-/// A user's name as mail shows it.
-pub fn display_name(u: &User) -> String {
-    let name = [&u.profile.first_name, &u.profile.last_name]
-        .iter()
-        .filter_map(|p| p.as_deref())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if name.trim().is_empty() {
-        u.email.clone()
-    } else {
-        name
-    }
-}
-
 /// The mails of a notice: to every candidate that is active, not the author, and may see
 /// the object (`may_see`, asked with the candidate as the caller). One mail per address.
 pub fn mails_for(

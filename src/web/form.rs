@@ -38,6 +38,20 @@ pub async fn read(state: &crate::api::AppState, req: Request) -> Result<(Visit, 
     Ok((visit, posted))
 }
 
+/// A form posted to a path that names one object (`/projects/{id}/edit`): the caller,
+/// the form with the id as the argument `key` (`project[id]`, `id`), and the id.
+pub async fn read_for(
+    state: &crate::api::AppState,
+    id: &str,
+    req: Request,
+    key: &str,
+) -> Result<(Visit, Posted, i64), WebError> {
+    let (visit, mut posted) = read(state, req).await?;
+    let id = super::path_id(id)?;
+    posted.args.insert(key, &id.to_string())?;
+    Ok((visit, posted, id))
+}
+
 /// The pairs of a url-encoded form body.
 pub async fn read_body(req: Request) -> Result<Posted, WebError> {
     let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)

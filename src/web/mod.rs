@@ -102,6 +102,9 @@ pub struct Visit {
     pub caller: Caller,
     /// The forgery token every form of this session carries.
     pub csrf: String,
+    /// What a read through the API's functions is given: no arguments, no headers.
+    no_args: Args,
+    no_headers: HeaderMap,
 }
 
 impl Visit {
@@ -141,6 +144,8 @@ impl Visit {
                 ws,
                 client,
                 caller,
+                no_args: Args::default(),
+                no_headers: HeaderMap::new(),
             })
         }
     }
@@ -160,6 +165,11 @@ impl Visit {
             args,
             file_parts: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A context for the API's read functions (`visible` and the like).
+    pub fn reader(&self) -> Ctx<'_> {
+        self.ctx(&self.no_args, &self.no_headers)
     }
 
     /// Runs the API's own handler for `service/method` with the form's arguments. With a

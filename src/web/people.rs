@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::api::{users as api_users, AppState};
@@ -150,8 +150,7 @@ pub async fn user_create(
 /// The user of an edit page: one the caller sees and may edit.
 async fn editable(visit: &Visit, id: i64) -> Result<User, WebError> {
     let actor = visit.actor();
-    let (args, headers) = (Args::default(), HeaderMap::new());
-    let user = api_users::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    let user = api_users::visible(&visit.reader(), &actor, id).await?;
     if !policy::can_edit_user(&actor, id) {
         return Err(ApiError::forbidden("You may edit only your own profile").into());
     }
@@ -200,9 +199,7 @@ pub async fn user_remove(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("id", &id.to_string())?;
+    let (visit, posted, id) = form::read_for(&state, &id, req, "id").await?;
     match visit.call("users", "remove", &posted.args, None).await {
         Ok(_) => Ok(redirect("/users")),
         Err(e @ ApiError::Conflict { .. }) => {
@@ -323,9 +320,7 @@ pub async fn group_update(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("group[id]", &id.to_string())?;
+    let (visit, posted, id) = form::read_for(&state, &id, req, "group[id]").await?;
     match visit
         .call("projectsgroups", "update", &posted.args, posted.version())
         .await
@@ -345,9 +340,7 @@ pub async fn group_remove(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("id", &id.to_string())?;
+    let (visit, posted, _) = form::read_for(&state, &id, req, "id").await?;
     visit
         .call("projectsgroups", "remove", &posted.args, None)
         .await?;

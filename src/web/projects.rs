@@ -13,14 +13,13 @@ use crate::api::metainfo::{PRIORITIES, STATUSES};
 use crate::api::{projects as api_projects, tasks as api_tasks, AppState};
 use crate::domain::policy;
 use crate::domain::work::{Project, Task};
-use crate::http::args::Args;
 use crate::http::error::ApiError;
 use crate::store::{Filter, ListQuery};
 use crate::web::form::{self, FormState, Posted};
 use crate::web::view::{self, Nav, Pager, People};
 use crate::web::{page, path_id, redirect, render, Visit, WebError};
 
-const PROJECTS_PER_PAGE: i64 = 25;
+const PROJECTS_PER_PAGE: i64 = 50;
 const TASKS_PER_PAGE: i64 = 100;
 
 /// One row of the projects list.
@@ -168,8 +167,7 @@ pub async fn show(
     let visit = Visit::of(&state, &req).await?;
     let id = path_id(&id)?;
     let actor = visit.actor();
-    let (args, headers) = (Args::default(), Default::default());
-    let project = api_projects::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    let project = api_projects::visible(&visit.reader(), &actor, id).await?;
     let page_no = view::page_number(req.uri().query());
     let (found, _) = state
         .store
@@ -183,9 +181,11 @@ pub async fn show(
             },
         )
         .await?;
+    let mut items = found.items;
+    api_tasks::hide_unseen_parents(&visit.reader(), &actor, &mut items).await?;
     let now = crate::domain::now();
     let tasks = tree(
-        found.items,
+        items,
         |t| policy::can_edit_task(&actor, &api_tasks::facts(t, Some(&project), &actor)),
         now,
     );
@@ -230,7 +230,7 @@ pub fn tree(tasks: Vec<Task>, can_edit: impl Fn(&Task) -> bool, now: i64) -> Vec
             stack.extend(kids.into_iter().rev().map(|k| (k, depth + 1)));
         }
         let parent_elsewhere = match (depth, task.parent_id) {
-            (0, Some(_)) => Some(task.parent_name.clone().unwrap_or_default()),
+            (0, Some(_)) => task.parent_name.clone(),
             _ => None,
         };
         rows.push(TaskRow {
@@ -251,11 +251,7 @@ struct ProjectForm {
     /// `None` for a new project.
     project: Option<Project>,
     form: FormState,
-    owners: Vec<(String, String)>,
-    people: Vec<(String, String)>,
-    groups: Vec<(String, String)>,
-    statuses: Vec<(String, String)>,
-    priorities: Vec<(String, String)>,
+    choices: Choices,
     csrf: String,
 }
 
@@ -315,15 +311,30 @@ pub async fn group_options(visit: &Visit, empty: &str) -> Result<Vec<(String, St
         .collect())
 }
 
-/// The users the caller sees, as select options and team choices.
-pub async fn people_options(visit: &Visit) -> Result<Vec<(String, String)>, WebError> {
-    Ok(visit
-        .people()
-        .await?
-        .iter()
-        .filter(|u| u.active)
-        .map(|u| (u.id.to_string(), view::user_name(u)))
-        .collect())
+/// What the selects of a project or task form offer.
+pub struct Choices {
+    /// The active users the caller sees: owners and team members.
+    pub people: Vec<(String, String)>,
+    pub groups: Vec<(String, String)>,
+    pub statuses: Vec<(String, String)>,
+    pub priorities: Vec<(String, String)>,
+}
+
+impl Choices {
+    pub async fn of(visit: &Visit) -> Result<Choices, WebError> {
+        Ok(Choices {
+            people: visit
+                .people()
+                .await?
+                .iter()
+                .filter(|u| u.active)
+                .map(|u| (u.id.to_string(), u.display_name()))
+                .collect(),
+            groups: group_options(visit, "No group").await?,
+            statuses: options(&STATUSES, None),
+            priorities: options(&PRIORITIES, None),
+        })
+    }
 }
 
 async fn project_form(
@@ -332,16 +343,11 @@ async fn project_form(
     form: FormState,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let people = people_options(visit).await?;
     let html = ProjectForm {
         nav: visit.nav("projects"),
         project,
         form,
-        owners: people.clone(),
-        people,
-        groups: group_options(visit, "No group").await?,
-        statuses: options(&STATUSES, None),
-        priorities: options(&PRIORITIES, None),
+        choices: Choices::of(visit).await?,
         csrf: visit.csrf.clone(),
     }
     .render()?;
@@ -390,8 +396,7 @@ async fn refused(
 async fn editable(visit: &Visit, id: &str) -> Result<Project, WebError> {
     let id = path_id(id)?;
     let actor = visit.actor();
-    let (args, headers) = (Args::default(), Default::default());
-    let project = api_projects::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    let project = api_projects::visible(&visit.reader(), &actor, id).await?;
     if !policy::can_edit_project(&actor, &api_projects::facts(&project, &actor)) {
         return Err(ApiError::forbidden(format!("You may not edit project {id}")).into());
     }
@@ -416,9 +421,7 @@ pub async fn update(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("project[id]", &id.to_string())?;
+    let (visit, posted, id) = form::read_for(&state, &id, req, "project[id]").await?;
     match visit
         .call("projects", "update", &posted.args, posted.version())
         .await
@@ -437,9 +440,7 @@ pub async fn remove(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("id", &id.to_string())?;
+    let (visit, posted, _) = form::read_for(&state, &id, req, "id").await?;
     visit.call("projects", "remove", &posted.args, None).await?;
     Ok(redirect("/projects"))
 }

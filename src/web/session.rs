@@ -27,10 +27,11 @@ struct SignInPage {
     css: &'static str,
 }
 
-/// Where to go after signing in: a path of this site only, never another host.
+/// Where to go after signing in: a path of this site only, never another host. No
+/// control character either: browsers drop tabs and newlines from a URL, so that
+/// `/<tab>/evil.example` would be `//evil.example`, another host.
 pub fn safe_next(next: Option<String>) -> String {
     match next {
-        // Browsers drop tabs and newlines from addresses: "/\t/evil" would be "//evil".
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")

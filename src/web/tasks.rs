@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::api::activity::{self as api_activity, PartNames};
-use crate::api::metainfo::{PRIORITIES, STATUSES};
 use crate::api::{tasks as api_tasks, AppState};
 use crate::domain::policy::{self, Target};
 use crate::domain::work::{Activity, ActivityType, FileMeta, Project, Task};
@@ -20,7 +19,7 @@ use crate::http::error::ApiError;
 use crate::http::response::Output;
 use crate::store::{Filter, ListQuery};
 use crate::web::form::{self, FormState};
-use crate::web::projects::{bit, group_options, options, people_options};
+use crate::web::projects::{bit, Choices};
 use crate::web::view::{self, Nav, Pager, People};
 use crate::web::{page, path_id, redirect, render, Visit, WebError};
 
@@ -122,6 +121,9 @@ struct TaskPage {
     can_add_sub_task: bool,
     can_post_message: bool,
     can_post_progress: bool,
+    /// Whether the caller may attach files to a file note of its own (clients may not:
+    /// they edit only their messages).
+    can_upload: bool,
     message: FormState,
     progress: FormState,
     upload: FormState,
@@ -156,8 +158,9 @@ async fn task_page(
     status: StatusCode,
 ) -> Result<Response, WebError> {
     let actor = visit.actor();
-    let (args, headers) = (Args::default(), HeaderMap::new());
-    let (task, project) = api_tasks::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    let (mut task, project) = api_tasks::visible(&visit.reader(), &actor, id).await?;
+    api_tasks::hide_unseen_parents(&visit.reader(), &actor, std::slice::from_mut(&mut task))
+        .await?;
     let store = &visit.state.store;
     let list = |filters: Vec<Filter>, offset: i64, count: i64| ListQuery {
         filters,
@@ -216,6 +219,15 @@ async fn task_page(
         can_add_sub_task,
         can_post_message: policy::can_post_message(&actor, &Target::Task(facts)),
         can_post_progress: policy::can_post_progress(&actor, &facts),
+        can_upload: policy::can_post_message(&actor, &Target::Task(facts))
+            && policy::can_edit_activity(
+                &actor,
+                &policy::ActivityFacts {
+                    is_owner: true,
+                    is_message: false,
+                    hide_from_clients: false,
+                },
+            ),
         message: forms.message,
         progress: forms.progress,
         upload: forms.upload,
@@ -233,9 +245,7 @@ pub async fn post_activity(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("activity[taskId]", &id.to_string())?;
+    let (visit, posted, id) = form::read_for(&state, &id, req, "activity[taskId]").await?;
     let progress = posted.value("activity[type]") == Some("progress");
     match visit.call("activity", "add", &posted.args, None).await {
         Ok(_) => Ok(redirect(&format!("/tasks/{id}#activities"))),
@@ -327,11 +337,7 @@ struct TaskForm {
     task: Option<Task>,
     project: Option<Project>,
     form: FormState,
-    owners: Vec<(String, String)>,
-    people: Vec<(String, String)>,
-    groups: Vec<(String, String)>,
-    statuses: Vec<(String, String)>,
-    priorities: Vec<(String, String)>,
+    choices: Choices,
     csrf: String,
 }
 
@@ -384,17 +390,12 @@ async fn task_form(
     form: FormState,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let people = people_options(visit).await?;
     let html = TaskForm {
         nav: visit.nav("projects"),
         task,
         project,
         form,
-        owners: people.clone(),
-        people,
-        groups: group_options(visit, "No group").await?,
-        statuses: options(&STATUSES, None),
-        priorities: options(&PRIORITIES, None),
+        choices: Choices::of(visit).await?,
         csrf: visit.csrf.clone(),
     }
     .render()?;
@@ -407,9 +408,7 @@ async fn project_of_new(visit: &Visit, query: Option<&str>) -> Result<Option<Pro
         return Ok(None);
     };
     let id = path_id(&id)?;
-    let (args, headers) = (Args::default(), HeaderMap::new());
-    let project =
-        crate::api::projects::visible(&visit.ctx(&args, &headers), &visit.actor(), id).await?;
+    let project = crate::api::projects::visible(&visit.reader(), &visit.actor(), id).await?;
     Ok(Some(project))
 }
 
@@ -462,8 +461,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
 /// The task of an edit page, which the caller must see and may edit.
 async fn editable(visit: &Visit, id: i64) -> Result<(Task, Option<Project>), WebError> {
     let actor = visit.actor();
-    let (args, headers) = (Args::default(), HeaderMap::new());
-    let (task, project) = api_tasks::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    let (task, project) = api_tasks::visible(&visit.reader(), &actor, id).await?;
     if !policy::can_edit_task(&actor, &api_tasks::facts(&task, project.as_ref(), &actor)) {
         return Err(ApiError::forbidden(format!("You may not edit task {id}")).into());
     }
@@ -488,9 +486,7 @@ pub async fn update(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("task[id]", &id.to_string())?;
+    let (visit, posted, id) = form::read_for(&state, &id, req, "task[id]").await?;
     match visit
         .call("tasks", "update", &posted.args, posted.version())
         .await
@@ -517,10 +513,8 @@ pub async fn remove(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
+    let (visit, posted, id) = form::read_for(&state, &id, req, "id").await?;
     let (task, _) = editable(&visit, id).await?;
-    posted.args.insert("id", &id.to_string())?;
     visit.call("tasks", "remove", &posted.args, None).await?;
     Ok(redirect(&match (task.parent_id, task.project_id) {
         (Some(parent), _) => format!("/tasks/{parent}"),
@@ -555,18 +549,17 @@ fn activity_values(a: &Activity) -> Vec<(String, String)> {
 /// The activity of an edit page, which the caller must see and may edit.
 async fn editable_activity(visit: &Visit, id: i64) -> Result<Activity, WebError> {
     let actor = visit.actor();
-    let (args, headers) = (Args::default(), HeaderMap::new());
-    let (activity, _) = api_activity::visible(&visit.ctx(&args, &headers), &actor, id).await?;
+    let (activity, _) = api_activity::visible(&visit.reader(), &actor, id).await?;
     if !policy::can_edit_activity(&actor, &api_activity::facts(&activity, &actor)) {
         return Err(ApiError::forbidden(format!("You may not edit activity {id}")).into());
     }
     Ok(activity)
 }
 
-/// Where an activity is shown.
-fn activity_home(a: &Activity) -> String {
+/// The page an activity is shown on, at `anchor`.
+fn activity_home(a: &Activity, anchor: &str) -> String {
     match (a.task_id, a.project_id) {
-        (Some(t), _) => format!("/tasks/{t}#activity-{}", a.id),
+        (Some(t), _) => format!("/tasks/{t}#{anchor}"),
         (None, Some(p)) => format!("/projects/{p}"),
         (None, None) => "/".into(),
     }
@@ -594,16 +587,17 @@ pub async fn activity_update(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("activity[id]", &id.to_string())?;
+    let (visit, posted, id) = form::read_for(&state, &id, req, "activity[id]").await?;
     match visit
         .call("activity", "update", &posted.args, posted.version())
         .await
     {
         Ok(_) => {
             let activity = editable_activity(&visit, id).await?;
-            Ok(redirect(&activity_home(&activity)))
+            Ok(redirect(&activity_home(
+                &activity,
+                &format!("activity-{id}"),
+            )))
         }
         Err(e) => {
             let activity = editable_activity(&visit, id).await?;
@@ -625,16 +619,10 @@ pub async fn activity_remove(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
+    let (visit, posted, id) = form::read_for(&state, &id, req, "id").await?;
     let activity = editable_activity(&visit, id).await?;
-    posted.args.insert("id", &id.to_string())?;
     visit.call("activity", "remove", &posted.args, None).await?;
-    Ok(redirect(&match (activity.task_id, activity.project_id) {
-        (Some(t), _) => format!("/tasks/{t}#activities"),
-        (None, Some(p)) => format!("/projects/{p}"),
-        (None, None) => "/".into(),
-    }))
+    Ok(redirect(&activity_home(&activity, "activities")))
 }
 
 /// `GET /files/{id}`: `activity/downloadFile`, with the request's `Range` and
@@ -661,9 +649,7 @@ pub async fn file_remove(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let (visit, mut posted) = form::read(&state, req).await?;
-    let id = path_id(&id)?;
-    posted.args.insert("id", &id.to_string())?;
+    let (visit, posted, _) = form::read_for(&state, &id, req, "id").await?;
     visit
         .call("activity", "removeFile", &posted.args, None)
         .await?;

@@ -60,18 +60,9 @@ pub fn level_name(level: &SecurityLevel) -> &'static str {
     }
 }
 
-/// A person's name as shown: first and last name, else the email.
+/// A person's name as shown (for templates).
 pub fn user_name(u: &User) -> String {
-    let full = [&u.profile.first_name, &u.profile.last_name]
-        .iter()
-        .filter_map(|n| n.as_deref())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if full.trim().is_empty() {
-        u.email.clone()
-    } else {
-        full
-    }
+    u.display_name()
 }
 
 /// The people a page may name: those the caller may see (users/getAll's rule); anyone

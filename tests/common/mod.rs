@@ -17,6 +17,9 @@ use vesper::config::Config;
 mod client;
 #[allow(unused_imports)]
 pub use client::*;
+mod web;
+#[allow(unused_imports)]
+pub use web::*;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
