@@ -388,7 +388,10 @@ async fn refused(
     posted: &Posted,
     e: ApiError,
 ) -> Result<Response, WebError> {
-    let form = FormState::refused(posted, e)?;
+    let form = match &project {
+        Some(current) => FormState::refused_edit(posted, e, values(current))?,
+        None => FormState::refused(posted, e)?,
+    };
     project_form(visit, project, form, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
