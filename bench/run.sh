@@ -11,7 +11,8 @@
 # BENCH_DURATION (seconds per workload, default 10) and BENCH_CONNECTIONS (default 32)
 # change the run; BENCH_SOAK=300 adds a five-minute mixed load with memory sampled every
 # 30 s; BENCH_TASKS, BENCH_ACTIVITIES, BENCH_BIG_TASKS and BENCH_BIG_ACTIVITIES change
-# the dataset (bench/seed.rs); BENCH_ONLY=api or BENCH_ONLY=web runs one part only.
+# the dataset (bench/seed.rs); BENCH_ONLY=api or BENCH_ONLY=web runs one part only;
+# BENCH_ANALYZE=1 runs VACUUM ANALYZE on PostgreSQL after seeding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,12 @@ SEED_START=$(date +%s)
 "$TARGET/release/examples/seed" "$BASE" admin@example.com "$PASSWORD" >"$OUT/seed.json"
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' /proc/$PID/status; }
 echo "   seeded in $(( $(date +%s) - SEED_START )) s; server resident memory $(rss) MiB" >&2
+if [ -n "${BENCH_ANALYZE:-}" ] && [ -n "$DB_URL" ]; then
+  # What autovacuum does some minutes after a bulk load: planner statistics and the
+  # visibility map. Right after seeding, plans differ (docs/performance.md, issue 12).
+  psql "$DB_URL" -qc "VACUUM ANALYZE" >/dev/null
+  echo "   VACUUM ANALYZE done" >&2
+fi
 field() { python3 -c "import json,sys; print(json.load(open('$OUT/seed.json'))['$1'])"; }
 ADMIN=$(field admin); CLIENT=$(field client); TASK=$(field task)
 PROJECT=$(field project); FILE=$(field file); LOGIN=$(field login); USERPW=$(field password)
