@@ -26,7 +26,7 @@ use crate::web::{page, path_id, redirect, render, Visit, WebError};
 const ACTIVITIES_PER_PAGE: i64 = 50;
 const SUB_TASKS_SHOWN: i64 = 200;
 /// My work reads at most this many of each kind (in a team, owned).
-const MY_WORK_MAX: i64 = 500;
+const MY_WORK_MAX: i64 = 200;
 
 /// A task in a list, with its project's name.
 pub struct TaskItem {
