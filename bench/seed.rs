@@ -1,11 +1,17 @@
 //! Seeds a running Vesper through its public API for the benchmark: 100 users across
-//! the four roles, 10 projects, 10,000 tasks, 50,000 activities and one 1 MiB file.
-//! Prints a JSON object of what the workloads need (sessions and ids) on stdout.
+//! the four roles, 10 projects, 10,000 tasks, 50,000 activities and one 1 MiB file; and,
+//! for the web pages (issue 12), one big project of 10,000 tasks of its own, a tenth of
+//! them top-level and the rest sub-tasks two levels deep, with one task of 5,000
+//! activities. Prints a JSON object of what the workloads need (sessions and ids) on
+//! stdout.
 //!
 //! Usage: seed BASE_URL ADMIN_EMAIL ADMIN_PASSWORD
 //!
-//! BENCH_TASKS and BENCH_ACTIVITIES change the counts of tasks and activities (the
-//! activities are spread over the tasks in turn), for the run with 1,000,000 tasks.
+//! BENCH_TASKS and BENCH_ACTIVITIES change the counts of tasks and activities of the
+//! ten projects (the activities are spread over the tasks in turn), for the run with
+//! 1,000,000 tasks. BENCH_BIG_TASKS and BENCH_BIG_ACTIVITIES change the big project's
+//! tasks and its big task's activities (defaults 10,000 and 5,000). The big project is
+//! apart so that the API workloads, on the ten projects, measure what they always did.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,6 +22,13 @@ const USERS: usize = 100;
 const PROJECTS: usize = 10;
 const TASKS: usize = 10_000;
 const ACTIVITIES: usize = 50_000;
+const BIG_TASKS: usize = 10_000;
+const BIG_ACTIVITIES: usize = 5_000;
+/// The big project's tasks are made in blocks of ten, each block by one worker in turn:
+/// its first task is top-level, the next five its sub-tasks, the last four sub-tasks of
+/// those (two levels deep). So a page of 100 holds whole trees and sub-tasks whose
+/// parent is on another page.
+const BLOCK: usize = 10;
 const CONCURRENCY: usize = 32;
 const PASSWORD: &str = "bench-password-1";
 
@@ -115,6 +128,8 @@ async fn main() {
     };
     let tasks = count("BENCH_TASKS", TASKS).max(1);
     let activities = count("BENCH_ACTIVITIES", ACTIVITIES);
+    let big_tasks = count("BENCH_BIG_TASKS", BIG_TASKS).max(1);
+    let big_activities = count("BENCH_BIG_ACTIVITIES", BIG_ACTIVITIES);
 
     // 100 users: a quarter of each role.
     let levels = [0, 100, 150, 200];
@@ -136,6 +151,7 @@ async fn main() {
         users.push((id(&u, "user"), level));
     }
     let client_user = users.iter().position(|(_, l)| *l == 200).unwrap();
+    let external_user = users.iter().position(|(_, l)| *l == 150).unwrap();
 
     let mut projects = Vec::new();
     for p in 0..PROJECTS {
@@ -153,6 +169,21 @@ async fn main() {
         let r = api.call("projects/add", &params).await;
         projects.push(id(&r, "project"));
     }
+
+    // The big project: a team of ten with the client and an external user in it, so that
+    // their pages of it go through the access rules with everything visible to them.
+    let big_project = {
+        let mut params = vec![
+            ("sessionId", admin.clone()),
+            ("project[name]", "Big project".to_owned()),
+        ];
+        for (k, (uid, _)) in users.iter().enumerate() {
+            if k % PROJECTS == 0 || k == client_user || k == external_user {
+                params.push(("project[team][]", uid.to_string()));
+            }
+        }
+        id(&api.call("projects/add", &params).await, "project")
+    };
 
     let projects = Arc::new(projects);
     let task_ids = Arc::new(std::sync::Mutex::new(vec![0i64; tasks]));
@@ -192,6 +223,64 @@ async fn main() {
         .await;
     }
     let task_ids: Arc<Vec<i64>> = Arc::new(task_ids.lock().unwrap().clone());
+
+    // The big project's tasks, a block of ten at a time by each worker (see BLOCK).
+    let big_ids = Arc::new(std::sync::Mutex::new(vec![0i64; big_tasks]));
+    {
+        let (api, admin, big_ids) = (api.clone(), admin.clone(), big_ids.clone());
+        parallel(big_tasks.div_ceil(BLOCK), move |b| {
+            let (api, admin, big_ids) = (api.clone(), admin.clone(), big_ids.clone());
+            async move {
+                let mut block = [0i64; BLOCK];
+                for j in 0..BLOCK.min(big_tasks - b * BLOCK) {
+                    let i = b * BLOCK + j;
+                    let mut params = vec![
+                        ("sessionId", admin.clone()),
+                        ("task[name]", format!("Big task {i}")),
+                        ("task[projectId]", big_project.to_string()),
+                        ("task[progress]", (i % 100).to_string()),
+                        (
+                            "task[endDate]",
+                            format!("2027-{:02}-{:02}", i % 12 + 1, i % 28 + 1),
+                        ),
+                    ];
+                    let parent = match j {
+                        0 => None,
+                        1..=5 => Some(block[0]),
+                        _ => Some(block[j - 5]),
+                    };
+                    if let Some(p) = parent {
+                        params.push(("task[parentId]", p.to_string()));
+                    }
+                    block[j] = id(&api.call("tasks/add", &params).await, "task");
+                    big_ids.lock().unwrap()[i] = block[j];
+                }
+            }
+        })
+        .await;
+    }
+    let big_ids = big_ids.lock().unwrap().clone();
+    // The big task: a top-level task of the big project, with five sub-tasks.
+    let big_task = big_ids[(big_tasks / 2) / BLOCK * BLOCK];
+    {
+        let (api, admin) = (api.clone(), admin.clone());
+        parallel(big_activities, move |i| {
+            let (api, admin) = (api.clone(), admin.clone());
+            async move {
+                api.call(
+                    "activity/add",
+                    &[
+                        ("sessionId", admin),
+                        ("activity[taskId]", big_task.to_string()),
+                        ("activity[text]", format!("Big note {i}")),
+                        ("activity[hoursDone]", "0.5".into()),
+                    ],
+                )
+                .await;
+            }
+        })
+        .await;
+    }
     {
         let (api, admin, task_ids) = (api.clone(), admin.clone(), task_ids.clone());
         parallel(activities, move |i| {
@@ -251,11 +340,18 @@ async fn main() {
     let client_session = api
         .sign_in(&format!("bench{client_user}@example.com"), PASSWORD)
         .await;
+    let external_session = api
+        .sign_in(&format!("bench{external_user}@example.com"), PASSWORD)
+        .await;
     println!(
         "{}",
         json!({
             "admin": admin,
             "client": client_session,
+            "external": external_session,
+            "big_project": big_project,
+            "big_task": big_task,
+            "big_task_pages": big_activities.div_ceil(50).max(1),
             "task": task_ids[tasks / 2],
             "project": projects[1],
             "file": file_id,

@@ -90,8 +90,12 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
     for actor in &actors {
         for f in &filters {
             let c = task_conditions(WorkspaceId::DEFAULT, actor, std::slice::from_ref(f)).unwrap();
-            let (count_sql, page_sql) =
-                list_sql("tasks t", tasks::COLUMN_LIST.text(Dialect::Sqlite), &c);
+            let (count_sql, page_sql) = list_sql(
+                "tasks t",
+                tasks::COLUMN_LIST.text(Dialect::Sqlite),
+                &c,
+                false,
+            );
             for (sql, base, extra) in [
                 (count_sql, c.count_values(), 0),
                 (page_sql, &c.values[..], 2),

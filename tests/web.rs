@@ -1385,9 +1385,15 @@ async fn hostile_text_is_escaped_in_every_page_that_shows_it() {
         );
     }
     assert!(task_page.contains(&format!("href=\"/files/{file}\"")));
+    // Shown, its bidirectional override shown as U+FFFD rather than obeyed: the name
+    // cannot pass for a .png (docs/web.md).
     assert!(
-        task_page.contains(&esc(&file_name)),
+        task_page.contains(&esc(&file_name.replace('\u{202E}', "\u{FFFD}"))),
         "the file name {file_name:?}"
+    );
+    assert!(
+        !task_page.contains('\u{202E}'),
+        "no override reaches the task page's text"
     );
     let users = norm(&b.get("/users").await.body);
     for label in ["first", "last", "company"] {
@@ -1879,7 +1885,24 @@ async fn an_edit_form_read_before_someone_elses_change_does_not_overwrite_it() {
         "{}",
         r.body
     );
-    assert!(r.body.contains("value=\"Mine\""), "what was typed is kept");
+    // The form comes back with the current values and version (docs/web.md): sending it
+    // again, unread, cannot undo the other change either.
+    let current = admin.get(Kind::Project, project).await;
+    assert_eq!(current["name"], "Changed meanwhile");
+    assert!(r.body.contains("value=\"Changed meanwhile\""), "{}", r.body);
+    let returned_version = attribute_after(&r.body, "name=\"version\"", "value").unwrap();
+    assert_ne!(returned_version, version, "the form names the new version");
+    let resent = b
+        .post_raw(
+            &format!("/projects/{project}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("project[name]", "Mine"),
+            ],
+        )
+        .await;
+    assert_eq!(resent.status, 422, "the stale version is refused again");
     assert_eq!(
         admin.get(Kind::Project, project).await["name"],
         "Changed meanwhile"

@@ -389,7 +389,9 @@ pub async fn page<D: Db, T>(
     q: &ListQuery,
     map: Map<T>,
 ) -> Result<Page<T>> {
-    let (count_sql, page_sql) = list_sql(table_alias, D::text(columns), c);
+    // SQLite skips an OFFSET's rows before reading their columns; PostgreSQL does not.
+    let ids_first = D::DIALECT == Dialect::Postgres && q.offset > 0;
+    let (count_sql, page_sql) = list_sql(table_alias, D::text(columns), c, ids_first);
     let (count_sql, page_sql) = (
         D::DIALECT.numbered(count_sql),
         D::DIALECT.numbered(page_sql),

@@ -280,18 +280,32 @@ pub fn unsupported(f: &Filter) -> StoreError {
     StoreError::Internal(anyhow::anyhow!("filter {f:?} does not apply to this list"))
 }
 
-/// The count and the page query of a list (the page takes LIMIT and OFFSET last).
-pub fn list_sql(table_alias: &str, columns: &str, c: &Conditions) -> (String, String) {
+/// The count and the page query of a list (the page takes LIMIT and OFFSET last). With
+/// `ids_first`, the page's ids are chosen before its columns are read: PostgreSQL
+/// computes the columns' subqueries (teams, parent names) for the rows an OFFSET skips
+/// too, 27 ms for page 50 of a 10,000-task project instead of 1 ms (docs/performance.md).
+pub fn list_sql(
+    table_alias: &str,
+    columns: &str,
+    c: &Conditions,
+    ids_first: bool,
+) -> (String, String) {
     let clause = c.clause();
     let alias = table_alias.rsplit(' ').next().unwrap_or(table_alias);
     let count = match &c.counted {
         Some((sql, _)) => sql.clone(),
         None => format!("SELECT COUNT(*) FROM {table_alias} WHERE {clause}"),
     };
-    (
-        count,
-        format!("SELECT {columns} FROM {table_alias} WHERE {clause} ORDER BY {alias}.id LIMIT ? OFFSET ?"),
-    )
+    let window = format!("WHERE {clause} ORDER BY {alias}.id LIMIT ? OFFSET ?");
+    let page = if ids_first {
+        format!(
+            "SELECT {columns} FROM {table_alias} WHERE {alias}.id IN \
+             (SELECT {alias}.id FROM {table_alias} {window}) ORDER BY {alias}.id"
+        )
+    } else {
+        format!("SELECT {columns} FROM {table_alias} {window}")
+    };
+    (count, page)
 }
 
 /// The two statements of a list read page by page (getAll), each page a read of its own

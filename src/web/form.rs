@@ -117,6 +117,27 @@ impl FormState {
         Ok(form)
     }
 
+    /// An edit form refused: as [`FormState::refused`], but when someone else changed the
+    /// object since the form was read, the form comes back with the object's `current`
+    /// values (and its new version), saying so, so that sending it again cannot undo
+    /// their change unseen.
+    pub fn refused_edit(
+        posted: &Posted,
+        error: ApiError,
+        current: Vec<(String, String)>,
+    ) -> Result<FormState, WebError> {
+        let stale = matches!(error, ApiError::PreconditionFailed);
+        let refused = FormState::refused(posted, error)?;
+        Ok(if stale {
+            FormState {
+                problem: refused.problem,
+                ..FormState::with_values(current)
+            }
+        } else {
+            refused
+        })
+    }
+
     /// The value of a field (the last one sent), or empty.
     pub fn get(&self, name: &str) -> &str {
         self.values
@@ -204,6 +225,19 @@ mod tests {
             form.other_errors(&["project[name]"]),
             vec!["project[ownerId]: user 9 does not exist".to_owned()]
         );
+        // A stale edit form comes back with the current values, not the stale ones.
+        let stale = FormState::refused_edit(
+            &posted,
+            ApiError::PreconditionFailed,
+            vec![("project[description]".into(), "theirs".into())],
+        )
+        .unwrap();
+        assert_eq!(stale.get("project[description]"), "theirs");
+        assert!(stale
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("changed this meanwhile"));
         // A refusal that is no form's business is the page's.
         assert!(FormState::refused(&posted, ApiError::forbidden("no")).is_err());
     }

@@ -424,3 +424,25 @@ pub fn created_id(out: &Output) -> Result<i64, WebError> {
     };
     id.ok_or_else(|| WebError::Api(ApiError::Internal(anyhow::anyhow!("an add answered no id"))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_markup_and_show_bidirectional_controls_instead_of_obeying_them() {
+        let html = ErrorPage {
+            title: "t",
+            message: "invoice\u{202E}fdp.exe <script>\"".into(),
+        }
+        .render()
+        .unwrap();
+        assert!(
+            html.contains("invoice\u{FFFD}fdp.exe &#60;script&#62;&#34;"),
+            "{html}"
+        );
+        assert!(!html.contains('\u{202E}'));
+        // A form field keeps the text as stored, escaped.
+        assert_eq!(view::form_value("a\u{202E}b\"<"), "a\u{202E}b&#34;&#60;");
+    }
+}

@@ -187,7 +187,7 @@ pub async fn user_update(
         Ok(_) => Ok(redirect("/users")),
         Err(e) => {
             let user = editable(&visit, id).await?;
-            let form = FormState::refused(&posted, e)?;
+            let form = FormState::refused_edit(&posted, e, values(&user))?;
             user_form(&visit, Some(user), form, StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
@@ -328,7 +328,8 @@ pub async fn group_update(
         Ok(_) => Ok(redirect("/groups")),
         Err(e) => {
             let group = existing_group(&visit, id).await?;
-            let form = FormState::refused(&posted, e)?;
+            let current = vec![("group[name]".into(), group.name.clone())];
+            let form = FormState::refused_edit(&posted, e, current)?;
             group_form(&visit, Some(group), form, StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }

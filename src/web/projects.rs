@@ -85,32 +85,37 @@ pub async fn list(State(state): State<AppState>, req: Request) -> Result<Respons
             },
         )
         .await?;
-    let mut rows = Vec::with_capacity(found.items.len());
-    for project in found.items {
-        // The API's own totals: the tasks the caller sees in the project, and the open ones.
-        let count = |active: bool| {
-            let mut filters = vec![Filter::ProjectId(project.id)];
-            if active {
-                filters.push(Filter::Active);
-            }
-            store.tasks(
-                visit.ws,
-                actor,
-                ListQuery {
-                    filters,
-                    offset: 0,
-                    count: Some(0),
-                },
-            )
+    // The API's own totals: the tasks the caller sees in each project, and the open ones,
+    // asked all at once (on PostgreSQL each is a round trip).
+    let count = |project: i64, active: bool| {
+        let mut filters = vec![Filter::ProjectId(project)];
+        if active {
+            filters.push(Filter::Active);
+        }
+        let query = ListQuery {
+            filters,
+            offset: 0,
+            count: Some(0),
         };
-        let tasks = count(false).await?.0.total;
-        let open_tasks = count(true).await?.0.total;
-        rows.push(ProjectRow {
+        async move { Ok::<_, WebError>(store.tasks(visit.ws, actor, query).await?.0.total) }
+    };
+    let counts = futures_util::future::try_join_all(
+        found
+            .items
+            .iter()
+            .map(|p| futures_util::future::try_join(count(p.id, false), count(p.id, true))),
+    )
+    .await?;
+    let rows: Vec<ProjectRow> = found
+        .items
+        .into_iter()
+        .zip(counts)
+        .map(|(project, (tasks, open_tasks))| ProjectRow {
             project,
             tasks,
             open_tasks,
-        });
-    }
+        })
+        .collect();
     let pager = Pager::new(
         page_no,
         PROJECTS_PER_PAGE,
@@ -388,7 +393,10 @@ async fn refused(
     posted: &Posted,
     e: ApiError,
 ) -> Result<Response, WebError> {
-    let form = FormState::refused(posted, e)?;
+    let form = match &project {
+        Some(current) => FormState::refused_edit(posted, e, values(current))?,
+        None => FormState::refused(posted, e)?,
+    };
     project_form(visit, project, form, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 

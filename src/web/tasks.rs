@@ -26,7 +26,7 @@ use crate::web::{page, path_id, redirect, render, Visit, WebError};
 const ACTIVITIES_PER_PAGE: i64 = 50;
 const SUB_TASKS_SHOWN: i64 = 200;
 /// My work reads at most this many of each kind (in a team, owned).
-const MY_WORK_MAX: i64 = 500;
+const MY_WORK_MAX: i64 = 200;
 
 /// A task in a list, with its project's name.
 pub struct TaskItem {
@@ -494,7 +494,7 @@ pub async fn update(
         Ok(_) => Ok(redirect(&format!("/tasks/{id}"))),
         Err(e) => {
             let (task, project) = editable(&visit, id).await?;
-            let form = FormState::refused(&posted, e)?;
+            let form = FormState::refused_edit(&posted, e, values(&task))?;
             task_form(
                 &visit,
                 Some(task),
@@ -603,7 +603,7 @@ pub async fn activity_update(
             let activity = editable_activity(&visit, id).await?;
             let html = ActivityForm {
                 nav: visit.nav("projects"),
-                form: FormState::refused(&posted, e)?,
+                form: FormState::refused_edit(&posted, e, activity_values(&activity))?,
                 csrf: visit.csrf.clone(),
                 activity,
             }

@@ -111,6 +111,41 @@ pub fn hours(h: &f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
+/// How pages write user text: escaped for HTML, and with the bidirectional embedding,
+/// override and isolate controls (U+202A–U+202E, U+2066–U+2069) shown as U+FFFD instead
+/// of obeyed, so that a name cannot reverse the text after it on the page or disguise a
+/// file's extension. Form fields show the text as stored ([`form_value`]): inside a
+/// field it can turn nothing else around, and saving the form keeps it unchanged.
+#[derive(Debug, Clone, Copy)]
+pub struct PageText;
+
+/// The bidirectional controls [`PageText`] does not obey.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+impl askama::filters::Escaper for PageText {
+    fn write_escaped_str<W: std::fmt::Write>(&self, dest: W, text: &str) -> std::fmt::Result {
+        use askama::filters::Html;
+        if !text.chars().any(is_bidi_control) {
+            return Html.write_escaped_str(dest, text);
+        }
+        let shown: String = text
+            .chars()
+            .map(|c| if is_bidi_control(c) { '\u{FFFD}' } else { c })
+            .collect();
+        Html.write_escaped_str(dest, &shown)
+    }
+}
+
+/// A form field's value: escaped for HTML, every character kept (for `|safe`).
+pub fn form_value(text: &str) -> String {
+    use askama::filters::{Escaper, Html};
+    let mut out = String::with_capacity(text.len());
+    let _ = Html.write_escaped_str(&mut out, text);
+    out
+}
+
 /// A query-string value.
 pub fn url_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()

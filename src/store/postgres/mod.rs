@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0003_outbox.sql"),
     include_str!("../../../migrations/postgres/0004_indexes_for_writes_and_lists.sql"),
     include_str!("../../../migrations/postgres/0005_versions.sql"),
+    include_str!("../../../migrations/postgres/0006_indexes_for_pages.sql"),
 ];
 
 /// Connections per node.
