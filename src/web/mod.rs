@@ -332,6 +332,11 @@ impl IntoResponse for WebError {
     }
 }
 
+/// The stylesheet's address, for pages without the frame (errors).
+pub fn assets_css() -> &'static str {
+    assets::css_url()
+}
+
 /// A rendered page with the headers every page carries.
 pub fn page(status: StatusCode, html: String) -> Response {
     let mut res = (status, html).into_response();
