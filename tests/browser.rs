@@ -99,32 +99,6 @@ async fn add_user(
         .await
 }
 
-/// Attaches one file to an activity through the API (multipart `attachFiles`); answers its id.
-async fn attach(s: &TestServer, sid: &str, activity: i64, name: &str, bytes: &[u8]) -> i64 {
-    let form = reqwest::multipart::Form::new()
-        .text("sessionId", sid.to_owned())
-        .text("activityId", activity.to_string())
-        .text("retType", "json")
-        .part(
-            "files[1]",
-            reqwest::multipart::Part::bytes(bytes.to_vec())
-                .file_name(name.to_owned())
-                .mime_str("application/octet-stream")
-                .unwrap(),
-        );
-    let r = read(
-        s.client
-            .post(s.api("activity/attachFiles"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    r.assert_ok();
-    id_of(&r.json()["items"][0])
-}
-
 fn person(id: i64, login: &str, password: &str, name: &str, role: &str) -> Value {
     json!({ "id": id, "login": login, "password": password, "name": name, "role": role })
 }
@@ -208,8 +182,14 @@ async fn the_web_pages_work_in_a_real_browser() {
         ])
         .await;
 
-    let shown_file = attach(&s, &admin_sid, shown, "brief.txt", b"the brief\n").await;
-    let hidden_file = attach(&s, &admin_sid, hidden, "margins.txt", b"the margins\n").await;
+    let shown_file = s
+        .as_caller(&admin_sid)
+        .attach(shown, "brief.txt", b"the brief\n")
+        .await;
+    let hidden_file = s
+        .as_caller(&admin_sid)
+        .attach(hidden, "margins.txt", b"the margins\n")
+        .await;
 
     // The second client's project: the first client is not in its team.
     let shop_name = "Carl's shop";
@@ -220,7 +200,10 @@ async fn the_web_pages_work_in_a_real_browser() {
     let shop_note = admin
         .activity(&[("taskId", &shop_task.to_string()), ("text", "Shelf plan")])
         .await;
-    let shop_file = attach(&s, &admin_sid, shop_note, "shelves.txt", b"the shelves\n").await;
+    let shop_file = s
+        .as_caller(&admin_sid)
+        .attach(shop_note, "shelves.txt", b"the shelves\n")
+        .await;
 
     // A project whose team does not hold the external user.
     let internal_name = "Internal tooling";

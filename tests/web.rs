@@ -36,6 +36,9 @@ struct World {
 
 const SECRET: &str = "Staff-only remark about the budget";
 
+/// Who posts a form, where, with what, and the status it must get.
+type Refusal<'a> = (&'a Browser<'a>, &'a str, &'a [(&'a str, &'a str)], u16);
+
 async fn attach(s: &TestServer, sid: &str, activity: i64, name: &str) -> i64 {
     let r = s
         .as_caller(sid)
@@ -750,59 +753,56 @@ async fn forms_without_their_token_session_or_right_change_nothing() {
     assert!(admin.all(Kind::Group, &[]).await.is_empty());
 
     // Without the right: 403 where the caller sees the object, 404 where not.
-    let r = ext
-        .post("/projects/new", &[("project[name]", "External's")])
-        .await;
-    assert_eq!(r.status, 403, "{}", r.body);
-    let r = cl.post("/groups/new", &[("group[name]", "Client's")]).await;
-    assert_eq!(r.status, 403, "{}", r.body);
-    let r = u
-        .post(
-            &format!("/projects/{outside}/edit"),
-            &[("project[name]", "Taken")],
-        )
-        .await;
-    assert_eq!(r.status, 403, "{}", r.body);
-    let r = u.post(&format!("/projects/{outside}/remove"), &[]).await;
-    assert_eq!(r.status, 403, "{}", r.body);
-    let r = u
-        .post(
-            &format!("/projects/{hidden}/edit"),
-            &[("project[name]", "Taken")],
-        )
-        .await;
-    assert_eq!(r.status, 404, "{}", r.body);
-    let r = u.post(&format!("/projects/{hidden}/remove"), &[]).await;
-    assert_eq!(r.status, 404, "{}", r.body);
-    let r = cl
-        .post(
-            &format!("/tasks/{task}/edit"),
-            &[("task[name]", "Client's")],
-        )
-        .await;
-    assert_eq!(r.status, 403, "{}", r.body);
-    let r = cl.post(&format!("/tasks/{task}/remove"), &[]).await;
-    assert_eq!(r.status, 403, "{}", r.body);
-    let r = cl
-        .post(
-            &format!("/tasks/{task}/activities"),
+    let (outside_edit, outside_remove) = (
+        format!("/projects/{outside}/edit"),
+        format!("/projects/{outside}/remove"),
+    );
+    let (hidden_edit, hidden_remove) = (
+        format!("/projects/{hidden}/edit"),
+        format!("/projects/{hidden}/remove"),
+    );
+    let (task_edit, task_remove, task_post) = (
+        format!("/tasks/{task}/edit"),
+        format!("/tasks/{task}/remove"),
+        format!("/tasks/{task}/activities"),
+    );
+    let refused: [Refusal; 10] = [
+        (
+            &ext,
+            "/projects/new",
+            &[("project[name]", "External's")],
+            403,
+        ),
+        (&cl, "/groups/new", &[("group[name]", "Client's")], 403),
+        (&u, &outside_edit, &[("project[name]", "Taken")], 403),
+        (&u, &outside_remove, &[], 403),
+        (&u, &hidden_edit, &[("project[name]", "Taken")], 404),
+        (&u, &hidden_remove, &[], 404),
+        (&cl, &task_edit, &[("task[name]", "Client's")], 403),
+        (&cl, &task_remove, &[], 403),
+        (
+            &cl,
+            &task_post,
             &[
                 ("activity[type]", "progress"),
                 ("activity[progress]", "100"),
             ],
-        )
-        .await;
-    assert_eq!(r.status, 403, "{}", r.body);
-    let r = u
-        .post(
+            403,
+        ),
+        (
+            &u,
             "/users/new",
             &[
                 ("user[email]", "new@example.com"),
                 ("user[password]", "long-enough-1"),
             ],
-        )
-        .await;
-    assert_eq!(r.status, 403, "{}", r.body);
+            403,
+        ),
+    ];
+    for (who, path, fields, status) in refused {
+        let r = who.post(path, fields).await;
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+    }
     let r = u
         .post(
             &format!("/users/{client}/edit"),

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{Resp, TestServer};
+use super::{read, Resp, TestServer};
 
 /// The kinds of objects the API writes, by their service and envelope key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +137,32 @@ pub fn attributes(kind: Kind, attrs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 impl Caller<'_> {
+    /// Attaches one file to an activity as a client would, a multipart `attachFiles`;
+    /// answers the file's id.
+    pub async fn attach(&self, activity: i64, name: &str, bytes: &[u8]) -> i64 {
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+            .file_name(name.to_owned())
+            .mime_str("application/octet-stream")
+            .unwrap();
+        let form = reqwest::multipart::Form::new()
+            .text("sessionId", self.sid.clone())
+            .text("activityId", activity.to_string())
+            .text("retType", "json")
+            .part("files[1]", part);
+        let s = self.server;
+        let r = read(
+            s.client
+                .post(s.api("activity/attachFiles"))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        r.assert_ok();
+        id_of(&r.json()["items"][0])
+    }
+
     /// Any call in JSON with the session and these arguments.
     pub async fn call(&self, call: &str, args: &[(&str, &str)]) -> Resp {
         let mut all = vec![("sessionId", self.sid.as_str())];
