@@ -1035,6 +1035,32 @@ fn upload_form(csrf: Option<&str>, files: &[(&str, Vec<u8>)]) -> reqwest::multip
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_the_file_limit_is_refused_and_leaves_no_file_note() {
+    let s = TestServer::start_with(|c| c.max_file_bytes = 1_000).await;
+    let admin_sid = s.admin().await;
+    let admin = s.as_caller(&admin_sid);
+    let project = admin.project(&[("name", "Limits")]).await;
+    let task = admin.task(project, &[("name", "Upload here")]).await;
+    let b = s.admin_browser().await;
+    let csrf = b.csrf().await;
+    let r = b
+        .post_multipart(
+            &format!("/tasks/{task}/files"),
+            upload_form(
+                Some(&csrf),
+                &[("small.txt", b"ok".to_vec()), ("big.bin", vec![7u8; 5_000])],
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("class=\"form-error\""), "{}", r.body);
+    // All or nothing: neither file, and no empty file note left behind.
+    assert_eq!(admin.files(&[]).await.total, 0);
+    assert_eq!(admin.list(Kind::Activity, &[]).await.total, 0);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_uploads_need_their_token_session_and_right() {
     let s = TestServer::start().await;
     let admin_sid = s.admin().await;
