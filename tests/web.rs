@@ -39,6 +39,23 @@ const SECRET: &str = "Staff-only remark about the budget";
 /// Who posts a form, where, with what, and the status it must get.
 type Refusal<'a> = (&'a Browser<'a>, &'a str, &'a [(&'a str, &'a str)], u16);
 
+/// The status `caller`'s add of `kind` gets from the API: 200 (and the object removed
+/// again by `admin`), or the refusal's.
+async fn add_status(
+    caller: &Caller<'_>,
+    admin: &Caller<'_>,
+    kind: Kind,
+    attrs: &[(&str, &str)],
+) -> u16 {
+    match caller.try_add(kind, attrs).await {
+        Ok(object) => {
+            admin.remove(kind, id_of(&object)).await;
+            200
+        }
+        Err(f) => f.status,
+    }
+}
+
 async fn attach(s: &TestServer, sid: &str, activity: i64, name: &str) -> i64 {
     let r = s
         .as_caller(sid)
@@ -289,19 +306,9 @@ async fn every_page_answers_with_the_apis_rules_for_every_role() {
             let edit = format!("/projects/{id}/edit");
             check(role.name, &edit, &b.get(&edit).await, expected(&got, true));
             // Adding a task: the page answers as tasks/add does (tried, then undone).
-            let added = api
-                .try_add(
-                    Kind::Task,
-                    &[("name", "Probe"), ("projectId", &id.to_string())],
-                )
-                .await;
-            let want = match &added {
-                Ok(t) => {
-                    admin.remove(Kind::Task, id_of(t)).await;
-                    200
-                }
-                Err(f) => f.status,
-            };
+            let project_id = id.to_string();
+            let probe = [("name", "Probe"), ("projectId", project_id.as_str())];
+            let want = add_status(&api, &admin, Kind::Task, &probe).await;
             let new = format!("/tasks/new?project={id}");
             let page = b.get(&new).await;
             check(role.name, &new, &page, want);
@@ -344,14 +351,7 @@ async fn every_page_answers_with_the_apis_rules_for_every_role() {
             }
         }
         // A new project: the page and the list's button answer as projects/add does.
-        let added = api.try_add(Kind::Project, &[("name", "Probe")]).await;
-        let want = match &added {
-            Ok(p) => {
-                admin.remove(Kind::Project, id_of(p)).await;
-                200
-            }
-            Err(f) => f.status,
-        };
+        let want = add_status(&api, &admin, Kind::Project, &[("name", "Probe")]).await;
         check(
             role.name,
             "/projects/new",
@@ -366,14 +366,7 @@ async fn every_page_answers_with_the_apis_rules_for_every_role() {
             role.name
         );
         // A single task (no project): the page answers as tasks/add does.
-        let added = api.try_add(Kind::Task, &[("name", "Probe")]).await;
-        let want = match &added {
-            Ok(t) => {
-                admin.remove(Kind::Task, id_of(t)).await;
-                200
-            }
-            Err(f) => f.status,
-        };
+        let want = add_status(&api, &admin, Kind::Task, &[("name", "Probe")]).await;
         check(role.name, "/tasks/new", &b.get("/tasks/new").await, want);
 
         let ids = w.tasks.iter().map(|(id, _)| *id).chain([MISSING]);

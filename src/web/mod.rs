@@ -203,7 +203,7 @@ impl Visit {
             self.people()
                 .await?
                 .iter()
-                .map(|u| (u.id, view::user_name(u)))
+                .map(|u| (u.id, u.display_name()))
                 .collect(),
         ))
     }
@@ -213,7 +213,7 @@ impl Visit {
         let user = &self.caller.user;
         view::Nav {
             user_id: user.id,
-            name: view::user_name(user),
+            name: user.display_name(),
             csrf: self.csrf.clone(),
             is_admin: self.actor().is_admin(),
             current,

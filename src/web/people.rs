@@ -56,7 +56,6 @@ struct UserForm {
     /// Whether the form may set the security level and profile visibility (admins).
     manages: bool,
     levels: Vec<(String, String)>,
-    csrf: String,
     is_self: bool,
 }
 
@@ -95,7 +94,6 @@ async fn user_form(
             .iter()
             .map(|l| (l.code().to_string(), view::level_name(l).to_owned()))
             .collect(),
-        csrf: visit.csrf.clone(),
         is_self,
         user,
         form,
@@ -237,7 +235,6 @@ struct GroupForm {
     nav: Nav,
     group: Option<Group>,
     form: FormState,
-    csrf: String,
 }
 
 async fn group_form(
@@ -250,7 +247,6 @@ async fn group_form(
         nav: visit.nav("groups"),
         group,
         form,
-        csrf: visit.csrf.clone(),
     }
     .render()?;
     Ok(page(status, html))

@@ -257,7 +257,6 @@ struct ProjectForm {
     project: Option<Project>,
     form: FormState,
     choices: Choices,
-    csrf: String,
 }
 
 /// The fields of a project form, with a project's values.
@@ -353,7 +352,6 @@ async fn project_form(
         project,
         form,
         choices: Choices::of(visit).await?,
-        csrf: visit.csrf.clone(),
     }
     .render()?;
     Ok(page(status, html))

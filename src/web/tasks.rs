@@ -127,7 +127,6 @@ struct TaskPage {
     message: FormState,
     progress: FormState,
     upload: FormState,
-    csrf: String,
 }
 
 /// The forms of a task page, as they are shown again after a refusal.
@@ -231,7 +230,6 @@ async fn task_page(
         message: forms.message,
         progress: forms.progress,
         upload: forms.upload,
-        csrf: visit.csrf.clone(),
         task,
         project,
     }
@@ -338,7 +336,6 @@ struct TaskForm {
     project: Option<Project>,
     form: FormState,
     choices: Choices,
-    csrf: String,
 }
 
 fn values(t: &Task) -> Vec<(String, String)> {
@@ -396,7 +393,6 @@ async fn task_form(
         project,
         form,
         choices: Choices::of(visit).await?,
-        csrf: visit.csrf.clone(),
     }
     .render()?;
     Ok(page(status, html))
@@ -529,7 +525,6 @@ struct ActivityForm {
     nav: Nav,
     activity: Activity,
     form: FormState,
-    csrf: String,
 }
 
 fn activity_values(a: &Activity) -> Vec<(String, String)> {
@@ -576,7 +571,6 @@ pub async fn activity_edit_page(
     render(&ActivityForm {
         nav: visit.nav("projects"),
         form: FormState::with_values(activity_values(&activity)),
-        csrf: visit.csrf.clone(),
         activity,
     })
 }
@@ -604,7 +598,6 @@ pub async fn activity_update(
             let html = ActivityForm {
                 nav: visit.nav("projects"),
                 form: FormState::refused_edit(&posted, e, activity_values(&activity))?,
-                csrf: visit.csrf.clone(),
                 activity,
             }
             .render()?;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::api::metainfo::{PRIORITIES, STATUSES};
-use crate::domain::user::{SecurityLevel, User};
+use crate::domain::user::SecurityLevel;
 use crate::domain::work::Task;
 use crate::http::response::format_date;
 
@@ -58,11 +58,6 @@ pub fn level_name(level: &SecurityLevel) -> &'static str {
         SecurityLevel::External => "external",
         SecurityLevel::Client => "client",
     }
-}
-
-/// A person's name as shown (for templates).
-pub fn user_name(u: &User) -> String {
-    u.display_name()
 }
 
 /// The people a page may name: those the caller may see (users/getAll's rule); anyone
