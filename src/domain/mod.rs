@@ -2,6 +2,7 @@
 
 pub mod password;
 pub mod policy;
+pub mod token;
 pub mod user;
 pub mod validate;
 pub mod work;

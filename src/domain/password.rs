@@ -38,12 +38,18 @@ pub fn dummy_hash() -> &'static str {
 }
 
 /// A new session id (256 random bits, URL-safe) and the hash that is stored for it.
+/// Never one that starts as an API token does (`vsp_`, once in 16 million), which would
+/// be taken for a token.
 pub fn new_session_id() -> (String, Vec<u8>) {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let hash = session_hash(&id);
-    (id, hash)
+    loop {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        if !crate::domain::token::is_secret(&id) {
+            let hash = session_hash(&id);
+            return (id, hash);
+        }
+    }
 }
 
 /// What the store keeps of a session id: its SHA-256.

@@ -37,6 +37,17 @@ pub fn max_chars(text: &str, max: usize) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Text without control characters (C0, DEL, C1, tabs and line breaks included).
+pub fn no_control_chars(text: &str) -> Result<(), Invalid> {
+    if text.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            "invalid",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// An email address: trimmed, at most 254 characters, one `@` with text on both sides,
 /// no spaces. Stored as given; compared case-insensitively.
 pub fn email(raw: &str) -> Result<String, Invalid> {

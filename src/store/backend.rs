@@ -1,4 +1,4 @@
-//! The storage traits (all but sessions', which only SQLite caches) implemented once for
+//! The storage traits (all but sessions', which only SQLite caches; tokens are never cached) implemented once for
 //! both backends: each method names the shared operation it runs and how it runs.
 //!
 //! A backend invokes [`impl_store!`] after defining its runners, each taking
@@ -15,13 +15,15 @@ macro_rules! impl_store {
         mod shared_store {
         use super::*;
         use $crate::domain::policy::Actor;
+        use $crate::domain::token::{NewToken, Token};
         use $crate::domain::user::{NewUser, User, UserPatch};
         use $crate::domain::work::{Activity, FileMeta, Project, Task};
         use $crate::domain::WorkspaceId;
         use $crate::store::{
-            activities, files, groups, outbox, projects, tasks, users, Attempt, Census,
-            Expected, Filter, Group, GroupStore, ListQuery, LoginThrottleStore, OutboxStore,
-            OutgoingMail, Page, QueuedMail, Result, UserScope, UserStore, WorkStore,
+            activities, files, groups, outbox, projects, tasks, tokens, users, Attempt,
+            Census, Expected, Filter, Group, GroupStore, ListQuery, LoginThrottleStore,
+            OutboxStore, OutgoingMail, Page, QueuedMail, Result, TokenStore, UserScope,
+            UserStore, WorkStore,
         };
 
         #[async_trait::async_trait]
@@ -167,6 +169,33 @@ macro_rules! impl_store {
 
             async fn are_team_mates(&self, _ws: WorkspaceId, a: i64, b: i64) -> Result<bool> {
                 run_read!(self, db => users::are_team_mates(db, a, b))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl TokenStore for $backend {
+            async fn add_token(&self, ws: WorkspaceId, token: NewToken, limit: i64, now: i64) -> Result<Option<Token>> {
+                run_write!(self, db => tokens::add(db, ws, &token, limit, now))
+            }
+
+            async fn tokens_of(&self, ws: WorkspaceId, user_id: i64) -> Result<Vec<Token>> {
+                run_read!(self, db => tokens::of_user(db, ws, user_id))
+            }
+
+            async fn token(&self, ws: WorkspaceId, id: i64) -> Result<Option<Token>> {
+                run_read!(self, db => tokens::get(db, ws, id))
+            }
+
+            async fn token_by_hash(&self, ws: WorkspaceId, token_hash: Vec<u8>) -> Result<Option<(User, Token)>> {
+                run_read!(self, db => tokens::by_hash(db, ws, &token_hash))
+            }
+
+            async fn touch_token(&self, ws: WorkspaceId, id: i64, now: i64) -> Result<()> {
+                run_write_one!(self, db => tokens::touch(db, ws, id, now))
+            }
+
+            async fn remove_token(&self, ws: WorkspaceId, id: i64) -> Result<bool> {
+                run_write_one!(self, db => tokens::remove(db, ws, id))
             }
         }
 

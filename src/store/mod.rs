@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::policy::Actor;
+use crate::domain::token::{NewToken, Token};
 use crate::domain::user::{NewUser, User, UserPatch};
 use crate::domain::work::{Activity, FileMeta, Project, Task};
 use crate::domain::WorkspaceId;
@@ -25,6 +26,7 @@ pub mod projects;
 pub mod sql;
 pub mod sqlite;
 pub mod tasks;
+pub mod tokens;
 pub mod users;
 
 /// What storage can fail with, beyond "not found" (which is `Ok(None)` or `Ok(false)`).
@@ -138,6 +140,33 @@ pub trait SessionStore: Send + Sync {
     async fn remove_session(&self, token_hash: Vec<u8>) -> Result<()>;
     /// Removes sessions idle since `idle_before` or created before `created_before`.
     async fn remove_stale_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64>;
+}
+
+/// Personal API tokens (docs/tokens.md). Nothing here is cached: a removed token, and
+/// its user's removal or new level, count on every node at the next call.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a token, unless its user already holds `limit` tokens (`Ok(None)`).
+    async fn add_token(
+        &self,
+        ws: WorkspaceId,
+        token: NewToken,
+        limit: i64,
+        now: i64,
+    ) -> Result<Option<Token>>;
+    /// The user's tokens, by id.
+    async fn tokens_of(&self, ws: WorkspaceId, user_id: i64) -> Result<Vec<Token>>;
+    async fn token(&self, ws: WorkspaceId, id: i64) -> Result<Option<Token>>;
+    /// The token whose secret hashes to `token_hash`, in this workspace only, with its
+    /// user as the user is now; `None` when there is none or the user was removed.
+    async fn token_by_hash(
+        &self,
+        ws: WorkspaceId,
+        token_hash: Vec<u8>,
+    ) -> Result<Option<(User, Token)>>;
+    async fn touch_token(&self, ws: WorkspaceId, id: i64, now: i64) -> Result<()>;
+    /// `Ok(false)`: no such token in the workspace.
+    async fn remove_token(&self, ws: WorkspaceId, id: i64) -> Result<bool>;
 }
 
 /// The outcome of asking to check a password.
@@ -445,11 +474,18 @@ pub trait OutboxStore: Send + Sync {
 
 /// Everything the server stores.
 pub trait Store:
-    UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore + OutboxStore
+    UserStore + SessionStore + TokenStore + LoginThrottleStore + GroupStore + WorkStore + OutboxStore
 {
 }
-impl<T: UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore + OutboxStore> Store
-    for T
+impl<
+        T: UserStore
+            + SessionStore
+            + TokenStore
+            + LoginThrottleStore
+            + GroupStore
+            + WorkStore
+            + OutboxStore,
+    > Store for T
 {
 }
 

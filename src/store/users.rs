@@ -13,7 +13,7 @@ pub const COLUMNS: &str = "id, email, title, first_name, last_name, address, wor
     cell_phone, company, comment, avatar, security_level, can_view_profiles, active, \
     created_at, updated_at, version";
 /// How many columns `COLUMNS` names: what a query selects after them starts here.
-const COLUMN_COUNT: usize = 17;
+pub(crate) const COLUMN_COUNT: usize = 17;
 
 pub fn from_row(r: &dyn Columns) -> Result<User> {
     Ok(User {
@@ -69,9 +69,10 @@ static DEACTIVATE: Stmt = stmt!(
      WHERE workspace_id = ?1 AND id = ?2"
 );
 /// A removed user leaves every team but stays as owner and author; the teams' projects
-/// and tasks change with it.
-static LEAVE: [Stmt; 5] = [
+/// and tasks change with it. Its sessions and API tokens end with it.
+static LEAVE: [Stmt; 6] = [
     stmt!("DELETE FROM sessions WHERE user_id = ?1"),
+    stmt!("DELETE FROM tokens WHERE user_id = ?1"),
     stmt!(
         "UPDATE projects SET version = version + 1 \
          WHERE id IN (SELECT project_id FROM project_team WHERE user_id = ?1)"

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0004_indexes_for_writes_and_lists.sql"),
     include_str!("../../../migrations/postgres/0005_versions.sql"),
     include_str!("../../../migrations/postgres/0006_indexes_for_pages.sql"),
+    include_str!("../../../migrations/postgres/0007_tokens.sql"),
 ];
 
 /// Connections per node.

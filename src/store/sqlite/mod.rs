@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0004_indexes_for_writes_and_lists.sql"),
     include_str!("../../../migrations/sqlite/0005_versions.sql"),
     include_str!("../../../migrations/sqlite/0006_indexes_for_pages.sql"),
+    include_str!("../../../migrations/sqlite/0007_tokens.sql"),
 ];
 
 const READERS: usize = 4;
