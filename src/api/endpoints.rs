@@ -9,7 +9,9 @@ use std::time::Instant;
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
 
-use crate::api::{activity, authentication, groups, metainfo, projects, tasks, users, work};
+use crate::api::{
+    activity, authentication, groups, metainfo, projects, tasks, tokens, users, work,
+};
 use crate::api::{AppState, Ctx};
 use crate::domain::work::{Activity, Project, Task};
 use crate::domain::WorkspaceId;
@@ -122,6 +124,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint!("activity",       "getFilesList",      Read,   activity::get_files_list),
     endpoint!("activity",       "removeFile",        Write,  activity::remove_file),
     endpoint!("activity",       "downloadFile",      Read,   activity::download_file),
+    endpoint!("tokens",         "add",               Write,  tokens::add),
+    endpoint!("tokens",         "getAll",            Read,   tokens::get_all),
+    endpoint!("tokens",         "remove",            Write,  tokens::remove),
 ];
 
 /// Every API call: find the endpoint, run it, log it.
@@ -187,6 +192,9 @@ async fn handle(
         ),
     };
     *user = caller.as_ref().map(|c| c.user.id);
+    if let Some(caller) = &caller {
+        caller.check_scope(endpoint.is_write())?;
+    }
     let ctx = Ctx {
         state,
         ws,
@@ -206,7 +214,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_is_listed_once() {
-        assert_eq!(ENDPOINTS.len(), 36);
+        assert_eq!(ENDPOINTS.len(), 39);
         for (i, e) in ENDPOINTS.iter().enumerate() {
             let first = Endpoint::find(e.service, e.method).map(|f| f as *const Endpoint);
             assert_eq!(first, Some(&ENDPOINTS[i] as *const Endpoint), "{e:?}");

@@ -10,6 +10,7 @@ pub mod metainfo;
 pub mod notify;
 pub mod projects;
 pub mod tasks;
+pub mod tokens;
 pub mod users;
 pub mod work;
 

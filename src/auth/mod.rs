@@ -1,4 +1,5 @@
-//! Authentication: who is calling, by a session id or a login and password checked on
+//! Authentication: who is calling, by a session id, a personal API token
+//! (`Authorization: Bearer vsp_...`, docs/tokens.md) or a login and password checked on
 //! every request; the sessions signIn starts and signOut ends; the throttling of login
 //! failures ([`login`]); and the threads that hash passwords ([`hashing`]). It sits
 //! below the API, which asks it for the caller, and above storage.
@@ -22,6 +23,7 @@ use http::HeaderMap;
 use crate::config::Config;
 use crate::domain::password;
 use crate::domain::policy::Actor;
+use crate::domain::token::{self, Scope};
 use crate::domain::user::User;
 use crate::domain::{now, WorkspaceId};
 use crate::http::args::Args;
@@ -43,9 +45,28 @@ pub struct Caller {
     pub user: User,
     /// Set when the caller came with a session (signOut ends it).
     pub session_hash: Option<Vec<u8>>,
+    /// Set when the caller came with a personal API token.
+    pub token: Option<TokenGrant>,
+}
+
+/// The token a caller came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub id: i64,
+    pub scope: Scope,
 }
 
 impl Caller {
+    /// Refuses a write to a caller whose token's scope is `read`, before anything runs.
+    pub fn check_scope(&self, write: bool) -> Result<(), ApiError> {
+        match self.token {
+            Some(t) if write && t.scope == Scope::Read => Err(ApiError::forbidden(
+                "This API token has the read scope: it cannot call methods that write",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn actor(&self) -> Actor {
         Actor {
             user_id: self.user.id,
@@ -69,7 +90,9 @@ impl Authentication {
         })
     }
 
-    /// Authenticates a request by session id or by login and password.
+    /// Authenticates a request by session id, API token, or login and password. A token
+    /// is taken from `Authorization: Bearer` only: one sent as a session id (in the
+    /// query string, say, where logs and proxies keep it) is refused, 400.
     pub async fn authenticate(
         &self,
         ws: WorkspaceId,
@@ -77,13 +100,22 @@ impl Authentication {
         args: &Args,
         headers: &HeaderMap,
     ) -> Result<Caller, ApiError> {
-        if let Some(session_id) = session_id(args, headers)? {
-            return self.by_session(ws, &session_id).await;
+        if let Some((credential, bearer)) = session_id(args, headers)? {
+            if token::is_secret(&credential) {
+                if !bearer {
+                    return Err(ApiError::bad_request(
+                        "An API token is accepted only in the Authorization: Bearer header",
+                    ));
+                }
+                return self.by_token(ws, &credential).await;
+            }
+            return self.by_session(ws, &credential).await;
         }
         match credentials(args, headers)? {
             Some((login, password)) => Ok(Caller {
                 user: self.check_password(ws, client, &login, &password).await?,
                 session_hash: None,
+                token: None,
             }),
             None => Err(ApiError::AuthRequired),
         }
@@ -139,6 +171,33 @@ impl Authentication {
         Ok(Caller {
             user: session.user,
             session_hash: Some(hash),
+            token: None,
+        })
+    }
+
+    /// The caller an API token names: its user as the user is now (level, activity), so
+    /// that a removal or a demotion counts at the next call, on every node.
+    async fn by_token(&self, ws: WorkspaceId, secret: &str) -> Result<Caller, ApiError> {
+        let (user, token) = self
+            .store
+            .token_by_hash(ws, token::hash(secret))
+            .await?
+            .ok_or(ApiError::AuthFailed)?;
+        let now = now();
+        if token.is_expired(now) {
+            return Err(ApiError::SessionExpired);
+        }
+        // As for sessions: a coarse "last used", at most once a minute, not a write per read.
+        if token.last_used_at.is_none_or(|t| now - t >= 60) {
+            self.store.touch_token(ws, token.id, now).await?;
+        }
+        Ok(Caller {
+            user,
+            session_hash: None,
+            token: Some(TokenGrant {
+                id: token.id,
+                scope: token.scope,
+            }),
         })
     }
 
@@ -171,17 +230,18 @@ impl Authentication {
     }
 }
 
-/// The session id from the `sessionId` argument, `X-Session-Id` or a Bearer token.
-fn session_id(args: &Args, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+/// The session id (or API token) from the `sessionId` argument, `X-Session-Id` or a
+/// Bearer token, and whether it came as the Bearer token.
+fn session_id(args: &Args, headers: &HeaderMap) -> Result<Option<(String, bool)>, ApiError> {
     if let Some(id) = args.scalar("sessionId").text()?.value() {
-        return Ok(Some(id));
+        return Ok(Some((id, false)));
     }
     if let Some(id) = headers.get("x-session-id").and_then(|v| v.to_str().ok()) {
-        return Ok(Some(id.trim().to_owned()));
+        return Ok(Some((id.trim().to_owned(), false)));
     }
     let bearer = authorization(headers)
         .and_then(|v| strip_scheme(v, "bearer"))
-        .map(|t| t.trim().to_owned());
+        .map(|t| (t.trim().to_owned(), true));
     Ok(bearer)
 }
 
