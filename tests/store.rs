@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use vesper::domain::policy::Actor;
+use vesper::domain::token::{NewToken, Scope};
 use vesper::domain::user::{NewUser, Profile, SecurityLevel, User, UserPatch};
 use vesper::domain::work::{
     Activity, ActivityType, FileMeta, Project, Task, STATUS_DONE, STATUS_ON_HOLD, STATUS_OPEN,
@@ -649,6 +650,168 @@ async fn sessions_live_until_removed_stale_or_their_user_changes() {
             0,
             "{n}"
         );
+    }
+}
+
+fn new_token(user: &User, name: &str, scope: Scope, hash: u8) -> NewToken {
+    NewToken {
+        user_id: user.id,
+        name: name.into(),
+        scope,
+        token_hash: vec![hash; 32],
+        expires_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_found_by_hash_with_their_user_as_it_is_now() {
+    for b in backends().await {
+        let s = &b.store;
+        let n = b.name;
+        let _admin = b.user("admin@example.com", SecurityLevel::Admin).await;
+        let ann = b.user("ann@example.com", SecurityLevel::Admin).await;
+        let bob = b.user("bob@example.com", SecurityLevel::User).await;
+
+        let mut first = new_token(&ann, "ci", Scope::Write, 1);
+        first.expires_at = Some(NOW + 3600);
+        let t1 = s.add_token(WS, first, 100, NOW).await.unwrap().unwrap();
+        assert_eq!(
+            (t1.user_id, t1.name.as_str(), t1.scope, t1.created_at),
+            (ann.id, "ci", Scope::Write, NOW),
+            "{n}"
+        );
+        assert_eq!(
+            (t1.last_used_at, t1.expires_at),
+            (None, Some(NOW + 3600)),
+            "{n}"
+        );
+        let t2 = s
+            .add_token(WS, new_token(&ann, "report", Scope::Read, 2), 100, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let t3 = s
+            .add_token(WS, new_token(&bob, "bob", Scope::Read, 3), 100, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        // The hash is what is stored, and unique.
+        assert_eq!(
+            b.rows_where(
+                "tokens",
+                &format!("id = {} AND length(token_hash) = 32", t1.id)
+            )
+            .await,
+            1,
+            "{n}"
+        );
+        let duplicate = s
+            .add_token(WS, new_token(&bob, "again", Scope::Read, 3), 100, NOW)
+            .await;
+        assert!(duplicate.is_err(), "{n}: a second token with the same hash");
+
+        // Lists are per user, by id; a single token by id, in its workspace only.
+        let ids = |v: Vec<vesper::domain::token::Token>| v.iter().map(|t| t.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(s.tokens_of(WS, ann.id).await.unwrap()),
+            [t1.id, t2.id],
+            "{n}"
+        );
+        assert_eq!(ids(s.tokens_of(WS, bob.id).await.unwrap()), [t3.id], "{n}");
+        assert_eq!(s.token(WS, t2.id).await.unwrap(), Some(t2.clone()), "{n}");
+        let elsewhere = WorkspaceId(2);
+        assert!(s.token(elsewhere, t2.id).await.unwrap().is_none(), "{n}");
+        assert!(
+            s.token_by_hash(elsewhere, vec![1; 32])
+                .await
+                .unwrap()
+                .is_none(),
+            "{n}"
+        );
+        assert!(!s.remove_token(elsewhere, t2.id).await.unwrap(), "{n}");
+
+        // By hash: the token and its user.
+        let (user, token) = s.token_by_hash(WS, vec![1; 32]).await.unwrap().unwrap();
+        assert_eq!((user, token), (ann.clone(), t1.clone()), "{n}");
+        assert!(
+            s.token_by_hash(WS, vec![9; 32]).await.unwrap().is_none(),
+            "{n}"
+        );
+
+        // Touched, then seen as touched.
+        s.touch_token(WS, t1.id, NOW + 70).await.unwrap();
+        let (_, token) = s.token_by_hash(WS, vec![1; 32]).await.unwrap().unwrap();
+        assert_eq!(token.last_used_at, Some(NOW + 70), "{n}");
+
+        // The user as it is now: a demotion shows at the next look-up.
+        let demote = UserPatch {
+            security_level: Some(SecurityLevel::Client),
+            ..UserPatch::default()
+        };
+        s.update_user(WS, ann.id, demote, None, None, NOW)
+            .await
+            .unwrap();
+        let (user, _) = s.token_by_hash(WS, vec![2; 32]).await.unwrap().unwrap();
+        assert_eq!(user.security_level, SecurityLevel::Client, "{n}");
+
+        // Removed: gone at once.
+        assert!(s.remove_token(WS, t2.id).await.unwrap(), "{n}");
+        assert!(!s.remove_token(WS, t2.id).await.unwrap(), "{n}");
+        assert!(
+            s.token_by_hash(WS, vec![2; 32]).await.unwrap().is_none(),
+            "{n}"
+        );
+
+        // Removing the user removes its tokens with it, and only its.
+        assert!(s.remove_user(WS, ann.id, None, NOW).await.unwrap());
+        assert!(
+            s.token_by_hash(WS, vec![1; 32]).await.unwrap().is_none(),
+            "{n}"
+        );
+        assert_eq!(
+            b.rows_where("tokens", &format!("user_id = {}", ann.id))
+                .await,
+            0,
+            "{n}"
+        );
+        assert!(
+            s.token_by_hash(WS, vec![3; 32]).await.unwrap().is_some(),
+            "{n}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_holds_tokens_up_to_the_limit_even_when_adding_at_once() {
+    for b in backends().await {
+        let s = &b.store;
+        let n = b.name;
+        let ann = b.user("ann@example.com", SecurityLevel::User).await;
+        let bob = b.user("bob@example.com", SecurityLevel::User).await;
+        // Connections opened first (PostgreSQL's pool opens them as asked), so that the
+        // adds overlap.
+        let warm = (0..20).map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.tokens_of(WS, 0).await.unwrap() })
+        });
+        for w in warm.collect::<Vec<_>>() {
+            w.await.unwrap();
+        }
+        // Twenty adds at once against a limit of 5: five stored, whichever node or order.
+        let adds = (0..20u8).map(|i| {
+            let s = s.clone();
+            let t = new_token(&ann, &format!("t{i}"), Scope::Read, 100 + i);
+            tokio::spawn(async move { s.add_token(WS, t, 5, NOW).await.unwrap() })
+        });
+        let mut added = 0;
+        for add in adds.collect::<Vec<_>>() {
+            added += usize::from(add.await.unwrap().is_some());
+        }
+        assert_eq!(added, 5, "{n}");
+        assert_eq!(s.tokens_of(WS, ann.id).await.unwrap().len(), 5, "{n}");
+        // Another user's count is their own.
+        let t = new_token(&bob, "bob", Scope::Write, 1);
+        assert!(s.add_token(WS, t, 5, NOW).await.unwrap().is_some(), "{n}");
     }
 }
 
