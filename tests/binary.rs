@@ -101,7 +101,7 @@ impl Running {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_log_holds_no_password_and_no_session_id() {
+async fn the_log_holds_no_password_no_session_id_and_no_api_token() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "very-secret-admin-pw";
     let running = serve(
@@ -188,11 +188,70 @@ async fn the_log_holds_no_password_and_no_session_id() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // An API token: made, used where it belongs, and sent where it does not.
+    let r = c
+        .post(running.url("post/tokens/add"))
+        .form(&[
+            ("sessionId", sid.as_str()),
+            ("token[name]", "log test"),
+            ("token[scope]", "write"),
+            ("retType", "json"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.json::<serde_json::Value>().await.unwrap()["token"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("vsp_"));
+    assert_eq!(
+        c.get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let wrong_token = format!("{token}x");
+    assert_eq!(
+        c.get(&url)
+            .bearer_auth(&wrong_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    for (name, value) in [("sessionId", &token), ("password", &token)] {
+        let status = c
+            .get(&url)
+            .query(&[(name, value.as_str()), ("login", ADMIN_EMAIL)])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status == 400 || status == 401, "{name}: {status}");
+    }
+    assert_eq!(
+        c.get(&url)
+            .header("X-Session-Id", &token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
     let (clean, out, err) = running.terminate();
     assert!(clean, "exit 0 on SIGTERM");
     let log = format!("{out}\n{err}");
     assert!(log.contains("signIn"), "the log records requests: {log}");
-    for secret_text in [secret, sid.as_str(), wrong, new_user_pw] {
+    assert!(log.contains("tokens"), "the log records token calls: {log}");
+    assert!(!log.contains("vsp_"), "the log holds an API token: {log}");
+    let token_body = &token["vsp_".len()..];
+    for secret_text in [secret, sid.as_str(), wrong, new_user_pw, token_body] {
         assert!(
             !log.contains(secret_text),
             "the log holds a secret: {secret_text}"
