@@ -326,7 +326,7 @@ async fn a_write_token_reads_and_writes_and_a_read_token_only_reads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_goes_only_in_the_bearer_header_and_mints_no_tokens() {
+async fn a_token_goes_only_in_the_bearer_header_and_mints_no_credentials() {
     let s = TestServer::start().await;
     let sid = s.admin().await;
     let (_, write) = make_token(&s, &sid, "writer", "write").await;
@@ -341,6 +341,28 @@ async fn a_token_goes_only_in_the_bearer_header_and_mints_no_tokens() {
     .await;
     fail(&r, 403, "forbidden");
     assert_eq!(tokens_of(&s, &sid, &[]).await.len(), 1);
+
+    // Nor sets a password, which would sign in and make tokens; the rest of a profile
+    // it may change.
+    let me = s.as_caller(&sid).user_by_email(ADMIN_EMAIL).await;
+    let me = id_of(&me).to_string();
+    let r = by_token(
+        &s,
+        &write,
+        "users/update",
+        &[("user[id]", &me), ("user[password]", "taken-over-password")],
+    )
+    .await;
+    fail(&r, 403, "forbidden");
+    s.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    by_token(
+        &s,
+        &write,
+        "users/update",
+        &[("user[id]", &me), ("user[firstName]", "Ada")],
+    )
+    .await
+    .assert_ok();
 
     // Sent as a session id: refused, whichever way.
     let r = s

@@ -221,6 +221,13 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
             "Only an admin may change securityLevel or canViewProfiles",
         ));
     }
+    // A token that could set a password could sign in with it, and a session makes
+    // tokens: a leaked token would outlive its removal.
+    if password.is_some() && ctx.caller()?.token.is_some() {
+        return Err(ApiError::forbidden(
+            "A password cannot be changed with an API token; sign in to change it",
+        ));
+    }
     v.finish()?;
     let password_hash = match password {
         Some(p) => Some(ctx.state.auth.hash_password(&p).await?),
