@@ -744,3 +744,59 @@ async fn two_nodes_see_a_removal_and_a_demotion_at_once() {
     b.stop().await;
     a.stop().await;
 }
+
+// ---- the README's examples -------------------------------------------------------------
+
+/// The README's block of token examples: the fenced `sh` block holding its marker.
+fn readme_block() -> String {
+    let readme = include_str!("../README.md");
+    let marker = "# tested: tests/tokens.rs";
+    let at = readme.find(marker).expect("the README's token examples");
+    let start = readme[..at].rfind("```sh\n").expect("the block's opening") + "```sh\n".len();
+    let end = at + readme[at..].find("```").expect("the block's end");
+    readme[start..end].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_examples_run_as_written() {
+    let s = TestServer::start().await;
+    let sid = s.admin().await;
+    // Every curl of the block must succeed (a 4xx or 5xx stops the script), its answers
+    // separated by new lines.
+    let script = format!(
+        "set -euo pipefail\ncurl() {{ command curl --fail-with-body -sS \"$@\"; echo; }}\n{}",
+        readme_block()
+    );
+    let host = s.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .env("HOST", host)
+            .env("SESSION", sid)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("\"name\":\"Release\""), "{stdout}");
+    assert!(stdout.contains("\"name\":\"Dashboard\""), "{stdout}");
+
+    // What the block left: the project, made by the token, and the write token alone.
+    let sid = s.admin().await;
+    let projects = s.as_caller(&sid).all(Kind::Project, &[]).await;
+    assert_eq!(projects.len(), 1);
+    assert_eq!(projects[0]["name"], "Release");
+    let tokens = tokens_of(&s, &sid, &[]).await;
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0]["name"], "CI deploy");
+    assert_eq!(tokens[0]["scope"], "write");
+    assert!(tokens[0]["lastUsedAt"].is_string());
+    // Midnight of the day 90 days ahead (UTC), as `date -u -d '+90 days' +%F` gives it.
+    let day = &date_from_now(90 * 86_400)[..10];
+    assert_eq!(tokens[0]["expiresAt"], format!("{day} 00:00:00"));
+    s.stop().await;
+}
