@@ -1,5 +1,6 @@
-//! The storage traits (all but sessions', which only SQLite caches; tokens are never cached) implemented once for
-//! both backends: each method names the shared operation it runs and how it runs.
+//! The storage traits (all but sessions', which only SQLite caches) implemented once for
+//! both backends: each method names the shared operation it runs and how it runs. Tokens
+//! are never cached: each look-up reads the token and its user as they are now.
 //!
 //! A backend invokes [`impl_store!`] after defining its runners, each taking
 //! `(self, db => work)` and running `work`, shared code over `db`:
