@@ -495,6 +495,9 @@ async fn a_token_is_its_user_as_the_user_is_now() {
 
 // ---- bad inputs ------------------------------------------------------------------------
 
+/// A call's arguments.
+type Args<'a> = Vec<(&'a str, &'a str)>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_adds_are_refused_clearly_and_store_nothing() {
     let s = TestServer::start().await;
@@ -503,7 +506,7 @@ async fn bad_adds_are_refused_clearly_and_store_nothing() {
     let past = date_from_now(-60);
     let now = date_from_now(0);
     #[rustfmt::skip]
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str, Option<&str>)> = vec![
+    let cases: Vec<(Args, u16, &str, Option<&str>)> = vec![
         (vec![("token[scope]", "read")], 422, "validation_failed", Some("token[name]")),
         (vec![("token[name]", ""), ("token[scope]", "read")], 422, "validation_failed", Some("token[name]")),
         (vec![("token[name]", "   "), ("token[scope]", "read")], 422, "validation_failed", Some("token[name]")),
