@@ -331,6 +331,28 @@ async fn a_token_goes_only_in_the_bearer_header_and_mints_no_credentials() {
     let sid = s.admin().await;
     let (_, write) = make_token(&s, &sid, "writer", "write").await;
 
+    // Made with a login and password (HTTP Basic): allowed.
+    let r = read(
+        s.client
+            .post(s.api("tokens/add"))
+            .basic_auth(ADMIN_EMAIL, Some(ADMIN_PASSWORD))
+            .form(&[
+                ("token[name]", "basic"),
+                ("token[scope]", "read"),
+                ("retType", "json"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_ok();
+    let basic_id = id_of(&r.json()["token"]);
+    s.as_caller(&sid)
+        .call("tokens/remove", &[("id", &basic_id.to_string())])
+        .await
+        .assert_ok();
+
     // Made by a token: refused, and nothing stored.
     let r = by_token(
         &s,
@@ -687,6 +709,85 @@ async fn lists_and_removes_are_the_owners_or_an_admins() {
         &remove(&admin, &bob_token.to_string()).await,
         404,
         "not_found",
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_another_workspace_is_unknown_here() {
+    use vesper::domain::token::{new_secret, NewToken, Scope};
+    use vesper::domain::user::{NewUser, SecurityLevel};
+    use vesper::domain::WorkspaceId;
+
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    // A second workspace with a user and a token, made beside the server in its database.
+    let sql = "INSERT INTO workspaces (id, name, created_at) VALUES (2, 'other', 0)";
+    match s.database_url() {
+        Some(url) => {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(sql).await.unwrap();
+        }
+        None => {
+            let c = rusqlite::Connection::open(s.dir.path().join("vesper.sqlite3")).unwrap();
+            c.busy_timeout(Duration::from_secs(5)).unwrap();
+            c.execute_batch(sql).unwrap();
+        }
+    }
+    let store = vesper::store::open(s.database_url().as_deref(), s.dir.path())
+        .await
+        .unwrap();
+    let other = WorkspaceId(2);
+    let user = store
+        .add_user(
+            other,
+            NewUser {
+                email: ADMIN_EMAIL.into(),
+                password_hash: "x".into(),
+                profile: Default::default(),
+                security_level: SecurityLevel::Admin,
+                can_view_profiles: true,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let (secret, token_hash) = new_secret();
+    let token = NewToken {
+        user_id: user.id,
+        name: "elsewhere".into(),
+        scope: Scope::Write,
+        token_hash,
+        expires_at: None,
+    };
+    let token = store
+        .add_token(other, token, 100, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(store);
+
+    // Here, it authenticates nobody, cannot be removed, and its user is unknown.
+    let r = by_token(&s, &secret, "authentication/getAuthorizedUser", &[]).await;
+    fail(&r, 401, "auth_failed");
+    let r = s
+        .as_caller(&admin)
+        .call("tokens/remove", &[("id", &token.id.to_string())])
+        .await;
+    fail(&r, 404, "not_found");
+    s.as_caller(&admin)
+        .try_list_by("tokens/getAll", &[("userId", &user.id.to_string())])
+        .await
+        .unwrap_err()
+        .assert(404, "not_found");
+    assert!(tokens_of(&s, &admin, &[]).await.is_empty());
+    assert_eq!(
+        stored_tokens(&s).await.len(),
+        1,
+        "the other workspace's token stays"
     );
     s.stop().await;
 }
