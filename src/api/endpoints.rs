@@ -9,9 +9,8 @@ use std::time::Instant;
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
 
-use crate::api::{
-    activity, authentication, groups, metainfo, projects, tasks, tokens, users, work,
-};
+use crate::api::tokens;
+use crate::api::{activity, authentication, groups, metainfo, projects, tasks, users, work};
 use crate::api::{AppState, Ctx};
 use crate::domain::work::{Activity, Project, Task};
 use crate::domain::WorkspaceId;
