@@ -12,6 +12,7 @@ pub mod projects;
 pub mod tasks;
 pub mod users;
 pub mod work;
+pub mod workspace;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub mail_wake: Arc<tokio::sync::Notify>,
     /// Sessions, login throttling and the password hashing threads.
     pub auth: Arc<Authentication>,
+    /// Which workspace each request is for.
+    pub workspaces: Arc<workspace::Workspaces>,
 }
 
 /// One request, as a handler sees it.

@@ -5,6 +5,7 @@ pub mod policy;
 pub mod user;
 pub mod validate;
 pub mod work;
+pub mod workspace;
 
 /// The workspace every row belongs to (section 12 of the contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use crate::domain::policy::Actor;
 use crate::domain::user::{NewUser, User, UserPatch};
 use crate::domain::work::{Activity, FileMeta, Project, Task};
+use crate::domain::workspace::Workspace;
 use crate::domain::WorkspaceId;
 
 pub mod activities;
@@ -26,6 +27,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod tasks;
 pub mod users;
+pub mod workspaces;
 
 /// What storage can fail with, beyond "not found" (which is `Ok(None)` or `Ok(false)`).
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,9 @@ pub enum StoreError {
     Unavailable(anyhow::Error),
     #[error("duplicate email")]
     DuplicateEmail,
+    /// A workspace of that name exists.
+    #[error("duplicate name")]
+    DuplicateName,
     #[error("last admin")]
     LastAdmin,
     /// The object's version is not the one the write named: another writer came first.
@@ -443,13 +448,37 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<()>;
 }
 
+/// Workspaces, made and removed by `vesper workspace`, found by name per request.
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
+    /// `DuplicateName` when the name is taken.
+    async fn add_workspace(&self, name: String, now: i64) -> Result<Workspace>;
+    async fn workspace_by_name(&self, name: String) -> Result<Option<WorkspaceId>>;
+    /// Every workspace, by name.
+    async fn workspaces(&self) -> Result<Vec<Workspace>>;
+    /// Deletes every row of the workspace; answers the storage keys of its files.
+    async fn remove_workspace(&self, ws: WorkspaceId) -> Result<Vec<String>>;
+}
+
 /// Everything the server stores.
 pub trait Store:
-    UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore + OutboxStore
+    UserStore
+    + SessionStore
+    + LoginThrottleStore
+    + GroupStore
+    + WorkStore
+    + OutboxStore
+    + WorkspaceStore
 {
 }
-impl<T: UserStore + SessionStore + LoginThrottleStore + GroupStore + WorkStore + OutboxStore> Store
-    for T
+impl<T> Store for T where
+    T: UserStore
+        + SessionStore
+        + LoginThrottleStore
+        + GroupStore
+        + WorkStore
+        + OutboxStore
+        + WorkspaceStore
 {
 }
 
