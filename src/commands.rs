@@ -22,7 +22,7 @@ pub async fn create_user(
     let level = SecurityLevel::from_name(level)
         .context("--level must be admin, user, external or client")?;
     let given = password_from_stdin()?;
-    let store = crate::store::open(config.database_url.as_deref(), &config.data_dir).await?;
+    let store = open_store(&config).await?;
     let ws = existing(&*store, workspace).await?;
     let user = add_user(&*store, ws, email, given, level).await?;
     println!(
@@ -35,7 +35,7 @@ pub async fn create_user(
 /// `vesper workspace create`: the workspace and its first admin.
 pub async fn create_workspace(config: Config, name: &str, admin_email: &str) -> anyhow::Result<()> {
     let given = password_from_stdin()?;
-    let store = crate::store::open(config.database_url.as_deref(), &config.data_dir).await?;
+    let store = open_store(&config).await?;
     let (made, admin) = add_workspace(&*store, name, admin_email, given).await?;
     println!(
         "Created workspace {} with the admin {} ({})",
@@ -69,7 +69,7 @@ pub async fn add_workspace(
 
 /// `vesper workspace list`: name and creation date, one a line.
 pub async fn list_workspaces(config: Config) -> anyhow::Result<()> {
-    let store = crate::store::open(config.database_url.as_deref(), &config.data_dir).await?;
+    let store = open_store(&config).await?;
     for Workspace {
         name, created_at, ..
     } in store.workspaces().await?
@@ -91,7 +91,7 @@ pub async fn remove_workspace(
     if !yes {
         anyhow::bail!("removing a workspace deletes all its data; add --yes to confirm");
     }
-    let store = crate::store::open(config.database_url.as_deref(), &config.data_dir).await?;
+    let store = open_store(&config).await?;
     let files_url = files_url.or(config.files_url.as_deref());
     let files = crate::files::Blobs::open(files_url, &config.data_dir)?;
     let removed = take_workspace_away(&*store, &files, name).await?;
@@ -116,6 +116,14 @@ pub async fn take_workspace_away(
     // server's sweep removes.
     files.remove_all(&keys).await;
     Ok(keys.len())
+}
+
+/// The store the configuration names, after making the data folder private as `serve`
+/// does: a database this command creates is no more readable than one `serve` creates.
+async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    crate::files::make_private(&config.data_dir)
+        .with_context(|| format!("making {} private", config.data_dir.display()))?;
+    crate::store::open(config.database_url.as_deref(), &config.data_dir).await
 }
 
 async fn existing(store: &dyn Store, name: &str) -> anyhow::Result<WorkspaceId> {

@@ -50,10 +50,20 @@ async fn a_host_that_names_no_workspace_is_unknown_workspace() {
         let r = other.get("projects/getAll", &[]).await;
         r.assert_fail(404, "unknown_workspace");
         // The web page has no sign-in form there either.
-        let page = other.client.get(other.https("/signin")).send().await.unwrap();
+        let page = other
+            .client
+            .get(other.https("/signin"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(page.status(), 404, "{host}");
         // The liveness check is the server's, not a workspace's.
-        let health = other.client.get(other.https("/health")).send().await.unwrap();
+        let health = other
+            .client
+            .get(other.https("/health"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(health.status(), 200, "{host}");
     }
     // The address itself names no workspace once a base domain is set.
@@ -61,6 +71,8 @@ async fn a_host_that_names_no_workspace_is_unknown_workspace() {
         .await
         .assert_fail(404, "unknown_workspace");
     // Any case, the default workspace by its name.
-    s.at_host(&format!("ACME.{}", BASE.to_uppercase())).admin().await;
+    s.at_host(&format!("ACME.{}", BASE.to_uppercase()))
+        .admin()
+        .await;
     s.at_host(&format!("default.{BASE}")).admin().await;
 }
