@@ -29,6 +29,40 @@ pub enum Command {
     /// Manage users from the command line.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage workspaces: one per host name under --base-domain.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace and its first admin; the admin's password is read from
+    /// standard input.
+    Create {
+        /// Lower-case letters, digits and hyphens, 1 to 63 characters
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// List the workspaces.
+    List {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Remove a workspace with all its rows and files.
+    Remove {
+        name: String,
+        /// Confirms the removal: nothing of the workspace can be recovered
+        #[arg(long)]
+        yes: bool,
+        /// Where attached files live, as for `serve` [default: the data folder]
+        #[arg(long, env = "VESPER_FILES_URL")]
+        files_url: Option<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +74,9 @@ pub enum UserCommand {
         /// admin, user, external or client
         #[arg(long, default_value = "user")]
         level: String,
+        /// The workspace the user belongs to
+        #[arg(long, default_value = crate::domain::workspace::DEFAULT_NAME)]
+        workspace: String,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -88,6 +125,9 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<IpAddr>,
+    /// Serve one workspace per host name: NAME.<base domain> is workspace NAME
+    #[arg(long, env = "VESPER_BASE_DOMAIN")]
+    pub base_domain: Option<String>,
 }
 
 /// The configuration file's keys; every one optional.
@@ -100,6 +140,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     trusted_proxies: Option<Vec<IpAddr>>,
+    base_domain: Option<String>,
     session_idle_minutes: Option<u64>,
     session_max_days: Option<u64>,
     max_file_mib: Option<u64>,
@@ -129,6 +170,9 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub trusted_proxies: Vec<IpAddr>,
+    /// With it, a request for `NAME.<base domain>` goes to workspace NAME (lower case,
+    /// no leading dot); without it, every request goes to the default workspace.
+    pub base_domain: Option<String>,
     /// A session ends after this long without use.
     pub session_idle_secs: i64,
     /// A session ends this long after sign-in, used or not.
@@ -178,6 +222,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             trusted_proxies: Vec::new(),
+            base_domain: None,
             session_idle_secs: 30 * 60,
             session_max_secs: 30 * 24 * 3600,
             login_failure_limit: 10,
@@ -215,6 +260,7 @@ impl fmt::Debug for Config {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("base_domain", &self.base_domain)
             .field("session_idle_secs", &self.session_idle_secs)
             .field("session_max_secs", &self.session_max_secs)
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<redacted>"))
@@ -264,6 +310,14 @@ impl Config {
         if !args.trusted_proxies.is_empty() {
             config.trusted_proxies = args.trusted_proxies.clone();
         }
+        if args.base_domain.is_some() {
+            config.base_domain = args.base_domain.clone();
+        }
+        if let Some(text) = &config.base_domain {
+            let domain = crate::domain::workspace::base_domain(text)
+                .map_err(|e| anyhow::anyhow!("--base-domain {e}"))?;
+            config.base_domain = Some(domain);
+        }
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             anyhow::bail!("--tls-cert and --tls-key go together");
         }
@@ -307,6 +361,9 @@ impl Config {
         take!(data_dir);
         take!(listen);
         take!(trusted_proxies);
+        if file.base_domain.is_some() {
+            self.base_domain = file.base_domain;
+        }
         if file.database_url.is_some() {
             self.database_url = file.database_url;
         }

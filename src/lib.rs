@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod files;
@@ -82,6 +83,10 @@ pub async fn launch(
         files: files.clone(),
         mail_wake: mail_wake.clone(),
         auth: auth.clone(),
+        workspaces: Arc::new(api::workspace::Workspaces::new(
+            config.base_domain.clone(),
+            store.clone(),
+        )),
     };
     let sweeper = tokio::spawn(auth.sweep());
     let file_sweeper = tokio::spawn({

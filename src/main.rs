@@ -1,13 +1,10 @@
 //! The `vesper` binary: reads the configuration, starts logging, runs a command.
 
-use std::io::Read;
-
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vesper::config::{Cli, Command, Config, UserCommand};
-use vesper::domain::user::{NewUser, Profile, SecurityLevel};
-use vesper::domain::{now, password, validate, WorkspaceId};
+use vesper::commands;
+use vesper::config::{Cli, Command, Config, UserCommand, WorkspaceCommand};
 
 fn main() -> anyhow::Result<()> {
     keep_large_allocations_out_of_arenas();
@@ -28,8 +25,32 @@ fn main() -> anyhow::Result<()> {
             Command::User(UserCommand::Create {
                 email,
                 level,
+                workspace,
                 storage,
-            }) => create_user(Config::from_storage(&storage)?, &email, &level).await,
+            }) => {
+                commands::create_user(Config::from_storage(&storage)?, &email, &level, &workspace)
+                    .await
+            }
+            Command::Workspace(WorkspaceCommand::Create {
+                name,
+                admin_email,
+                storage,
+            }) => {
+                commands::create_workspace(Config::from_storage(&storage)?, &name, &admin_email)
+                    .await
+            }
+            Command::Workspace(WorkspaceCommand::List { storage }) => {
+                commands::list_workspaces(Config::from_storage(&storage)?).await
+            }
+            Command::Workspace(WorkspaceCommand::Remove {
+                name,
+                yes,
+                files_url,
+                storage,
+            }) => {
+                let config = Config::from_storage(&storage)?;
+                commands::remove_workspace(config, &name, yes, files_url.as_deref()).await
+            }
         }
     })
 }
@@ -70,38 +91,4 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-}
-
-/// `vesper user create`: the password comes from standard input, never from a flag.
-async fn create_user(config: Config, email: &str, level: &str) -> anyhow::Result<()> {
-    let level = SecurityLevel::from_name(level)
-        .context("--level must be admin, user, external or client")?;
-    let email = validate::email(email).map_err(|e| anyhow::anyhow!("--email {}", e.message))?;
-    let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input)?;
-    let given = input.trim_end_matches(['\r', '\n']).to_owned();
-    validate::password(&given).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
-    let store = vesper::store::open(config.database_url.as_deref(), &config.data_dir).await?;
-    let hash = tokio::task::spawn_blocking(move || password::hash(&given)).await?;
-    let user = store
-        .add_user(
-            WorkspaceId::DEFAULT,
-            NewUser {
-                email,
-                password_hash: hash,
-                profile: Profile::default(),
-                security_level: level,
-                can_view_profiles: level == SecurityLevel::Admin,
-            },
-            now(),
-        )
-        .await
-        .map_err(|e| match e {
-            vesper::store::StoreError::DuplicateEmail => {
-                anyhow::anyhow!("a user with this email already exists")
-            }
-            other => other.into(),
-        })?;
-    println!("Created user {} ({})", user.id, user.email);
-    Ok(())
 }

@@ -375,3 +375,157 @@ fn bad_configuration_stops_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert and --tls-key go together"));
 }
+
+/// Runs `vesper ARGS --data-dir DIR` with `stdin` as standard input; (success, stdout,
+/// stderr).
+fn run_with_input(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = vesper()
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspace_commands_make_list_and_remove_workspaces_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let list = || {
+        let (ok, out, err) = run_with_input(d, &["workspace", "list"], "");
+        assert!(ok, "{err}");
+        out.lines()
+            .map(|l| l.split('\t').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let create = |name: &str, email: &str, password: &str| {
+        run_with_input(
+            d,
+            &["workspace", "create", name, "--admin-email", email],
+            &format!("{password}\n"),
+        )
+    };
+    let (ok, out, err) = create("acme", "boss@acme.test", "acme-password-1");
+    assert!(ok, "{err}");
+    assert!(out.contains("Created workspace acme"), "{out}");
+    // The folder is private from the first command that makes it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.join("vesper.sqlite3"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+    // Refused, and no workspace left behind by a refusal.
+    for (name, email, password, why) in [
+        ("acme", "x@acme.test", "acme-password-1", "exists"),
+        ("Acme", "x@acme.test", "acme-password-1", "lower-case"),
+        ("a.b", "x@acme.test", "acme-password-1", "lower-case"),
+        ("bravo", "not-an-email", "acme-password-1", "--admin-email"),
+        ("bravo", "x@bravo.test", "short", "password"),
+    ] {
+        let (ok, _, err) = create(name, email, password);
+        assert!(!ok, "{name} {email}");
+        assert!(err.contains(why), "{name}: {err}");
+    }
+    assert_eq!(list(), ["acme", "default"]);
+    let user = |workspace: &str, email: &str| {
+        run_with_input(
+            d,
+            &[
+                "user",
+                "create",
+                "--email",
+                email,
+                "--level",
+                "user",
+                "--workspace",
+                workspace,
+            ],
+            "user-password-1\n",
+        )
+    };
+    let (ok, _, err) = user("acme", "worker@acme.test");
+    assert!(ok, "{err}");
+    let (ok, _, err) = user("nope", "worker@acme.test");
+    assert!(!ok && err.contains("no workspace named nope"), "{err}");
+
+    let running = serve(
+        d,
+        &[
+            ("VESPER_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("VESPER_BASE_DOMAIN", "vesper.test"),
+        ],
+    );
+    running.wait_ready().await;
+    let at = |name: &str| {
+        let host = format!("{name}.vesper.test");
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .resolve(&host, ([127, 0, 0, 1], running.port).into())
+            .build()
+            .unwrap();
+        let url = format!(
+            "https://{host}:{}/api/v2/service/get/authentication/getAuthorizedUser",
+            running.port
+        );
+        async move {
+            let r = client
+                .get(url)
+                .query(&[
+                    ("login", "worker@acme.test"),
+                    ("password", "user-password-1"),
+                    ("retType", "json"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    assert_eq!(at("acme").await.0, 200);
+    // The user is acme's, not the default workspace's.
+    assert_eq!(at("default").await.0, 401);
+
+    let (ok, _, err) = run_with_input(d, &["workspace", "remove", "acme"], "");
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, _, err) = run_with_input(d, &["workspace", "remove", "default", "--yes"], "");
+    assert!(!ok && err.contains("stays"), "{err}");
+    assert_eq!(list(), ["acme", "default"]);
+    let (ok, out, err) = run_with_input(d, &["workspace", "remove", "acme", "--yes"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("Removed workspace acme"), "{out}");
+    assert_eq!(list(), ["default"]);
+    // Its users are gone at once; its name within the server's few seconds of memory.
+    let (status, body) = at("acme").await;
+    assert!(
+        status == 401 || body.contains("unknown_workspace"),
+        "{status} {body}"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (status, body) = at("acme").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("unknown_workspace"), "{body}");
+    // A workspace made again under the name starts empty.
+    let (ok, _, err) = create("acme", "boss@acme.test", "acme-password-1");
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(at("acme").await.0, 401);
+    let (clean, _, _) = running.terminate();
+    assert!(clean);
+}

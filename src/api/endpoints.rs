@@ -13,7 +13,6 @@ use crate::api::tokens;
 use crate::api::{activity, authentication, groups, metainfo, projects, tasks, users, work};
 use crate::api::{AppState, Ctx};
 use crate::domain::work::{Activity, Project, Task};
-use crate::domain::WorkspaceId;
 use crate::http::body::{self, UploadLimits};
 use crate::http::error::ApiError;
 use crate::http::response::{fail_response, ok_response, Format, Output};
@@ -173,6 +172,10 @@ async fn handle(
     check_verb(req.method(), endpoint.is_write())?;
     let client = client_addr(&req);
     let (parts, body) = req.into_parts();
+    let ws = state
+        .workspaces
+        .of_request(&parts.uri, &parts.headers)
+        .await?;
     let upload_limits = (endpoint.access == Access::Upload).then(|| UploadLimits {
         blobs: state.files.clone(),
         max_file_bytes: state.config.max_file_bytes,
@@ -180,7 +183,6 @@ async fn handle(
     });
     let (args, file_parts) = body::read_args(&parts, body, upload_limits).await?;
     *format = answer_format(*format, &args, &parts)?;
-    let ws = WorkspaceId::DEFAULT;
     let caller = match endpoint.access {
         Access::SignIn => None,
         _ => Some(

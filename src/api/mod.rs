@@ -13,6 +13,7 @@ pub mod tasks;
 pub mod tokens;
 pub mod users;
 pub mod work;
+pub mod workspace;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub mail_wake: Arc<tokio::sync::Notify>,
     /// Sessions, login throttling and the password hashing threads.
     pub auth: Arc<Authentication>,
+    /// Which workspace each request is for.
+    pub workspaces: Arc<workspace::Workspaces>,
 }
 
 /// One request, as a handler sees it.

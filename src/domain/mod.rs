@@ -6,6 +6,7 @@ pub mod token;
 pub mod user;
 pub mod validate;
 pub mod work;
+pub mod workspace;
 
 /// The workspace every row belongs to (section 12 of the contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -52,6 +52,9 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("Unknown service or method")]
     UnknownMethod,
+    /// The request's host names no workspace of this server.
+    #[error("No workspace is served at this host name; check the address")]
+    UnknownWorkspace,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     /// `If-Match` named a version the object no longer has (or another writer came
@@ -112,7 +115,9 @@ impl ApiError {
             }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) | ApiError::UnknownMethod => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::UnknownMethod | ApiError::UnknownWorkspace => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -138,6 +143,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::UnknownMethod => "unknown_method",
+            ApiError::UnknownWorkspace => "unknown_workspace",
             ApiError::Conflict { code, .. } => code,
             ApiError::PreconditionFailed => "precondition_failed",
             ApiError::TooLarge(_) => "too_large",
@@ -193,6 +199,10 @@ impl From<StoreError> for ApiError {
             StoreError::DuplicateEmail => ApiError::Conflict {
                 code: "duplicate_email",
                 message: "A user with this email already exists".into(),
+            },
+            StoreError::DuplicateName => ApiError::Conflict {
+                code: "duplicate_name",
+                message: "A workspace of this name exists".into(),
             },
             StoreError::LastAdmin => ApiError::Conflict {
                 code: "last_admin",

@@ -31,11 +31,12 @@ pub fn server_config(config: &Config) -> anyhow::Result<Arc<ServerConfig>> {
             let dir = config.data_dir.join("tls");
             let cert = dir.join("cert.pem");
             let key = dir.join("key.pem");
+            let base = config.base_domain.as_deref();
             if !cert.exists() || !key.exists() {
-                create_self_signed(&dir, &cert, &key, SystemTime::now())?;
-            } else if let Some(reason) = renewal_reason(&cert, SystemTime::now()) {
+                create_self_signed(&dir, (&cert, &key), base, SystemTime::now())?;
+            } else if let Some(reason) = renewal_reason(&cert, base, SystemTime::now()) {
                 tracing::warn!(reason, "renewing the self-signed certificate");
-                create_self_signed(&dir, &cert, &key, SystemTime::now())?;
+                create_self_signed(&dir, (&cert, &key), base, SystemTime::now())?;
             }
             (cert, key)
         }
@@ -75,27 +76,34 @@ pub fn fingerprint(cert: &CertificateDer) -> String {
 
 fn create_self_signed(
     dir: &Path,
-    cert_path: &Path,
-    key_path: &Path,
+    (cert_path, key_path): (&Path, &Path),
+    base_domain: Option<&str>,
     now: SystemTime,
 ) -> anyhow::Result<()> {
     crate::files::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_pair = rcgen::KeyPair::generate()?;
-    let cert = self_signed_params(now)?.self_signed(&key_pair)?;
+    let cert = self_signed_params(base_domain, now)?.self_signed(&key_pair)?;
     write_private(key_path, key_pair.serialize_pem().as_bytes())?;
     write_private(cert_path, cert.pem().as_bytes())?;
     tracing::info!(certificate = %cert_path.display(), "created a self-signed certificate");
     Ok(())
 }
 
-/// The self-signed certificate's names and dates: from `now` less the clock skew, for
-/// about a year.
-fn self_signed_params(now: SystemTime) -> anyhow::Result<rcgen::CertificateParams> {
-    let names = vec![
+/// The self-signed certificate's names and dates: the loopback names and, with a base
+/// domain, every workspace's host under it; from `now` less the clock skew, for about a
+/// year.
+fn self_signed_params(
+    base_domain: Option<&str>,
+    now: SystemTime,
+) -> anyhow::Result<rcgen::CertificateParams> {
+    let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
+    if let Some(base) = base_domain {
+        names.push(format!("*.{base}"));
+    }
     let mut params = rcgen::CertificateParams::new(names)?;
     params
         .distinguished_name
@@ -109,9 +117,14 @@ fn self_signed_params(now: SystemTime) -> anyhow::Result<rcgen::CertificateParam
 }
 
 /// Why the self-signed certificate at `cert_path` must be made again, if it must: it
-/// ends within [`RENEW_BEFORE`], or it is valid for decades (made by an earlier version,
-/// 1975 to 4096). A file that cannot be read as a certificate is left to fail loading.
-fn renewal_reason(cert_path: &Path, now: SystemTime) -> Option<&'static str> {
+/// ends within [`RENEW_BEFORE`], it is valid for decades (made by an earlier version,
+/// 1975 to 4096), or it does not name the workspaces' hosts under the base domain. A file
+/// that cannot be read as a certificate is left to fail loading.
+fn renewal_reason(
+    cert_path: &Path,
+    base_domain: Option<&str>,
+    now: SystemTime,
+) -> Option<&'static str> {
     let cert = CertificateDer::pem_file_iter(cert_path)
         .ok()?
         .next()?
@@ -122,9 +135,19 @@ fn renewal_reason(cert_path: &Path, now: SystemTime) -> Option<&'static str> {
         Some("it ends within 30 days")
     } else if not_after - not_before > 2 * 366 * DAY.as_secs() as i64 {
         Some("it is valid for decades (made by an earlier version)")
+    } else if base_domain.is_some_and(|base| !names_wildcard(&cert, base)) {
+        Some("it does not name the workspaces under the base domain")
     } else {
         None
     }
+}
+
+/// Whether the certificate holds the name `*.<base>`: a dNSName of the subject
+/// alternative names is the name's bytes as they are, so finding them is enough for a
+/// certificate this server made.
+fn names_wildcard(cert: &[u8], base: &str) -> bool {
+    let name = format!("*.{base}");
+    cert.windows(name.len()).any(|w| w == name.as_bytes())
 }
 
 /// A certificate's notBefore and notAfter in seconds since 1970, read from its DER:
@@ -244,7 +267,7 @@ mod tests {
     /// A certificate of our names with these dates, as an older start left it.
     fn write_cert(dir: &Path, not_before: SystemTime, not_after: SystemTime) {
         let epoch = rcgen::date_time_ymd(1970, 1, 1);
-        let mut params = self_signed_params(SystemTime::now()).unwrap();
+        let mut params = self_signed_params(None, SystemTime::now()).unwrap();
         params.not_before = epoch + not_before.duration_since(UNIX_EPOCH).unwrap();
         params.not_after = epoch + not_after.duration_since(UNIX_EPOCH).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
@@ -331,6 +354,25 @@ mod tests {
         let old = std::fs::read(&path).unwrap();
         server_config(&config_in(dir.path())).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), old);
+    }
+
+    #[test]
+    fn a_base_domain_puts_its_wildcard_in_the_self_signed_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        write_cert(dir.path(), now - 100 * DAY, now + 200 * DAY);
+        let path = dir.path().join("tls/cert.pem");
+        let old = std::fs::read(&path).unwrap();
+        let config = Config {
+            base_domain: Some("vesper.example".into()),
+            ..config_in(dir.path())
+        };
+        server_config(&config).unwrap();
+        let new = std::fs::read(&path).unwrap();
+        assert_ne!(new, old, "made again with the wildcard");
+        assert!(names_wildcard(&first_cert(&path), "vesper.example"));
+        server_config(&config).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), new, "kept once it names it");
     }
 
     #[test]

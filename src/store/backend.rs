@@ -21,11 +21,12 @@ macro_rules! impl_store {
         use $crate::domain::work::{Activity, FileMeta, Project, Task};
         use $crate::domain::WorkspaceId;
         use $crate::store::{
-            activities, files, groups, outbox, projects, tasks, tokens, users, Attempt,
-            Census, Expected, Filter, Group, GroupStore, ListQuery, LoginThrottleStore,
-            OutboxStore, OutgoingMail, Page, QueuedMail, Result, TokenStore, UserScope,
-            UserStore, WorkStore,
+            activities, files, groups, outbox, projects, tasks, tokens, users, workspaces,
+            Attempt, Census, Expected, Filter, Group, GroupStore, ListQuery,
+            LoginThrottleStore, OutboxStore, OutgoingMail, Page, QueuedMail, Result,
+            TokenStore, UserScope, UserStore, WorkStore, WorkspaceStore,
         };
+        use $crate::domain::workspace::Workspace;
 
         #[async_trait::async_trait]
         impl WorkStore for $backend {
@@ -254,6 +255,25 @@ macro_rules! impl_store {
 
             async fn mail_failed(&self, id: i64, now: i64, error: String, retry_at: Option<i64>) -> Result<()> {
                 run_write_one!(self, db => outbox::failed(db, id, now, &error, retry_at))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl WorkspaceStore for $backend {
+            async fn add_workspace(&self, name: String, now: i64) -> Result<Workspace> {
+                run_write_one!(self, db => workspaces::add(db, &name, now))
+            }
+
+            async fn workspace_by_name(&self, name: String) -> Result<Option<WorkspaceId>> {
+                run_read!(self, db => workspaces::by_name(db, &name))
+            }
+
+            async fn workspaces(&self) -> Result<Vec<Workspace>> {
+                run_read!(self, db => workspaces::all(db))
+            }
+
+            async fn remove_workspace(&self, ws: WorkspaceId) -> Result<Vec<String>> {
+                run_write_users!(self, db => workspaces::remove(db, ws))
             }
         }
         }

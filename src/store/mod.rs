@@ -13,6 +13,7 @@ use crate::domain::policy::Actor;
 use crate::domain::token::{NewToken, Token};
 use crate::domain::user::{NewUser, User, UserPatch};
 use crate::domain::work::{Activity, FileMeta, Project, Task};
+use crate::domain::workspace::Workspace;
 use crate::domain::WorkspaceId;
 
 pub mod activities;
@@ -28,6 +29,7 @@ pub mod sqlite;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
+pub mod workspaces;
 
 /// What storage can fail with, beyond "not found" (which is `Ok(None)` or `Ok(false)`).
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,9 @@ pub enum StoreError {
     Unavailable(anyhow::Error),
     #[error("duplicate email")]
     DuplicateEmail,
+    /// A workspace of that name exists.
+    #[error("duplicate name")]
+    DuplicateName,
     #[error("last admin")]
     LastAdmin,
     /// The object's version is not the one the write named: another writer came first.
@@ -472,20 +477,39 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<()>;
 }
 
+/// Workspaces, made and removed by `vesper workspace`, found by name per request.
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
+    /// `DuplicateName` when the name is taken.
+    async fn add_workspace(&self, name: String, now: i64) -> Result<Workspace>;
+    async fn workspace_by_name(&self, name: String) -> Result<Option<WorkspaceId>>;
+    /// Every workspace, by name.
+    async fn workspaces(&self) -> Result<Vec<Workspace>>;
+    /// Deletes every row of the workspace; answers the storage keys of its files.
+    async fn remove_workspace(&self, ws: WorkspaceId) -> Result<Vec<String>>;
+}
+
 /// Everything the server stores.
 pub trait Store:
-    UserStore + SessionStore + TokenStore + LoginThrottleStore + GroupStore + WorkStore + OutboxStore
+    UserStore
+    + SessionStore
+    + TokenStore
+    + LoginThrottleStore
+    + GroupStore
+    + WorkStore
+    + OutboxStore
+    + WorkspaceStore
 {
 }
-impl<
-        T: UserStore
-            + SessionStore
-            + TokenStore
-            + LoginThrottleStore
-            + GroupStore
-            + WorkStore
-            + OutboxStore,
-    > Store for T
+impl<T> Store for T where
+    T: UserStore
+        + SessionStore
+        + TokenStore
+        + LoginThrottleStore
+        + GroupStore
+        + WorkStore
+        + OutboxStore
+        + WorkspaceStore
 {
 }
 

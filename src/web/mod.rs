@@ -126,11 +126,12 @@ impl Visit {
         let session_id = cookie(req.headers(), SESSION_COOKIE);
         let client = crate::http::client_addr(req);
         let state = state.clone();
+        let requested = state.workspaces.requested(req.uri(), req.headers());
         async move {
+            let ws = state.workspaces.find(requested).await?;
             let Some(session_id) = session_id else {
                 return Err(WebError::SignIn { next });
             };
-            let ws = WorkspaceId::DEFAULT;
             let caller = match state.auth.session_caller(ws, &session_id).await {
                 Ok(caller) => caller,
                 Err(ApiError::AuthFailed | ApiError::SessionExpired) => {

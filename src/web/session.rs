@@ -7,7 +7,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::AppState;
-use crate::domain::WorkspaceId;
 use crate::http::error::ApiError;
 use crate::web::form::{read_body, Posted};
 use crate::web::view::query_value;
@@ -73,6 +72,11 @@ pub async fn sign_in_page(
     req: Request,
 ) -> Result<Response, WebError> {
     let next = safe_next(query_value(req.uri().query(), "next"));
+    // No form where no workspace is.
+    state
+        .workspaces
+        .of_request(req.uri(), req.headers())
+        .await?;
     // Already signed in: nothing to do here.
     if Visit::of(&state, &req).await.is_ok() {
         return Ok(redirect(&next));
@@ -83,6 +87,10 @@ pub async fn sign_in_page(
 /// `POST /signin`: the login and password as `authentication/signIn` checks them.
 pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, WebError> {
     let client = crate::http::client_addr(&req);
+    let ws = state
+        .workspaces
+        .of_request(req.uri(), req.headers())
+        .await?;
     let expected = cookie(req.headers(), SIGN_IN_COOKIE);
     let posted: Posted = read_body(req).await?;
     let given = posted.value("csrf").unwrap_or("");
@@ -93,7 +101,6 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     let next = safe_next(posted.value("next").map(str::to_owned));
     let login = posted.value("login").unwrap_or("").trim().to_owned();
     let password = posted.value("password").unwrap_or("");
-    let ws = WorkspaceId::DEFAULT;
     let user = match state
         .auth
         .check_password(ws, client, &login, password)

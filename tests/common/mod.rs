@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 use vesper::config::Config;
@@ -28,11 +28,13 @@ pub const ADMIN_PASSWORD: &str = "admin-password-1";
 pub struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
+    /// The host name requests name (resolved to `addr`); none: the address itself.
+    pub host: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Declared last: dropped after the server has been told to stop.
-    database: Option<TestDatabase>,
+    database: Option<Arc<TestDatabase>>,
 }
 
 /// One answer: status, headers and body text.
@@ -83,10 +85,11 @@ impl TestServer {
         let server = TestServer {
             addr,
             client: client(),
-            dir,
+            dir: Arc::new(dir),
+            host: None,
             stop: Some(stop),
             task: Some(task),
-            database,
+            database: database.map(Arc::new),
         };
         // Ready when the trivial endpoint answers.
         for _ in 0..200 {
@@ -98,6 +101,26 @@ impl TestServer {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         panic!("the server did not start");
+    }
+
+    /// The same server reached as `host` (resolved to its address, as a wildcard DNS
+    /// entry would): with a base domain, `NAME.<base domain>` is workspace NAME. The view
+    /// shares the server, its folder and database; dropping it stops nothing.
+    pub fn at_host(&self, host: &str) -> TestServer {
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .resolve(host, self.addr)
+            .build()
+            .unwrap();
+        TestServer {
+            addr: self.addr,
+            client,
+            dir: self.dir.clone(),
+            host: Some(host.to_owned()),
+            stop: None,
+            task: None,
+            database: self.database.clone(),
+        }
     }
 
     /// Stops the server gracefully and waits for it.
@@ -113,11 +136,14 @@ impl TestServer {
     /// The PostgreSQL database this server runs on, when the suites run on PostgreSQL:
     /// a second node started with it shares everything with this one.
     pub fn database_url(&self) -> Option<String> {
-        self.database.as_ref().map(TestDatabase::url)
+        self.database.as_deref().map(TestDatabase::url)
     }
 
     pub fn https(&self, path: &str) -> String {
-        format!("https://{}{path}", self.addr)
+        match &self.host {
+            Some(host) => format!("https://{host}:{}{path}", self.addr.port()),
+            None => format!("https://{}{path}", self.addr),
+        }
     }
 
     /// The URL of a call, e.g. `users/add`.
