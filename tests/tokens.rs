@@ -792,6 +792,43 @@ async fn a_token_of_another_workspace_is_unknown_here() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_belongs_to_the_workspace_of_its_host_and_goes_with_it() {
+    const BASE: &str = "vesper.test";
+    let s = TestServer::start_with(|c| c.base_domain = Some(BASE.into())).await;
+    let store = vesper::store::open(s.database_url().as_deref(), s.dir.path())
+        .await
+        .unwrap();
+    for name in ["acme", "beta"] {
+        vesper::commands::add_workspace(&*store, name, ADMIN_EMAIL, ADMIN_PASSWORD.into())
+            .await
+            .unwrap();
+    }
+    let acme = s.at_host(&format!("acme.{BASE}"));
+    let beta = s.at_host(&format!("beta.{BASE}"));
+    // The same admin email in both: the token is acme's admin, not beta's.
+    let sid = acme.admin().await;
+    let (_, secret) = make_token(&acme, &sid, "acme", "write").await;
+    by_token(&acme, &secret, "authentication/getAuthorizedUser", &[])
+        .await
+        .assert_ok();
+    let r = by_token(&beta, &secret, "authentication/getAuthorizedUser", &[]).await;
+    fail(&r, 401, "auth_failed");
+    let beta_sid = beta.admin().await;
+    assert!(tokens_of(&beta, &beta_sid, &[]).await.is_empty());
+
+    // Removing the workspace removes its tokens with every other row.
+    let files = vesper::files::Blobs::open(None, s.dir.path()).unwrap();
+    vesper::commands::take_workspace_away(&*store, &files, "acme")
+        .await
+        .unwrap();
+    assert!(stored_tokens(&s).await.is_empty());
+    // The server may still know the name for a few seconds: no workspace, or no token.
+    let r = by_token(&acme, &secret, "authentication/getAuthorizedUser", &[]).await;
+    assert!(matches!(r.status, 401 | 404), "{}", r.body);
+    s.stop().await;
+}
+
 // ---- several nodes ---------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
