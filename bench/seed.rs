@@ -116,7 +116,10 @@ async fn main() {
     // A workspace's host name (BENCH_BASE_DOMAIN) is this machine, as a wildcard DNS
     // entry would make it.
     let url = reqwest::Url::parse(base).expect("a base URL");
-    if let Some(host) = url.host_str().filter(|h| h.parse::<std::net::IpAddr>().is_err()) {
+    if let Some(host) = url
+        .host_str()
+        .filter(|h| h.parse::<std::net::IpAddr>().is_err())
+    {
         let port = url.port_or_known_default().unwrap_or(443);
         client = client.resolve(host, ([127, 0, 0, 1], port).into());
     }
