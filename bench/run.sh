@@ -13,6 +13,16 @@
 # 30 s; BENCH_TASKS, BENCH_ACTIVITIES, BENCH_BIG_TASKS and BENCH_BIG_ACTIVITIES change
 # the dataset (bench/seed.rs); BENCH_ONLY=api or BENCH_ONLY=web runs one part only;
 # BENCH_ANALYZE=1 runs VACUUM ANALYZE on PostgreSQL after seeding.
+#
+# BENCH_BASE_DOMAIN=bench.test serves workspaces by host name and sends every request to
+# workspace `default` at default.bench.test (resolved to this machine).
+#
+# BENCH_ONLY=instructions (or BENCH_INSTRUCTIONS=N beside the other parts) counts the
+# server's user-space instructions per request with valgrind's callgrind, a figure the
+# machine's drift does not move: after seeding, the server is started again under
+# callgrind, and each API workload is sent 1 and then N+1 times (default N = 300) on one
+# kept-alive connection; the difference over N is one request's cost, without the
+# connection's handshake. /health's figure is the HTTP stack's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +42,13 @@ TARGET="${CARGO_TARGET_DIR:-target}"
 rm -rf "$OUT" && mkdir -p "$OUT/scripts"
 DATA="$OUT/data"
 ARGS=(serve --listen "127.0.0.1:$PORT" --data-dir "$DATA")
+HOST=127.0.0.1
+CURL=(curl -sk)
+if [ -n "${BENCH_BASE_DOMAIN:-}" ]; then
+  ARGS+=(--base-domain "$BENCH_BASE_DOMAIN")
+  HOST="default.$BENCH_BASE_DOMAIN"
+  CURL+=(--resolve "$HOST:$PORT:127.0.0.1")
+fi
 if [ -n "$DB_URL" ]; then
   # A fresh database named by the URL's last path segment.
   DB_NAME="${DB_URL##*/}"
@@ -41,8 +58,10 @@ fi
 VESPER_ADMIN_PASSWORD="$PASSWORD" VESPER_LOG=warn,rustls=error "$TARGET/release/vesper" "${ARGS[@]}" >"$OUT/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
-BASE="https://127.0.0.1:$PORT"
-for _ in $(seq 100); do curl -sk "$BASE/health" >/dev/null && break; sleep 0.1; done
+BASE="https://$HOST:$PORT"
+# wrk connects to the address and names the host in a header.
+CONNECT="https://127.0.0.1:$PORT"
+for _ in $(seq 100); do "${CURL[@]}" "$BASE/health" >/dev/null && break; sleep 0.1; done
 
 echo "== seeding: 100 users, 10 projects, ${BENCH_TASKS:-10000} tasks, ${BENCH_ACTIVITIES:-50000} activities, a 1 MiB file;" \
   "a big project of ${BENCH_BIG_TASKS:-10000} tasks, one of ${BENCH_BIG_ACTIVITIES:-5000} activities" >&2
@@ -84,11 +103,12 @@ run() { # name method path body [duration] [session cookie] [connections] -> "rp
       echo "wrk.body = \"$4\""
       echo 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"'
     fi
+    echo "wrk.headers[\"Host\"] = \"$HOST:$PORT\""
     if [ -n "${6:-}" ]; then
       echo "wrk.headers[\"Cookie\"] = \"__Host-vesper-session=$6\""
     fi
   } >"$script"
-  wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${5:-$DURATION}s" --latency -s "$script" "$BASE$3" >"$OUT/wrk.txt" 2>&1 || true
+  wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${5:-$DURATION}s" --latency -s "$script" "$CONNECT$3" >"$OUT/wrk.txt" 2>&1 || true
   python3 - "$OUT/wrk.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -107,7 +127,8 @@ PY
 # req/s right after a pause and 29,600 right after 10 s of /health), so each workload's
 # ratio is taken against /health measured just before it, not once at the start.
 CEILING_DURATION=$(( DURATION / 2 > 3 ? DURATION / 2 : 3 ))
-[ "$ONLY" = web ] && WORKLOADS=()
+API_WORKLOADS=("${WORKLOADS[@]}")
+[ "$ONLY" = web ] || [ "$ONLY" = instructions ] && WORKLOADS=()
 [ ${#WORKLOADS[@]} -gt 0 ] && printf '\n%-32s %10s %9s %9s %9s %8s %8s %8s\n' workload "req/s" "p50 ms" "p99 ms" "health" ratio errors "RSS MiB"
 for w in ${WORKLOADS[@]+"${WORKLOADS[@]}"}; do
   IFS='|' read -r name method path body <<<"$w"
@@ -148,7 +169,7 @@ ttfb() { # path session -> "p50_ms p99_ms" of time to first byte over SAMPLES_WE
   for _ in $(seq "$SAMPLES_WEB"); do
     printf 'url = "%s"\noutput = "/dev/null"\n' "$BASE$1" >>"$config"
   done
-  curl -sk -K "$config" -H "Cookie: __Host-vesper-session=$2" \
+  "${CURL[@]}" -K "$config" -H "Cookie: __Host-vesper-session=$2" \
     -w '%{http_code} %{time_pretransfer} %{time_starttransfer}\n' >"$OUT/ttfb.txt"
   python3 - "$OUT/ttfb.txt" <<'PY'
 import sys
@@ -160,11 +181,11 @@ pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))] if ms else float("nan")
 print(f"{pick(0.5):.2f} {pick(0.99):.2f} {bad}")
 PY
 }
-if [ "$ONLY" != api ]; then
+if [ "$ONLY" != api ] && [ "$ONLY" != instructions ]; then
   printf '\n%-28s %8s %9s %9s %9s %9s %7s %8s %8s\n' "web page (wrk -c1)" "req/s" "p50 ms" "p99 ms" "ttfb p50" "ttfb p99" errors "KiB" "RSS MiB"
   for w in "${WEB[@]}"; do
     IFS='|' read -r name path session <<<"$w"
-    size=$(curl -sk -o /dev/null -w '%{size_download}' -H "Cookie: __Host-vesper-session=$session" "$BASE$path")
+    size=$("${CURL[@]}" -o /dev/null -w '%{size_download}' -H "Cookie: __Host-vesper-session=$session" "$BASE$path")
     read -r rps p50 p99 errs < <(run "$name" GET "$path" "" "$DURATION" "$session" 1)
     cp "$OUT/wrk.txt" "$OUT/wrk-web-$(echo "$name" | tr -c 'a-z0-9\n' '-').txt"
     read -r t50 t99 terrs < <(ttfb "$path" "$session")
@@ -177,7 +198,8 @@ if [ -n "${BENCH_SOAK:-}" ]; then
   # writes) for BENCH_SOAK seconds, with the server's resident memory read every 30 s:
   # memory must stay flat.
   cat >"$OUT/scripts/soak.lua" <<LUA
-local form = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+wrk.headers["Host"] = "$HOST:$PORT"
+local form = { ["Content-Type"] = "application/x-www-form-urlencoded", ["Host"] = "$HOST:$PORT" }
 local reqs = {
   wrk.format("GET", "$S/get/tasks/getById?id=$TASK&sessionId=$ADMIN"),
   wrk.format("GET", "$S/get/tasks/getById?id=$TASK&retType=json&sessionId=$ADMIN"),
@@ -193,7 +215,7 @@ end
 LUA
   echo >&2
   echo "== soak: mixed load for ${BENCH_SOAK} s, resident memory every 30 s" >&2
-  wrk -t2 -c"$CONNECTIONS" -d"${BENCH_SOAK}s" --latency -s "$OUT/scripts/soak.lua" "$BASE" >"$OUT/soak.txt" 2>&1 &
+  wrk -t2 -c"$CONNECTIONS" -d"${BENCH_SOAK}s" --latency -s "$OUT/scripts/soak.lua" "$CONNECT" >"$OUT/soak.txt" 2>&1 &
   WRK=$!
   SAMPLES=""
   while kill -0 $WRK 2>/dev/null; do
@@ -210,3 +232,41 @@ RSS=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
 printf '\nserver peak resident memory: %d MiB (now %d MiB)\n' $((PEAK / 1024)) $((RSS / 1024))
 BACKEND=SQLite; [ -n "$DB_URL" ] && BACKEND=PostgreSQL
 echo "backend: $BACKEND; $(nproc) cores; wrk -t2 -c$CONNECTIONS -d${DURATION}s on the same machine"
+
+if [ "$ONLY" = instructions ] || [ -n "${BENCH_INSTRUCTIONS:-}" ]; then
+  command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+  N="${BENCH_INSTRUCTIONS:-300}"
+  kill $PID && wait $PID 2>/dev/null || true
+  # The same data folder (or database): the seeded sessions are still valid.
+  VESPER_LOG=warn,rustls=error valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+    "$TARGET/release/vesper" "${ARGS[@]}" >"$OUT/server-callgrind.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 600); do "${CURL[@]}" "$BASE/health" >/dev/null && break; sleep 0.2; done
+  count() { # method path body requests -> the server's instructions over them
+    local config="$OUT/scripts/count.cfg"
+    : >"$config"
+    # One body, if any, goes with every URL: curl POSTs it to each.
+    [ -n "$3" ] && printf 'data = "%s"\n' "$3" >>"$config"
+    for _ in $(seq "$4"); do
+      printf 'url = "%s"\noutput = "/dev/null"\n' "$BASE$2" >>"$config"
+    done
+    callgrind_control -z "$PID" >/dev/null 2>&1
+    "${CURL[@]}" -K "$config" >/dev/null
+    rm -f "$OUT"/callgrind.out.*
+    callgrind_control -d "$PID" >/dev/null 2>&1
+    awk '/^summary:/ {print $2}' "$OUT"/callgrind.out.*
+  }
+  printf '\n%-32s %14s %8s\n' "workload (callgrind)" "instr/request" ratio
+  HEALTH_IR=""
+  for w in "${API_WORKLOADS[@]}"; do
+    IFS='|' read -r name method path body <<<"$w"
+    [ "$name" = signIn ] && continue # Argon2 by design: millions of instructions
+    count "$method" "$path" "$body" 10 >/dev/null # warm-up: caches, prepared statements
+    one=$(count "$method" "$path" "$body" 1)
+    many=$(count "$method" "$path" "$body" $((N + 1)))
+    per=$(( (many - one) / N ))
+    [ "$name" = health ] && HEALTH_IR=$per
+    printf '%-32s %14d %8s\n' "$name" "$per" "$(python3 -c "print(f'{$per / $HEALTH_IR:.1f}')")"
+  done
+  echo "instructions: user space, every thread of the server; $N requests on one connection (curl, HTTP/2)"
+fi
