@@ -1185,3 +1185,51 @@ async fn mail_caused_in_a_workspace_goes_to_its_own_users_alone() {
         .iter()
         .all(|to| to.ends_with("@acme.test")));
 }
+
+/// The resolver trusts a name for a few seconds, and a node may still know a session of
+/// the removed workspace (SQLite's session cache, when `vesper workspace remove` ran in
+/// another process): what such a request writes must not outlive the workspace.
+#[tokio::test]
+async fn writes_in_the_moments_after_a_removal_leave_nothing_behind() {
+    let w = two().await;
+    let sid = w.acme.admin().await;
+    let c = w.acme.as_caller(&sid);
+    c.group("before").await;
+    let acme_ws = w
+        .store
+        .workspace_by_name("acme".into())
+        .await
+        .unwrap()
+        .unwrap();
+    let files = vesper::files::Blobs::open(None, w.s.dir.path()).unwrap();
+    vesper::commands::take_workspace_away(&*w.store, &files, "acme")
+        .await
+        .unwrap();
+    let late = [
+        ("projectsgroups/add", vec![("group[name]", "after")]),
+        (
+            "users/add",
+            vec![
+                ("user[email]", "late@acme.test"),
+                ("user[password]", "late-password-1"),
+            ],
+        ),
+        ("projects/add", vec![("project[name]", "late")]),
+        ("tasks/add", vec![("task[name]", "late")]),
+    ];
+    for (call, args) in late {
+        let r = c.call(call, &args).await;
+        assert_ne!(r.status, 200, "{call}: {}", r.body);
+        // Where the session was still honoured, the workspace is found gone.
+        if r.status != 401 && matches!(call, "projectsgroups/add" | "users/add") {
+            r.assert_fail(404, "unknown_workspace");
+        }
+    }
+    for table in TABLES {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {table} WHERE workspace_id = {}",
+            acme_ws.0
+        );
+        assert_eq!(count_rows(&w.s, &sql).await, 0, "{table}");
+    }
+}
