@@ -655,7 +655,27 @@ async fn an_id_from_another_workspace_is_answered_as_one_that_exists_nowhere() {
         assert!(!r.body.contains("acme"), "{call}: {}", r.body);
     }
 
-    // Nothing of acme changed, and the refused upload wrote no blob.
+    // An upload streamed as a client sends one is refused before its file is read.
+    let part = reqwest::multipart::Part::bytes(b"refused".to_vec()).file_name("refused.txt");
+    let form = reqwest::multipart::Form::new()
+        .text("sessionId", bravo_sid.clone())
+        .text("activityId", refs.activity.to_string())
+        .text("retType", "json")
+        .part("files[1]", part);
+    let api = w.bravo.api("activity/attachFiles");
+    let r = read(
+        w.bravo
+            .client
+            .post(api)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_fail(404, "not_found");
+
+    // Nothing of acme changed, and the refused uploads wrote no blob.
     assert_eq!(acme_as_seen(&w.acme, &acme_sid, &refs).await, before);
     assert_eq!(blobs_in(w.s.dir.path()), blobs_before);
 }
