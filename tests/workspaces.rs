@@ -687,6 +687,8 @@ struct Holdings {
     admin_sid: String,
     /// A user (100) who sees all profiles and is in every team: sees what the admin sees.
     member_sid: String,
+    /// An external user (150) in no team, with their session: sees themself alone.
+    outsider: (i64, String),
     users: Vec<i64>,
     groups: Vec<i64>,
     projects: Vec<i64>,
@@ -702,8 +704,9 @@ async fn fill(s: &TestServer, name: &str, n: usize) -> Holdings {
     let admin_sid = s.admin().await;
     let admin = me(s, &admin_sid).await;
     let (member, member_sid) = s.user(&format!("member@{name}.test"), 100, true).await;
-    let mut users = vec![admin, member];
-    for i in 1..n {
+    let outsider = s.user(&format!("outsider@{name}.test"), 150, false).await;
+    let mut users = vec![admin, member, outsider.0];
+    for i in 2..n {
         users.push(s.user(&format!("u{i}@{name}.test"), 150, false).await.0);
     }
     let c = s.as_caller(&admin_sid);
@@ -766,6 +769,7 @@ async fn fill(s: &TestServer, name: &str, n: usize) -> Holdings {
     Holdings {
         admin_sid,
         member_sid,
+        outsider,
         users,
         groups,
         projects,
@@ -845,6 +849,25 @@ async fn lists_and_totals_hold_only_their_workspaces_rows() {
     }
     for sid in [&acme.admin_sid, &acme.member_sid] {
         lists_hold_only(&w.acme, sid, &acme, &bravo).await;
+    }
+    // One who sees only themself and their teams sees exactly that in each.
+    for (s, h) in [(&w.acme, &acme), (&w.bravo, &bravo)] {
+        let (id, sid) = &h.outsider;
+        let c = s.as_caller(sid);
+        for (call, expected) in [
+            ("users/getAll", vec![*id]),
+            ("projects/getList", vec![]),
+            ("tasks/getList", vec![]),
+            ("activity/getList", vec![]),
+            ("activity/getFilesList", vec![]),
+        ] {
+            let (ids, total) = ids_total(&c.call(call, &[]).await);
+            assert_eq!(
+                (ids, total),
+                (set(&expected), expected.len() as i64),
+                "{call}"
+            );
+        }
     }
     // The default workspace, on its own host, holds its admin alone.
     let default = w.s.at_host(&format!("default.{BASE}"));
