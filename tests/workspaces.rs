@@ -962,10 +962,46 @@ async fn a_web_session_is_honoured_only_in_its_workspace_and_shows_its_projects(
     let bravo_admin = w.bravo.admin_browser().await;
     let page = bravo_admin.get("/projects").await;
     assert_eq!(linked_ids(&page.body, "/projects/"), bravo_projects);
-    let r = bravo_admin
-        .get(&format!("/projects/{}", acme_projects[0]))
+    let a = w.acme.as_caller(&acme_sid);
+    let acme_task = a.task(acme_projects[0], &[("name", "acme-task")]).await;
+    let acme_note = a
+        .activity(&[("taskId", &acme_task.to_string()), ("text", "acme-note")])
         .await;
-    assert_eq!(r.status, 404, "{}", r.body);
+    let acme_file = a.attach(acme_note, "acme.txt", b"acme bytes").await;
+    let (p, t, f) = (acme_projects[0], acme_task, acme_file);
+    for path in [
+        format!("/projects/{p}"),
+        format!("/projects/{p}/edit"),
+        format!("/tasks/{t}"),
+        format!("/tasks/{t}/edit"),
+        format!("/activities/{acme_note}/edit"),
+        format!("/files/{f}"),
+    ] {
+        let r = bravo_admin.get(&path).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+    }
+    let t_s = t.to_string();
+    for (path, form) in [
+        (format!("/projects/{p}/remove"), vec![]),
+        (format!("/tasks/{t}/remove"), vec![]),
+        (
+            format!("/tasks/{t}/activities"),
+            vec![
+                ("activity[taskId]", t_s.as_str()),
+                ("activity[text]", "from bravo"),
+            ],
+        ),
+        (format!("/activities/{acme_note}/remove"), vec![]),
+        (format!("/files/{f}/remove"), vec![]),
+    ] {
+        let r = bravo_admin.post(&path, &form).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+    }
+    // All of it is still acme's.
+    a.get(Kind::Project, p).await;
+    a.get(Kind::Task, t).await;
+    assert_eq!(a.files(&[]).await.ids, [f]);
+    assert_eq!(a.list(Kind::Activity, &[]).await.ids, [acme_note]);
     // And acme's cookie still works at acme.
     assert_eq!(at_acme.get("/projects").await.status, 200);
 }
