@@ -1304,6 +1304,10 @@ async fn writes_in_the_moments_after_a_removal_leave_nothing_behind() {
             r.assert_fail(404, "unknown_workspace");
         }
     }
+    // Signing in there counts no failure for a workspace that is gone.
+    sign_in(&w.acme, ADMIN_PASSWORD)
+        .await
+        .assert_fail(404, "unknown_workspace");
     for table in TABLES {
         let sql = format!(
             "SELECT COUNT(*) FROM {table} WHERE workspace_id = {}",

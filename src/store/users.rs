@@ -125,9 +125,11 @@ static TALLY: Stmt = stmt!(
      FROM (SELECT DISTINCT value FROM TEXTS(?2)) AS s LEFT JOIN login_failures f \
      ON f.workspace_id = ?1 AND f.subject = s.value GROUP BY s.value"
 );
+/// Only in a live workspace, as a user is added.
 static ADMIT: Stmt = stmt!(
     "INSERT INTO login_failures (workspace_id, subject, failed_at, pending) \
-     SELECT ?1, value, ?3, 1 FROM TEXTS(?2) ORDER BY key RETURNING ROWID"
+     SELECT ?1, value, ?3, 1 FROM TEXTS(?2) WHERE {} ORDER BY key RETURNING ROWID",
+    workspaces::LIVE
 );
 static FORGET_BEFORE: Stmt = stmt!("DELETE FROM login_failures WHERE failed_at < ?1");
 /// COLLATE "C": the range is of bytes, as the subjects were built.
@@ -390,6 +392,9 @@ pub async fn begin_attempt<D: Db>(
     let records = db
         .rows(&ADMIT, &args![ws.0, subjects, now], first_int)
         .await?;
+    if records.is_empty() && !subjects.is_empty() {
+        return Err(StoreError::UnknownWorkspace);
+    }
     Ok(Attempt::Admitted(records))
 }
 
