@@ -209,6 +209,7 @@ impl From<StoreError> for ApiError {
                 message: "The last admin cannot be removed or demoted".into(),
             },
             StoreError::VersionChanged => ApiError::PreconditionFailed,
+            StoreError::UnknownWorkspace => ApiError::UnknownWorkspace,
             StoreError::Internal(cause) => ApiError::Internal(cause),
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::domain::WorkspaceId;
 use crate::store::driver::{Columns, Db, Stmt};
-use crate::store::{check_version, Expected, Group, Result};
+use crate::store::{check_version, workspaces, Expected, Group, Result, StoreError};
 use crate::{args, stmt};
 
 const COLUMNS: &str = "id, name, created_at, updated_at, version";
@@ -17,9 +17,11 @@ fn from_row(r: &dyn Columns) -> Result<Group> {
     })
 }
 
+/// Only into a live workspace, as a user (`store::users`).
 static INSERT: Stmt = stmt!(
     "INSERT INTO project_groups (workspace_id, name, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?3) RETURNING {COLUMNS}"
+     SELECT ?1, ?2, ?3, ?3 WHERE {} RETURNING {COLUMNS}",
+    workspaces::LIVE
 );
 static BY_ID: Stmt =
     stmt!("SELECT {COLUMNS} FROM project_groups WHERE workspace_id = ?1 AND id = ?2");
@@ -45,7 +47,9 @@ static UNGROUP: [Stmt; 2] = [
 static DELETE: Stmt = stmt!("DELETE FROM project_groups WHERE workspace_id = ?1 AND id = ?2");
 
 pub async fn add<D: Db>(db: &D, ws: WorkspaceId, name: &str, now: i64) -> Result<Group> {
-    db.one(&INSERT, &args![ws.0, name, now], from_row).await
+    db.row(&INSERT, &args![ws.0, name, now], from_row)
+        .await?
+        .ok_or(StoreError::UnknownWorkspace)
 }
 
 pub async fn update<D: Db>(

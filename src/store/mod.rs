@@ -41,6 +41,9 @@ pub enum StoreError {
     /// A workspace of that name exists.
     #[error("duplicate name")]
     DuplicateName,
+    /// The workspace was removed (a node may still serve its name for a few seconds).
+    #[error("no such workspace")]
+    UnknownWorkspace,
     #[error("last admin")]
     LastAdmin,
     /// The object's version is not the one the write named: another writer came first.

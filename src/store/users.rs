@@ -5,8 +5,8 @@
 use crate::domain::user::{takes_an_admin_away, NewUser, Profile, SecurityLevel, User, UserPatch};
 use crate::domain::WorkspaceId;
 use crate::store::driver::{first_int, Arg, Columns, Db, Stmt};
-use crate::store::sql;
 use crate::store::{check_version, Attempt, Expected, Result, Session, StoreError, UserScope};
+use crate::store::{sql, workspaces};
 use crate::{args, stmt};
 
 pub const COLUMNS: &str = "id, email, title, first_name, last_name, address, work_phone, \
@@ -40,11 +40,14 @@ pub fn from_row(r: &dyn Columns) -> Result<User> {
 }
 
 static COUNT: Stmt = stmt!("SELECT COUNT(*) FROM users WHERE workspace_id = ?1 AND active = 1");
+/// Only into a live workspace (`store::workspaces::LIVE`): a node may still serve a removed
+/// one's name, and a session of it, for a few seconds.
 static INSERT: Stmt = stmt!(
     "INSERT INTO users (workspace_id, email, email_key, password_hash, title, first_name, \
      last_name, address, work_phone, cell_phone, company, comment, avatar, security_level, \
-     can_view_profiles, active, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-     ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?16) RETURNING {COLUMNS}"
+     can_view_profiles, active, created_at, updated_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+     ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?16 WHERE {} RETURNING {COLUMNS}",
+    workspaces::LIVE
 );
 static BY_ID: Stmt = stmt!("SELECT {COLUMNS} FROM users WHERE workspace_id = ?1 AND id = ?2");
 static FOR_UPDATE: Stmt =
@@ -123,9 +126,11 @@ static TALLY: Stmt = stmt!(
      FROM (SELECT DISTINCT value FROM TEXTS(?2)) AS s LEFT JOIN login_failures f \
      ON f.workspace_id = ?1 AND f.subject = s.value GROUP BY s.value"
 );
+/// Only in a live workspace, as a user is added.
 static ADMIT: Stmt = stmt!(
     "INSERT INTO login_failures (workspace_id, subject, failed_at, pending) \
-     SELECT ?1, value, ?3, 1 FROM TEXTS(?2) ORDER BY key RETURNING ROWID"
+     SELECT ?1, value, ?3, 1 FROM TEXTS(?2) WHERE {} ORDER BY key RETURNING ROWID",
+    workspaces::LIVE
 );
 static FORGET_BEFORE: Stmt = stmt!("DELETE FROM login_failures WHERE failed_at < ?1");
 /// COLLATE "C": the range is of bytes, as the subjects were built.
@@ -159,9 +164,10 @@ pub async fn add<D: Db>(db: &D, ws: WorkspaceId, user: &NewUser, now: i64) -> Re
         &p.address, &p.work_phone, &p.cell_phone, &p.company, &p.comment, &p.avatar,
         user.security_level.code(), user.can_view_profiles, now
     ];
-    db.one(&INSERT, &values, from_row)
+    db.row(&INSERT, &values, from_row)
         .await
-        .map_err(duplicate_email::<D>)
+        .map_err(duplicate_email::<D>)?
+        .ok_or(StoreError::UnknownWorkspace)
 }
 
 pub async fn get<D: Db>(db: &D, ws: WorkspaceId, id: i64) -> Result<Option<User>> {
@@ -387,6 +393,9 @@ pub async fn begin_attempt<D: Db>(
     let records = db
         .rows(&ADMIT, &args![ws.0, subjects, now], first_int)
         .await?;
+    if records.is_empty() && !subjects.is_empty() {
+        return Err(StoreError::UnknownWorkspace);
+    }
     Ok(Attempt::Admitted(records))
 }
 

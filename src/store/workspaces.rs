@@ -19,6 +19,14 @@ fn from_row(r: &dyn Columns) -> Result<Workspace> {
     })
 }
 
+/// That workspace `?1` is not removed, as a condition. Rows that name no other row of
+/// the workspace (users, groups, login failures) are added only under it: a node may
+/// serve a removed workspace's name, and on SQLite a session of it, for a few seconds
+/// after `remove` ran elsewhere, and what such a request added would outlive the
+/// workspace. Every other row names a user of its workspace, whom the removal took.
+pub const LIVE: &str =
+    "EXISTS (SELECT 1 FROM workspaces w WHERE w.id = ?1 AND w.name NOT LIKE '#%')";
+
 static INSERT: Stmt = stmt!(
     "INSERT INTO workspaces (id, name, created_at) \
      SELECT COALESCE(MAX(id), 0) + 1, ?1, ?2 FROM workspaces RETURNING id, name, created_at"

@@ -23,13 +23,16 @@ pub struct Browser<'a> {
 impl TestServer {
     /// A browser with no cookie yet.
     pub fn browser(&self) -> Browser<'_> {
+        let mut client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none());
+        // A server reached by host name (`at_host`) is found at its address.
+        if let Some(host) = &self.host {
+            client = client.resolve(host, self.addr);
+        }
         Browser {
             server: self,
-            client: reqwest::Client::builder()
-                .danger_accept_invalid_certs(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            client: client.build().unwrap(),
             cookies: Mutex::new(Vec::new()),
         }
     }
