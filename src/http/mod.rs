@@ -7,6 +7,7 @@ pub mod body;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod request_id;
 pub mod response;
 pub mod tls;
 pub mod transport;
