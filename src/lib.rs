@@ -16,6 +16,7 @@ pub mod domain;
 pub mod files;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod store;
 pub mod web;
 

@@ -216,6 +216,7 @@ async fn connection(
             _ => None,
         }
     };
+    let _open = crate::metrics::METRICS.open_connections.track();
     let Ok(Some(opened)) = tokio::time::timeout(site.limits.handshake, handshake).await else {
         return;
     };

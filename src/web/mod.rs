@@ -373,6 +373,16 @@ pub async fn log_page(req: Request, next: axum::middleware::Next) -> Response {
         .map_or("", |p| p.as_str())
         .to_owned();
     let res = next.run(req).await;
+    let verb = match method.as_str() {
+        v @ ("GET" | "POST" | "HEAD") => v,
+        _ => "OTHER",
+    };
+    let page = if route.is_empty() {
+        "unknown"
+    } else {
+        crate::metrics::label(&format!("{verb} {route}"))
+    };
+    crate::metrics::METRICS.request("web", page, res.status().as_u16(), started.elapsed());
     tracing::info!(
         page = %route,
         method = %method,
