@@ -499,6 +499,34 @@ async fn the_request_id_is_in_the_log_line_of_its_request() {
     running.wait_ready().await;
     let id = "binary-text-log-4711";
     assert_eq!(call_with_request_id(&running, id).await, id);
+    // A page, with the session cookie of an API sign-in.
+    let c = client();
+    let sid = c
+        .post(running.url("post/authentication/signIn"))
+        .form(&[
+            ("login", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+            ("retType", "json"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page_id = "binary-page-log-4713";
+    let page = c
+        .get(format!("https://127.0.0.1:{}/projects", running.port))
+        .header("Cookie", format!("{SESSION_COOKIE}={sid}"))
+        .header("X-Request-Id", page_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-request-id"], page_id);
     let (clean, _, err) = running.terminate();
     assert!(clean);
     let line = err
@@ -515,6 +543,20 @@ async fn the_request_id_is_in_the_log_line_of_its_request() {
         assert!(line.contains(field), "{field} in {line}");
     }
     assert_eq!(err.matches(id).count(), 1, "one line per request: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains(page_id))
+        .unwrap_or_else(|| panic!("no line names {page_id}: {err}"));
+    for field in [
+        "service=web",
+        "page=/projects",
+        "method=GET",
+        "status=200",
+        "user=1",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    assert!(!err.contains(&sid), "no session id in the log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
