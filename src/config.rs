@@ -20,6 +20,22 @@ use serde::Deserialize;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as text, or as one JSON object a line for log shippers
+    #[arg(
+        long,
+        global = true,
+        env = "VESPER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +144,10 @@ pub struct ServeArgs {
     /// Serve one workspace per host name: NAME.<base domain> is workspace NAME
     #[arg(long, env = "VESPER_BASE_DOMAIN")]
     pub base_domain: Option<String>,
+    /// Serve Prometheus metrics at /metrics over plain HTTP on this address (keep it on a
+    /// private interface) [default: off]
+    #[arg(long, env = "VESPER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The configuration file's keys; every one optional.
@@ -157,6 +177,7 @@ struct FileConfig {
     write_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
+    metrics_listen: Option<SocketAddr>,
     #[serde(flatten)]
     unknown: toml::Table,
 }
@@ -211,6 +232,8 @@ pub struct Config {
     /// address (a trusted proxy is not counted per address).
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    /// Where `/metrics` is served, in plain HTTP; none: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -243,6 +266,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             max_connections_per_address: 256,
+            metrics_listen: None,
         }
     }
 }
@@ -277,6 +301,7 @@ impl fmt::Debug for Config {
                 "max_connections_per_address",
                 &self.max_connections_per_address,
             )
+            .field("metrics_listen", &self.metrics_listen)
             .field(
                 "admin_password",
                 &self.admin_password.as_ref().map(|_| "<redacted>"),
@@ -312,6 +337,9 @@ impl Config {
         }
         if args.base_domain.is_some() {
             config.base_domain = args.base_domain.clone();
+        }
+        if args.metrics_listen.is_some() {
+            config.metrics_listen = args.metrics_listen;
         }
         if let Some(text) = &config.base_domain {
             let domain = crate::domain::workspace::base_domain(text)
@@ -369,6 +397,9 @@ impl Config {
         }
         if file.tls_cert.is_some() {
             self.tls_cert = file.tls_cert;
+        }
+        if file.metrics_listen.is_some() {
+            self.metrics_listen = file.metrics_listen;
         }
         if file.tls_key.is_some() {
             self.tls_key = file.tls_key;
@@ -453,6 +484,26 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.data_dir, PathBuf::from("/override"));
         assert_eq!(c.session_idle_secs, 300);
+        assert_eq!(c.metrics_listen, None, "off unless asked for");
+    }
+
+    #[test]
+    fn metrics_listen_comes_from_the_file_or_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vesper.toml");
+        std::fs::write(&file, "metrics_listen = \"127.0.0.1:9100\"\n").unwrap();
+        let mut args = ServeArgs {
+            storage: StorageArgs {
+                config: Some(file),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        args.metrics_listen = Some("10.0.0.1:9200".parse().unwrap());
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.metrics_listen, Some("10.0.0.1:9200".parse().unwrap()));
     }
 
     #[test]

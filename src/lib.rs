@@ -16,6 +16,7 @@ pub mod domain;
 pub mod files;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod store;
 pub mod web;
 
@@ -24,6 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -102,12 +107,25 @@ pub async fn launch(
             }
         }
     });
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --metrics-listen {addr}"))?;
+            tracing::info!(address = %listener.local_addr()?, "serving /metrics (plain HTTP)");
+            Some(tokio::spawn(serve_metrics(listener, store.clone())))
+        }
+        None => None,
+    };
     let mail_worker = tokio::spawn(mail::supervise(store, mailer, mail_wake));
     tracing::info!(address = %listener.local_addr()?, "listening (HTTPS)");
     http::transport::serve(listener, tls, router(state), &config, shutdown).await;
     sweeper.abort();
     file_sweeper.abort();
     mail_worker.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -182,7 +200,51 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(api::endpoints::ROUTE, any(api::endpoints::dispatch))
         .route("/health", get(http::health))
+        .route("/ready", get(ready))
         .merge(pages)
         .fallback(http::unknown)
         .with_state(state)
+}
+
+/// How long `/ready` and a scrape wait for storage.
+const STORAGE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Readiness: 200 when storage answers a trivial query within a second, 503 otherwise.
+/// `/health` is the liveness check and touches nothing.
+async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    match tokio::time::timeout(STORAGE_PROBE_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: storage failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+        }
+        Err(_) => {
+            tracing::warn!("not ready: storage did not answer within a second");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+        }
+    }
+}
+
+/// Serves `/metrics` in plain HTTP on its own listener, until aborted.
+async fn serve_metrics(listener: TcpListener, store: Arc<dyn Store>) {
+    let app = Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(store);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the metrics listener failed");
+    }
+}
+
+/// The metrics in the Prometheus text format; the outbox's depth is left out when
+/// storage does not answer in time.
+async fn scrape(State(store): State<Arc<dyn Store>>) -> Response {
+    let depth = tokio::time::timeout(STORAGE_PROBE_TIMEOUT, store.outbox_depth())
+        .await
+        .ok()
+        .and_then(|r| r.ok());
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        metrics::METRICS.render(depth),
+    )
+        .into_response()
 }

@@ -4,20 +4,12 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use vesper::commands;
-use vesper::config::{Cli, Command, Config, UserCommand, WorkspaceCommand};
+use vesper::config::{Cli, Command, Config, LogFormat, UserCommand, WorkspaceCommand};
 
 fn main() -> anyhow::Result<()> {
     keep_large_allocations_out_of_arenas();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // rustls warns about every client that sends an IP address as SNI.
-            EnvFilter::try_from_env("VESPER_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,rustls=error")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    start_logging(cli.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         match cli.command {
@@ -53,6 +45,29 @@ fn main() -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// Log lines on standard error, filtered by `VESPER_LOG`: text, or one JSON object a
+/// line with the event's fields at the top level and the request's span (its id) under
+/// `span`.
+fn start_logging(format: LogFormat) {
+    // rustls warns about every client that sends an IP address as SNI.
+    let filter = EnvFilter::try_from_env("VESPER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// glibc raises its mmap threshold each time a large block is freed, so after the first

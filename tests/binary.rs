@@ -18,6 +18,8 @@ fn free_port() -> u16 {
 fn vesper() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vesper"));
     cmd.env_remove("VESPER_ADMIN_PASSWORD")
+        .env_remove("VESPER_LOG_FORMAT")
+        .env_remove("VESPER_METRICS_LISTEN")
         .env_remove("VESPER_ADMIN_EMAIL")
         .env_remove("VESPER_DATABASE_URL")
         .env_remove("VESPER_CONFIG");
@@ -33,6 +35,11 @@ struct Running {
 }
 
 fn serve(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Running {
+    serve_with(data_dir, &[], envs)
+}
+
+/// `vesper serve` with more arguments.
+fn serve_with(data_dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Running {
     let port = free_port();
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
@@ -44,6 +51,7 @@ fn serve(data_dir: &std::path::Path, envs: &[(&str, &str)]) -> Running {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(args)
         .envs(envs.iter().copied())
         .stdout(out.reopen().unwrap())
         .stderr(err.reopen().unwrap())
@@ -528,4 +536,191 @@ async fn workspace_commands_make_list_and_remove_workspaces_beside_a_running_ser
     assert_eq!(at("acme").await.0, 401);
     let (clean, _, _) = running.terminate();
     assert!(clean);
+}
+
+/// Calls getAuthorizedUser as the admin with this request id; answers the id sent back.
+async fn call_with_request_id(running: &Running, id: &str) -> String {
+    let r = client()
+        .get(running.url("get/authentication/getAuthorizedUser"))
+        .basic_auth(ADMIN_EMAIL, Some(ADMIN_PASSWORD))
+        .header("X-Request-Id", id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.headers()["x-request-id"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_id_is_in_the_log_line_of_its_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve(dir.path(), &[("VESPER_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
+    running.wait_ready().await;
+    let id = "binary-text-log-4711";
+    assert_eq!(call_with_request_id(&running, id).await, id);
+    // A page, with the session cookie of an API sign-in.
+    let c = client();
+    let sid = c
+        .post(running.url("post/authentication/signIn"))
+        .form(&[
+            ("login", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+            ("retType", "json"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page_id = "binary-page-log-4713";
+    let page = c
+        .get(format!("https://127.0.0.1:{}/projects", running.port))
+        .header("Cookie", format!("{SESSION_COOKIE}={sid}"))
+        .header("X-Request-Id", page_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-request-id"], page_id);
+    let (clean, _, err) = running.terminate();
+    assert!(clean);
+    let line = err
+        .lines()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("no line names {id}: {err}"));
+    for field in [
+        "service=authentication",
+        "method=getAuthorizedUser",
+        "status=200",
+        "user=1",
+        "micros=",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    assert_eq!(err.matches(id).count(), 1, "one line per request: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains(page_id))
+        .unwrap_or_else(|| panic!("no line names {page_id}: {err}"));
+    for field in [
+        "service=web",
+        "page=/projects",
+        "method=GET",
+        "status=200",
+        "user=1",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    assert!(!err.contains(&sid), "no session id in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_one_json_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve_with(
+        dir.path(),
+        &["--log-format", "json"],
+        &[("VESPER_ADMIN_PASSWORD", ADMIN_PASSWORD)],
+    );
+    running.wait_ready().await;
+    let id = "binary-json-log-4712";
+    assert_eq!(call_with_request_id(&running, id).await, id);
+    let (clean, _, err) = running.terminate();
+    assert!(clean);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{err}");
+    for line in &lines {
+        assert!(
+            line["timestamp"].is_string() && line["level"].is_string(),
+            "{line}"
+        );
+    }
+    let request = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == id)
+        .unwrap_or_else(|| panic!("no line names {id}: {err}"));
+    assert_eq!(request["message"], "request", "{request}");
+    assert_eq!(request["service"], "authentication", "{request}");
+    assert_eq!(request["method"], "getAuthorizedUser", "{request}");
+    assert_eq!(request["status"], 200, "{request}");
+    assert_eq!(request["user"], 1, "{request}");
+    assert!(request["micros"].is_u64(), "{request}");
+    assert!(
+        lines.iter().any(|l| l["message"] == "listening (HTTPS)"),
+        "{err}"
+    );
+    // The environment variable chooses the same.
+    let running = serve(dir.path(), &[("VESPER_LOG_FORMAT", "json")]);
+    running.wait_ready().await;
+    let (clean, _, err) = running.terminate();
+    assert!(clean);
+    for l in err.lines() {
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+}
+
+/// The TCP ports the process listens on, from its sockets and the kernel's tables.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let mut inodes = std::collections::HashSet::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        if let Ok(target) = std::fs::read_link(fd.unwrap().path()) {
+            let target = target.to_string_lossy().into_owned();
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+            {
+                inodes.insert(inode.to_owned());
+            }
+        }
+    }
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for row in text.lines().skip(1) {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            // local address, state (0A: listening), inode
+            if cols.len() > 9 && cols[3] == "0A" && inodes.contains(cols[9]) {
+                let port = cols[1].rsplit(':').next().unwrap();
+                ports.push(u16::from_str_radix(port, 16).unwrap());
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_listen_opens_a_second_port_and_nothing_else_listens_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = serve(dir.path(), &[]);
+    running.wait_ready().await;
+    assert_eq!(listening_ports(running.child.id()), [running.port]);
+    running.terminate();
+
+    let metrics_port = free_port();
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let running = serve(dir.path(), &[("VESPER_METRICS_LISTEN", &metrics)]);
+    running.wait_ready().await;
+    let mut expected = vec![running.port, metrics_port];
+    expected.sort_unstable();
+    assert_eq!(listening_ports(running.child.id()), expected);
+    let r = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE vesper_requests_total counter"),
+        "{text}"
+    );
+    let (clean, _, err) = running.terminate();
+    assert!(clean);
+    assert!(err.contains("serving /metrics (plain HTTP)"), "{err}");
 }

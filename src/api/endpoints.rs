@@ -149,8 +149,17 @@ pub async fn dispatch(
         Ok(response) => response,
         Err(e) => fail_response(format, &e),
     };
+    // Labels from the table alone: the path may hold anything.
+    let (label_service, label_method) =
+        endpoint.map_or(("unknown", "unknown"), |e| (e.service, e.method));
+    crate::metrics::METRICS.request(
+        label_service,
+        label_method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     // The route and the caller, never the query string: it can hold passwords and
-    // session ids.
+    // session ids. The request's span names its id.
     tracing::info!(
         service = %service,
         method = %method,

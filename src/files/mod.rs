@@ -391,6 +391,7 @@ impl StagedBlob {
                 .map_err(io::Error::other)??;
         }
         self.persisted = true;
+        crate::metrics::METRICS.file_bytes_stored.add(self.size);
         Ok(())
     }
 }

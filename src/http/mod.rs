@@ -7,6 +7,7 @@ pub mod body;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod request_id;
 pub mod response;
 pub mod tls;
 pub mod transport;
@@ -30,7 +31,14 @@ pub async fn health() -> &'static str {
 
 /// Any path that is no call of the API.
 pub async fn unknown(req: Request) -> Response {
-    fail_response(Format::of_request(&req), &ApiError::UnknownMethod)
+    let res = fail_response(Format::of_request(&req), &ApiError::UnknownMethod);
+    crate::metrics::METRICS.request(
+        "unknown",
+        "unknown",
+        res.status().as_u16(),
+        std::time::Duration::ZERO,
+    );
+    res
 }
 
 /// Writes require POST; reads take GET or POST.

@@ -29,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 pub use admission::{address_block, open_file_limit, raise_open_file_limit};
 use admission::{Admission, Admitted, Refusal, Throttled};
@@ -36,6 +37,7 @@ use timing::{Activity, Answer, Arriving, BodyPace, InFlight};
 
 use crate::config::Config;
 use crate::http::error::ApiError;
+use crate::http::request_id;
 use crate::http::response::{fail_response, Format};
 
 /// How long shutdown waits for requests in flight.
@@ -214,6 +216,7 @@ async fn connection(
             _ => None,
         }
     };
+    let _open = crate::metrics::METRICS.open_connections.track();
     let Ok(Some(opened)) = tokio::time::timeout(site.limits.handshake, handshake).await else {
         return;
     };
@@ -237,22 +240,30 @@ async fn connection(
     }
 }
 
-/// Every request: counted in flight until its answer is sent, and answered with the
-/// headers every answer carries.
+/// Every request: counted in flight until its answer is sent, logged within a span that
+/// names its request id, and answered with the headers every answer carries.
 async fn answer(
     site: Arc<Site>,
     activity: Arc<Activity>,
     peer: IpAddr,
     tls: bool,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Answer>, Infallible> {
     let in_flight: InFlight = activity.request_started();
-    let mut res = if tls {
-        secure(&site, ClientInfo { addr: peer }, req).await
-    } else {
-        plain(&site, peer, req).await
-    };
+    let id = request_id::choose(req.headers());
+    let span = tracing::info_span!("request", request_id = id.as_str());
+    req.extensions_mut().insert(id.clone());
+    let mut res = async {
+        if tls {
+            secure(&site, ClientInfo { addr: peer }, req).await
+        } else {
+            plain(&site, peer, req).await
+        }
+    }
+    .instrument(span)
+    .await;
     let headers = res.headers_mut();
+    headers.insert(request_id::X_REQUEST_ID.clone(), id.0);
     // Nothing this server sends may be cached (answers carry session ids and private
     // data), nor read as another type than it says; a handler's own choice stands.
     if !headers.contains_key(CACHE_CONTROL) {

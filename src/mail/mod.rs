@@ -218,14 +218,19 @@ async fn run(store: Arc<dyn Store>, mailer: Mailer, wake: Arc<Notify>) {
         for queued in &batch {
             let outcome = mailer.deliver(queued).await;
             let recorded = match outcome {
-                Ok(()) => store.mail_sent(queued.id, now()).await,
+                Ok(()) => {
+                    crate::metrics::METRICS.mail_sent.inc();
+                    store.mail_sent(queued.id, now()).await
+                }
                 Err(e) => {
                     let attempt = queued.attempts + 1;
                     let retry_at = (attempt < mailer.max_attempts)
                         .then(|| now() + (1i64 << attempt.min(20)).min(MAX_BACKOFF_SECS));
                     if retry_at.is_some() {
+                        crate::metrics::METRICS.mail_retries.inc();
                         tracing::warn!(mail = queued.id, attempt, error = %e, "mail delivery failed; will retry");
                     } else {
+                        crate::metrics::METRICS.mail_failures.inc();
                         tracing::error!(mail = queued.id, attempt, error = %e, "mail delivery failed for good");
                     }
                     store

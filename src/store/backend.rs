@@ -23,7 +23,7 @@ macro_rules! impl_store {
         use $crate::store::{
             activities, files, groups, outbox, projects, tasks, tokens, users, workspaces,
             Attempt, Census, Expected, Filter, Group, GroupStore, ListQuery,
-            LoginThrottleStore, OutboxStore, OutgoingMail, Page, QueuedMail, Result,
+            LoginThrottleStore, OpsStore, OutboxStore, OutgoingMail, Page, QueuedMail, Result,
             TokenStore, UserScope, UserStore, WorkStore, WorkspaceStore,
         };
         use $crate::domain::workspace::Workspace;
@@ -255,6 +255,19 @@ macro_rules! impl_store {
 
             async fn mail_failed(&self, id: i64, now: i64, error: String, retry_at: Option<i64>) -> Result<()> {
                 run_write_one!(self, db => outbox::failed(db, id, now, &error, retry_at))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl OpsStore for $backend {
+            /// A write's runner: on SQLite the writer thread, which a stuck write or a
+            /// lock held from outside stalls, unlike the readers.
+            async fn ping(&self) -> Result<()> {
+                run_write_one!(self, db => outbox::ping(db))
+            }
+
+            async fn outbox_depth(&self) -> Result<i64> {
+                run_read!(self, db => outbox::depth(db))
             }
         }
 

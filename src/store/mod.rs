@@ -480,6 +480,16 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<()>;
 }
 
+/// What operations ask of storage: whether it answers, and the outbox's depth.
+#[async_trait]
+pub trait OpsStore: Send + Sync {
+    /// Runs a trivial query where writes run (SQLite's writer thread, a pooled
+    /// PostgreSQL connection): `Ok` when storage can serve.
+    async fn ping(&self) -> Result<()>;
+    /// Mails queued, neither sent nor given up (on every node that shares the database).
+    async fn outbox_depth(&self) -> Result<i64>;
+}
+
 /// Workspaces, made and removed by `vesper workspace`, found by name per request.
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {
@@ -502,6 +512,7 @@ pub trait Store:
     + WorkStore
     + OutboxStore
     + WorkspaceStore
+    + OpsStore
 {
 }
 impl<T> Store for T where
@@ -513,6 +524,7 @@ impl<T> Store for T where
         + WorkStore
         + OutboxStore
         + WorkspaceStore
+        + OpsStore
 {
 }
 

@@ -2,7 +2,7 @@
 //! delivery worker of any node. Statements written once for both backends.
 
 use crate::domain::WorkspaceId;
-use crate::store::driver::{Db, Stmt};
+use crate::store::driver::{first_int, Db, Stmt};
 use crate::store::{OutgoingMail, QueuedMail, Result};
 use crate::{args, stmt};
 
@@ -18,6 +18,9 @@ static CLAIM: Stmt = stmt!(
      AND locked_until <= ?1 ORDER BY id LIMIT ?3 FOR UPDATE SKIP LOCKED) \
      RETURNING id, recipient, subject, text_body, html_body, attempts"
 );
+static DEPTH: Stmt =
+    stmt!("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL");
+static PING: Stmt = stmt!("SELECT CAST(1 AS BIGINT)");
 static SENT: Stmt = stmt!(
     "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, locked_until = 0 WHERE id = ?1"
 );
@@ -78,5 +81,16 @@ pub async fn failed<D: Db>(
     retry_at: Option<i64>,
 ) -> Result<()> {
     db.run(&FAILED, &args![id, now, error, retry_at]).await?;
+    Ok(())
+}
+
+/// How many mails wait: queued, neither sent nor given up.
+pub async fn depth<D: Db>(db: &D) -> Result<i64> {
+    db.one(&DEPTH, &args![], first_int).await
+}
+
+/// The trivial query readiness asks for.
+pub async fn ping<D: Db>(db: &D) -> Result<()> {
+    db.one(&PING, &args![], first_int).await?;
     Ok(())
 }

@@ -14,6 +14,8 @@ mod tasks;
 mod view;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use askama::Template;
 use axum::body::Body;
@@ -125,6 +127,7 @@ impl Visit {
         };
         let session_id = cookie(req.headers(), SESSION_COOKIE);
         let client = crate::http::client_addr(req);
+        let logged_caller = req.extensions().get::<LoggedCaller>().cloned();
         let state = state.clone();
         let requested = state.workspaces.requested(req.uri(), req.headers());
         async move {
@@ -139,6 +142,9 @@ impl Visit {
                 }
                 Err(e) => return Err(e.into()),
             };
+            if let Some(logged) = logged_caller {
+                logged.0.store(caller.user.id, Ordering::Relaxed);
+            }
             Ok(Visit {
                 csrf: csrf_token(&session_id),
                 state,
@@ -364,7 +370,13 @@ pub fn redirect(to: &str) -> Response {
 
 /// Logs each page as the API logs each call: the route (never the query string, which
 /// may hold anything typed), the status and the server's time.
-pub async fn log_page(req: Request, next: axum::middleware::Next) -> Response {
+/// Where a page's visit leaves its caller's user id for the page's log line (0: none).
+#[derive(Debug, Clone, Default)]
+struct LoggedCaller(Arc<AtomicI64>);
+
+pub async fn log_page(mut req: Request, next: axum::middleware::Next) -> Response {
+    let caller = LoggedCaller::default();
+    req.extensions_mut().insert(caller.clone());
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let route = req
@@ -373,10 +385,22 @@ pub async fn log_page(req: Request, next: axum::middleware::Next) -> Response {
         .map_or("", |p| p.as_str())
         .to_owned();
     let res = next.run(req).await;
+    let verb = match method.as_str() {
+        v @ ("GET" | "POST" | "HEAD") => v,
+        _ => "OTHER",
+    };
+    let page = if route.is_empty() {
+        "unknown"
+    } else {
+        crate::metrics::label(&format!("{verb} {route}"))
+    };
+    crate::metrics::METRICS.request("web", page, res.status().as_u16(), started.elapsed());
     tracing::info!(
+        service = %"web",
         page = %route,
         method = %method,
         status = res.status().as_u16(),
+        user = caller.0.load(Ordering::Relaxed),
         micros = started.elapsed().as_micros() as u64,
         "page"
     );

@@ -57,7 +57,10 @@ impl Activity {
     pub fn request_started(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.last_request.store(self.millis(), Ordering::Relaxed);
-        InFlight(self.clone())
+        InFlight(
+            self.clone(),
+            crate::metrics::METRICS.requests_in_flight.track(),
+        )
     }
 
     fn answer_handed(&self) {
@@ -101,9 +104,14 @@ impl Activity {
     }
 }
 
-/// A request in flight; dropped with its answer (sent, or abandoned).
+/// A request in flight; dropped with its answer (sent, or abandoned). It counts in the
+/// server's requests-in-flight gauge meanwhile.
 #[derive(Debug)]
-pub struct InFlight(Arc<Activity>);
+pub struct InFlight(
+    Arc<Activity>,
+    // Held for its drop alone.
+    #[allow(dead_code)] crate::metrics::Tracked,
+);
 
 impl Drop for InFlight {
     fn drop(&mut self) {

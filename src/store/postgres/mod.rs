@@ -214,23 +214,30 @@ impl Postgres {
     }
 }
 
-/// Runs shared work on a pooled connection.
-macro_rules! run_read {
-    ($store:expr, $db:ident => $work:expr) => {{
+/// Runs shared work on a pooled connection, timed as a storage call of kind `$op`.
+macro_rules! run_on_connection {
+    ($op:ident, $store:expr, $db:ident => $work:expr) => {{
+        let _timer = $crate::metrics::store_timer($crate::metrics::StoreOp::$op);
         let conn = $store.conn().await?;
         let $db = &Pg(&conn);
         $work.await
     }};
 }
 
+/// Runs shared work on a pooled connection.
+macro_rules! run_read {
+    ($($t:tt)*) => { run_on_connection!(Read, $($t)*) };
+}
+
 /// One statement needs no transaction of its own.
 macro_rules! run_write_one {
-    ($($t:tt)*) => { run_read!($($t)*) };
+    ($($t:tt)*) => { run_on_connection!(Write, $($t)*) };
 }
 
 /// Runs shared work in a transaction, committed when it succeeds.
 macro_rules! run_write {
     ($store:expr, $db:ident => $work:expr) => {{
+        let _timer = $crate::metrics::store_timer($crate::metrics::StoreOp::Write);
         let mut conn = $store.conn().await?;
         let tx = conn.transaction().await?;
         let $db = &Pg(&tx);
@@ -248,6 +255,7 @@ macro_rules! run_write_users {
 /// Runs a list's reads in one read-only snapshot (the page and its total).
 macro_rules! run_list {
     ($store:expr, $db:ident => $work:expr) => {{
+        let _timer = $crate::metrics::store_timer($crate::metrics::StoreOp::Read);
         let mut conn = $store.conn().await?;
         let tx = conn
             .build_transaction()
@@ -273,7 +281,7 @@ impl SessionStore for Postgres {
         user_id: i64,
         now: i64,
     ) -> Result<()> {
-        run_read!(self, db => users::add_session(db, ws, &token_hash, user_id, now))
+        run_write_one!(self, db => users::add_session(db, ws, &token_hash, user_id, now))
     }
 
     async fn session(&self, ws: WorkspaceId, token_hash: Vec<u8>) -> Result<Option<Session>> {
@@ -281,14 +289,14 @@ impl SessionStore for Postgres {
     }
 
     async fn touch_session(&self, token_hash: Vec<u8>, now: i64) -> Result<()> {
-        run_read!(self, db => users::touch_session(db, &token_hash, now))
+        run_write_one!(self, db => users::touch_session(db, &token_hash, now))
     }
 
     async fn remove_session(&self, token_hash: Vec<u8>) -> Result<()> {
-        run_read!(self, db => users::remove_session(db, &token_hash))
+        run_write_one!(self, db => users::remove_session(db, &token_hash))
     }
 
     async fn remove_stale_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
-        run_read!(self, db => users::remove_stale_sessions(db, idle_before, created_before))
+        run_write_one!(self, db => users::remove_stale_sessions(db, idle_before, created_before))
     }
 }

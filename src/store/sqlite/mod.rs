@@ -175,6 +175,7 @@ impl Sqlite {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        let _timer = crate::metrics::store_timer(crate::metrics::StoreOp::Read);
         // Most reads are a few index lookups, shorter than a hop to another thread and
         // back: they run right here on a free reader. When every reader is busy, the
         // read waits for one on the blocking pool instead of stalling the executor.
@@ -212,6 +213,7 @@ impl Sqlite {
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
     {
+        let _timer = crate::metrics::store_timer(crate::metrics::StoreOp::Write);
         let (reply, answer) = tokio::sync::oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |tx| {
             let tx = match tx {
@@ -232,9 +234,14 @@ impl Sqlite {
                 }),
             })
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Unavailable(anyhow::anyhow!("the writer has stopped")))?;
+        let queue = &crate::metrics::METRICS.sqlite_writer_queue;
+        queue.add(1);
+        if self.jobs.send(job).is_err() {
+            queue.add(-1);
+            return Err(StoreError::Unavailable(anyhow::anyhow!(
+                "the writer has stopped"
+            )));
+        }
         answer.await.map_err(|_| {
             StoreError::Internal(anyhow::anyhow!("a write failed inside the writer"))
         })?
@@ -306,6 +313,9 @@ fn checkpoint_when_idle(conn: &Connection) {
 }
 
 fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+    let metrics = &crate::metrics::METRICS;
+    metrics.sqlite_writer_queue.add(-(batch.len() as i64));
+    metrics.sqlite_group_size.observe(batch.len() as f64);
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
