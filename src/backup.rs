@@ -109,7 +109,7 @@ pub async fn backup(config: Config, to: &Path, files_url: Option<&str>) -> anyho
     let created = prepare_target(to)?;
     let files_url = files_url.or(config.files_url.as_deref());
     let blobs = Blobs::open(files_url, &config.data_dir)?;
-    match write_backup(&source, &blobs, to).await {
+    match write_backup(&source, &blobs, to, |_| {}).await {
         Ok(manifest) => {
             let bytes: u64 = manifest.files.iter().map(|e| e.size).sum();
             println!(
@@ -171,7 +171,14 @@ fn empty_folder(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-async fn write_backup(source: &Path, blobs: &Blobs, to: &Path) -> anyhow::Result<Manifest> {
+/// Writes the backup; `after_snapshot` runs after each snapshot (with its attempt number)
+/// before the blobs are copied: where the tests remove a file under the backup.
+async fn write_backup(
+    source: &Path,
+    blobs: &Blobs,
+    to: &Path,
+    mut after_snapshot: impl FnMut(usize),
+) -> anyhow::Result<Manifest> {
     let files_dir = to.join(FILES);
     create_private_dir(&files_dir)?;
     let partial = to.join(format!("{DATABASE}.partial"));
@@ -185,6 +192,7 @@ async fn write_backup(source: &Path, blobs: &Blobs, to: &Path) -> anyhow::Result
             let (source, partial) = (source.to_owned(), partial.clone());
             tokio::task::spawn_blocking(move || snapshot::snapshot(&source, &partial)).await??
         };
+        after_snapshot(attempt);
         if let Some(bad) = rows.iter().find(|r| !valid_key(&r.storage_key)) {
             anyhow::bail!("file {} has an unusable storage key", bad.id);
         }
@@ -515,4 +523,139 @@ pub fn read_manifest(from: &Path) -> anyhow::Result<Manifest> {
         anyhow::bail!("{} lists no database", path.display());
     }
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with a files table alone (what a backup reads of it), in WAL mode as
+    /// the server keeps it, and a blob folder holding the blobs its rows name.
+    async fn source(dir: &Path, blobs: &Blobs, count: usize) -> PathBuf {
+        let db = dir.join(DATABASE);
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE files (id INTEGER PRIMARY KEY, storage_key TEXT NOT NULL, \
+             sha256 TEXT NOT NULL, size INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for i in 0..count {
+            let bytes = format!("blob number {i}").repeat(i + 1);
+            let mut staging = blobs.stage().await.unwrap();
+            staging.write(bytes.as_bytes()).await.unwrap();
+            let mut blob = staging.finish().await.unwrap();
+            blob.persist().await.unwrap();
+            conn.execute(
+                "INSERT INTO files (storage_key, sha256, size) VALUES (?1, ?2, ?3)",
+                rusqlite::params![blob.key, blob.sha256, blob.size as i64],
+            )
+            .unwrap();
+        }
+        db
+    }
+
+    fn remove_row(db: &Path, id: i64) -> String {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row(
+            "DELETE FROM files WHERE id = ?1 RETURNING storage_key",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_removed_after_the_snapshot_takes_a_fresh_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::folder(&dir.path().join("files")).unwrap();
+        let db = source(dir.path(), &blobs, 3).await;
+        let to = dir.path().join("backup");
+        prepare_target(&to).unwrap();
+        // After the first snapshot, file 2 goes as the server removes one: row, then blob.
+        let manifest = write_backup(&db, &blobs, &to, |attempt| {
+            if attempt == 1 {
+                let key = remove_row(&db, 2);
+                std::fs::remove_file(dir.path().join("files").join(key)).unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        let rows = snapshot::file_rows(&to.join(DATABASE)).unwrap();
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 3]);
+        let mut listed: Vec<String> = manifest.files.iter().map(|e| e.path.clone()).collect();
+        let mut expected = vec![DATABASE.to_owned()];
+        expected.extend(rows.iter().map(|r| format!("{FILES}/{}", r.storage_key)));
+        listed.sort();
+        expected.sort();
+        assert_eq!(listed, expected);
+        // No blob of the first snapshot's is left over, and the manifest is there.
+        assert_eq!(std::fs::read_dir(to.join(FILES)).unwrap().count(), 2);
+        assert!(to.join(MANIFEST).exists());
+        assert!(!to.join(format!("{DATABASE}.partial")).exists());
+        read_manifest(&to).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_blob_missing_under_every_snapshot_fails_the_backup_naming_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::folder(&dir.path().join("files")).unwrap();
+        let db = source(dir.path(), &blobs, 2).await;
+        let key = snapshot::file_rows(&db).unwrap()[1].storage_key.clone();
+        std::fs::remove_file(dir.path().join("files").join(&key)).unwrap();
+        let to = dir.path().join("backup");
+        prepare_target(&to).unwrap();
+        let mut snapshots = 0;
+        let failed = write_backup(&db, &blobs, &to, |_| snapshots += 1)
+            .await
+            .unwrap_err();
+        assert_eq!(snapshots, ATTEMPTS);
+        let text = format!("{failed:#}");
+        assert!(text.contains("file 2") && text.contains(&key), "{text}");
+        assert!(!to.join(MANIFEST).exists());
+    }
+
+    #[tokio::test]
+    async fn a_blob_whose_bytes_are_not_its_rows_fails_the_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::folder(&dir.path().join("files")).unwrap();
+        let db = source(dir.path(), &blobs, 2).await;
+        let key = snapshot::file_rows(&db).unwrap()[0].storage_key.clone();
+        std::fs::write(dir.path().join("files").join(&key), "blob number X").unwrap();
+        let to = dir.path().join("backup");
+        prepare_target(&to).unwrap();
+        let failed = write_backup(&db, &blobs, &to, |_| {}).await.unwrap_err();
+        let text = format!("{failed:#}");
+        assert!(text.contains("the blob store is damaged"), "{text}");
+        assert!(!to.join(MANIFEST).exists());
+    }
+
+    #[test]
+    fn a_manifest_names_only_what_a_backup_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |files: serde_json::Value| {
+            let manifest = serde_json::json!({
+                "format": FORMAT, "version": FORMAT_VERSION, "created_at": "",
+                "vesper_version": "", "database": DATABASE, "files": files,
+            });
+            std::fs::write(dir.path().join(MANIFEST), manifest.to_string()).unwrap();
+        };
+        let entry = |path: &str| serde_json::json!({"path": path, "size": 0, "sha256": ""});
+        write(serde_json::json!([entry(DATABASE), entry("files/00ff")]));
+        read_manifest(dir.path()).unwrap();
+        for bad in [
+            "files/../../etc/passwd",
+            "/etc/passwd",
+            "files/",
+            "other",
+            "files/a/b",
+        ] {
+            write(serde_json::json!([entry(DATABASE), entry(bad)]));
+            assert!(read_manifest(dir.path()).is_err(), "{bad}");
+        }
+        write(serde_json::json!([entry("files/00ff")]));
+        assert!(read_manifest(dir.path()).is_err(), "no database");
+        write(serde_json::json!([entry(DATABASE), entry(DATABASE)]));
+        assert!(read_manifest(dir.path()).is_err(), "twice");
+    }
 }
