@@ -344,7 +344,7 @@ async fn a_backup_under_write_load_restores_to_the_same_answers() {
                             let answer = ok(&client, &base, "post/activity/add", &params).await;
                             timed(&seen, started);
                             let activity = id_in(&answer, "activity");
-                            let mut bytes = vec![0u8; rand::thread_rng().gen_range(1..48 * 1024)];
+                            let mut bytes = vec![0u8; rand::thread_rng().gen_range(1..256 * 1024)];
                             rand::thread_rng().fill_bytes(&mut bytes);
                             let sum = sha256_hex(&bytes);
                             let started = Instant::now();
@@ -361,7 +361,7 @@ async fn a_backup_under_write_load_restores_to_the_same_answers() {
                         }
                         _ => {
                             // Now and then a file goes: its blob may vanish under a backup.
-                            if attached.len() < 4 {
+                            if attached.len() < 12 {
                                 continue;
                             }
                             let (file, activity) = attached.swap_remove(0);
@@ -410,7 +410,7 @@ async fn a_backup_under_write_load_restores_to_the_same_answers() {
         .collect();
     let vanished = stderr(&out).matches("taking a new snapshot").count();
     eprintln!(
-        "backup took {:.0} ms under {WRITERS} writers; p99 of the writers' requests during it: {:.1} ms ({} requests), before it: {:.1} ms ({} requests); blobs removed under it: {vanished}",
+        "backup took {:.0} ms under {WRITERS} writers; p99 of the writers' requests during it: {:.1} ms ({} requests), before it: {:.1} ms ({} requests); files removed under it: {vanished}",
         (backup_ended - backup_started).as_secs_f64() * 1000.0,
         p99(during.clone()).as_secs_f64() * 1000.0,
         during.len(),
@@ -616,11 +616,13 @@ async fn a_backup_under_write_load_restores_to_the_same_answers() {
             "file {file} downloaded from the restored server"
         );
     }
+    let bytes: u64 = entries.iter().map(|e| e["size"].as_u64().unwrap()).sum();
     eprintln!(
-        "{} objects and {} files answered before the backup compared alike; the backup holds {} files",
+        "{} objects and {} files answered before the backup compared alike; the backup holds {} files, {} bytes with the database",
         compared.len(),
         files_before.len(),
-        rows.len()
+        rows.len(),
+        bytes
     );
     assert!(!files_before.is_empty() && compared.len() > 50);
     drop(restored);
