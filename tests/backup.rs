@@ -944,3 +944,64 @@ async fn on_postgresql_the_deploy_guide_steps_restore_the_same_answers() {
     s.stop().await;
     drop(new_database);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_on_a_shared_folder_are_backed_up_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let files_url = format!("file://{}", shared.display());
+    let url = files_url.clone();
+    let s = TestServer::start_with(|c| {
+        c.database_url = Some(format!(
+            "sqlite://{}",
+            c.data_dir.join("vesper.sqlite3").display()
+        ));
+        c.files_url = Some(url);
+    })
+    .await;
+    let sid = s.admin().await;
+    let admin = s.as_caller(&sid);
+    let (_, _, activity) = admin.project_task_activity().await;
+    let file = admin
+        .attach(activity, "shared.txt", b"on the shared folder")
+        .await;
+    let to = dir.path().join("backup");
+    let out = run(args(&[
+        &"backup",
+        &"--to",
+        &to,
+        &"--data-dir",
+        &s.dir.path(),
+        &"--files-url",
+        &files_url,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(entries(&to.join("files")).len(), 1);
+    let listed = admin.files(&[]).await;
+    s.stop().await;
+
+    // Restored, the blobs are in the data folder's files/.
+    let target = dir.path().join("restored");
+    let out = run(args(&[&"restore", &"--from", &to, &"--data-dir", &target])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let copy = TestServer::start_with(|c| {
+        c.data_dir = target.clone();
+        c.database_url = Some(format!(
+            "sqlite://{}",
+            target.join("vesper.sqlite3").display()
+        ));
+    })
+    .await;
+    let sid = copy.admin().await;
+    assert_eq!(copy.as_caller(&sid).files(&[]).await, listed);
+    let got = copy
+        .client
+        .get(copy.api("activity/downloadFile"))
+        .query(&[("sessionId", sid.as_str()), ("id", &file.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"on the shared folder");
+    copy.stop().await;
+}
