@@ -48,6 +48,35 @@ pub enum Command {
     /// Manage workspaces: one per host name under --base-domain.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Copy the SQLite database and its attached files into a new folder, while the
+    /// server runs.
+    Backup(BackupArgs),
+    /// Lay out a data folder from a backup made by `vesper backup`.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup folder: new, or empty
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Where attached files live, as for `serve` [default: the data folder]
+    #[arg(long, env = "VESPER_FILES_URL")]
+    pub files_url: Option<String>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A folder written by `vesper backup`
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Replace the database and files of a data folder that is not empty
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 #[derive(Debug, Subcommand)]

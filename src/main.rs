@@ -3,8 +3,10 @@
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vesper::commands;
-use vesper::config::{Cli, Command, Config, LogFormat, UserCommand, WorkspaceCommand};
+use vesper::config::{
+    BackupArgs, Cli, Command, Config, LogFormat, RestoreArgs, UserCommand, WorkspaceCommand,
+};
+use vesper::{backup, commands};
 
 fn main() -> anyhow::Result<()> {
     keep_large_allocations_out_of_arenas();
@@ -43,6 +45,19 @@ fn main() -> anyhow::Result<()> {
                 let config = Config::from_storage(&storage)?;
                 commands::remove_workspace(config, &name, yes, files_url.as_deref()).await
             }
+            Command::Backup(BackupArgs {
+                to,
+                files_url,
+                storage,
+            }) => {
+                let config = Config::from_storage(&storage)?;
+                backup::backup(config, &to, files_url.as_deref()).await
+            }
+            Command::Restore(RestoreArgs {
+                from,
+                overwrite,
+                storage,
+            }) => backup::restore(Config::from_storage(&storage)?, &from, overwrite).await,
         }
     })
 }

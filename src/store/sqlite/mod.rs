@@ -18,6 +18,7 @@ use rusqlite::{Connection, ErrorCode, Transaction};
 use crate::domain::WorkspaceId;
 mod driver;
 mod session_cache;
+pub mod snapshot;
 
 pub(crate) use driver::Lite;
 
