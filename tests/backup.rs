@@ -838,19 +838,6 @@ async fn backup_refuses_postgresql_with_a_pointer_to_the_deploy_guide() {
     }
 }
 
-/// The block of `docs/deploy.md` the PostgreSQL test runs: the fenced `sh` block holding
-/// its marker.
-fn deploy_block() -> String {
-    let doc = include_str!("../docs/deploy.md");
-    let marker = "# tested: tests/backup.rs";
-    let at = doc
-        .find(marker)
-        .expect("the backup steps in docs/deploy.md");
-    let start = doc[..at].rfind("```sh\n").expect("the block's opening") + "```sh\n".len();
-    let end = at + doc[at..].find("```").expect("the block's end");
-    doc[start..end].to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgresql_the_deploy_guide_steps_restore_the_same_answers() {
     let Some(admin_url) = test_database_url() else {
@@ -870,7 +857,13 @@ async fn on_postgresql_the_deploy_guide_steps_restore_the_same_answers() {
     let dir = tempfile::tempdir().unwrap();
     let new_data = dir.path().join("new-data");
     let new_database = TestDatabase::for_data_dir(&admin_url, &new_data, true).await;
-    let script = format!("set -euo pipefail\n{}", deploy_block());
+    let script = format!(
+        "set -euo pipefail\n{}",
+        sh_block(
+            include_str!("../docs/deploy.md"),
+            "# tested: tests/backup.rs"
+        )
+    );
     let mut command = Command::new("bash");
     command
         .arg("-c")

@@ -306,52 +306,21 @@ async fn first_start_prints_a_generated_admin_password_once() {
 async fn user_create_reads_the_password_from_standard_input() {
     let dir = tempfile::tempdir().unwrap();
     let create = |email: &str, level: &str, password: &str| {
-        let mut child = vesper()
-            .args([
-                "user",
-                "create",
-                "--email",
-                email,
-                "--level",
-                level,
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let args = ["user", "create", "--email", email, "--level", level];
+        run_with_input(dir.path(), &args, &format!("{password}\n"))
     };
-    let out = create("client@example.com", "client", "client-password");
+    let (ok, _, err) = create("client@example.com", "client", "client-password");
+    assert!(ok, "{err}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !create("client@example.com", "client", "client-password")
-            .status
-            .success(),
+        !create("client@example.com", "client", "client-password").0,
         "duplicate email"
     );
     assert!(
-        !create("other@example.com", "root", "client-password")
-            .status
-            .success(),
+        !create("other@example.com", "root", "client-password").0,
         "bad level"
     );
     assert!(
-        !create("other@example.com", "user", "short")
-            .status
-            .success(),
+        !create("other@example.com", "user", "short").0,
         "short password"
     );
 

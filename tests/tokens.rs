@@ -888,16 +888,6 @@ async fn two_nodes_see_a_removal_and_a_demotion_at_once() {
 
 // ---- the README's examples -------------------------------------------------------------
 
-/// The README's block of token examples: the fenced `sh` block holding its marker.
-fn readme_block() -> String {
-    let readme = include_str!("../README.md");
-    let marker = "# tested: tests/tokens.rs";
-    let at = readme.find(marker).expect("the README's token examples");
-    let start = readme[..at].rfind("```sh\n").expect("the block's opening") + "```sh\n".len();
-    let end = at + readme[at..].find("```").expect("the block's end");
-    readme[start..end].to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_examples_run_as_written() {
     let s = TestServer::start().await;
@@ -906,7 +896,7 @@ async fn the_readme_examples_run_as_written() {
     // separated by new lines.
     let script = format!(
         "set -euo pipefail\ncurl() {{ command curl --fail-with-body -sS \"$@\"; echo; }}\n{}",
-        readme_block()
+        sh_block(include_str!("../README.md"), "# tested: tests/tokens.rs")
     );
     let host = s.addr.to_string();
     let out = tokio::task::spawn_blocking(move || {

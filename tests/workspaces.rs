@@ -77,18 +77,6 @@ async fn a_host_that_names_no_workspace_is_unknown_workspace() {
     s.at_host(&format!("default.{BASE}")).admin().await;
 }
 
-/// The README's block of workspace examples: the fenced `sh` block holding its marker.
-fn readme_block() -> String {
-    let readme = include_str!("../README.md");
-    let marker = "# tested: tests/workspaces.rs";
-    let at = readme
-        .find(marker)
-        .expect("the README's workspace examples");
-    let start = readme[..at].rfind("```sh\n").expect("the block's opening") + "```sh\n".len();
-    let end = at + readme[at..].find("```").expect("the block's end");
-    readme[start..end].to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_examples_run_as_written() {
     let s = TestServer::start_with(|c| c.base_domain = Some("vesper.example".into())).await;
@@ -100,7 +88,10 @@ async fn the_readme_examples_run_as_written() {
     // Every command must succeed; curl's answers are kept, each on its line.
     let script = format!(
         "set -euo pipefail\ncurl() {{ command curl -sS \"$@\"; echo; }}\n{}",
-        readme_block()
+        sh_block(
+            include_str!("../README.md"),
+            "# tested: tests/workspaces.rs"
+        )
     );
     let mut command = std::process::Command::new("bash");
     command

@@ -402,6 +402,17 @@ fn sweep_leftovers(admin_url: &str) {
 }
 
 /// The clock in whole seconds, as the server stores dates.
+/// The fenced `sh` block of a document (`include_str!`) that holds `marker`: the
+/// examples a test runs as they are written, so that they cannot rot.
+pub fn sh_block(doc: &str, marker: &str) -> String {
+    let at = doc
+        .find(marker)
+        .unwrap_or_else(|| panic!("no block marked {marker}"));
+    let start = doc[..at].rfind("```sh\n").expect("the block's opening") + "```sh\n".len();
+    let end = at + doc[at..].find("```").expect("the block's end");
+    doc[start..end].to_owned()
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
