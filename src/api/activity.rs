@@ -27,7 +27,7 @@ use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
 use crate::store::Expected;
 
-const FILTERS: &[&str] = &[
+pub(crate) const FILTERS: &[&str] = &[
     "projectId",
     "taskId",
     "type",
@@ -40,7 +40,7 @@ const FILTERS: &[&str] = &[
     "updatedBefore",
 ];
 
-const FILE_FILTERS: &[&str] = &[
+pub(crate) const FILE_FILTERS: &[&str] = &[
     "projectId",
     "taskId",
     "activityId",
