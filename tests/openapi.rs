@@ -18,8 +18,17 @@ use vesper::api::endpoints::ENDPOINTS;
 const DOC: &str = "/api/v2/openapi.json";
 
 /// Examples per operation and phase: enough to reach each argument, small enough that
-/// a run stays within a couple of minutes on both backends.
+/// a run stays within a couple of minutes on both backends. `VESPER_SCHEMATHESIS_EXAMPLES`
+/// and `VESPER_SCHEMATHESIS_SEED` change them for a longer hunt by hand.
 const MAX_EXAMPLES: &str = "20";
+const SEED: &str = "14";
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
 
 async fn fetch_document(s: &TestServer) -> Value {
     let r = read(s.client.get(s.https(DOC)).send().await.unwrap()).await;
@@ -140,8 +149,11 @@ async fn schemathesis(s: &TestServer, sid: &str, work: &Path, filter: &[&str]) {
         .args(["--header", &format!("X-Session-Id: {sid}")])
         .args(["--header", "Accept: application/json"])
         .args(["--tls-verify", "false"])
-        .args(["--max-examples", MAX_EXAMPLES])
-        .args(["--seed", "14"])
+        .args([
+            "--max-examples",
+            &setting("VESPER_SCHEMATHESIS_EXAMPLES", MAX_EXAMPLES),
+        ])
+        .args(["--seed", &setting("VESPER_SCHEMATHESIS_SEED", SEED)])
         .args(["--workers", "2"])
         .args(["--no-shrink"])
         .args(filter)
