@@ -157,8 +157,7 @@ async fn schemathesis(s: &TestServer, sid: &str, work: &Path, filter: &[&str]) {
         .args(["--workers", "2"])
         .args(["--no-shrink"])
         .args(filter)
-        .env("NO_COLOR", "1")
-        .env("SCHEMATHESIS_TELEMETRY", "false");
+        .env("NO_COLOR", "1");
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()

@@ -21,6 +21,17 @@ pub const PATH: &str = "/api/v2/openapi.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ty {
     Text,
+    /// Text of 1 to this many characters, not blank: a name.
+    Name(u32),
+    /// 8 to 1,024 characters.
+    Password,
+    Email,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// A whole number from the first to the second, inclusive.
+    IntIn(i64, i64),
+    /// One of these whole numbers.
+    IntOf(&'static [i64]),
     /// A whole number (an id, a level, a code).
     Int,
     /// A decimal number (hours).
@@ -88,6 +99,16 @@ const fn opt(name: &'static str, ty: Ty, description: &'static str) -> Arg {
 pub mod args {
     use super::{opt, req, Arg, Ty};
 
+    const ACTIVITY_TYPES: &[&str] = &[
+        "msg",
+        "progress",
+        "file",
+        "googledocs",
+        "ss_boards",
+        "ff_boards",
+    ];
+    const STATUSES: &[i64] = &[10, 20, 30];
+
     pub const NONE: &[Arg] = &[];
     pub const ID: &[Arg] = &[req("id", Ty::Int, "The object's id.")];
     pub const SIGN_IN: &[Arg] = &[
@@ -99,10 +120,14 @@ pub mod args {
         opt("password", Ty::Text, "The user's password."),
     ];
     pub const PAGE: &[Arg] = &[
-        opt("offset", Ty::Int, "Rows to skip (default 0)."),
+        opt(
+            "offset",
+            Ty::IntIn(0, i64::MAX),
+            "Rows to skip (default 0).",
+        ),
         opt(
             "count",
-            Ty::Int,
+            Ty::IntIn(0, 1_000),
             "Rows to return: 0 to 1,000 (default 100; more is 422).",
         ),
     ];
@@ -241,7 +266,7 @@ pub mod args {
         opt("filter[taskId]", Ty::Int, "Activities posted to this task."),
         opt(
             "filter[type]",
-            Ty::Text,
+            Ty::Choice(ACTIVITY_TYPES),
             "msg, progress, file, googledocs, ss_boards or ff_boards.",
         ),
         opt(
@@ -310,28 +335,28 @@ pub mod args {
     pub const USER_ADD: &[Arg] = &[
         req(
             "user[email]",
-            Ty::Text,
+            Ty::Email,
             "The login; unique in the workspace.",
         ),
-        req("user[password]", Ty::Text, "8 to 1,024 characters."),
+        req("user[password]", Ty::Password, "8 to 1,024 characters."),
     ];
     pub const USER_UPDATE: &[Arg] = &[
         req("user[id]", Ty::Int, "The user to change."),
         opt(
             "user[email]",
-            Ty::Text,
+            Ty::Email,
             "The login; unique in the workspace.",
         ),
         opt(
             "user[password]",
-            Ty::Text,
+            Ty::Password,
             "8 to 1,024 characters; not with an API token.",
         ),
     ];
     pub const USER_ATTRS: &[Arg] = &[
         opt(
             "user[securityLevel]",
-            Ty::Int,
+            Ty::IntOf(&[0, 100, 150, 200]),
             "0 admin, 100 user, 150 external user, 200 client.",
         ),
         opt(
@@ -349,11 +374,11 @@ pub mod args {
         opt("user[comment]", Ty::Text, "Up to 100,000 characters."),
         opt("user[avatar]", Ty::Text, "Up to 2,048 characters."),
     ];
-    pub const EMAIL: &[Arg] = &[req("email", Ty::Text, "The user's email, any case.")];
+    pub const EMAIL: &[Arg] = &[req("email", Ty::Email, "The user's email, any case.")];
 
     pub const GROUP_ADD: &[Arg] = &[req(
         "group[name]",
-        Ty::Text,
+        Ty::Name(255),
         "1 to 255 characters. `projectsgroups[...]` is accepted as an alias of `group[...]`.",
     )];
     pub const GROUP_UPDATE: &[Arg] = &[
@@ -362,13 +387,13 @@ pub mod args {
             Ty::Int,
             "The group to rename. `projectsgroups[...]` is accepted as an alias.",
         ),
-        opt("group[name]", Ty::Text, "1 to 255 characters."),
+        opt("group[name]", Ty::Name(255), "1 to 255 characters."),
     ];
 
-    pub const PROJECT_NAME: &[Arg] = &[req("project[name]", Ty::Text, "1 to 255 characters.")];
+    pub const PROJECT_NAME: &[Arg] = &[req("project[name]", Ty::Name(255), "1 to 255 characters.")];
     pub const PROJECT_UPDATE: &[Arg] = &[
         req("project[id]", Ty::Int, "The project to change."),
-        opt("project[name]", Ty::Text, "1 to 255 characters."),
+        opt("project[name]", Ty::Name(255), "1 to 255 characters."),
     ];
     pub const PROJECT_ATTRS: &[Arg] = &[
         opt(
@@ -385,14 +410,14 @@ pub mod args {
         opt("project[groupId]", Ty::Int, "An existing group."),
         opt("project[startDate]", Ty::Date, "Start."),
         opt("project[endDate]", Ty::Date, "End; not before startDate."),
-        opt("project[priority]", Ty::Int, "1 to 4 (default 2)."),
+        opt("project[priority]", Ty::IntIn(1, 4), "1 to 4 (default 2)."),
         opt(
             "project[status]",
-            Ty::Int,
+            Ty::IntOf(STATUSES),
             "10 open, 20 on hold, 30 done (default 10).",
         ),
         opt("project[hidden]", Ty::Bool, "Hidden from non-members."),
-        opt("project[flag]", Ty::Int, "0 to 3."),
+        opt("project[flag]", Ty::IntIn(0, 3), "0 to 3."),
         opt(
             "project[notifyProjectTeam]",
             Ty::Bool,
@@ -411,10 +436,10 @@ pub mod args {
         ),
     ];
 
-    pub const TASK_NAME: &[Arg] = &[req("task[name]", Ty::Text, "1 to 255 characters.")];
+    pub const TASK_NAME: &[Arg] = &[req("task[name]", Ty::Name(255), "1 to 255 characters.")];
     pub const TASK_UPDATE: &[Arg] = &[
         req("task[id]", Ty::Int, "The task to change."),
-        opt("task[name]", Ty::Text, "1 to 255 characters."),
+        opt("task[name]", Ty::Name(255), "1 to 255 characters."),
     ];
     pub const TASK_ATTRS: &[Arg] = &[
         opt("task[description]", Ty::Text, "Up to 100,000 characters."),
@@ -445,15 +470,15 @@ pub mod args {
             Ty::Date,
             "The deadline; not before startDate.",
         ),
-        opt("task[priority]", Ty::Int, "1 to 4 (default 2)."),
-        opt("task[progress]", Ty::Int, "0 to 100."),
+        opt("task[priority]", Ty::IntIn(1, 4), "1 to 4 (default 2)."),
+        opt("task[progress]", Ty::IntIn(0, 100), "0 to 100."),
         opt(
             "task[status]",
-            Ty::Int,
+            Ty::IntOf(STATUSES),
             "10 open, 20 on hold, 30 done (default 10).",
         ),
         opt("task[hidden]", Ty::Bool, "Hidden from non-members."),
-        opt("task[flag]", Ty::Int, "0 to 3."),
+        opt("task[flag]", Ty::IntIn(0, 3), "0 to 3."),
         opt("task[estimatedTime]", Ty::Number, "Hours, 0 to 1,000,000."),
         opt(
             "task[notifyProjectTeam]",
@@ -481,7 +506,7 @@ pub mod args {
     pub const ACTIVITY_ADD: &[Arg] = &[
         opt(
             "activity[type]",
-            Ty::Text,
+            Ty::Choice(ACTIVITY_TYPES),
             "msg (default), progress, file, googledocs, ss_boards or ff_boards.",
         ),
         opt(
@@ -504,7 +529,7 @@ pub mod args {
         ),
         opt(
             "activity[progress]",
-            Ty::Int,
+            Ty::IntIn(0, 100),
             "0 to 100, for a progress note.",
         ),
         opt("activity[hoursDone]", Ty::Number, "Hours, 0 to 1,000,000."),
@@ -552,10 +577,14 @@ pub mod args {
     pub const TOKEN_ADD: &[Arg] = &[
         req(
             "token[name]",
-            Ty::Text,
+            Ty::Name(100),
             "1 to 100 characters, no control characters.",
         ),
-        req("token[scope]", Ty::Text, "read or write."),
+        req(
+            "token[scope]",
+            Ty::Choice(&["read", "write"]),
+            "read or write.",
+        ),
         opt(
             "token[expiresAt]",
             Ty::Date,
@@ -598,11 +627,24 @@ pub fn path_of(e: &Endpoint) -> String {
 fn arg_schema(ty: Ty) -> Value {
     match ty {
         Ty::Text => json!({"type": "string"}),
+        Ty::Name(max) => {
+            json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S"})
+        }
+        Ty::Password => json!({"type": "string", "minLength": 8, "maxLength": 1024}),
+        Ty::Email => json!({"type": "string", "format": "email", "maxLength": 254}),
+        Ty::Choice(words) => json!({"type": "string", "enum": words}),
+        Ty::IntIn(min, max) => json!({"type": "integer", "minimum": min, "maximum": max}),
+        Ty::IntOf(values) => json!({"type": "integer", "enum": values}),
         Ty::Int => json!({"type": "integer"}),
         Ty::Number => json!({"type": "number"}),
         Ty::Bool => json!({"type": "boolean"}),
         Ty::Date => json!({
             "type": "string",
+            "anyOf": [
+                {"format": "date"},
+                {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"},
+                {"format": "date-time"},
+            ],
             "description": "YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (UTC) or RFC 3339 with an offset",
             "examples": ["2026-05-01", "2026-05-01 09:30:00"],
         }),
@@ -760,13 +802,12 @@ fn responses(e: &Endpoint) -> Value {
     if e.access != Access::SignIn {
         fails.push("403");
     }
-    if e.is_write() || e.answer == Answer::List("token") {
-        fails.extend(["409", "412", "422"]);
-    } else {
-        fails.push("422");
+    if e.is_write() {
+        // duplicate_email, last_admin, too_many_tokens; a stale If-Match.
+        fails.extend(["409", "412"]);
     }
+    fails.push("422");
     fails.sort_unstable();
-    fails.dedup();
     for code in fails {
         r.insert(
             code.into(),
