@@ -182,6 +182,11 @@ async fn schemathesis(s: &TestServer, sid: &str, work: &Path, filter: &[&str]) {
 /// Nothing is left out.
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_its_schema() {
+    // The server's errors (RUST_LOG for more) beside schemathesis's report.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let work = tempfile::tempdir().unwrap();
     let apart = [
         "/api/v2/service/post/users/remove",
