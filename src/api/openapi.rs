@@ -772,6 +772,14 @@ fn xml_example(answer: Answer) -> String {
     format!("{head}{body}</response>")
 }
 
+/// The kinds whose single-object answers carry their version as `ETag`.
+const VERSIONED: &[&str] = &["project", "task", "activity", "user", "group"];
+
+/// update and remove of a versioned object: a stale `If-Match` is 412.
+fn takes_if_match(e: &Endpoint) -> bool {
+    e.is_write() && matches!(e.method, "update" | "remove") && e.service != "tokens"
+}
+
 fn ok_response(e: &Endpoint) -> Value {
     if e.answer == Answer::Download {
         return json!({
@@ -781,7 +789,7 @@ fn ok_response(e: &Endpoint) -> Value {
             "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
         });
     }
-    json!({
+    let mut ok = json!({
         "description": "The answer: XML by default, JSON with retType=json or Accept: application/json.",
         "content": {
             "application/json": {"schema": ok_schema(e.answer)},
@@ -790,7 +798,14 @@ fn ok_response(e: &Endpoint) -> Value {
                 "example": xml_example(e.answer),
             },
         },
-    })
+    });
+    if matches!(e.answer, Answer::Object(kind) if VERSIONED.contains(&kind)) {
+        ok["headers"] = json!({"ETag": {
+            "description": "The object's version, as `\"7\"`: send it as If-Match to update or remove only that version.",
+            "schema": {"type": "string"},
+        }});
+    }
+    ok
 }
 
 fn responses(e: &Endpoint) -> Value {
@@ -829,6 +844,11 @@ fn operation(e: &Endpoint, verb: &str) -> Value {
     } else {
         op["parameters"] = json!([ret_type()]);
         op["requestBody"] = request_body(e);
+    }
+    if takes_if_match(e) {
+        if let Some(params) = op["parameters"].as_array_mut() {
+            params.push(json!({"$ref": "#/components/parameters/ifMatch"}));
+        }
     }
     let access = match e.access {
         Access::Read => "A read: GET or POST.",
@@ -1176,6 +1196,13 @@ fn build() -> Value {
                 "password": {"type": "apiKey", "in": "query", "name": "password", "description": "The password, with login."},
             },
             "parameters": {
+                "ifMatch": {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": false,
+                    "description": "The version (ETag) the write is meant for: another version is 412 precondition_failed and nothing changes; `*` matches any.",
+                    "schema": {"type": "string"},
+                },
                 "retType": {
                     "name": "retType",
                     "in": "query",
@@ -1246,6 +1273,21 @@ mod tests {
             1_000,
             "the count description says 1,000"
         );
+    }
+
+    #[test]
+    fn versioned_writes_take_if_match() {
+        let doc = document();
+        let params = |e: &Endpoint| doc["paths"][path_of(e)]["post"]["parameters"].to_string();
+        for (service, method) in [
+            ("projects", "update"),
+            ("tasks", "remove"),
+            ("users", "update"),
+        ] {
+            assert!(params(Endpoint::find(service, method).unwrap()).contains("ifMatch"));
+        }
+        assert!(!params(Endpoint::find("tokens", "remove").unwrap()).contains("ifMatch"));
+        assert!(!params(Endpoint::find("projects", "add").unwrap()).contains("ifMatch"));
     }
 
     #[test]
