@@ -624,6 +624,18 @@ pub async fn attach(ctx: &Ctx<'_>, names: PartNames) -> Result<Output, ApiError>
         Ok(saved) => saved,
         Err(e) => {
             ctx.state.files.remove_all(&keys).await;
+            // The activity removed by another request since it was checked: the rows
+            // would name nothing (the foreign key refused them), so it is 404 as for
+            // any activity that is gone, not a 500 (found by schemathesis).
+            if ctx
+                .state
+                .store
+                .activity(ctx.ws, activity_id)
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::not_found("Activity", activity_id));
+            }
             return Err(e.into());
         }
     };
