@@ -200,6 +200,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(web::log_page));
     Router::new()
         .route(api::endpoints::ROUTE, any(api::endpoints::dispatch))
+        .route(api::openapi::PATH, get(api::openapi::serve))
         .route("/health", get(http::health))
         .route("/ready", get(ready))
         .merge(pages)

@@ -1167,3 +1167,39 @@ async fn an_activity_on_a_task_the_caller_cannot_see_is_not_found() {
     );
     s.stop().await;
 }
+
+/// A task added to a project, and a message posted to a task of it, while another
+/// request removes the project: each answers 200 (it came first) or 404, never 500
+/// (the rows were refused by their foreign keys once the project and task were gone).
+#[tokio::test]
+async fn writes_naming_a_project_removed_meanwhile_are_404_not_500() {
+    let s = TestServer::start().await;
+    let sid = s.admin().await;
+    let admin = s.as_caller(&sid);
+    for _ in 0..20 {
+        let p = admin.project(&[]).await;
+        let t = admin.task(p, &[]).await;
+        let (p, t) = (p.to_string(), t.to_string());
+        let sid = sid.as_str();
+        let task = [
+            ("sessionId", sid),
+            ("task[name]", "late"),
+            ("task[projectId]", p.as_str()),
+        ];
+        let message = [
+            ("sessionId", sid),
+            ("activity[taskId]", t.as_str()),
+            ("activity[text]", "late"),
+        ];
+        let remove = [("sessionId", sid), ("id", p.as_str())];
+        let (added, posted, removed) = tokio::join!(
+            s.call_json("tasks/add", &task),
+            s.call_json("activity/add", &message),
+            s.call_json("projects/remove", &remove)
+        );
+        assert_eq!(removed.status, 200, "{}", removed.body);
+        for r in [&added, &posted] {
+            assert!(matches!(r.status, 200 | 404), "{} {}", r.status, r.body);
+        }
+    }
+}

@@ -1125,3 +1125,41 @@ async fn a_50_mib_file_goes_up_and_down_byte_identical_in_bounded_server_memory(
     );
     drop(server);
 }
+
+/// An activity removed by another request while files are attached to it: the attach
+/// answers 200 (it came first; the remove takes its files) or 404, never 500, and no row
+/// is left naming the removed activity. schemathesis found the 500: the file rows were
+/// refused by their foreign key once the activity was gone.
+#[tokio::test]
+async fn attaching_to_an_activity_removed_meanwhile_is_404_not_500() {
+    let s = TestServer::start().await;
+    let (sid, _, t, _) = setup(&s).await;
+    let admin = s.as_caller(&sid);
+    let bytes = vec![7u8; 256 * 1024];
+    for _ in 0..20 {
+        let a = admin.activity(&[("taskId", &t.to_string())]).await;
+        let parts = [(
+            "files[0][content]",
+            "f.bin",
+            "application/octet-stream",
+            &bytes[..],
+        )];
+        let attach = send_form(&s, "activity/attachFiles", form(&sid, a, &parts));
+        let id = a.to_string();
+        let args = [("sessionId", sid.as_str()), ("id", id.as_str())];
+        let remove = s.call_json("activity/remove", &args);
+        let (attached, removed) = tokio::join!(attach, remove);
+        assert_eq!(removed.status, 200, "{}", removed.body);
+        assert!(
+            matches!(attached.status, 200 | 404),
+            "{} {}",
+            attached.status,
+            attached.body
+        );
+    }
+    assert_eq!(
+        admin.files(&[]).await.total,
+        0,
+        "no file outlives its activity"
+    );
+}

@@ -27,7 +27,7 @@ use crate::http::error::ApiError;
 use crate::http::response::{Output, Record, Value};
 use crate::store::Expected;
 
-const FILTERS: &[&str] = &[
+pub(crate) const FILTERS: &[&str] = &[
     "projectId",
     "taskId",
     "type",
@@ -40,7 +40,7 @@ const FILTERS: &[&str] = &[
     "updatedBefore",
 ];
 
-const FILE_FILTERS: &[&str] = &[
+pub(crate) const FILE_FILTERS: &[&str] = &[
     "projectId",
     "taskId",
     "activityId",
@@ -624,6 +624,18 @@ pub async fn attach(ctx: &Ctx<'_>, names: PartNames) -> Result<Output, ApiError>
         Ok(saved) => saved,
         Err(e) => {
             ctx.state.files.remove_all(&keys).await;
+            // The activity removed by another request since it was checked: the rows
+            // would name nothing (the foreign key refused them), so it is 404 as for
+            // any activity that is gone, not a 500 (found by schemathesis).
+            if ctx
+                .state
+                .store
+                .activity(ctx.ws, activity_id)
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::not_found("Activity", activity_id));
+            }
             return Err(e.into());
         }
     };

@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod groups;
 pub mod metainfo;
 pub mod notify;
+pub mod openapi;
 pub mod projects;
 pub mod tasks;
 pub mod tokens;

@@ -135,7 +135,15 @@ where
     Saving: Future<Output = Result<T, StoreError>>,
 {
     let queued = !mail.is_empty();
-    let saved = save(mail).await?;
+    // What the write names was checked, then removed by another request before the
+    // write: 404, as if the removal had come first (it was a 500).
+    let saved = save(mail).await.map_err(|e| {
+        if crate::store::is_missing_reference(&e) {
+            ApiError::NotFound("An object this write names was removed meanwhile".into())
+        } else {
+            e.into()
+        }
+    })?;
     wake_if(ctx, queued);
     Ok(saved)
 }

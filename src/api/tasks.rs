@@ -17,7 +17,7 @@ use crate::http::response::{Output, Record, Value};
 use crate::store::Expected;
 
 /// The filters getList accepts (section 7 of the contract).
-const FILTERS: &[&str] = &[
+pub(crate) const FILTERS: &[&str] = &[
     "projectId",
     "parentId",
     "startedFrom",

@@ -55,6 +55,21 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Whether a write was refused by a foreign key: a row it names (a project, a task, an
+/// activity) was removed by another request between the caller's checks and the write.
+pub fn is_missing_reference(e: &StoreError) -> bool {
+    let StoreError::Internal(e) = e else {
+        return false;
+    };
+    if let Some(e) = e.downcast_ref::<tokio_postgres::Error>() {
+        return e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION);
+    }
+    e.downcast_ref::<rusqlite::Error>().is_some_and(|e| {
+        matches!(e, rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+    })
+}
+
 /// The version a write of one object requires (from `If-Match`): `None` writes whatever
 /// the version is; `Some(v)` changes nothing unless it is `v` (`VersionChanged`).
 pub type Expected = Option<i64>;
