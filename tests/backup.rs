@@ -20,21 +20,9 @@ use sha2::{Digest, Sha256};
 
 const WRITERS: usize = 8;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn vesper() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vesper"));
-    cmd.env_remove("VESPER_DATABASE_URL")
-        .env_remove("VESPER_CONFIG")
-        .env_remove("VESPER_FILES_URL")
-        .env_remove("VESPER_DATA_DIR")
-        .env("VESPER_ADMIN_EMAIL", ADMIN_EMAIL)
+    let mut cmd = vesper_command();
+    cmd.env("VESPER_ADMIN_EMAIL", ADMIN_EMAIL)
         .env("VESPER_ADMIN_PASSWORD", ADMIN_PASSWORD);
     cmd
 }

@@ -7,25 +7,6 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn vesper() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vesper"));
-    cmd.env_remove("VESPER_ADMIN_PASSWORD")
-        .env_remove("VESPER_LOG_FORMAT")
-        .env_remove("VESPER_METRICS_LISTEN")
-        .env_remove("VESPER_ADMIN_EMAIL")
-        .env_remove("VESPER_DATABASE_URL")
-        .env_remove("VESPER_CONFIG");
-    cmd
-}
-
 struct Running {
     child: Child,
     port: u16,
@@ -43,7 +24,7 @@ fn serve_with(data_dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) 
     let port = free_port();
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
-    let child = vesper()
+    let child = vesper_command()
         .args([
             "serve",
             "--listen",
@@ -345,7 +326,7 @@ async fn user_create_reads_the_password_from_standard_input() {
 
 #[test]
 fn bad_configuration_stops_with_a_clear_message() {
-    let out = vesper()
+    let out = vesper_command()
         .args(["serve", "--tls-cert", "/nonexistent.pem"])
         .output()
         .unwrap();
@@ -356,7 +337,7 @@ fn bad_configuration_stops_with_a_clear_message() {
 /// Runs `vesper ARGS --data-dir DIR` with `stdin` as standard input; (success, stdout,
 /// stderr).
 fn run_with_input(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = vesper()
+    let mut child = vesper_command()
         .args(args)
         .arg("--data-dir")
         .arg(dir)

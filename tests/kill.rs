@@ -21,14 +21,6 @@ const KILLS: usize = 24;
 const LOAD_MS: std::ops::Range<u64> = 150..600;
 const HOURS: f64 = 0.5;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One run of `vesper serve` on the data folder (and database, on PostgreSQL).
 struct Server {
     child: Child,

@@ -25,14 +25,6 @@ const TASKER: &str = "tasker@example.com";
 const OUTSIDER: &str = "outsider@example.com";
 const WITNESS: &str = "witness@example.com";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 // ---------------------------------------------------------------------------------------
 // Reading mail: a tiny MIME reader (headers, multipart, quoted-printable, base64).
 

@@ -402,6 +402,26 @@ fn sweep_leftovers(admin_url: &str) {
 }
 
 /// The clock in whole seconds, as the server stores dates.
+/// A port nothing listens on now, for a server started as its own process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `vesper` binary, with none of the caller's `VESPER_` settings.
+pub fn vesper_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vesper"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("VESPER_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 /// The fenced `sh` block of a document (`include_str!`) that holds `marker`: the
 /// examples a test runs as they are written, so that they cannot rot.
 pub fn sh_block(doc: &str, marker: &str) -> String {
