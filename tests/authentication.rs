@@ -1324,3 +1324,111 @@ async fn a_sessions_user_changes_count_from_the_next_call() {
         .assert_fail(401, "auth_failed");
     server.stop().await;
 }
+
+// ---- several nodes on PostgreSQL -------------------------------------------------------
+
+async fn who(s: &TestServer, sid: &str) -> Resp {
+    s.get(WHO_AM_I, &[("sessionId", sid)]).await
+}
+
+/// Waits until every node's session listener listens (`store::postgres::listener`).
+async fn listening(db: &tokio_postgres::Client, nodes: i64) {
+    for _ in 0..200 {
+        let row = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'vesper listener' AND state = 'idle' \
+                 AND query IN ('LISTEN vesper_sessions', '')",
+                &[],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, i64>(0) == nodes {
+            // The node starts serving from its cache right after LISTEN is answered.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the nodes' session listeners did not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_cache_sessions_and_forget_at_once_what_another_node_changes() {
+    if test_database_url().is_none() {
+        eprintln!("skipped: several nodes need PostgreSQL (run scripts/test)");
+        return;
+    }
+    let a = TestServer::start().await;
+    let url = a.database_url().expect("node A runs on PostgreSQL");
+    let db = pg_client(&url).await;
+    let b = TestServer::start_with({
+        let url = url.clone();
+        move |c| c.database_url = Some(url)
+    })
+    .await;
+    listening(&db, 2).await;
+
+    // B keeps the session it read: removed behind every node's back (no announcement),
+    // it still works on B, which no longer reads it, and not on A, which never read it.
+    let admin = a.admin().await;
+    who(&b, &admin).await.assert_ok();
+    db.batch_execute("DELETE FROM sessions").await.unwrap();
+    who(&b, &admin).await.assert_ok();
+    who(&a, &admin).await.assert_fail(401, "auth_failed");
+    // An announcement that everything changed: B reads again, and finds nothing.
+    db.batch_execute("NOTIFY vesper_sessions, '*'")
+        .await
+        .unwrap();
+    who(&b, &admin).await.assert_fail(401, "auth_failed");
+
+    // Signed out on A: refused on B at once, though B had it cached.
+    let admin = a.admin().await;
+    who(&b, &admin).await.assert_ok();
+    a.call("authentication/signOut", &[("sessionId", &admin)])
+        .await
+        .assert_ok();
+    who(&b, &admin).await.assert_fail(401, "auth_failed");
+
+    // Demoted on A: a new level ends the user's sessions, on B too, at once.
+    let admin = a.admin().await;
+    let (boss, boss_sid) = a.user("boss@example.com", 0, true).await;
+    who(&b, &boss_sid).await.assert_ok();
+    // Renamed on A: B answers with the new name, not the one it cached.
+    a.as_caller(&admin)
+        .update(Kind::User, boss, &[("firstName", "Renamed")])
+        .await;
+    assert!(who(&b, &boss_sid).await.body.contains("Renamed"));
+    a.as_caller(&admin)
+        .update(Kind::User, boss, &[("securityLevel", "200")])
+        .await;
+    who(&b, &boss_sid).await.assert_fail(401, "auth_failed");
+    // Removed on A: its session ends on B at once.
+    let (gone, gone_sid) = a.user("gone@example.com", 0, true).await;
+    who(&b, &gone_sid).await.assert_ok();
+    a.as_caller(&admin).remove(Kind::User, gone).await;
+    who(&b, &gone_sid).await.assert_fail(401, "auth_failed");
+
+    // While B cannot hear the others it caches nothing, and it starts from empty when it
+    // hears them again: what was announced in between cannot stay stale on B.
+    who(&b, &admin).await.assert_ok();
+    db.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'vesper listener'",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    db.batch_execute("DELETE FROM sessions; NOTIFY vesper_sessions, '*'")
+        .await
+        .unwrap();
+    who(&b, &admin).await.assert_fail(401, "auth_failed");
+    listening(&db, 2).await;
+    let admin = a.admin().await;
+    who(&b, &admin).await.assert_ok();
+    db.batch_execute("DELETE FROM sessions").await.unwrap();
+    who(&b, &admin).await.assert_ok(); // cached again once B listens
+
+    b.stop().await;
+    a.stop().await;
+}

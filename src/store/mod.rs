@@ -24,6 +24,7 @@ pub mod groups;
 pub mod outbox;
 pub mod postgres;
 pub mod projects;
+mod session_cache;
 pub mod sql;
 pub mod sqlite;
 pub mod tasks;

@@ -283,7 +283,7 @@ impl TestDatabase {
             std::process::id(),
             rand::random::<u64>()
         );
-        let client = connect(&admin_url).await;
+        let client = pg_client(&admin_url).await;
         client
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
@@ -341,7 +341,9 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
+/// A connection to a PostgreSQL database (a test server's `database_url()`), to look at
+/// or change what it stores behind the server's back.
+pub async fn pg_client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("connecting to VESPER_TEST_DATABASE_URL: {e}"));
@@ -365,7 +367,7 @@ fn on_own_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
 
 fn drop_database(admin_url: &str, name: &str) {
     on_own_runtime(async {
-        let client = connect(admin_url).await;
+        let client = pg_client(admin_url).await;
         if let Err(e) = client
             .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .await
@@ -378,7 +380,7 @@ fn drop_database(admin_url: &str, name: &str) {
 /// Drops test databases whose test process is gone (a run that was killed).
 fn sweep_leftovers(admin_url: &str) {
     on_own_runtime(async {
-        let client = connect(admin_url).await;
+        let client = pg_client(admin_url).await;
         let Ok(rows) = client
             .query(
                 "SELECT datname FROM pg_database WHERE datname LIKE 'vesper\\_test\\_%'",

@@ -2,7 +2,9 @@
 //! `postgres://` or `postgresql://` database URL.
 //!
 //! Several nodes may share one database: sessions, login throttling and the mail outbox
-//! live in it, so any node serves any request. Each method reproduces the SQLite
+//! live in it, so any node serves any request. Each node caches the sessions it reads,
+//! and forgets those another node changes as soon as it announces the change
+//! ([`listener`]). Each method reproduces the SQLite
 //! backend's results and errors; the visibility conditions and list filters are the
 //! shared ones of [`crate::store::sql`], their `?` placeholders numbered for PostgreSQL.
 //!
@@ -12,6 +14,7 @@
 //! password. When PostgreSQL cannot be reached, every call fails fast with
 //! [`StoreError::Unavailable`] and the pool reconnects by itself once it is back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,9 +25,11 @@ use deadpool_postgres::{
 use tokio_postgres::NoTls;
 
 use crate::domain::WorkspaceId;
+use crate::store::session_cache::SessionCache;
 use crate::store::{users, Result, Session, SessionStore, StoreError};
 
 mod driver;
+mod listener;
 
 pub(crate) use driver::Pg;
 
@@ -53,6 +58,14 @@ type PgError = tokio_postgres::Error;
 
 pub struct Postgres {
     pool: Pool,
+    sessions: Arc<SessionCache>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 impl From<PgError> for StoreError {
@@ -149,7 +162,7 @@ impl Postgres {
             config.application_name("vesper");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -163,7 +176,12 @@ impl Postgres {
             .runtime(Runtime::Tokio1)
             .build()
             .context("building the PostgreSQL connection pool")?;
-        let store = Postgres { pool };
+        let sessions = Arc::new(SessionCache::offline());
+        let store = Postgres {
+            pool,
+            listener: listener::spawn(config, sessions.clone()),
+            sessions,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -234,22 +252,36 @@ macro_rules! run_write_one {
     ($($t:tt)*) => { run_on_connection!(Write, $($t)*) };
 }
 
-/// Runs shared work in a transaction, committed when it succeeds.
+/// Runs shared work in a transaction, committed when it succeeds; with `announcing`,
+/// the transaction tells every node which sessions it changed (`listener::announce`).
 macro_rules! run_write {
-    ($store:expr, $db:ident => $work:expr) => {{
+    ($store:expr, $db:ident => $work:expr) => {
+        run_write!($store, announcing None, $db => $work)
+    };
+    ($store:expr, announcing $what:expr, $db:ident => $work:expr) => {{
         let _timer = $crate::metrics::store_timer($crate::metrics::StoreOp::Write);
         let mut conn = $store.conn().await?;
         let tx = conn.transaction().await?;
         let $db = &Pg(&tx);
         let done = $work.await?;
+        let what: Option<&str> = $what;
+        if let Some(what) = what {
+            listener::announce(&tx, what).await?;
+        }
         tx.commit().await?;
         Ok(done)
     }};
 }
 
-/// Nodes keep no sessions: a write that changes users is a write like any other.
+/// A write that changes users: cached sessions carry their user (level, activity,
+/// profile), so every node forgets them all once it is committed.
 macro_rules! run_write_users {
-    ($($t:tt)*) => { run_write!($($t)*) };
+    ($store:expr, $db:ident => $work:expr) => {{
+        let done: Result<_> =
+            run_write!($store, announcing Some(listener::EVERYONE), $db => $work);
+        $store.sessions.forget_all();
+        done
+    }};
 }
 
 /// Runs a list's reads in one read-only snapshot (the page and its total).
@@ -285,18 +317,30 @@ impl SessionStore for Postgres {
     }
 
     async fn session(&self, ws: WorkspaceId, token_hash: Vec<u8>) -> Result<Option<Session>> {
-        run_read!(self, db => users::session(db, ws, &token_hash))
+        (self.sessions)
+            .read_through(ws, &token_hash, || async {
+                run_read!(self, db => users::session(db, ws, &token_hash))
+            })
+            .await
     }
 
     async fn touch_session(&self, token_hash: Vec<u8>, now: i64) -> Result<()> {
-        run_write_one!(self, db => users::touch_session(db, &token_hash, now))
+        let what = hex::encode(&token_hash);
+        let done: Result<_> = run_write!(self, announcing Some(&what),
+            db => users::touch_session(db, &token_hash, now));
+        self.sessions.forget(&token_hash);
+        done
     }
 
     async fn remove_session(&self, token_hash: Vec<u8>) -> Result<()> {
-        run_write_one!(self, db => users::remove_session(db, &token_hash))
+        let what = hex::encode(&token_hash);
+        let done: Result<_> = run_write!(self, announcing Some(&what),
+            db => users::remove_session(db, &token_hash));
+        self.sessions.forget(&token_hash);
+        done
     }
 
     async fn remove_stale_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
-        run_write_one!(self, db => users::remove_stale_sessions(db, idle_before, created_before))
+        run_write_users!(self, db => users::remove_stale_sessions(db, idle_before, created_before))
     }
 }

@@ -17,7 +17,6 @@ use rusqlite::{Connection, ErrorCode, Transaction};
 
 use crate::domain::WorkspaceId;
 mod driver;
-mod session_cache;
 pub mod snapshot;
 
 pub(crate) use driver::Lite;
@@ -43,7 +42,7 @@ pub struct Sqlite {
     jobs: std::sync::mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
-    sessions: session_cache::SessionCache,
+    sessions: crate::store::session_cache::SessionCache,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -431,16 +430,13 @@ impl SessionStore for Sqlite {
     }
 
     async fn session(&self, ws: WorkspaceId, token_hash: Vec<u8>) -> Result<Option<Session>> {
-        let generation = match self.sessions.get(ws, &token_hash) {
-            Ok(session) => return Ok(Some(session)),
-            Err(generation) => generation,
-        };
-        let key = token_hash.clone();
-        let found = run_read!(self, db => users::session(db, ws, &token_hash))?;
-        if let Some(session) = &found {
-            self.sessions.keep(generation, ws, key, session.clone());
-        }
-        Ok(found)
+        let hash = &token_hash;
+        (self.sessions)
+            .read_through(ws, hash, || async move {
+                let token_hash = hash.clone();
+                run_read!(self, db => users::session(db, ws, &token_hash))
+            })
+            .await
     }
 
     async fn touch_session(&self, token_hash: Vec<u8>, now: i64) -> Result<()> {
