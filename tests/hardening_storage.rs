@@ -105,10 +105,7 @@ fn database_name(url: &str) -> String {
 /// PostgreSQL: the backends of `database` that hold a snapshot (a transaction open, or
 /// an xmin that keeps old row versions from being vacuumed).
 async fn backends_holding_snapshots(admin_url: &str, database: &str) -> i64 {
-    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = pg_client(admin_url).await;
     client
         .query_one(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 \

@@ -639,7 +639,7 @@ impl Outage {
             .next()
             .unwrap()
             .to_owned();
-        let admin = admin_client(&admin_url).await;
+        let admin = pg_client(&admin_url).await;
         admin
             .batch_execute(&format!(
                 "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false; \
@@ -660,7 +660,7 @@ impl Outage {
                     .unwrap();
             }
             Outage::Postgres { admin_url, name } => {
-                admin_client(&admin_url)
+                pg_client(&admin_url)
                     .await
                     .batch_execute(&format!(
                         "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS true"
@@ -670,12 +670,4 @@ impl Outage {
             }
         }
     }
-}
-
-async fn admin_client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
 }

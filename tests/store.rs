@@ -18,7 +18,7 @@ use vesper::domain::work::{
 use vesper::domain::WorkspaceId;
 use vesper::store::{self, Attempt, Filter, ListQuery, OutgoingMail, Store, StoreError, UserScope};
 
-use common::TestDatabase;
+use common::{pg_client, TestDatabase};
 
 const WS: WorkspaceId = WorkspaceId::DEFAULT;
 /// What the store keeps as a password hash: it never reads it, so any text does.
@@ -87,10 +87,7 @@ async fn backends() -> Vec<Backend> {
         let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
         let url = database.url();
         let store = store::open(Some(&url), dir.path()).await.unwrap();
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let client = pg_client(&url).await;
         all.push(Backend {
             name: "postgres",
             store,

@@ -55,10 +55,7 @@ fn fail(r: &Resp, status: u16, code: &str) {
 async fn stored_tokens(s: &TestServer) -> Vec<(i64, Vec<u8>)> {
     match s.database_url() {
         Some(url) => {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
+            let client = pg_client(&url).await;
             client
                 .query("SELECT id, token_hash FROM tokens ORDER BY id", &[])
                 .await
@@ -85,10 +82,7 @@ async fn stored_tokens(s: &TestServer) -> Vec<(i64, Vec<u8>)> {
 async fn database_holds(s: &TestServer, text: &str) -> bool {
     match s.database_url() {
         Some(url) => {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
+            let client = pg_client(&url).await;
             let tables: Vec<String> = client
                 .query(
                     "SELECT tablename::TEXT FROM pg_tables WHERE schemaname = 'public'",
@@ -725,10 +719,7 @@ async fn a_token_of_another_workspace_is_unknown_here() {
     let sql = "INSERT INTO workspaces (id, name, created_at) VALUES (2, 'other', 0)";
     match s.database_url() {
         Some(url) => {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
+            let client = pg_client(&url).await;
             client.batch_execute(sql).await.unwrap();
         }
         None => {

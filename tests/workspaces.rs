@@ -222,10 +222,7 @@ fn blobs_in(dir: &std::path::Path) -> BTreeSet<String> {
 async fn count_rows(s: &TestServer, sql: &str) -> i64 {
     match s.database_url() {
         Some(url) => {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
+            let client = pg_client(&url).await;
             client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0)
         }
         None => {
