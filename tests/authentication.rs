@@ -1331,6 +1331,25 @@ async fn who(s: &TestServer, sid: &str) -> Resp {
     s.get(WHO_AM_I, &[("sessionId", sid)]).await
 }
 
+/// Polls `s` until it refuses `sid`: another node's announcement reaches it
+/// asynchronously, within a millisecond or so on this machine. Fails after two seconds.
+async fn refused_soon(s: &TestServer, sid: &str) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let r = who(s, sid).await;
+        if r.status == 401 {
+            r.assert_fail(401, "auth_failed");
+            return start.elapsed();
+        }
+        r.assert_ok();
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "still accepted after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Waits until every node's session listener listens (`store::postgres::listener`).
 async fn listening(db: &tokio_postgres::Client, nodes: i64) {
     for _ in 0..200 {
@@ -1354,7 +1373,7 @@ async fn listening(db: &tokio_postgres::Client, nodes: i64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_cache_sessions_and_forget_at_once_what_another_node_changes() {
+async fn nodes_cache_sessions_and_forget_what_another_node_changes() {
     if test_database_url().is_none() {
         eprintln!("skipped: several nodes need PostgreSQL (run scripts/test)");
         return;
@@ -1382,15 +1401,16 @@ async fn nodes_cache_sessions_and_forget_at_once_what_another_node_changes() {
         .unwrap();
     who(&b, &admin).await.assert_fail(401, "auth_failed");
 
-    // Signed out on A: refused on B at once, though B had it cached.
+    // Signed out on A: refused on B as soon as the announcement arrives, though B had it
+    // cached.
     let admin = a.admin().await;
     who(&b, &admin).await.assert_ok();
     a.call("authentication/signOut", &[("sessionId", &admin)])
         .await
         .assert_ok();
-    who(&b, &admin).await.assert_fail(401, "auth_failed");
+    refused_soon(&b, &admin).await;
 
-    // Demoted on A: a new level ends the user's sessions, on B too, at once.
+    // Demoted on A: a new level ends the user's sessions, on B too.
     let admin = a.admin().await;
     let (boss, boss_sid) = a.user("boss@example.com", 0, true).await;
     who(&b, &boss_sid).await.assert_ok();
@@ -1398,16 +1418,23 @@ async fn nodes_cache_sessions_and_forget_at_once_what_another_node_changes() {
     a.as_caller(&admin)
         .update(Kind::User, boss, &[("firstName", "Renamed")])
         .await;
-    assert!(who(&b, &boss_sid).await.body.contains("Renamed"));
+    let start = std::time::Instant::now();
+    while !who(&b, &boss_sid).await.body.contains("Renamed") {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the old name after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     a.as_caller(&admin)
         .update(Kind::User, boss, &[("securityLevel", "200")])
         .await;
-    who(&b, &boss_sid).await.assert_fail(401, "auth_failed");
-    // Removed on A: its session ends on B at once.
+    refused_soon(&b, &boss_sid).await;
+    // Removed on A: its session ends on B.
     let (gone, gone_sid) = a.user("gone@example.com", 0, true).await;
     who(&b, &gone_sid).await.assert_ok();
     a.as_caller(&admin).remove(Kind::User, gone).await;
-    who(&b, &gone_sid).await.assert_fail(401, "auth_failed");
+    refused_soon(&b, &gone_sid).await;
 
     // While B cannot hear the others it caches nothing, and it starts from empty when it
     // hears them again: what was announced in between cannot stay stale on B.
@@ -1418,11 +1445,10 @@ async fn nodes_cache_sessions_and_forget_at_once_what_another_node_changes() {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    db.batch_execute("DELETE FROM sessions; NOTIFY vesper_sessions, '*'")
-        .await
-        .unwrap();
-    who(&b, &admin).await.assert_fail(401, "auth_failed");
+    // Missed: B cannot hear this, and drops what it cached once it notices its
+    // listener is gone (at once for a closed connection, the heartbeat for a silent one).
+    db.batch_execute("DELETE FROM sessions").await.unwrap();
+    refused_soon(&b, &admin).await;
     listening(&db, 2).await;
     let admin = a.admin().await;
     who(&b, &admin).await.assert_ok();
