@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use deadpool_postgres::GenericClient;
 use futures_util::TryStreamExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
-use tokio_postgres::Row;
+use tokio_postgres::{Row, RowStream};
 
 use crate::store::driver::{Arg, Columns, Db, Dialect, Map};
 use crate::store::{Result, StoreError};
@@ -89,6 +89,58 @@ impl Columns for Row {
     }
 }
 
+/// The statements run once (a list's count and page, whose text changes with the filter
+/// and the caller) go out as parse, bind and execute in one round trip, with their
+/// arguments' types given, instead of a round trip to prepare a named statement first.
+/// deadpool's `GenericClient` lacks `query_typed_raw`; this adds it to the two clients
+/// the store runs on.
+pub trait TypedQuery {
+    fn query_typed(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> impl std::future::Future<Output = std::result::Result<RowStream, tokio_postgres::Error>> + Send;
+}
+
+impl TypedQuery for deadpool_postgres::Client {
+    async fn query_typed(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> std::result::Result<RowStream, tokio_postgres::Error> {
+        let client: &tokio_postgres::Client = self;
+        client.query_typed_raw(sql, typed(args)).await
+    }
+}
+
+impl TypedQuery for deadpool_postgres::Transaction<'_> {
+    async fn query_typed(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> std::result::Result<RowStream, tokio_postgres::Error> {
+        let tx: &tokio_postgres::Transaction = self;
+        tx.query_typed_raw(sql, typed(args)).await
+    }
+}
+
+/// Each argument with the type PostgreSQL is told it has; the database converts where a
+/// column is narrower (an `INT8` compared with a `SMALLINT` column uses its index).
+fn typed<'a>(args: &'a [Arg<'a>]) -> impl Iterator<Item = (&'a Arg<'a>, Type)> {
+    args.iter().map(|a| {
+        let ty = match a {
+            Arg::Int(_) => Type::INT8,
+            Arg::Real(_) => Type::FLOAT8,
+            Arg::Text(_) => Type::TEXT,
+            Arg::Flag(_) => Type::INT2,
+            Arg::Bytes(_) => Type::BYTEA,
+            Arg::Ids(_) => Type::INT8_ARRAY,
+            Arg::Texts(_) => Type::TEXT_ARRAY,
+        };
+        (a, ty)
+    })
+}
+
 /// The first row of an answer, mapped.
 async fn first<T>(rows: tokio_postgres::RowStream, map: Map<T>) -> Result<Option<T>> {
     let mut rows = std::pin::pin!(rows);
@@ -117,7 +169,7 @@ async fn until<T>(
     Ok(items)
 }
 
-impl<C: GenericClient> Db for Pg<'_, C> {
+impl<C: GenericClient + TypedQuery> Db for Pg<'_, C> {
     const DIALECT: Dialect = Dialect::Postgres;
 
     async fn query_row<T>(&self, sql: &str, args: &[Arg<'_>], map: Map<T>) -> Result<Option<T>> {
@@ -142,7 +194,7 @@ impl<C: GenericClient> Db for Pg<'_, C> {
         args: &[Arg<'_>],
         map: Map<T>,
     ) -> Result<Option<T>> {
-        first(self.0.query_raw(sql, args).await?, map).await
+        first(self.0.query_typed(sql, args).await?, map).await
     }
 
     async fn rows_until_once<T>(
@@ -152,7 +204,7 @@ impl<C: GenericClient> Db for Pg<'_, C> {
         map: Map<T>,
         full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
-        until(self.0.query_raw(sql, args).await?, map, full).await
+        until(self.0.query_typed(sql, args).await?, map, full).await
     }
 
     async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
