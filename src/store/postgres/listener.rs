@@ -29,8 +29,10 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Announces, in the transaction `c`, that a session (`hex` of its hash) or everyone
 /// (`EVERYONE`) changed.
 pub async fn announce(c: &impl GenericClient, what: &str) -> Result<()> {
-    c.execute("SELECT pg_notify('vesper_sessions', $1)", &[&what])
+    let stmt = c
+        .prepare_cached("SELECT pg_notify('vesper_sessions', $1)")
         .await?;
+    c.execute(&stmt, &[&what]).await?;
     Ok(())
 }
 
@@ -38,18 +40,23 @@ pub async fn announce(c: &impl GenericClient, what: &str) -> Result<()> {
 pub fn spawn(mut config: Config, cache: Arc<SessionCache>) -> tokio::task::JoinHandle<()> {
     config.application_name("vesper listener");
     tokio::spawn(async move {
+        // Logged when hearing stops and when it resumes, not at every retry of an outage.
+        let mut deaf = false;
         loop {
-            if let Err(e) = listen(&config, &cache).await {
-                tracing::warn!(error = %e, "not hearing other nodes' session changes; caching none");
-            }
+            let heard = listen(&config, &cache, &mut deaf).await;
             cache.set_online(false);
+            if !deaf {
+                let e = heard.err().unwrap_or_else(|| anyhow::anyhow!("ended"));
+                tracing::warn!(error = %e, "not hearing other nodes' session changes; caching none");
+                deaf = true;
+            }
             tokio::time::sleep(RETRY).await;
         }
     })
 }
 
 /// One listening connection, until it fails.
-async fn listen(config: &Config, cache: &Arc<SessionCache>) -> anyhow::Result<()> {
+async fn listen(config: &Config, cache: &Arc<SessionCache>, deaf: &mut bool) -> anyhow::Result<()> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let heard = cache.clone();
     let mut messages = tokio::spawn(async move {
@@ -63,17 +70,24 @@ async fn listen(config: &Config, cache: &Arc<SessionCache>) -> anyhow::Result<()
     });
     let ended = tokio::select! {
         ended = &mut messages => ended.map_err(anyhow::Error::from).and_then(|r| r),
-        failed = heartbeat(&client, cache) => failed,
+        failed = heartbeat(&client, cache, deaf) => failed,
     };
     messages.abort();
     ended.and(Err(anyhow::anyhow!("the listening connection closed")))
 }
 
 /// Listens, serves from the cache, then checks the connection now and then.
-async fn heartbeat(client: &tokio_postgres::Client, cache: &SessionCache) -> anyhow::Result<()> {
+async fn heartbeat(
+    client: &tokio_postgres::Client,
+    cache: &SessionCache,
+    deaf: &mut bool,
+) -> anyhow::Result<()> {
     client.batch_execute("LISTEN vesper_sessions").await?;
     // Whatever changed before this point is read afresh.
     cache.set_online(true);
+    if std::mem::take(deaf) {
+        tracing::info!("hearing other nodes' session changes again");
+    }
     loop {
         tokio::time::sleep(HEARTBEAT).await;
         tokio::time::timeout(HEARTBEAT_TIMEOUT, client.batch_execute(""))

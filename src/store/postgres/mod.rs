@@ -274,11 +274,13 @@ macro_rules! run_write {
 }
 
 /// A write that changes users: cached sessions carry their user (level, activity,
-/// profile), so every node forgets them all once it is committed.
+/// profile), so every node forgets them all once it is committed. This node forgets
+/// them even when the write failed: a commit whose answer was lost may have happened.
 macro_rules! run_write_users {
     ($store:expr, $db:ident => $work:expr) => {{
         let done: Result<_> =
-            run_write!($store, announcing Some(listener::EVERYONE), $db => $work);
+            async { run_write!($store, announcing Some(listener::EVERYONE), $db => $work) }
+                .await;
         $store.sessions.forget_all();
         done
     }};
@@ -324,23 +326,44 @@ impl SessionStore for Postgres {
             .await
     }
 
+    // Forgotten here even when the write failed, as in `run_write_users!`.
     async fn touch_session(&self, token_hash: Vec<u8>, now: i64) -> Result<()> {
         let what = hex::encode(&token_hash);
-        let done: Result<_> = run_write!(self, announcing Some(&what),
-            db => users::touch_session(db, &token_hash, now));
+        let done: Result<_> = async {
+            run_write!(self, announcing Some(&what),
+                db => users::touch_session(db, &token_hash, now))
+        }
+        .await;
         self.sessions.forget(&token_hash);
         done
     }
 
     async fn remove_session(&self, token_hash: Vec<u8>) -> Result<()> {
         let what = hex::encode(&token_hash);
-        let done: Result<_> = run_write!(self, announcing Some(&what),
-            db => users::remove_session(db, &token_hash));
+        let done: Result<_> = async {
+            run_write!(self, announcing Some(&what),
+                db => users::remove_session(db, &token_hash))
+        }
+        .await;
         self.sessions.forget(&token_hash);
         done
     }
 
+    /// Announced only when a session went: each announcement empties every node's cache.
     async fn remove_stale_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
-        run_write_users!(self, db => users::remove_stale_sessions(db, idle_before, created_before))
+        let removed: Result<u64> = async {
+            run_write!(self, db => async {
+                let n = users::remove_stale_sessions(db, idle_before, created_before).await?;
+                if n > 0 {
+                    listener::announce(db.0, listener::EVERYONE).await?;
+                }
+                Ok::<_, StoreError>(n)
+            })
+        }
+        .await;
+        if !matches!(removed, Ok(0)) {
+            self.sessions.forget_all();
+        }
+        removed
     }
 }

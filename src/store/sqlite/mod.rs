@@ -458,9 +458,11 @@ impl SessionStore for Sqlite {
     }
 
     async fn remove_stale_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
-        let done =
+        let removed =
             run_write!(self, db => users::remove_stale_sessions(db, idle_before, created_before));
-        self.sessions.forget_all();
-        done
+        if !matches!(removed, Ok(0)) {
+            self.sessions.forget_all();
+        }
+        removed
     }
 }
