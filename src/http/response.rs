@@ -28,7 +28,13 @@ impl Format {
             };
         }
         match accept {
-            Some(a) if a.to_ascii_lowercase().contains("application/json") => Format::Json,
+            Some(a)
+                if a.as_bytes()
+                    .windows(16)
+                    .any(|w| w.eq_ignore_ascii_case(b"application/json")) =>
+            {
+                Format::Json
+            }
             _ => Format::Xml,
         }
     }
@@ -36,8 +42,15 @@ impl Format {
     /// The `retType` of a raw query string, for answers given before the arguments
     /// are parsed (or when parsing them failed).
     pub fn from_query(query: Option<&str>, accept: Option<&str>) -> Format {
+        // Every request passes here before its arguments are read: only a pair whose raw
+        // key could spell `retType` (itself, or percent-encoded) is decoded.
         let ret_type = query.and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
+            q.split('&')
+                .filter(|pair| {
+                    let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+                    key == "retType" || key.contains('%')
+                })
+                .flat_map(|pair| form_urlencoded::parse(pair.as_bytes()))
                 .filter(|(k, _)| k == "retType")
                 .last()
                 .map(|(_, v)| v.into_owned())
@@ -928,11 +941,46 @@ mod tests {
             Format::Xml
         );
         assert_eq!(Format::choose(None, Some("application/json")), Format::Json);
+        assert_eq!(
+            Format::choose(None, Some("text/html, Application/JSON;q=0.9")),
+            Format::Json
+        );
+        assert_eq!(Format::choose(None, Some("application/jso")), Format::Xml);
         assert_eq!(Format::choose(None, None), Format::Xml);
         assert_eq!(
             Format::from_query(Some("a=1&retType=json"), None),
             Format::Json
         );
+    }
+
+    #[test]
+    fn ret_type_is_read_from_the_query_as_form_decoding_reads_it() {
+        let queries = [
+            "retType=json",
+            "a=1&retType=json&b=2",
+            "retType=json&retType=xml",
+            "retType=xml&retType=json",
+            "ret%54ype=json",
+            "retType=js%6Fn",
+            "retType=%20json+",
+            "ret+Type=json",
+            "retType",
+            "&&retType=json&",
+            "sessionId=abc%3D&retType=JSON",
+            "retType=json&ret%54ype=xml",
+            "",
+        ];
+        for q in queries {
+            let decoded = form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k == "retType")
+                .last()
+                .map(|(_, v)| v.into_owned());
+            assert_eq!(
+                Format::from_query(Some(q), None),
+                Format::choose(decoded.as_deref(), None),
+                "{q}"
+            );
+        }
     }
 
     #[test]
