@@ -91,6 +91,7 @@ WORKLOADS=(
   "tasks getList, 25, filtered|GET|$S/get/tasks/getList?count=25&filter%5BprojectId%5D=$PROJECT&filter%5Bactive%5D=1&sessionId=$ADMIN|"
   "projects getList as a client|GET|$S/get/projects/getList?sessionId=$CLIENT|"
   "activity add (durable write)|POST|$S/post/activity/add|sessionId=$ADMIN&activity%5BtaskId%5D=$TASK&activity%5Btext%5D=bench&activity%5BhoursDone%5D=0.1"
+  "activity add, many tasks|POST|$S/post/activity/add|sessionId=$ADMIN&activity%5BtaskId%5D=@TASK@&activity%5Btext%5D=bench&activity%5BhoursDone%5D=0.1"
   "downloadFile 1 MiB|GET|$S/get/activity/downloadFile?id=$FILE&sessionId=$ADMIN|"
   "signIn|POST|$S/post/authentication/signIn|login=$LOGIN&password=$USERPW"
 )
@@ -104,6 +105,13 @@ run() { # name method path body [duration] [session cookie] [connections] -> "rp
       echo 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"'
     fi
     echo "wrk.headers[\"Host\"] = \"$HOST:$PORT\""
+    if [[ "$4" == *@TASK@* ]]; then
+      # Each request to one of the seeded tasks (ids 1 to BENCH_TASKS), at random.
+      echo "math.randomseed(os.time())"
+      echo 'request = function()'
+      echo "  return wrk.format(nil, nil, nil, (string.gsub(wrk.body, \"@TASK@\", tostring(math.random(1, ${BENCH_TASKS:-10000})))))"
+      echo 'end'
+    fi
     if [ -n "${6:-}" ]; then
       echo "wrk.headers[\"Cookie\"] = \"__Host-vesper-session=$6\""
     fi
@@ -261,6 +269,7 @@ if [ "$ONLY" = instructions ] || [ -n "${BENCH_INSTRUCTIONS:-}" ]; then
   for w in "${API_WORKLOADS[@]}"; do
     IFS='|' read -r name method path body <<<"$w"
     [ "$name" = signIn ] && continue # Argon2 by design: millions of instructions
+    [[ "$body" == *@TASK@* ]] && continue # curl sends one body: the same as the line above
     count "$method" "$path" "$body" 10 >/dev/null # warm-up: caches, prepared statements
     one=$(count "$method" "$path" "$body" 1)
     many=$(count "$method" "$path" "$body" $((N + 1)))
