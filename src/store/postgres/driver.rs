@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use deadpool_postgres::GenericClient;
 use futures_util::TryStreamExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
-use tokio_postgres::{Row, RowStream};
+use tokio_postgres::Row;
 
 use crate::store::driver::{Arg, Columns, Db, Dialect, Map};
 use crate::store::{Result, StoreError};
@@ -91,36 +91,25 @@ impl Columns for Row {
 
 /// The statements run once (a list's count and page, whose text changes with the filter
 /// and the caller) go out as parse, bind and execute in one round trip, with their
-/// arguments' types given, instead of a round trip to prepare a named statement first.
-/// deadpool's `GenericClient` lacks `query_typed_raw`; this adds it to the two clients
-/// the store runs on.
-pub trait TypedQuery {
-    fn query_typed(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> impl std::future::Future<Output = std::result::Result<RowStream, tokio_postgres::Error>> + Send;
+/// arguments' types given (`query_typed_raw`), instead of a round trip to prepare a named
+/// statement first. deadpool's `GenericClient` lacks that call; its two clients hand out
+/// the tokio-postgres client they wrap, which has it.
+pub trait Wrapped {
+    type Inner: tokio_postgres::GenericClient + Sync;
+    fn inner(&self) -> &Self::Inner;
 }
 
-impl TypedQuery for deadpool_postgres::Client {
-    async fn query_typed(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> std::result::Result<RowStream, tokio_postgres::Error> {
-        let client: &tokio_postgres::Client = self;
-        client.query_typed_raw(sql, typed(args)).await
+impl Wrapped for deadpool_postgres::Client {
+    type Inner = tokio_postgres::Client;
+    fn inner(&self) -> &Self::Inner {
+        self
     }
 }
 
-impl TypedQuery for deadpool_postgres::Transaction<'_> {
-    async fn query_typed(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> std::result::Result<RowStream, tokio_postgres::Error> {
-        let tx: &tokio_postgres::Transaction = self;
-        tx.query_typed_raw(sql, typed(args)).await
+impl<'a> Wrapped for deadpool_postgres::Transaction<'a> {
+    type Inner = tokio_postgres::Transaction<'a>;
+    fn inner(&self) -> &Self::Inner {
+        self
     }
 }
 
@@ -169,7 +158,7 @@ async fn until<T>(
     Ok(items)
 }
 
-impl<C: GenericClient + TypedQuery> Db for Pg<'_, C> {
+impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
     const DIALECT: Dialect = Dialect::Postgres;
 
     async fn query_row<T>(&self, sql: &str, args: &[Arg<'_>], map: Map<T>) -> Result<Option<T>> {
@@ -194,7 +183,12 @@ impl<C: GenericClient + TypedQuery> Db for Pg<'_, C> {
         args: &[Arg<'_>],
         map: Map<T>,
     ) -> Result<Option<T>> {
-        first(self.0.query_typed(sql, args).await?, map).await
+        first(
+            tokio_postgres::GenericClient::query_typed_raw(self.0.inner(), sql, typed(args))
+                .await?,
+            map,
+        )
+        .await
     }
 
     async fn rows_until_once<T>(
@@ -204,7 +198,13 @@ impl<C: GenericClient + TypedQuery> Db for Pg<'_, C> {
         map: Map<T>,
         full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
-        until(self.0.query_typed(sql, args).await?, map, full).await
+        until(
+            tokio_postgres::GenericClient::query_typed_raw(self.0.inner(), sql, typed(args))
+                .await?,
+            map,
+            full,
+        )
+        .await
     }
 
     async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
