@@ -1379,13 +1379,8 @@ async fn nodes_cache_sessions_and_forget_what_another_node_changes() {
         return;
     }
     let a = TestServer::start().await;
-    let url = a.database_url().expect("node A runs on PostgreSQL");
-    let db = pg_client(&url).await;
-    let b = TestServer::start_with({
-        let url = url.clone();
-        move |c| c.database_url = Some(url)
-    })
-    .await;
+    let db = pg_client(&a.database_url().expect("node A runs on PostgreSQL")).await;
+    let b = a.another_node().await;
     listening(&db, 2).await;
 
     // B keeps the session it read: removed behind every node's back (no announcement),

@@ -829,8 +829,7 @@ async fn two_nodes_see_a_removal_and_a_demotion_at_once() {
         return;
     }
     let a = TestServer::start().await;
-    let database = a.database_url().expect("node A runs on PostgreSQL");
-    let b = TestServer::start_with(move |c| c.database_url = Some(database)).await;
+    let b = a.another_node().await;
     let admin = a.admin().await;
     let (boss, boss_sid) = a.user("boss@example.com", 0, true).await;
     let (id, secret) = make_token(&a, &boss_sid, "boss", "write").await;

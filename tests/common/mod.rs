@@ -139,6 +139,14 @@ impl TestServer {
         self.database.as_deref().map(TestDatabase::url)
     }
 
+    /// A second node on this one's PostgreSQL database.
+    pub async fn another_node(&self) -> TestServer {
+        let url = self
+            .database_url()
+            .expect("several nodes run on PostgreSQL");
+        TestServer::start_with(move |c| c.database_url = Some(url)).await
+    }
+
     pub fn https(&self, path: &str) -> String {
         match &self.host {
             Some(host) => format!("https://{host}:{}{path}", self.addr.port()),
