@@ -80,6 +80,7 @@ ADMIN=$(field admin); CLIENT=$(field client); TASK=$(field task)
 PROJECT=$(field project); FILE=$(field file); LOGIN=$(field login); USERPW=$(field password)
 EXTERNAL=$(field external); BIG_PROJECT=$(field big_project); BIG_TASK=$(field big_task)
 BIG_TASK_PAGES=$(field big_task_pages)
+USER_SESSION=$(field user); CLIENT_PROJECT=$(field client_project)
 ONLY="${BENCH_ONLY:-}"
 
 S=/api/v2/service
@@ -89,6 +90,12 @@ WORKLOADS=(
   "task getById (XML)|GET|$S/get/tasks/getById?id=$TASK&sessionId=$ADMIN|"
   "task getById (JSON)|GET|$S/get/tasks/getById?id=$TASK&retType=json&sessionId=$ADMIN|"
   "tasks getList, 25, filtered|GET|$S/get/tasks/getList?count=25&filter%5BprojectId%5D=$PROJECT&filter%5Bactive%5D=1&sessionId=$ADMIN|"
+  # The same list for the other roles (issue 15: every role's list fast at 1,000,000
+  # tasks): a user and an external user outside the project's team, the external seeing
+  # only the tasks whose team it is in; a client in its project's team.
+  "tasks getList as a user|GET|$S/get/tasks/getList?count=25&filter%5BprojectId%5D=$PROJECT&filter%5Bactive%5D=1&sessionId=$USER_SESSION|"
+  "tasks getList as an external|GET|$S/get/tasks/getList?count=25&filter%5BprojectId%5D=$PROJECT&filter%5Bactive%5D=1&sessionId=$EXTERNAL|"
+  "tasks getList as a client|GET|$S/get/tasks/getList?count=25&filter%5BprojectId%5D=$CLIENT_PROJECT&filter%5Bactive%5D=1&sessionId=$CLIENT|"
   "projects getList as a client|GET|$S/get/projects/getList?sessionId=$CLIENT|"
   "activity add (durable write)|POST|$S/post/activity/add|sessionId=$ADMIN&activity%5BtaskId%5D=$TASK&activity%5Btext%5D=bench&activity%5BhoursDone%5D=0.1"
   "activity add, many tasks|POST|$S/post/activity/add|sessionId=$ADMIN&activity%5BtaskId%5D=@TASK@&activity%5Btext%5D=bench&activity%5BhoursDone%5D=0.1"

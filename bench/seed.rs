@@ -194,6 +194,7 @@ async fn main() {
     };
 
     let projects = Arc::new(projects);
+    let external_id = users[external_user].0;
     let task_ids = Arc::new(std::sync::Mutex::new(vec![0i64; tasks]));
     {
         let (api, admin, projects, task_ids) = (
@@ -210,21 +211,22 @@ async fn main() {
                 task_ids.clone(),
             );
             async move {
-                let r = api
-                    .call(
-                        "tasks/add",
-                        &[
-                            ("sessionId", admin),
-                            ("task[name]", format!("Task {i}")),
-                            ("task[projectId]", projects[i % PROJECTS].to_string()),
-                            ("task[progress]", (i % 100).to_string()),
-                            (
-                                "task[endDate]",
-                                format!("2027-{:02}-{:02}", i % 12 + 1, i % 28 + 1),
-                            ),
-                        ],
-                    )
-                    .await;
+                let mut params = vec![
+                    ("sessionId", admin),
+                    ("task[name]", format!("Task {i}")),
+                    ("task[projectId]", projects[i % PROJECTS].to_string()),
+                    ("task[progress]", (i % 100).to_string()),
+                    (
+                        "task[endDate]",
+                        format!("2027-{:02}-{:02}", i % 12 + 1, i % 28 + 1),
+                    ),
+                ];
+                // One task in a thousand, all in the listed project (1), has the
+                // external user in its team: what it sees of a project it is not in.
+                if i % 1000 == 1 {
+                    params.push(("task[team][]", external_id.to_string()));
+                }
+                let r = api.call("tasks/add", &params).await;
                 task_ids.lock().unwrap()[i] = id(&r, "task");
             }
         })
@@ -351,16 +353,28 @@ async fn main() {
     let external_session = api
         .sign_in(&format!("bench{external_user}@example.com"), PASSWORD)
         .await;
+    // A user outside the listed project's team (bench1 is in it): sees its tasks by
+    // their not being hidden.
+    let user_outside = (0..USERS)
+        .find(|&k| users[k].1 == 100 && k % PROJECTS != 1)
+        .unwrap();
+    let user_session = api
+        .sign_in(&format!("bench{user_outside}@example.com"), PASSWORD)
+        .await;
     println!(
         "{}",
         json!({
             "admin": admin,
             "client": client_session,
             "external": external_session,
+            "user": user_session,
+            "client_project": projects[2],
             "big_project": big_project,
             "big_task": big_task,
             "big_task_pages": big_activities.div_ceil(50).max(1),
             "task": task_ids[tasks / 2],
+            // The listed project: not hidden; the external user and the client are not
+            // in its team. The client is in the team of client_project.
             "project": projects[1],
             "file": file_id,
             "login": format!("bench1@example.com"),
