@@ -418,6 +418,12 @@ impl Workspace {
             for p in &self.projects {
                 lists.push(vec![Filter::ProjectId(p.id)]);
                 lists.push(vec![Filter::ProjectId(p.id), Filter::Active]);
+                // The project's facts settled first, with a filter the kept counts do not
+                // take (the total is counted).
+                lists.push(vec![
+                    Filter::ProjectId(p.id),
+                    Filter::OwnerId(actor.user_id),
+                ]);
             }
             for filters in lists {
                 let want: BTreeSet<i64> = seen
@@ -426,6 +432,7 @@ impl Workspace {
                         filters.iter().all(|f| match f {
                             Filter::ProjectId(p) => t.project_id == Some(*p),
                             Filter::Active => t.status != STATUS_DONE,
+                            Filter::OwnerId(u) => t.owner_id == *u,
                             _ => unreachable!(),
                         })
                     })

@@ -1,12 +1,13 @@
 //! The SQLite backend's list queries search indexes, whatever the filter and the caller
-//! (moved here from `src/store/sqlite/work.rs`, unchanged but for its imports).
+//! (moved here from `src/store/sqlite/work.rs`; the plans read by a helper since the
+//! external's case was added).
 
 use rusqlite::{params, params_from_iter, Connection};
 use vesper::domain::policy::Actor;
 use vesper::domain::user::SecurityLevel;
 use vesper::domain::WorkspaceId;
 use vesper::store::driver::{Arg, Dialect};
-use vesper::store::sql::{list_sql, task_conditions};
+use vesper::store::sql::{list_sql, task_conditions, Conditions, ProjectFacts};
 use vesper::store::sqlite::Sqlite;
 use vesper::store::{tasks, Filter};
 
@@ -89,25 +90,9 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
     ];
     for actor in &actors {
         for f in &filters {
-            let c = task_conditions(WorkspaceId::DEFAULT, actor, std::slice::from_ref(f)).unwrap();
-            let (count_sql, page_sql) = list_sql(
-                "tasks t",
-                tasks::COLUMN_LIST.text(Dialect::Sqlite),
-                &c,
-                false,
-            );
-            for (sql, base, extra) in [
-                (count_sql, c.count_values(), 0),
-                (page_sql, &c.values[..], 2),
-            ] {
-                let mut values: Vec<Arg> = base.iter().map(Arg::from).collect();
-                values.extend((0..extra).map(|_| Arg::from(25i64)));
-                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-                let plan: Vec<String> = stmt
-                    .query_map(params_from_iter(values.iter()), |r| r.get::<_, String>(3))
-                    .unwrap()
-                    .collect::<rusqlite::Result<_>>()
-                    .unwrap();
+            let c = task_conditions(WorkspaceId::DEFAULT, actor, std::slice::from_ref(f), None)
+                .unwrap();
+            for plan in plans(&conn, &c) {
                 let outer = plan
                     .iter()
                     .find(|l| l.contains(" t ") || l.ends_with(" t") || l.contains(" task_counts "))
@@ -129,4 +114,56 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
             }
         }
     }
+
+    // An external outside a project's team sees the tasks they own or whose team they are
+    // in: both statements start from those, by id, not from the project's 10,000 tasks.
+    let external = Actor {
+        user_id: 1,
+        level: SecurityLevel::External,
+        can_view_profiles: false,
+    };
+    let outside = Some(ProjectFacts {
+        visible: true,
+        in_team: false,
+    });
+    for filters in [
+        vec![Filter::ProjectId(3)],
+        vec![Filter::ProjectId(3), Filter::Active],
+    ] {
+        let c = task_conditions(WorkspaceId::DEFAULT, &external, &filters, outside).unwrap();
+        for plan in plans(&conn, &c) {
+            let tasks: Vec<&String> = plan.iter().filter(|l| l.starts_with("SEARCH t ")).collect();
+            assert!(
+                !tasks.is_empty()
+                    && tasks
+                        .iter()
+                        .all(|l| l.starts_with("SEARCH t USING INTEGER PRIMARY KEY")),
+                "{filters:?}:\n{}",
+                plan.join("\n")
+            );
+        }
+    }
+}
+
+/// The query plans of a task list's count and page statements, one line per step.
+fn plans(conn: &Connection, c: &Conditions) -> [Vec<String>; 2] {
+    let (count_sql, page_sql) = list_sql(
+        "tasks t",
+        tasks::COLUMN_LIST.text(Dialect::Sqlite),
+        c,
+        false,
+    );
+    [
+        (count_sql, c.count_values(), 0),
+        (page_sql, &c.values[..], 2),
+    ]
+    .map(|(sql, base, extra)| {
+        let mut values: Vec<Arg> = base.iter().map(Arg::from).collect();
+        values.extend((0..extra).map(|_| Arg::from(25i64)));
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        stmt.query_map(params_from_iter(values.iter()), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    })
 }

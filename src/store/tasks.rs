@@ -4,10 +4,11 @@
 use crate::domain::policy::Actor;
 use crate::domain::work::{moves_sub_tasks, task_group, Project, Task};
 use crate::domain::WorkspaceId;
+use crate::store::driver::Arg;
 use crate::store::driver::{
     first_int, first_opt_int, first_text, page, written, Columns, Db, Stmt,
 };
-use crate::store::sql::task_conditions;
+use crate::store::sql::{project_facts, task_conditions, ProjectFacts};
 use crate::store::{
     check_version, outbox, project_ids_of, projects, Expected, ListQuery, OutgoingMail, Page,
     Result, StoreError,
@@ -189,7 +190,21 @@ pub async fn list<D: Db>(
     actor: &Actor,
     q: &ListQuery,
 ) -> Result<(Page<Task>, Vec<Project>)> {
-    let c = task_conditions(ws, actor, &q.filters)?;
+    let facts = match project_facts(ws, actor, &q.filters) {
+        Some((sql, values)) => {
+            let values: Vec<Arg> = values.iter().map(Arg::from).collect();
+            let read = |r: &dyn Columns| {
+                Ok(ProjectFacts {
+                    visible: r.int(0)? > 0,
+                    in_team: r.int(1)? > 0,
+                })
+            };
+            let sql = D::DIALECT.numbered(sql);
+            db.query_row_once(&sql, &values, read).await?
+        }
+        None => None,
+    };
+    let c = task_conditions(ws, actor, &q.filters, facts)?;
     let page = page(db, "tasks t", &COLUMN_LIST, &c, q, from_row).await?;
     let projects = projects::by_ids(db, ws, &project_ids_of(&page.items)).await?;
     Ok((page, projects))
