@@ -151,10 +151,13 @@ pub async fn save<D: Db>(
         db.run(&UPDATE, &values).await?;
         a.id
     };
+    let saved = written(get(db, ws, id).await?)?;
+    // Last: the roll-up locks the task's row until the commit, and every other write to
+    // the task waits for it (docs/performance.md, activity adds to one task).
     if let Some(task_id) = a.task_id {
         roll_up_task(db, task_id, roll_up(before.as_ref(), Some(a)), now).await?;
     }
-    written(get(db, ws, id).await?)
+    Ok(saved)
 }
 
 pub async fn remove<D: Db>(
