@@ -1789,3 +1789,129 @@ async fn the_outbox_leases_sends_retries_and_gives_up() {
         assert_eq!(b.rows_where("outbox", "1 = 1").await, 4, "{n}");
     }
 }
+
+// ---- a write's last statement ------------------------------------------------------------
+
+impl Tables {
+    /// Runs statements on the side door (DDL, locks).
+    async fn execute(&self, sql: &str) {
+        match self {
+            Tables::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            Tables::Postgres(client) => client.batch_execute(sql).await.unwrap(),
+        }
+    }
+}
+
+/// The hours roll-up runs last, on PostgreSQL in the COMMIT's round trip; when it fails,
+/// the write fails and nothing of it stays: not the activity, not its mail, not the hours.
+#[tokio::test]
+async fn a_write_whose_roll_up_fails_fails_whole() {
+    for b in backends().await {
+        let s = &b.store;
+        let n = b.name;
+        let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
+        let p = b.project(&admin, "p", &[]).await;
+        let t = b.task(&admin, Some(p.id), None).await;
+        b.activity(&admin, &t, Some(1.0)).await;
+        let before = b.task_now(t.id).await;
+        b.tables
+            .execute(match &b.tables {
+                Tables::Sqlite(_) => {
+                    "CREATE TRIGGER refuse_big_hours BEFORE UPDATE OF hours_done ON tasks \
+                     WHEN NEW.hours_done > 1000 BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+                }
+                Tables::Postgres(_) => {
+                    "CREATE FUNCTION refuse_big_hours() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'refused'; END $$; \
+                     CREATE TRIGGER refuse_big_hours BEFORE UPDATE ON tasks FOR EACH ROW \
+                     WHEN (NEW.hours_done > 1000) EXECUTE FUNCTION refuse_big_hours();"
+                }
+            })
+            .await;
+
+        let mut big = message(admin.id, &t);
+        big.hours_done = Some(5000.0);
+        let refused = s
+            .save_activity(WS, big, vec![mail("refused@example.com")], NOW)
+            .await;
+        assert!(refused.is_err(), "{n}: {refused:?}");
+        let task = &format!("task_id = {}", t.id);
+        assert_eq!(b.rows_where("activities", task).await, 1, "{n}");
+        assert_eq!(b.rows_where("outbox", "1 = 1").await, 0, "{n}");
+        let after = b.task_now(t.id).await;
+        assert_eq!(
+            (after.hours_done, after.version),
+            (before.hours_done, before.version),
+            "{n}"
+        );
+
+        // The connection that ran it serves the next write, outside any transaction.
+        b.activity(&admin, &t, Some(2.0)).await;
+        assert_eq!(b.task_now(t.id).await.hours_done, 3.0, "{n}");
+        assert_eq!(b.rows_where("activities", task).await, 2, "{n}");
+    }
+}
+
+/// A write abandoned before its commit (the request went away) leaves nothing, and its
+/// connection is not handed to the next write still inside the transaction, where that
+/// write's COMMIT would commit it too.
+#[tokio::test]
+async fn a_write_abandoned_before_its_commit_leaves_nothing() {
+    let Some(admin_url) = common::test_database_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
+    let url = database.url();
+    let store = store::open(Some(&url), dir.path()).await.unwrap();
+    let b = Backend {
+        name: "postgres",
+        store,
+        tables: Tables::Postgres(pg_client(&url).await),
+        _database: Some(database),
+        _dir: dir,
+    };
+    let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
+    let p = b.project(&admin, "p", &[]).await;
+    let t = b.task(&admin, Some(p.id), None).await;
+    let a = b.activity(&admin, &t, None).await;
+
+    // Held elsewhere: the edit queues its mail, then waits for the activity's row.
+    let holder = pg_client(&url).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM activities WHERE id = {} FOR UPDATE",
+            a.id
+        ))
+        .await
+        .unwrap();
+    let mut edit = a.clone();
+    edit.text = Some("abandoned".into());
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        b.store
+            .save_activity(WS, edit, vec![mail("abandoned@example.com")], NOW),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the edit waited: {abandoned:?}");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+
+    // Writes enough to go through every pooled connection.
+    for _ in 0..20 {
+        b.store
+            .save_activity(
+                WS,
+                message(admin.id, &t),
+                vec![mail("next@example.com")],
+                NOW,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(b.rows_where("outbox", "1 = 1").await, 20);
+    let now = b.store.activity(WS, a.id).await.unwrap().unwrap();
+    assert_eq!(now.text, a.text);
+}

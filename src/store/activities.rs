@@ -87,33 +87,33 @@ async fn roll_up_task<D: Db>(
     (hours, progress_note): (HoursChange, bool),
     now: i64,
 ) -> Result<()> {
-    match hours {
-        HoursChange::Unchanged => {}
-        HoursChange::Add(h) => {
-            db.run(&ADD_HOURS, &args![task_id, h, HOURS_DECIMALS])
+    if progress_note {
+        let newest = db
+            .row(&NEWEST_PROGRESS, &args![task_id], first_opt_int)
+            .await?;
+        if let Some(progress) = newest.flatten() {
+            let (status, closed) = db
+                .one(&STATUS, &args![task_id], |r| Ok((r.int(0)?, r.opt_int(1)?)))
                 .await?;
+            let next = apply_progress(status, progress);
+            let closed = closed_at(status, closed, next, now);
+            db.run(&SET_PROGRESS, &args![task_id, progress, next, closed])
+                .await?;
+        }
+    }
+    // Last, with the commit where the backend can: every other write to the task waits
+    // for its row (docs/performance.md, activity adds to one task).
+    match hours {
+        HoursChange::Unchanged => Ok(()),
+        HoursChange::Add(h) => {
+            db.run_last(&ADD_HOURS, args![task_id, h, HOURS_DECIMALS].into())
+                .await
         }
         HoursChange::Resum => {
-            db.run(&RESUM_HOURS, &args![task_id, HOURS_DECIMALS])
-                .await?;
+            db.run_last(&RESUM_HOURS, args![task_id, HOURS_DECIMALS].into())
+                .await
         }
     }
-    if !progress_note {
-        return Ok(());
-    }
-    let newest = db
-        .row(&NEWEST_PROGRESS, &args![task_id], first_opt_int)
-        .await?;
-    if let Some(progress) = newest.flatten() {
-        let (status, closed) = db
-            .one(&STATUS, &args![task_id], |r| Ok((r.int(0)?, r.opt_int(1)?)))
-            .await?;
-        let next = apply_progress(status, progress);
-        let closed = closed_at(status, closed, next, now);
-        db.run(&SET_PROGRESS, &args![task_id, progress, next, closed])
-            .await?;
-    }
-    Ok(())
 }
 
 pub async fn save<D: Db>(
@@ -153,7 +153,7 @@ pub async fn save<D: Db>(
     };
     let saved = written(get(db, ws, id).await?)?;
     // Last: the roll-up locks the task's row until the commit, and every other write to
-    // the task waits for it (docs/performance.md, activity adds to one task).
+    // the task waits for it.
     if let Some(task_id) = a.task_id {
         roll_up_task(db, task_id, roll_up(before.as_ref(), Some(a)), now).await?;
     }

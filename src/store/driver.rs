@@ -311,6 +311,18 @@ pub trait Db {
     /// node that shares the database; SQLite's single writer already does.
     fn lock_names(&self, names: &[String]) -> impl Future<Output = Result<()>>;
 
+    /// Runs a write's last statement, which nothing after it in the transaction may read:
+    /// where the backend can, it goes out with the COMMIT in one round trip, so that a
+    /// row it locks is held only while the database runs the two (PostgreSQL). Anywhere
+    /// else it runs at once.
+    fn run_last(
+        &self,
+        stmt: &'static Stmt,
+        args: Vec<Arg<'static>>,
+    ) -> impl Future<Output = Result<()>> {
+        async move { self.run(stmt, &args).await.map(drop) }
+    }
+
     /// Whether a statement failed on a unique constraint.
     fn is_unique_violation(e: &StoreError) -> bool;
 

@@ -2,6 +2,7 @@
 //! bound, and statements prepared once per connection.
 
 use std::error::Error;
+use std::sync::{Mutex, PoisonError};
 
 use bytes::BytesMut;
 use deadpool_postgres::GenericClient;
@@ -9,11 +10,33 @@ use futures_util::TryStreamExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
 use tokio_postgres::Row;
 
-use crate::store::driver::{Arg, Columns, Db, Dialect, Map};
+use crate::store::driver::{Arg, Columns, Db, Dialect, Map, Stmt};
+use crate::store::postgres::transaction::Last;
 use crate::store::{Result, StoreError};
 
 /// A pooled connection or a transaction on one.
-pub struct Pg<'a, C>(pub &'a C);
+pub struct Pg<'a, C> {
+    client: &'a C,
+    /// In a write transaction: where the statement to run with its COMMIT waits.
+    last: Option<&'a Mutex<Option<Last>>>,
+}
+
+impl<'a, C> Pg<'a, C> {
+    pub fn new(client: &'a C) -> Self {
+        Pg { client, last: None }
+    }
+
+    pub fn in_transaction(client: &'a C, last: &'a Mutex<Option<Last>>) -> Self {
+        Pg {
+            client,
+            last: Some(last),
+        }
+    }
+
+    pub fn client(&self) -> &'a C {
+        self.client
+    }
+}
 
 type BoxError = Box<dyn Error + Sync + Send>;
 
@@ -162,8 +185,8 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
     const DIALECT: Dialect = Dialect::Postgres;
 
     async fn query_row<T>(&self, sql: &str, args: &[Arg<'_>], map: Map<T>) -> Result<Option<T>> {
-        let stmt = self.0.prepare_cached(sql).await?;
-        first(self.0.query_raw(&stmt, args).await?, map).await
+        let stmt = self.client.prepare_cached(sql).await?;
+        first(self.client.query_raw(&stmt, args).await?, map).await
     }
 
     async fn rows_until<T>(
@@ -173,8 +196,8 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
         map: Map<T>,
         full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
-        let stmt = self.0.prepare_cached(sql).await?;
-        until(self.0.query_raw(&stmt, args).await?, map, full).await
+        let stmt = self.client.prepare_cached(sql).await?;
+        until(self.client.query_raw(&stmt, args).await?, map, full).await
     }
 
     async fn query_row_once<T>(
@@ -184,7 +207,7 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
         map: Map<T>,
     ) -> Result<Option<T>> {
         first(
-            tokio_postgres::GenericClient::query_typed_raw(self.0.inner(), sql, typed(args))
+            tokio_postgres::GenericClient::query_typed_raw(self.client.inner(), sql, typed(args))
                 .await?,
             map,
         )
@@ -199,7 +222,7 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
         full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
         until(
-            tokio_postgres::GenericClient::query_typed_raw(self.0.inner(), sql, typed(args))
+            tokio_postgres::GenericClient::query_typed_raw(self.client.inner(), sql, typed(args))
                 .await?,
             map,
             full,
@@ -208,8 +231,8 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
     }
 
     async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-        let stmt = self.0.prepare_cached(sql).await?;
-        Ok(self.0.execute_raw(&stmt, args).await?)
+        let stmt = self.client.prepare_cached(sql).await?;
+        Ok(self.client.execute_raw(&stmt, args).await?)
     }
 
     /// Locks one row of `table` until the transaction ends, so that what is read next
@@ -233,6 +256,23 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
             &[Arg::Texts(&names)],
         )
         .await?;
+        Ok(())
+    }
+
+    /// In a write transaction, kept for [`Transaction::commit`] to send with the COMMIT.
+    ///
+    /// [`Transaction::commit`]: crate::store::postgres::transaction::Transaction::commit
+    async fn run_last(&self, stmt: &'static Stmt, args: Vec<Arg<'static>>) -> Result<()> {
+        let Some(last) = self.last else {
+            return self.run(stmt, &args).await.map(drop);
+        };
+        let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some() {
+            return Err(StoreError::Internal(anyhow::anyhow!(
+                "a second statement to run last in one transaction"
+            )));
+        }
+        *last = Some((stmt, args));
         Ok(())
     }
 

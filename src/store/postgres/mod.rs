@@ -30,6 +30,7 @@ use crate::store::{users, Result, Session, SessionStore, StoreError};
 
 mod driver;
 mod listener;
+mod transaction;
 
 pub(crate) use driver::Pg;
 
@@ -237,7 +238,7 @@ macro_rules! run_on_connection {
     ($op:ident, $store:expr, $db:ident => $work:expr) => {{
         let _timer = $crate::metrics::store_timer($crate::metrics::StoreOp::$op);
         let conn = $store.conn().await?;
-        let $db = &Pg(&conn);
+        let $db = &Pg::new(&conn);
         $work.await
     }};
 }
@@ -260,16 +261,23 @@ macro_rules! run_write {
     };
     ($store:expr, announcing $what:expr, $db:ident => $work:expr) => {{
         let _timer = $crate::metrics::store_timer($crate::metrics::StoreOp::Write);
-        let mut conn = $store.conn().await?;
-        let tx = conn.transaction().await?;
-        let $db = &Pg(&tx);
-        let done = $work.await?;
+        let tx = transaction::Transaction::begin($store.conn().await?).await?;
+        let done = {
+            let $db = &tx.db();
+            $work.await
+        };
         let what: Option<&str> = $what;
-        if let Some(what) = what {
-            listener::announce(&tx, what).await?;
+        let done = match (done, what) {
+            (Ok(done), Some(what)) => listener::announce(tx.client(), what).await.map(|_| done),
+            (done, _) => done,
+        };
+        match done {
+            Ok(done) => tx.commit().await.map(|_| done),
+            Err(e) => {
+                tx.rollback().await;
+                Err(e)
+            }
         }
-        tx.commit().await?;
-        Ok(done)
     }};
 }
 
@@ -297,7 +305,7 @@ macro_rules! run_list {
             .read_only(true)
             .start()
             .await?;
-        let $db = &Pg(&tx);
+        let $db = &Pg::new(&tx);
         let done = $work.await?;
         tx.commit().await?;
         Ok(done)
@@ -355,7 +363,7 @@ impl SessionStore for Postgres {
             run_write!(self, db => async {
                 let n = users::remove_stale_sessions(db, idle_before, created_before).await?;
                 if n > 0 {
-                    listener::announce(db.0, listener::EVERYONE).await?;
+                    listener::announce(db.client(), listener::EVERYONE).await?;
                 }
                 Ok::<_, StoreError>(n)
             })
