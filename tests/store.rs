@@ -1805,6 +1805,26 @@ impl Tables {
     }
 }
 
+impl Backend {
+    /// From now on the database refuses to raise a task's hours above `most`.
+    async fn refuse_hours_above(&self, most: i64) {
+        self.tables
+            .execute(&match &self.tables {
+                Tables::Sqlite(_) => format!(
+                    "CREATE TRIGGER refuse_hours BEFORE UPDATE OF hours_done ON tasks \
+                     WHEN NEW.hours_done > {most} BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+                ),
+                Tables::Postgres(_) => format!(
+                    "CREATE FUNCTION refuse_hours() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'refused'; END $$; \
+                     CREATE TRIGGER refuse_hours BEFORE UPDATE ON tasks FOR EACH ROW \
+                     WHEN (NEW.hours_done > {most}) EXECUTE FUNCTION refuse_hours();"
+                ),
+            })
+            .await;
+    }
+}
+
 /// The hours roll-up runs last, on PostgreSQL in the COMMIT's round trip; when it fails,
 /// the write fails and nothing of it stays: not the activity, not its mail, not the hours.
 #[tokio::test]
@@ -1817,20 +1837,7 @@ async fn a_write_whose_roll_up_fails_fails_whole() {
         let t = b.task(&admin, Some(p.id), None).await;
         b.activity(&admin, &t, Some(1.0)).await;
         let before = b.task_now(t.id).await;
-        b.tables
-            .execute(match &b.tables {
-                Tables::Sqlite(_) => {
-                    "CREATE TRIGGER refuse_big_hours BEFORE UPDATE OF hours_done ON tasks \
-                     WHEN NEW.hours_done > 1000 BEGIN SELECT RAISE(ABORT, 'refused'); END;"
-                }
-                Tables::Postgres(_) => {
-                    "CREATE FUNCTION refuse_big_hours() RETURNS trigger LANGUAGE plpgsql AS \
-                     $$ BEGIN RAISE EXCEPTION 'refused'; END $$; \
-                     CREATE TRIGGER refuse_big_hours BEFORE UPDATE ON tasks FOR EACH ROW \
-                     WHEN (NEW.hours_done > 1000) EXECUTE FUNCTION refuse_big_hours();"
-                }
-            })
-            .await;
+        b.refuse_hours_above(1000).await;
 
         let mut big = message(admin.id, &t);
         big.hours_done = Some(5000.0);
@@ -1914,4 +1921,56 @@ async fn a_write_abandoned_before_its_commit_leaves_nothing() {
     assert_eq!(b.rows_where("outbox", "1 = 1").await, 20);
     let now = b.store.activity(WS, a.id).await.unwrap().unwrap();
     assert_eq!(now.text, a.text);
+}
+
+/// Adds sent at once to one task (PostgreSQL gathers them into shared transactions) are
+/// each answered with their own outcome: all saved, hours summed exactly, one mail each;
+/// and when one of them is refused, only that one, with nothing of it stored.
+#[tokio::test]
+async fn adds_sent_at_once_to_one_task_each_get_their_own_outcome() {
+    for b in backends().await {
+        let s = &b.store;
+        let n = b.name;
+        let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
+        let p = b.project(&admin, "p", &[]).await;
+        let t = b.task(&admin, Some(p.id), None).await;
+        let (admin_id, task) = (admin.id, &t);
+        let at_once = |round: &'static str, hours: fn(usize) -> f64| {
+            futures_util::future::join_all((0..40).map(move |i| {
+                let mut a = message(admin_id, task);
+                a.hours_done = Some(hours(i));
+                let to = format!("{round}{i}@example.com");
+                async move { s.save_activity(WS, a, vec![mail(&to)], NOW).await }
+            }))
+        };
+
+        let saved = at_once("first", |_| 0.25).await;
+        let ids: std::collections::BTreeSet<i64> =
+            saved.iter().map(|r| r.as_ref().unwrap().id).collect();
+        assert_eq!(ids.len(), 40, "{n}");
+        assert_eq!(b.task_now(t.id).await.hours_done, 10.0, "{n}");
+        assert_eq!(b.rows_where("outbox", "1 = 1").await, 40, "{n}");
+        if let Tables::Postgres(_) = b.tables {
+            // Gathered: fewer transactions than adds.
+            let transactions = b
+                .tables
+                .count("SELECT CAST(COUNT(DISTINCT xmin::text) AS BIGINT) FROM activities")
+                .await;
+            assert!(transactions < 40, "{n}: {transactions} transactions");
+        }
+
+        b.refuse_hours_above(100).await;
+        let saved = at_once("second", |i| if i == 17 { 500.0 } else { 0.5 }).await;
+        for (i, r) in saved.iter().enumerate() {
+            assert_eq!(r.is_err(), i == 17, "{n}: add {i}: {r:?}");
+        }
+        assert_eq!(b.task_now(t.id).await.hours_done, 10.0 + 39.0 * 0.5, "{n}");
+        assert_eq!(b.rows_where("activities", "1 = 1").await, 79, "{n}");
+        assert_eq!(b.rows_where("outbox", "1 = 1").await, 79, "{n}");
+        let refused = b
+            .tables
+            .count("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE recipient = 'second17@example.com'")
+            .await;
+        assert_eq!(refused, 0, "{n}");
+    }
 }

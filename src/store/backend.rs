@@ -8,6 +8,7 @@
 //! - `run_list!`: the reads of a list, in one snapshot;
 //! - `run_write!`: a write of several statements, in one transaction;
 //! - `run_write_one!`: a write of one statement;
+//! - `run_activity_save!`: an activity's save, `(self, ws, activity, mail, now)`;
 //! - `run_write_users!`: a write that changes users (cached sessions carry them).
 
 /// Implements the storage traits for `$backend` over its runners.
@@ -90,7 +91,7 @@ macro_rules! impl_store {
             }
 
             async fn save_activity(&self, ws: WorkspaceId, a: Activity, mail: Vec<OutgoingMail>, now: i64) -> Result<Activity> {
-                run_write!(self, db => activities::save(db, ws, &a, &mail, now))
+                run_activity_save!(self, ws, a, mail, now)
             }
 
             async fn remove_activity(&self, ws: WorkspaceId, id: i64, expected: Expected) -> Result<Option<Vec<String>>> {

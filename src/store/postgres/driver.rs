@@ -17,8 +17,8 @@ use crate::store::{Result, StoreError};
 /// A pooled connection or a transaction on one.
 pub struct Pg<'a, C> {
     client: &'a C,
-    /// In a write transaction: where the statement to run with its COMMIT waits.
-    last: Option<&'a Mutex<Option<Last>>>,
+    /// In a write transaction: where the statements to run with its COMMIT wait.
+    last: Option<&'a Mutex<Vec<Last>>>,
 }
 
 impl<'a, C> Pg<'a, C> {
@@ -26,7 +26,7 @@ impl<'a, C> Pg<'a, C> {
         Pg { client, last: None }
     }
 
-    pub fn in_transaction(client: &'a C, last: &'a Mutex<Option<Last>>) -> Self {
+    pub fn in_transaction(client: &'a C, last: &'a Mutex<Vec<Last>>) -> Self {
         Pg {
             client,
             last: Some(last),
@@ -263,17 +263,14 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
     ///
     /// [`Transaction::commit`]: crate::store::postgres::transaction::Transaction::commit
     async fn run_last(&self, stmt: &'static Stmt, args: Vec<Arg<'static>>) -> Result<()> {
-        let Some(last) = self.last else {
-            return self.run(stmt, &args).await.map(drop);
-        };
-        let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.is_some() {
-            return Err(StoreError::Internal(anyhow::anyhow!(
-                "a second statement to run last in one transaction"
-            )));
+        match self.last {
+            Some(last) => {
+                let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+                last.push((stmt, args));
+                Ok(())
+            }
+            None => self.run(stmt, &args).await.map(drop),
         }
-        *last = Some((stmt, args));
-        Ok(())
     }
 
     fn is_unique_violation(e: &StoreError) -> bool {

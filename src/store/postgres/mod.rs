@@ -28,6 +28,7 @@ use crate::domain::WorkspaceId;
 use crate::store::session_cache::SessionCache;
 use crate::store::{users, Result, Session, SessionStore, StoreError};
 
+mod activity_adds;
 mod driver;
 mod listener;
 mod transaction;
@@ -59,6 +60,7 @@ type PgError = tokio_postgres::Error;
 
 pub struct Postgres {
     pool: Pool,
+    activity_adds: activity_adds::ActivityAdds,
     sessions: Arc<SessionCache>,
     listener: tokio::task::JoinHandle<()>,
 }
@@ -123,7 +125,7 @@ fn is_unavailable(e: &PgError) -> bool {
     .any(|prefix| message.starts_with(prefix))
 }
 
-fn pool_error(e: PoolError) -> StoreError {
+pub(crate) fn pool_error(e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => StoreError::Unavailable(describe(e)),
         other => StoreError::Unavailable(other.into()),
@@ -179,6 +181,7 @@ impl Postgres {
             .context("building the PostgreSQL connection pool")?;
         let sessions = Arc::new(SessionCache::offline());
         let store = Postgres {
+            activity_adds: activity_adds::ActivityAdds::spawn(pool.clone()),
             pool,
             listener: listener::spawn(config, sessions.clone()),
             sessions,
@@ -271,13 +274,7 @@ macro_rules! run_write {
             (Ok(done), Some(what)) => listener::announce(tx.client(), what).await.map(|_| done),
             (done, _) => done,
         };
-        match done {
-            Ok(done) => tx.commit().await.map(|_| done),
-            Err(e) => {
-                tx.rollback().await;
-                Err(e)
-            }
-        }
+        tx.finish(done).await
     }};
 }
 
@@ -292,6 +289,18 @@ macro_rules! run_write_users {
         $store.sessions.forget_all();
         done
     }};
+}
+
+/// A new activity joins the others waiting ([`activity_adds`]); anything else is a write
+/// of its own.
+macro_rules! run_activity_save {
+    ($store:expr, $ws:expr, $a:expr, $mail:expr, $now:expr) => {
+        if activity_adds::ActivityAdds::gathers(&$a) {
+            $store.activity_adds.add($ws, $a, $mail, $now).await
+        } else {
+            run_write!($store, db => $crate::store::activities::save(db, $ws, &$a, &$mail, $now))
+        }
+    };
 }
 
 /// Runs a list's reads in one read-only snapshot (the page and its total).

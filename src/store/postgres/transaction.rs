@@ -8,29 +8,47 @@
 //! sends it and `COMMIT` together, so the row is held only while PostgreSQL runs the two.
 
 use std::sync::{Mutex, PoisonError};
+use std::task::Poll;
 
 use deadpool_postgres::{GenericClient, Object};
+use futures_util::future::try_join_all;
 
 use crate::store::driver::{Arg, Dialect, Stmt};
 use crate::store::postgres::Pg;
 use crate::store::{Result, StoreError};
 
-/// The statement a write runs with its COMMIT, and its values.
+/// A statement a write runs with its COMMIT, and its values.
 pub type Last = (&'static Stmt, Vec<Arg<'static>>);
+
+/// A commit that failed: rolled back for certain (a statement sent with it failed, and a
+/// COMMIT after a failure rolls back), or with its outcome unknown (the COMMIT's own
+/// answer was an error or was lost).
+pub enum CommitError {
+    RolledBack(StoreError),
+    Unknown(StoreError),
+}
+
+impl From<CommitError> for StoreError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::RolledBack(e) | CommitError::Unknown(e) => e,
+        }
+    }
+}
 
 /// A transaction on a pooled connection. Dropped before it ends (the request went away
 /// while it ran), it takes its connection out of the pool and closes it, and PostgreSQL
 /// rolls back: the pool must never hand out a connection inside a transaction.
 pub struct Transaction {
     conn: Option<Object>,
-    last: Mutex<Option<Last>>,
+    last: Mutex<Vec<Last>>,
 }
 
 impl Transaction {
     pub async fn begin(conn: Object) -> Result<Transaction> {
         let tx = Transaction {
             conn: Some(conn),
-            last: Mutex::new(None),
+            last: Mutex::new(Vec::new()),
         };
         tx.client().batch_execute("BEGIN").await?;
         Ok(tx)
@@ -47,32 +65,60 @@ impl Transaction {
         Pg::in_transaction(self.client(), &self.last)
     }
 
-    /// Commits, with the statement handed over to run last, if any, in the same round
-    /// trip. A COMMIT after a failed statement rolls back without an error of its own, so
-    /// that statement's answer is checked too.
-    pub async fn commit(mut self) -> Result<()> {
-        let last = self
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let conn = self.client();
-        let done = match last {
-            None => conn.batch_execute("COMMIT").await.map_err(StoreError::from),
-            Some((stmt, values)) => {
-                // Prepared (once per connection) before the two go out together.
-                let prepared = conn.prepare_cached(stmt.text(Dialect::Postgres)).await?;
-                let (ran, committed) = tokio::join!(
-                    conn.execute_raw(&prepared, &values),
-                    conn.batch_execute("COMMIT")
-                );
-                ran.and(committed).map(drop).map_err(StoreError::from)
+    /// Commits, with the statements handed over to run last in the same round trip. They
+    /// go out ordered by their first value (a task's id), so that two transactions
+    /// rolling up the same tasks lock their rows in one order.
+    pub async fn commit(mut self) -> std::result::Result<(), CommitError> {
+        let mut last =
+            std::mem::take(&mut *self.last.lock().unwrap_or_else(PoisonError::into_inner));
+        last.sort_by_key(|(_, values)| match values.first() {
+            Some(Arg::Int(Some(id))) => *id,
+            _ => i64::MIN,
+        });
+        let sent = {
+            let conn = self.client();
+            let mut prepared = Vec::with_capacity(last.len());
+            for (stmt, _) in &last {
+                // Prepared (once per connection) before they go out together.
+                let p = conn.prepare_cached(stmt.text(Dialect::Postgres)).await;
+                prepared.push(p.map_err(|e| CommitError::RolledBack(e.into()))?);
+            }
+            let runs = prepared
+                .iter()
+                .zip(&last)
+                .map(|(p, (_, values))| conn.execute_raw(p, values));
+            let mut runs = std::pin::pin!(try_join_all(runs));
+            // The first poll encodes and sends each statement. One that cannot be encoded
+            // is never sent, and a COMMIT sent after it would commit without it.
+            match futures_util::poll!(runs.as_mut()) {
+                Poll::Ready(Err(e)) => Err(e),
+                Poll::Ready(Ok(_)) => Ok((Ok(Vec::new()), conn.batch_execute("COMMIT").await)),
+                Poll::Pending => Ok(tokio::join!(runs, conn.batch_execute("COMMIT"))),
+            }
+        };
+        let (ran, committed) = match sent {
+            Ok(answers) => answers,
+            Err(e) => {
+                self.rollback().await;
+                return Err(CommitError::RolledBack(e.into()));
             }
         };
         // Either way the transaction has ended on the server (or the connection is
         // closed, which the pool notices): the connection may go back.
         self.conn.take();
-        done
+        ran.map_err(|e| CommitError::RolledBack(e.into()))?;
+        committed.map_err(|e| CommitError::Unknown(e.into()))
+    }
+
+    /// Commits after work that succeeded, rolls back after work that failed.
+    pub async fn finish<T>(self, done: Result<T>) -> Result<T> {
+        match done {
+            Ok(done) => Ok(self.commit().await.map(|_| done)?),
+            Err(e) => {
+                self.rollback().await;
+                Err(e)
+            }
+        }
     }
 
     /// Rolls back; a connection whose ROLLBACK fails is closed by `Drop`.

@@ -398,6 +398,14 @@ macro_rules! run_write {
     };
 }
 
+/// An activity's save is a write like any other: the writer thread already commits the
+/// writes waiting at one moment together.
+macro_rules! run_activity_save {
+    ($store:expr, $ws:expr, $a:expr, $mail:expr, $now:expr) => {
+        run_write!($store, db => $crate::store::activities::save(db, $ws, &$a, &$mail, $now))
+    };
+}
+
 /// One statement is a write like any other.
 macro_rules! run_write_one {
     ($($t:tt)*) => { run_write!($($t)*) };

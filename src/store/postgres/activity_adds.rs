@@ -1,0 +1,166 @@
+//! Activity adds gathered into shared transactions (group commit) on PostgreSQL.
+//!
+//! An add with hours locks its task's row (the `hoursDone` roll-up) until its commit is
+//! flushed, so adds to one task ran one at a time however many connections sent them,
+//! and slower the more waited (docs/performance.md). A node therefore gathers the adds
+//! waiting at one moment into one transaction: their statements go out together on one
+//! connection, the roll-ups with the COMMIT, and each add is answered once that COMMIT is
+//! durable. The task's row is locked once for all of them.
+//!
+//! When any add of a batch fails, the batch rolls back and each of its adds runs again
+//! alone, so that a refusal is only ever its own add's. When the COMMIT's outcome is
+//! unknown (its answer was lost), each add gets that error, as a lone write would.
+//! Progress notes and edits run alone: their roll-ups read what the others write.
+
+use deadpool_postgres::Pool;
+use futures_util::future::{join_all, try_join_all};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::domain::work::{Activity, ActivityType};
+use crate::domain::WorkspaceId;
+use crate::store::postgres::pool_error;
+use crate::store::postgres::transaction::{CommitError, Transaction};
+use crate::store::{activities, OutgoingMail, Result, StoreError};
+
+/// The most adds one transaction carries.
+const MOST: usize = 64;
+/// Batches in flight at once: while one waits for its flush, the next runs its inserts.
+/// Their roll-ups lock task rows in one order (`Transaction::commit`), so two batches
+/// cannot deadlock.
+const GATHERERS: usize = 2;
+
+/// The queue of adds waiting to be gathered.
+pub struct ActivityAdds {
+    queue: mpsc::Sender<Pending>,
+}
+
+struct Pending {
+    ws: WorkspaceId,
+    activity: Activity,
+    mail: Vec<OutgoingMail>,
+    now: i64,
+    answer: oneshot::Sender<Result<Activity>>,
+}
+
+impl ActivityAdds {
+    /// Starts gathering on `pool`; it stops when the queue is dropped with the store.
+    pub fn spawn(pool: Pool) -> ActivityAdds {
+        let (queue, waiting) = mpsc::channel(MOST * 4);
+        let waiting = Arc::new(Mutex::new(waiting));
+        for _ in 0..GATHERERS {
+            tokio::spawn(gather(pool.clone(), waiting.clone()));
+        }
+        ActivityAdds { queue }
+    }
+
+    /// Whether a save of `a` is gathered with others: a new activity that is not a
+    /// progress note.
+    pub fn gathers(a: &Activity) -> bool {
+        a.id == 0 && a.kind != ActivityType::Progress
+    }
+
+    pub async fn add(
+        &self,
+        ws: WorkspaceId,
+        activity: Activity,
+        mail: Vec<OutgoingMail>,
+        now: i64,
+    ) -> Result<Activity> {
+        let (answer, answered) = oneshot::channel();
+        let pending = Pending {
+            ws,
+            activity,
+            mail,
+            now,
+            answer,
+        };
+        self.queue.send(pending).await.map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Internal(anyhow::anyhow!("the activity adds' queue stopped"))
+}
+
+/// Takes what waits, up to [`MOST`], runs it together, and answers; then again.
+async fn gather(pool: Pool, waiting: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    let mut batch = Vec::with_capacity(MOST);
+    while waiting.lock().await.recv_many(&mut batch, MOST).await > 0 {
+        let _timer = crate::metrics::store_timer(crate::metrics::StoreOp::Write);
+        if batch.len() == 1 {
+            alone(&pool, batch.remove(0)).await;
+            continue;
+        }
+        match together(&pool, &batch).await {
+            Together::Saved(saved) => {
+                for (p, a) in batch.drain(..).zip(saved) {
+                    let _ = p.answer.send(Ok(a));
+                }
+            }
+            Together::RolledBack => {
+                join_all(batch.drain(..).map(|p| alone(&pool, p))).await;
+            }
+            Together::Unknown(e) => {
+                for p in batch.drain(..) {
+                    let _ = p.answer.send(Err(copy(&e)));
+                }
+            }
+        }
+    }
+}
+
+enum Together {
+    Saved(Vec<Activity>),
+    RolledBack,
+    Unknown(StoreError),
+}
+
+async fn together(pool: &Pool, batch: &[Pending]) -> Together {
+    let tx = match pool.get().await {
+        Ok(conn) => match Transaction::begin(conn).await {
+            Ok(tx) => tx,
+            Err(_) => return Together::RolledBack,
+        },
+        Err(_) => return Together::RolledBack,
+    };
+    let saved = {
+        let db = &tx.db();
+        try_join_all(
+            batch
+                .iter()
+                .map(|p| activities::save(db, p.ws, &p.activity, &p.mail, p.now)),
+        )
+        .await
+    };
+    let Ok(saved) = saved else {
+        tx.rollback().await;
+        return Together::RolledBack;
+    };
+    match tx.commit().await {
+        Ok(()) => Together::Saved(saved),
+        Err(CommitError::RolledBack(_)) => Together::RolledBack,
+        Err(CommitError::Unknown(e)) => Together::Unknown(e),
+    }
+}
+
+/// One add in a transaction of its own, answered with its own outcome.
+async fn alone(pool: &Pool, p: Pending) {
+    let saved = async {
+        let tx = Transaction::begin(pool.get().await.map_err(pool_error)?).await?;
+        let saved = activities::save(&tx.db(), p.ws, &p.activity, &p.mail, p.now).await;
+        tx.finish(saved).await
+    }
+    .await;
+    let _ = p.answer.send(saved);
+}
+
+/// One error told to every add of a batch.
+fn copy(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(e) => StoreError::Unavailable(anyhow::anyhow!("{e:#}")),
+        other => StoreError::Internal(anyhow::anyhow!("{other:#}")),
+    }
+}
