@@ -6,9 +6,7 @@ use crate::domain::work::{
     apply_progress, closed_at, roll_up, Activity, ActivityType, HoursChange, HOURS_DECIMALS,
 };
 use crate::domain::WorkspaceId;
-use crate::store::driver::{
-    first_int, first_opt_int, first_text, page, written, Columns, Db, Stmt,
-};
+use crate::store::driver::{first_opt_int, first_text, page, written, Columns, Db, Stmt};
 use crate::store::sql::activity_conditions;
 use crate::store::{check_version, outbox, Expected, ListQuery, OutgoingMail, Page, Result};
 use crate::{args, stmt};
@@ -45,13 +43,16 @@ static INSERT: Stmt = stmt!(
     "INSERT INTO activities (workspace_id, project_id, task_id, type, text, owner_id, \
      progress, hours_done, hide_from_clients, date, notify_project_team, \
      notify_task_team, notify_client, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) RETURNING id"
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) \
+     RETURNING {}",
+    COLUMNS.replace("a.", "")
 );
 static UPDATE: Stmt = stmt!(
     "UPDATE activities SET text = ?3, progress = ?4, hours_done = ?5, \
      hide_from_clients = ?6, date = ?7, notify_project_team = ?8, \
      notify_task_team = ?9, notify_client = ?10, updated_at = ?11, \
-     version = version + 1 WHERE workspace_id = ?1 AND id = ?2"
+     version = version + 1 WHERE workspace_id = ?1 AND id = ?2 RETURNING {}",
+    COLUMNS.replace("a.", "")
 );
 static KEYS: Stmt = stmt!("SELECT storage_key FROM files WHERE activity_id = ?1");
 static DELETE: Stmt = stmt!("DELETE FROM activities WHERE id = ?1");
@@ -134,24 +135,23 @@ pub async fn save<D: Db>(
         check_version(Some(a.version), before.as_ref().map_or(0, |b| b.version))?;
         before
     };
-    let id = if a.id == 0 {
+    // The saved row as the database has it, from the write itself.
+    let saved = if a.id == 0 {
         #[rustfmt::skip]
         let values = args![
             ws.0, a.project_id, a.task_id, a.kind.as_str(), &a.text, a.owner_id, a.progress,
             a.hours_done, a.hide_from_clients, a.date, a.notify_project_team,
             a.notify_task_team, a.notify_client, now
         ];
-        db.one(&INSERT, &values, first_int).await?
+        db.one(&INSERT, &values, from_row).await?
     } else {
         #[rustfmt::skip]
         let values = args![
             ws.0, a.id, &a.text, a.progress, a.hours_done, a.hide_from_clients, a.date,
             a.notify_project_team, a.notify_task_team, a.notify_client, now
         ];
-        db.run(&UPDATE, &values).await?;
-        a.id
+        written(db.row(&UPDATE, &values, from_row).await?)?
     };
-    let saved = written(get(db, ws, id).await?)?;
     // Last: the roll-up locks the task's row until the commit, and every other write to
     // the task waits for it.
     if let Some(task_id) = a.task_id {
