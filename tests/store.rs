@@ -1974,3 +1974,103 @@ async fn adds_sent_at_once_to_one_task_each_get_their_own_outcome() {
         assert_eq!(refused, 0, "{n}");
     }
 }
+
+/// A batch of adds that waits too long for a lock (here a task row held elsewhere; in
+/// life a removal cascading over its tasks) gives way: its adds run again alone and are
+/// each saved once, when the lock is let go.
+#[tokio::test]
+async fn a_batch_that_waits_too_long_for_a_lock_gives_way_to_its_adds_alone() {
+    let Some(admin_url) = common::test_database_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
+    let url = database.url();
+    let store = store::open(Some(&url), dir.path()).await.unwrap();
+    let b = Backend {
+        name: "postgres",
+        store,
+        tables: Tables::Postgres(pg_client(&url).await),
+        _database: Some(database),
+        _dir: dir,
+    };
+    let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
+    let p = b.project(&admin, "p", &[]).await;
+    let t = b.task(&admin, Some(p.id), None).await;
+
+    let holder = pg_client(&url).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM tasks WHERE id = {} FOR UPDATE",
+            t.id
+        ))
+        .await
+        .unwrap();
+    let adds = futures_util::future::join_all((0..10).map(|_| {
+        let mut a = message(admin.id, &t);
+        a.hours_done = Some(1.0);
+        b.store.save_activity(WS, a, vec![], NOW)
+    }));
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        holder.batch_execute("ROLLBACK").await.unwrap();
+    };
+    let (saved, ()) = tokio::join!(adds, release);
+    for r in &saved {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    assert_eq!(b.task_now(t.id).await.hours_done, 10.0);
+    assert_eq!(b.rows_where("activities", "1 = 1").await, 10);
+}
+
+/// An edit's hours are summed again after every other write holding the task has
+/// committed: one that waited for the task's row does not write back a sum read before.
+#[tokio::test]
+async fn an_edit_sums_hours_after_the_writes_it_waited_for() {
+    let Some(admin_url) = common::test_database_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
+    let url = database.url();
+    let store = store::open(Some(&url), dir.path()).await.unwrap();
+    let b = Backend {
+        name: "postgres",
+        store,
+        tables: Tables::Postgres(pg_client(&url).await),
+        _database: Some(database),
+        _dir: dir,
+    };
+    let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
+    let p = b.project(&admin, "p", &[]).await;
+    let t = b.task(&admin, Some(p.id), None).await;
+    let edited = b.activity(&admin, &t, Some(1.0)).await;
+    let other = b.activity(&admin, &t, Some(1.0)).await;
+
+    // Another writer holds the task and changes the other activity's hours.
+    let holder = pg_client(&url).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM tasks WHERE id = {} FOR UPDATE",
+            t.id
+        ))
+        .await
+        .unwrap();
+    let mut edit = edited.clone();
+    edit.hours_done = Some(2.0);
+    let save = b.store.save_activity(WS, edit, vec![], NOW);
+    let other_writer = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        holder
+            .batch_execute(&format!(
+                "UPDATE activities SET hours_done = 5 WHERE id = {}; \
+                 UPDATE tasks SET hours_done = 6 WHERE id = {}; COMMIT",
+                other.id, t.id
+            ))
+            .await
+            .unwrap();
+    };
+    let (saved, ()) = tokio::join!(save, other_writer);
+    saved.unwrap();
+    assert_eq!(b.task_now(t.id).await.hours_done, 7.0);
+}

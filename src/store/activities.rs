@@ -111,6 +111,9 @@ async fn roll_up_task<D: Db>(
                 .await
         }
         HoursChange::Resum => {
+            // Locked first, so that the sum is read after every add that held the row
+            // has committed (read committed takes each statement's snapshot at its start).
+            db.lock_row("tasks", task_id).await?;
             db.run_last(&RESUM_HOURS, args![task_id, HOURS_DECIMALS].into())
                 .await
         }

@@ -11,9 +11,13 @@
 //! alone, so that a refusal is only ever its own add's. When the COMMIT's outcome is
 //! unknown (its answer was lost), each add gets that error, as a lone write would.
 //! Progress notes and edits run alone: their roll-ups read what the others write.
+//!
+//! An add whose request goes away once it is queued is still saved with its batch, as a
+//! write whose answer was lost; before it is queued, nothing of it is.
 
 use deadpool_postgres::Pool;
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::try_join_all;
+use futures_util::{stream, StreamExt};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -27,9 +31,16 @@ use crate::store::{activities, OutgoingMail, Result, StoreError};
 /// The most adds one transaction carries.
 const MOST: usize = 64;
 /// Batches in flight at once: while one waits for its flush, the next runs its inserts.
-/// Their roll-ups lock task rows in one order (`Transaction::commit`), so two batches
-/// cannot deadlock.
+/// Their roll-ups lock task rows in one order (`Transaction::commit`), and their inserts'
+/// `FOR KEY SHARE` locks on tasks and projects do not conflict with those.
 const GATHERERS: usize = 2;
+/// How long a batch waits for any lock before it gives up and its adds run alone. A
+/// batch's inserts lock several tasks in the order they came, so a task or project
+/// removal cascading over them can close a cycle with it; the batch gives way first.
+const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '200ms'";
+/// The adds of a failed batch run alone this many at a time, leaving the pool's other
+/// connections to the rest of the node.
+const ALONE_AT_ONCE: usize = 4;
 
 /// The queue of adds waiting to be gathered.
 pub struct ActivityAdds {
@@ -68,6 +79,7 @@ impl ActivityAdds {
         mail: Vec<OutgoingMail>,
         now: i64,
     ) -> Result<Activity> {
+        let _timer = crate::metrics::store_timer(crate::metrics::StoreOp::Write);
         let (answer, answered) = oneshot::channel();
         let pending = Pending {
             ws,
@@ -85,28 +97,37 @@ fn stopped() -> StoreError {
     StoreError::Internal(anyhow::anyhow!("the activity adds' queue stopped"))
 }
 
-/// Takes what waits, up to [`MOST`], runs it together, and answers; then again.
+/// Takes what waits, up to [`MOST`], runs it together, and answers; then again. Each
+/// batch runs as a task of its own: a panic in one drops its answers (each caller gets
+/// an error) and the gathering goes on.
 async fn gather(pool: Pool, waiting: Arc<Mutex<mpsc::Receiver<Pending>>>) {
-    let mut batch = Vec::with_capacity(MOST);
-    while waiting.lock().await.recv_many(&mut batch, MOST).await > 0 {
-        let _timer = crate::metrics::store_timer(crate::metrics::StoreOp::Write);
-        if batch.len() == 1 {
-            alone(&pool, batch.remove(0)).await;
-            continue;
+    loop {
+        let mut batch = Vec::with_capacity(MOST);
+        if waiting.lock().await.recv_many(&mut batch, MOST).await == 0 {
+            return;
         }
-        match together(&pool, &batch).await {
-            Together::Saved(saved) => {
-                for (p, a) in batch.drain(..).zip(saved) {
-                    let _ = p.answer.send(Ok(a));
-                }
+        let _ = tokio::spawn(run(pool.clone(), batch)).await;
+    }
+}
+
+async fn run(pool: Pool, mut batch: Vec<Pending>) {
+    if batch.len() == 1 {
+        return alone(&pool, batch.remove(0)).await;
+    }
+    match together(&pool, &batch).await {
+        Together::Saved(saved) => {
+            for (p, a) in batch.into_iter().zip(saved) {
+                let _ = p.answer.send(Ok(a));
             }
-            Together::RolledBack => {
-                join_all(batch.drain(..).map(|p| alone(&pool, p))).await;
-            }
-            Together::Unknown(e) => {
-                for p in batch.drain(..) {
-                    let _ = p.answer.send(Err(copy(&e)));
-                }
+        }
+        Together::RolledBack => {
+            stream::iter(batch)
+                .for_each_concurrent(ALONE_AT_ONCE, |p| alone(&pool, p))
+                .await;
+        }
+        Together::Unknown(e) => {
+            for p in batch {
+                let _ = p.answer.send(Err(copy(&e)));
             }
         }
     }
@@ -120,7 +141,7 @@ enum Together {
 
 async fn together(pool: &Pool, batch: &[Pending]) -> Together {
     let tx = match pool.get().await {
-        Ok(conn) => match Transaction::begin(conn).await {
+        Ok(conn) => match Transaction::begin_with(conn, LOCK_WAIT).await {
             Ok(tx) => tx,
             Err(_) => return Together::RolledBack,
         },

@@ -7,11 +7,11 @@
 //! ([`Db::run_last`](crate::store::driver::Db::run_last)) and [`Transaction::commit`]
 //! sends it and `COMMIT` together, so the row is held only while PostgreSQL runs the two.
 
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
-use std::task::Poll;
 
 use deadpool_postgres::{GenericClient, Object};
-use futures_util::future::try_join_all;
+use futures_util::future::{join_all, maybe_done};
 
 use crate::store::driver::{Arg, Dialect, Stmt};
 use crate::store::postgres::Pg;
@@ -46,11 +46,18 @@ pub struct Transaction {
 
 impl Transaction {
     pub async fn begin(conn: Object) -> Result<Transaction> {
+        Transaction::begin_with(conn, "").await
+    }
+
+    /// Begins, with `settings` (`SET LOCAL ...;` statements) in the same round trip.
+    pub async fn begin_with(conn: Object, settings: &str) -> Result<Transaction> {
         let tx = Transaction {
             conn: Some(conn),
             last: Mutex::new(Vec::new()),
         };
-        tx.client().batch_execute("BEGIN").await?;
+        tx.client()
+            .batch_execute(&format!("BEGIN; {settings}"))
+            .await?;
         Ok(tx)
     }
 
@@ -83,17 +90,35 @@ impl Transaction {
                 let p = conn.prepare_cached(stmt.text(Dialect::Postgres)).await;
                 prepared.push(p.map_err(|e| CommitError::RolledBack(e.into()))?);
             }
-            let runs = prepared
+            let mut runs: Vec<_> = prepared
                 .iter()
                 .zip(&last)
-                .map(|(p, (_, values))| conn.execute_raw(p, values));
-            let mut runs = std::pin::pin!(try_join_all(runs));
-            // The first poll encodes and sends each statement. One that cannot be encoded
-            // is never sent, and a COMMIT sent after it would commit without it.
-            match futures_util::poll!(runs.as_mut()) {
-                Poll::Ready(Err(e)) => Err(e),
-                Poll::Ready(Ok(_)) => Ok((Ok(Vec::new()), conn.batch_execute("COMMIT").await)),
-                Poll::Pending => Ok(tokio::join!(runs, conn.batch_execute("COMMIT"))),
+                .map(|(p, (_, values))| maybe_done(conn.execute_raw(p, values)))
+                .collect();
+            // A statement's first poll encodes and sends it. One that cannot be encoded is
+            // never sent, and a COMMIT sent after it would commit without it: the COMMIT
+            // goes out only once each has been sent, in order.
+            let mut unsent = None;
+            for run in &mut runs {
+                let _ = futures_util::poll!(Pin::new(&mut *run));
+                if let Some(Err(_)) = Pin::new(&mut *run).output_mut() {
+                    unsent = Pin::new(run).take_output().and_then(|r| r.err());
+                    break;
+                }
+            }
+            match unsent {
+                Some(e) => Err(e),
+                None => {
+                    let (_, committed) = tokio::join!(
+                        join_all(runs.iter_mut().map(Pin::new)),
+                        conn.batch_execute("COMMIT")
+                    );
+                    let ran: std::result::Result<Vec<u64>, _> = runs
+                        .iter_mut()
+                        .filter_map(|r| Pin::new(r).take_output())
+                        .collect();
+                    Ok((ran, committed))
+                }
             }
         };
         let (ran, committed) = match sent {
@@ -106,8 +131,13 @@ impl Transaction {
         // Either way the transaction has ended on the server (or the connection is
         // closed, which the pool notices): the connection may go back.
         self.conn.take();
-        ran.map_err(|e| CommitError::RolledBack(e.into()))?;
-        committed.map_err(|e| CommitError::Unknown(e.into()))
+        match (ran, committed) {
+            // The server refused a statement: the COMMIT after it rolled back.
+            (Err(e), _) if e.as_db_error().is_some() => Err(CommitError::RolledBack(e.into())),
+            // Anything else (the connection failed after sending) may have committed.
+            (Err(e), _) | (Ok(_), Err(e)) => Err(CommitError::Unknown(e.into())),
+            (Ok(_), Ok(())) => Ok(()),
+        }
     }
 
     /// Commits after work that succeeded, rolls back after work that failed.
