@@ -2047,11 +2047,12 @@ async fn an_edit_sums_hours_after_the_writes_it_waited_for() {
     let edited = b.activity(&admin, &t, Some(1.0)).await;
     let other = b.activity(&admin, &t, Some(1.0)).await;
 
-    // Another writer holds the task and changes the other activity's hours.
+    // Another writer holds the task as an add's roll-up does, and changes the other
+    // activity's hours.
     let holder = pg_client(&url).await;
     holder
         .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM tasks WHERE id = {} FOR UPDATE",
+            "BEGIN; SELECT 1 FROM tasks WHERE id = {} FOR NO KEY UPDATE",
             t.id
         ))
         .await
@@ -2073,4 +2074,63 @@ async fn an_edit_sums_hours_after_the_writes_it_waited_for() {
     let (saved, ()) = tokio::join!(save, other_writer);
     saved.unwrap();
     assert_eq!(b.task_now(t.id).await.hours_done, 7.0);
+}
+
+/// A progress note reads the newest note after every other write holding the task has
+/// committed: one that waited for the task's row does not write back a progress read
+/// before a newer note landed.
+#[tokio::test]
+async fn a_progress_note_reads_the_newest_after_the_writes_it_waited_for() {
+    let Some(admin_url) = common::test_database_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
+    let url = database.url();
+    let store = store::open(Some(&url), dir.path()).await.unwrap();
+    let b = Backend {
+        name: "postgres",
+        store,
+        tables: Tables::Postgres(pg_client(&url).await),
+        _database: Some(database),
+        _dir: dir,
+    };
+    let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
+    let p = b.project(&admin, "p", &[]).await;
+    let t = b.task(&admin, Some(p.id), None).await;
+
+    // Another writer holds the task as an add's roll-up does, and adds a newer note.
+    let holder = pg_client(&url).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM tasks WHERE id = {} FOR NO KEY UPDATE",
+            t.id
+        ))
+        .await
+        .unwrap();
+    let mut older = message(admin.id, &t);
+    older.kind = ActivityType::Progress;
+    older.progress = Some(10);
+    older.date = NOW - 100;
+    let save = b.store.save_activity(WS, older, vec![], NOW);
+    let other_writer = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        holder
+            .batch_execute(&format!(
+                "INSERT INTO activities (workspace_id, project_id, task_id, type, text, \
+                 owner_id, progress, hide_from_clients, date, notify_project_team, \
+                 notify_task_team, notify_client, created_at, updated_at) \
+                 VALUES ({ws}, {p}, {t}, 'progress', 'newer', {o}, 60, 0, {NOW}, 0, 0, 0, \
+                 {NOW}, {NOW}); UPDATE tasks SET progress = 60 WHERE id = {t}; COMMIT",
+                ws = WS.0,
+                p = p.id,
+                t = t.id,
+                o = admin.id,
+            ))
+            .await
+            .unwrap();
+    };
+    let (saved, ()) = tokio::join!(save, other_writer);
+    saved.unwrap();
+    assert_eq!(b.task_now(t.id).await.progress, 60);
 }

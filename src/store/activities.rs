@@ -88,6 +88,13 @@ async fn roll_up_task<D: Db>(
     (hours, progress_note): (HoursChange, bool),
     now: i64,
 ) -> Result<()> {
+    // Locked first where a value is read back from the activities, so that it is read
+    // after every other write holding the task has committed (read committed takes each
+    // statement's snapshot as it starts); a write that waited for the row would
+    // otherwise write back what it read before.
+    if progress_note || hours == HoursChange::Resum {
+        db.lock_values("tasks", task_id).await?;
+    }
     if progress_note {
         let newest = db
             .row(&NEWEST_PROGRESS, &args![task_id], first_opt_int)
@@ -111,9 +118,6 @@ async fn roll_up_task<D: Db>(
                 .await
         }
         HoursChange::Resum => {
-            // Locked first, so that the sum is read after every add that held the row
-            // has committed (read committed takes each statement's snapshot at its start).
-            db.lock_row("tasks", task_id).await?;
             db.run_last(&RESUM_HOURS, args![task_id, HOURS_DECIMALS].into())
                 .await
         }

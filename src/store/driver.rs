@@ -307,6 +307,13 @@ pub trait Db {
     /// Locks one row until the transaction ends, where rows can be locked.
     fn lock_row(&self, table: &'static str, id: i64) -> impl Future<Output = Result<()>>;
 
+    /// Locks one row against other writers of its values until the transaction ends,
+    /// while rows that name it may still be added (a task's activities, whose foreign key
+    /// takes a share of the task's row): [`Db::lock_row`] would wait for each of those.
+    fn lock_values(&self, table: &'static str, id: i64) -> impl Future<Output = Result<()>> {
+        self.lock_row(table, id)
+    }
+
     /// Serialises callers that take the same names until the transaction ends, on every
     /// node that shares the database; SQLite's single writer already does.
     fn lock_names(&self, names: &[String]) -> impl Future<Output = Result<()>>;

@@ -32,7 +32,8 @@ use crate::store::{activities, OutgoingMail, Result, StoreError};
 const MOST: usize = 64;
 /// Batches in flight at once: while one waits for its flush, the next runs its inserts.
 /// Their roll-ups lock task rows in one order (`Transaction::commit`), and their inserts'
-/// `FOR KEY SHARE` locks on tasks and projects do not conflict with those.
+/// `FOR KEY SHARE` locks on tasks and projects do not conflict with those (nor with an
+/// edit's `lock_values` of a task).
 const GATHERERS: usize = 2;
 /// How long a batch waits for any lock before it gives up and its adds run alone. A
 /// batch's inserts lock several tasks in the order they came, so a task or project

@@ -244,6 +244,12 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
         Ok(())
     }
 
+    async fn lock_values(&self, table: &'static str, id: i64) -> Result<()> {
+        let sql = format!("SELECT 1 FROM {table} WHERE id = $1 FOR NO KEY UPDATE");
+        self.execute(&sql, &[Arg::Int(Some(id))]).await?;
+        Ok(())
+    }
+
     /// Advisory locks, taken in one order (sorted, locked in array order) so that two
     /// callers naming the same names cannot deadlock.
     async fn lock_names(&self, names: &[String]) -> Result<()> {

@@ -134,6 +134,11 @@ impl Transaction {
         match (ran, committed) {
             // The server refused a statement: the COMMIT after it rolled back.
             (Err(e), _) if e.as_db_error().is_some() => Err(CommitError::RolledBack(e.into())),
+            // The server refused the COMMIT itself (an ERROR, not a FATAL that ends the
+            // session): nothing committed.
+            (Ok(_), Err(e)) if e.as_db_error().is_some_and(|d| d.severity() == "ERROR") => {
+                Err(CommitError::RolledBack(e.into()))
+            }
             // Anything else (the connection failed after sending) may have committed.
             (Err(e), _) | (Ok(_), Err(e)) => Err(CommitError::Unknown(e.into())),
             (Ok(_), Ok(())) => Ok(()),
