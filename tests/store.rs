@@ -82,21 +82,39 @@ async fn backends() -> Vec<Backend> {
         _database: None,
         _dir: dir,
     });
-    if let Some(admin_url) = common::test_database_url() {
-        let dir = tempfile::tempdir().unwrap();
-        let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
-        let url = database.url();
-        let store = store::open(Some(&url), dir.path()).await.unwrap();
-        let client = pg_client(&url).await;
-        all.push(Backend {
-            name: "postgres",
-            store,
-            tables: Tables::Postgres(client),
-            _database: Some(database),
-            _dir: dir,
-        });
-    }
+    all.extend(postgres().await.map(|(b, _)| b));
     all
+}
+
+/// A connection of the test's own holding one row of `table`, locked `FOR {mode}`, until
+/// it commits or rolls back.
+async fn hold(url: &str, table: &str, id: i64, mode: &str) -> tokio_postgres::Client {
+    let holder = pg_client(url).await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM {table} WHERE id = {id} FOR {mode}"
+        ))
+        .await
+        .unwrap();
+    holder
+}
+
+/// PostgreSQL on a fresh database, with its URL for connections of a test's own; none
+/// when the suites run on SQLite only.
+async fn postgres() -> Option<(Backend, String)> {
+    let admin_url = common::test_database_url()?;
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
+    let url = database.url();
+    let store = store::open(Some(&url), dir.path()).await.unwrap();
+    let backend = Backend {
+        name: "postgres",
+        store,
+        tables: Tables::Postgres(pg_client(&url).await),
+        _database: Some(database),
+        _dir: dir,
+    };
+    Some((backend, url))
 }
 
 // ---- building blocks ---------------------------------------------------------------------
@@ -160,6 +178,14 @@ impl Backend {
 
     async fn task_now(&self, id: i64) -> Task {
         self.store.task(WS, id).await.unwrap().expect("the task")
+    }
+
+    /// An admin, a project of theirs and a task in it.
+    async fn admin_project_task(&self) -> (User, Project, Task) {
+        let admin = self.user("admin@example.com", SecurityLevel::Admin).await;
+        let p = self.project(&admin, "p", &[]).await;
+        let t = self.task(&admin, Some(p.id), None).await;
+        (admin, p, t)
     }
 
     /// How many rows of `table` match `condition`.
@@ -1832,9 +1858,7 @@ async fn a_write_whose_roll_up_fails_fails_whole() {
     for b in backends().await {
         let s = &b.store;
         let n = b.name;
-        let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
-        let p = b.project(&admin, "p", &[]).await;
-        let t = b.task(&admin, Some(p.id), None).await;
+        let (admin, _, t) = b.admin_project_task().await;
         b.activity(&admin, &t, Some(1.0)).await;
         let before = b.task_now(t.id).await;
         b.refuse_hours_above(1000).await;
@@ -1867,34 +1891,14 @@ async fn a_write_whose_roll_up_fails_fails_whole() {
 /// write's COMMIT would commit it too.
 #[tokio::test]
 async fn a_write_abandoned_before_its_commit_leaves_nothing() {
-    let Some(admin_url) = common::test_database_url() else {
+    let Some((b, url)) = postgres().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
-    let url = database.url();
-    let store = store::open(Some(&url), dir.path()).await.unwrap();
-    let b = Backend {
-        name: "postgres",
-        store,
-        tables: Tables::Postgres(pg_client(&url).await),
-        _database: Some(database),
-        _dir: dir,
-    };
-    let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
-    let p = b.project(&admin, "p", &[]).await;
-    let t = b.task(&admin, Some(p.id), None).await;
+    let (admin, _, t) = b.admin_project_task().await;
     let a = b.activity(&admin, &t, None).await;
 
     // Held elsewhere: the edit queues its mail, then waits for the activity's row.
-    let holder = pg_client(&url).await;
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM activities WHERE id = {} FOR UPDATE",
-            a.id
-        ))
-        .await
-        .unwrap();
+    let holder = hold(&url, "activities", a.id, "UPDATE").await;
     let mut edit = a.clone();
     edit.text = Some("abandoned".into());
     let abandoned = tokio::time::timeout(
@@ -1931,9 +1935,7 @@ async fn adds_sent_at_once_to_one_task_each_get_their_own_outcome() {
     for b in backends().await {
         let s = &b.store;
         let n = b.name;
-        let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
-        let p = b.project(&admin, "p", &[]).await;
-        let t = b.task(&admin, Some(p.id), None).await;
+        let (admin, _, t) = b.admin_project_task().await;
         let (admin_id, task) = (admin.id, &t);
         let at_once = |round: &'static str, hours: fn(usize) -> f64| {
             futures_util::future::join_all((0..40).map(move |i| {
@@ -1980,32 +1982,12 @@ async fn adds_sent_at_once_to_one_task_each_get_their_own_outcome() {
 /// each saved once, when the lock is let go.
 #[tokio::test]
 async fn a_batch_that_waits_too_long_for_a_lock_gives_way_to_its_adds_alone() {
-    let Some(admin_url) = common::test_database_url() else {
+    let Some((b, url)) = postgres().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
-    let url = database.url();
-    let store = store::open(Some(&url), dir.path()).await.unwrap();
-    let b = Backend {
-        name: "postgres",
-        store,
-        tables: Tables::Postgres(pg_client(&url).await),
-        _database: Some(database),
-        _dir: dir,
-    };
-    let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
-    let p = b.project(&admin, "p", &[]).await;
-    let t = b.task(&admin, Some(p.id), None).await;
+    let (admin, _, t) = b.admin_project_task().await;
 
-    let holder = pg_client(&url).await;
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM tasks WHERE id = {} FOR UPDATE",
-            t.id
-        ))
-        .await
-        .unwrap();
+    let holder = hold(&url, "tasks", t.id, "UPDATE").await;
     let adds = futures_util::future::join_all((0..10).map(|_| {
         let mut a = message(admin.id, &t);
         a.hours_done = Some(1.0);
@@ -2027,36 +2009,16 @@ async fn a_batch_that_waits_too_long_for_a_lock_gives_way_to_its_adds_alone() {
 /// committed: one that waited for the task's row does not write back a sum read before.
 #[tokio::test]
 async fn an_edit_sums_hours_after_the_writes_it_waited_for() {
-    let Some(admin_url) = common::test_database_url() else {
+    let Some((b, url)) = postgres().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
-    let url = database.url();
-    let store = store::open(Some(&url), dir.path()).await.unwrap();
-    let b = Backend {
-        name: "postgres",
-        store,
-        tables: Tables::Postgres(pg_client(&url).await),
-        _database: Some(database),
-        _dir: dir,
-    };
-    let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
-    let p = b.project(&admin, "p", &[]).await;
-    let t = b.task(&admin, Some(p.id), None).await;
+    let (admin, _, t) = b.admin_project_task().await;
     let edited = b.activity(&admin, &t, Some(1.0)).await;
     let other = b.activity(&admin, &t, Some(1.0)).await;
 
     // Another writer holds the task as an add's roll-up does, and changes the other
     // activity's hours.
-    let holder = pg_client(&url).await;
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM tasks WHERE id = {} FOR NO KEY UPDATE",
-            t.id
-        ))
-        .await
-        .unwrap();
+    let holder = hold(&url, "tasks", t.id, "NO KEY UPDATE").await;
     let mut edit = edited.clone();
     edit.hours_done = Some(2.0);
     let save = b.store.save_activity(WS, edit, vec![], NOW);
@@ -2081,33 +2043,13 @@ async fn an_edit_sums_hours_after_the_writes_it_waited_for() {
 /// before a newer note landed.
 #[tokio::test]
 async fn a_progress_note_reads_the_newest_after_the_writes_it_waited_for() {
-    let Some(admin_url) = common::test_database_url() else {
+    let Some((b, url)) = postgres().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::for_data_dir(&admin_url, dir.path(), true).await;
-    let url = database.url();
-    let store = store::open(Some(&url), dir.path()).await.unwrap();
-    let b = Backend {
-        name: "postgres",
-        store,
-        tables: Tables::Postgres(pg_client(&url).await),
-        _database: Some(database),
-        _dir: dir,
-    };
-    let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
-    let p = b.project(&admin, "p", &[]).await;
-    let t = b.task(&admin, Some(p.id), None).await;
+    let (admin, p, t) = b.admin_project_task().await;
 
     // Another writer holds the task as an add's roll-up does, and adds a newer note.
-    let holder = pg_client(&url).await;
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM tasks WHERE id = {} FOR NO KEY UPDATE",
-            t.id
-        ))
-        .await
-        .unwrap();
+    let holder = hold(&url, "tasks", t.id, "NO KEY UPDATE").await;
     let mut older = message(admin.id, &t);
     older.kind = ActivityType::Progress;
     older.progress = Some(10);
