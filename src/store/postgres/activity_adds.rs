@@ -141,12 +141,8 @@ enum Together {
 }
 
 async fn together(pool: &Pool, batch: &[Pending]) -> Together {
-    let tx = match pool.get().await {
-        Ok(conn) => match Transaction::begin_with(conn, LOCK_WAIT).await {
-            Ok(tx) => tx,
-            Err(_) => return Together::RolledBack,
-        },
-        Err(_) => return Together::RolledBack,
+    let Ok(tx) = begin(pool, LOCK_WAIT).await else {
+        return Together::RolledBack;
     };
     let saved = {
         let db = &tx.db();
@@ -171,12 +167,17 @@ async fn together(pool: &Pool, batch: &[Pending]) -> Together {
 /// One add in a transaction of its own, answered with its own outcome.
 async fn alone(pool: &Pool, p: Pending) {
     let saved = async {
-        let tx = Transaction::begin(pool.get().await.map_err(pool_error)?).await?;
+        let tx = begin(pool, "").await?;
         let saved = activities::save(&tx.db(), p.ws, &p.activity, &p.mail, p.now).await;
         tx.finish(saved).await
     }
     .await;
     let _ = p.answer.send(saved);
+}
+
+/// A transaction on a connection from `pool`, begun with `settings`.
+async fn begin(pool: &Pool, settings: &str) -> Result<Transaction> {
+    Transaction::begin_with(pool.get().await.map_err(pool_error)?, settings).await
 }
 
 /// One error told to every add of a batch.

@@ -38,6 +38,15 @@ impl<'a, C> Pg<'a, C> {
     }
 }
 
+impl<C: GenericClient + Wrapped> Pg<'_, C> {
+    /// Locks one row of `table` `FOR {mode}` until the transaction ends.
+    async fn lock(&self, table: &'static str, id: i64, mode: &str) -> Result<()> {
+        let sql = format!("SELECT 1 FROM {table} WHERE id = $1 FOR {mode}");
+        self.execute(&sql, &[Arg::Int(Some(id))]).await?;
+        Ok(())
+    }
+}
+
 type BoxError = Box<dyn Error + Sync + Send>;
 
 impl ToSql for Arg<'_> {
@@ -239,15 +248,11 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
     /// stays as read until the write (read committed reads the newest committed row
     /// after the lock).
     async fn lock_row(&self, table: &'static str, id: i64) -> Result<()> {
-        let sql = format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE");
-        self.execute(&sql, &[Arg::Int(Some(id))]).await?;
-        Ok(())
+        self.lock(table, id, "UPDATE").await
     }
 
     async fn lock_values(&self, table: &'static str, id: i64) -> Result<()> {
-        let sql = format!("SELECT 1 FROM {table} WHERE id = $1 FOR NO KEY UPDATE");
-        self.execute(&sql, &[Arg::Int(Some(id))]).await?;
-        Ok(())
+        self.lock(table, id, "NO KEY UPDATE").await
     }
 
     /// Advisory locks, taken in one order (sorted, locked in array order) so that two
