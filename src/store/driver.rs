@@ -46,7 +46,8 @@ impl Dialect {
     /// - arrays of ids or texts: `= ANY(?N)` and `IDS(?N)` / `TEXTS(?N)` (a table of `value`
     ///   and `key`, its position) are arrays on PostgreSQL and JSON arrays on SQLite;
     /// - a column of ids, `ARRAY(SELECT x.user_id ...)`: an array on PostgreSQL, a
-    ///   comma-separated list on SQLite;
+    ///   comma-separated list on SQLite, whose `ORDER BY` is dropped (the list is sorted
+    ///   as it is read, `Columns::ids`, and without it SQLite flattens the subquery);
     /// - row locks (`FOR UPDATE`, `SKIP LOCKED`): SQLite has one writer and needs none;
     /// - byte-wise comparison of text: `COLLATE "C"` on PostgreSQL, `BINARY` on SQLite;
     /// - `ROWID`: SQLite's login_failures has no id column but its rowid, which is
@@ -69,10 +70,9 @@ impl Dialect {
                 while let Some(at) = out.find("ARRAY(SELECT ") {
                     let inner = &out[at + 6..];
                     let end = at + 6 + closing(inner);
-                    let list = format!(
-                        "(SELECT group_concat(user_id) FROM ({}))",
-                        &out[at + 6..end]
-                    );
+                    let select = &out[at + 6..end];
+                    let select = select.split(" ORDER BY ").next().unwrap_or(select);
+                    let list = format!("(SELECT group_concat(user_id) FROM ({select}))");
                     out.replace_range(at..=end, &list);
                 }
                 close_json_each(&out)
@@ -476,7 +476,7 @@ mod tests {
         assert_eq!(
             Dialect::Sqlite.translate(shared),
             "SELECT p.id, (SELECT group_concat(user_id) FROM (SELECT tm.user_id FROM t tm \
-            WHERE tm.p = p.id ORDER BY tm.user_id)) FROM p WHERE p.a = ?1 AND p.b LIKE 'x?' \
+            WHERE tm.p = p.id)) FROM p WHERE p.a = ?1 AND p.b LIKE 'x?' \
             AND p.id IN (SELECT value FROM json_each(?2))"
         );
         assert_eq!(
