@@ -1324,17 +1324,20 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
         );
         b.assert_kept_counts("after a move").await;
 
-        // Lists carry the projects their tasks are in.
-        let (listed, projects) = s
-            .tasks(WS, actor(&admin), every(vec![Filter::ProjectId(to.id)]))
-            .await
-            .unwrap();
-        assert_eq!(
-            (ids(&listed.items, |t| t.id), listed.total),
-            (vec![mid.id, leaf.id], 2),
-            "{n}"
-        );
-        assert_eq!(ids(&projects, |p| p.id), vec![to.id], "{n}");
+        // Lists carry the projects their tasks are in when the caller's rules need them
+        // to decide `can_edit`: a user's do; an admin's do not, and none are read.
+        for (caller, carried) in [(&ann, vec![to.id]), (&admin, vec![])] {
+            let (listed, projects) = s
+                .tasks(WS, actor(caller), every(vec![Filter::ProjectId(to.id)]))
+                .await
+                .unwrap();
+            assert_eq!(
+                (ids(&listed.items, |t| t.id), listed.total),
+                (vec![mid.id, leaf.id], 2),
+                "{n}"
+            );
+            assert_eq!(ids(&projects, |p| p.id), carried, "{n}");
+        }
         let (listed, _) = s
             .tasks(WS, actor(&admin), every(vec![Filter::ParentId(mid.id)]))
             .await
@@ -1345,6 +1348,12 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
             .await
             .unwrap();
         assert_eq!((listed.items.len(), listed.total), (2, 4), "{n}");
+        assert!(projects.is_empty(), "{n}");
+        let (listed, projects) = s
+            .tasks(WS, actor(&ann), page(vec![], 0, 2))
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 2, "{n}");
         assert!(!projects.is_empty(), "{n}");
         let (listed, _) = s
             .tasks(WS, actor(&ann), every(vec![Filter::AssignedTo(ann.id)]))

@@ -53,16 +53,16 @@ fn date(d: Option<i64>) -> Value {
     d.map_or(Value::Null, Value::Date)
 }
 
-/// The one description of a task.
-pub fn record(t: &Task, can_edit: bool, with_team: bool) -> Record {
+/// The one description of a task (which it takes, to move its texts into the answer).
+pub fn record(t: Task, can_edit: bool, with_team: bool) -> Record {
     let mut r = Record::new("task")
         .versioned(t.version)
         .with("id", Value::Id(t.id))
-        .with("name", t.name.as_str())
+        .with("name", t.name)
         .with("parentId", t.parent_id)
-        .with("parentName", t.parent_name.clone())
-        .with("description", t.description.clone())
-        .with("tags", t.tags.clone())
+        .with("parentName", t.parent_name)
+        .with("description", t.description)
+        .with("tags", t.tags)
         .with("projectId", t.project_id)
         .with("ownerId", t.owner_id)
         .with("groupId", t.group_id)
@@ -84,7 +84,7 @@ pub fn record(t: &Task, can_edit: bool, with_team: bool) -> Record {
             t.estimated_time.map_or(Value::Null, Value::Float),
         );
     if with_team {
-        r = r.with("team", Value::Ids("user", t.team.clone()));
+        r = r.with("team", Value::Ids("user", t.team));
     }
     r.with("can_edit", can_edit)
 }
@@ -95,13 +95,25 @@ pub async fn visible(
     actor: &Actor,
     id: i64,
 ) -> Result<(Task, Option<Project>), ApiError> {
+    seen(ctx, actor, id, true).await
+}
+
+/// A task the caller may see, with its project only if `with_project` (`None` else);
+/// 404 otherwise. Without the project, the caller's rules must not need it.
+async fn seen(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    id: i64,
+    with_project: bool,
+) -> Result<(Task, Option<Project>), ApiError> {
     let not_found = || ApiError::not_found("Task", id);
-    let (task, project) = ctx
-        .state
-        .store
-        .task_with_project(ctx.ws, id)
-        .await?
-        .ok_or_else(not_found)?;
+    let store = &ctx.state.store;
+    let found = if with_project {
+        store.task_with_project(ctx.ws, id).await?
+    } else {
+        store.task(ctx.ws, id).await?.map(|t| (t, None))
+    };
+    let (task, project) = found.ok_or_else(not_found)?;
     if policy::can_see_task(actor, &facts(&task, project.as_ref(), actor)) {
         Ok((task, project))
     } else {
@@ -279,7 +291,7 @@ async fn save(
     })
     .await?;
     let can_edit = policy::can_edit_task(actor, &facts(&saved, project.as_ref(), actor));
-    Ok(Output::Object(record(&saved, can_edit, true)))
+    Ok(Output::Object(record(saved, can_edit, true)))
 }
 
 pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
@@ -386,10 +398,10 @@ pub async fn hide_unseen_parents(
 pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let id = required_id(ctx.args.scalar("id"))?;
-    let (mut t, project) = visible(ctx, &actor, id).await?;
+    let (mut t, project) = seen(ctx, &actor, id, policy::task_needs_project(&actor)).await?;
     hide_unseen_parents(ctx, &actor, std::slice::from_mut(&mut t)).await?;
     let can_edit = policy::can_edit_task(&actor, &facts(&t, project.as_ref(), &actor));
-    Ok(Output::Object(record(&t, can_edit, true)))
+    Ok(Output::Object(record(t, can_edit, true)))
 }
 
 pub async fn get_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
@@ -402,10 +414,10 @@ pub async fn get_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let projects: HashMap<i64, Project> = projects.into_iter().map(|p| (p.id, p)).collect();
     let items = page
         .items
-        .iter()
+        .into_iter()
         .map(|t| {
             let project = t.project_id.and_then(|pid| projects.get(&pid));
-            let can_edit = policy::can_edit_task(&actor, &facts(t, project, &actor));
+            let can_edit = policy::can_edit_task(&actor, &facts(&t, project, &actor));
             record(t, can_edit, with_team)
         })
         .collect();

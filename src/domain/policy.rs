@@ -51,6 +51,18 @@ pub enum Rule {
     Or(&'static [Rule]),
 }
 
+impl Rule {
+    /// Whether deciding the rule for a task needs the task's project: it names the
+    /// project's visibility or team somewhere.
+    pub fn needs_project(self) -> bool {
+        match self {
+            And(all) | Or(all) => all.iter().any(|r| r.needs_project()),
+            ProjectVisible | InProjectTeam => true,
+            _ => false,
+        }
+    }
+}
+
 /// What a rule is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -288,6 +300,13 @@ pub fn can_create_task_in(a: &Actor, p: &ProjectFacts) -> bool {
 /// Whether the caller sees every task (an admin): nothing to check task by task.
 pub fn sees_every_task(a: &Actor) -> bool {
     rule(a, Kind::Task, Action::See) == Everything
+}
+
+/// Whether seeing or editing a task, for this caller, depends on its project; when it
+/// does not (an admin), the project need not be read.
+pub fn task_needs_project(a: &Actor) -> bool {
+    rule(a, Kind::Task, Action::See).needs_project()
+        || rule(a, Kind::Task, Action::Edit).needs_project()
 }
 
 /// Section 8, "see tasks".

@@ -402,7 +402,7 @@ pub trait WorkStore: Send + Sync {
         expected: Expected,
     ) -> Result<Option<Vec<String>>>;
     /// A page of tasks, with the projects they are in (what deciding whether the caller
-    /// may edit each needs), read together.
+    /// may edit each needs; none when the caller's rules do not), read together.
     async fn tasks(
         &self,
         ws: WorkspaceId,

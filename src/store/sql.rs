@@ -367,7 +367,7 @@ impl From<Option<ProjectFacts>> for Known {
 /// few they see (16 req/s for a project of 100,000 tasks, docs/performance.md).
 pub fn project_facts(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Option<Piece> {
     let rule = policy::rule(actor, Kind::Task, Action::See);
-    if !mentions(rule, Rule::ProjectVisible) && !mentions(rule, Rule::InProjectTeam) {
+    if !rule.needs_project() {
         return None;
     }
     let mut projects = filters.iter().filter_map(|f| match f {
@@ -557,7 +557,7 @@ fn counted_task_total(
         }
     }
     let rule = policy::rule(actor, Kind::Task, Action::See);
-    let per_project = mentions(rule, Rule::ProjectVisible) || mentions(rule, Rule::InProjectTeam);
+    let per_project = rule.needs_project();
     // Settled only for a list of one project, whose facts hold for all its tasks.
     if per_project && known.in_project_team.is_none() {
         return None;
@@ -571,14 +571,6 @@ fn counted_task_total(
     };
     let (sql, values) = total.count(known);
     Some((format!("SELECT CAST({sql} AS BIGINT)"), values))
-}
-
-/// Whether `leaf` occurs in `rule`.
-fn mentions(rule: Rule, leaf: Rule) -> bool {
-    match rule {
-        Rule::And(all) | Rule::Or(all) => all.iter().any(|r| mentions(*r, leaf)),
-        other => other == leaf,
-    }
 }
 
 /// SQL text and the values of its placeholders, in order.

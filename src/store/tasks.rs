@@ -1,7 +1,7 @@
 //! Tasks: their statements, written once for both backends, and how each read and write
 //! of a task is carried out (its group, moving it with its sub-tasks, removing them).
 
-use crate::domain::policy::Actor;
+use crate::domain::policy::{self, Actor};
 use crate::domain::work::{moves_sub_tasks, task_group, Project, Task};
 use crate::domain::WorkspaceId;
 use crate::store::driver::Arg;
@@ -183,7 +183,8 @@ pub async fn remove<D: Db>(
     Ok(Some(keys))
 }
 
-/// A page of tasks with the projects they are in.
+/// A page of tasks with the projects they are in, when the caller's rules need them to
+/// decide `can_edit` (none for an admin).
 pub async fn list<D: Db>(
     db: &D,
     ws: WorkspaceId,
@@ -206,7 +207,11 @@ pub async fn list<D: Db>(
     };
     let c = task_conditions(ws, actor, &q.filters, facts)?;
     let page = page(db, "tasks t", &COLUMN_LIST, &c, q, from_row).await?;
-    let projects = projects::by_ids(db, ws, &project_ids_of(&page.items)).await?;
+    let projects = if policy::task_needs_project(actor) {
+        projects::by_ids(db, ws, &project_ids_of(&page.items)).await?
+    } else {
+        Vec::new()
+    };
     Ok((page, projects))
 }
 
