@@ -15,8 +15,11 @@ use crate::store::{
 };
 use crate::{args, stmt};
 
-pub const COLUMNS: &str = "t.id, t.project_id, t.parent_id, \
-    (SELECT pa.name FROM tasks pa WHERE pa.id = t.parent_id), t.name, t.description, t.tags, \
+// The parent's name only for a task that has a parent: most have none, and the
+// subquery opens a cursor each time it runs.
+pub const COLUMNS: &str = "t.id, t.project_id, t.parent_id, CASE WHEN t.parent_id IS NULL \
+    THEN NULL ELSE (SELECT pa.name FROM tasks pa WHERE pa.id = t.parent_id) END, t.name, \
+    t.description, t.tags, \
     t.owner_id, t.group_id, t.start_date, t.end_date, t.priority, t.progress, t.status, \
     t.closed_at, t.hidden, t.flag, t.hours_done, t.estimated_time, t.notify_project_team, \
     t.notify_task_team, t.notify_client, t.created_at, t.updated_at, t.version, \
