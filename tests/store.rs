@@ -1349,10 +1349,7 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
             .unwrap();
         assert_eq!((listed.items.len(), listed.total), (2, 4), "{n}");
         assert!(projects.is_empty(), "{n}");
-        let (listed, projects) = s
-            .tasks(WS, actor(&ann), page(vec![], 0, 2))
-            .await
-            .unwrap();
+        let (listed, projects) = s.tasks(WS, actor(&ann), page(vec![], 0, 2)).await.unwrap();
         assert_eq!(listed.items.len(), 2, "{n}");
         assert!(!projects.is_empty(), "{n}");
         let (listed, _) = s
