@@ -1972,3 +1972,68 @@ async fn a_parent_task_the_caller_does_not_see_is_not_named() {
     assert!(r.body.contains("Secret parent"), "{}", r.body);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_work_names_each_project_to_whoever_may_see_it() {
+    let s = TestServer::start().await;
+    let admin_sid = s.admin().await;
+    let admin = s.as_caller(&admin_sid);
+    let (external, external_sid) = s.user("external@example.com", 150, false).await;
+    let (user, _) = s.user("user@example.com", 100, false).await;
+    let (e, u) = (external.to_string(), user.to_string());
+    let closed = admin.project(&[("name", "Closed project")]).await;
+    let open = admin
+        .project(&[("name", "Open project"), ("team[]", &e)])
+        .await;
+    let mut tasks = Vec::new();
+    for (p, name) in [(closed, "Task in the closed"), (open, "Task in the open")] {
+        let t = admin
+            .task(p, &[("name", name), ("team[]", &e), ("team[]", &u)])
+            .await;
+        tasks.push(t);
+    }
+    // The external sees both tasks (their task teams) but only the project whose team
+    // they are in.
+    let api = s.as_caller(&external_sid);
+    assert_eq!(
+        api.try_get(Kind::Project, closed).await.unwrap_err().status,
+        404
+    );
+    api.get(Kind::Project, open).await;
+    let all = [
+        "Task in the closed",
+        "Task in the open",
+        "Closed project",
+        "Open project",
+    ];
+    for (who, shown, unnamed) in [
+        ("external@example.com", &all[..], Some("Closed project")),
+        ("user@example.com", &all[..], None),
+        // The admin owns both tasks; an admin's lists read no projects, the page does.
+        (ADMIN_EMAIL, &all[..], None),
+    ] {
+        let r = s.user_browser_or_admin(who).await.get("/").await;
+        assert_eq!(r.status, 200, "{who}");
+        for text in shown.iter().filter(|t| Some(**t) != unnamed) {
+            assert!(r.body.contains(text), "{who}: no {text} in {}", r.body);
+        }
+        if let Some(name) = unnamed {
+            assert!(!r.body.contains(name), "{who} is shown {name}");
+        }
+        // Each task's own page and its edit form (the external edits the tasks of their
+        // task teams) name its project to the same callers.
+        let b = s.user_browser_or_admin(who).await;
+        for (t, project) in tasks.iter().zip(["Closed project", "Open project"]) {
+            for path in [format!("/tasks/{t}"), format!("/tasks/{t}/edit")] {
+                let r = b.get(&path).await;
+                assert_eq!(r.status, 200, "{who} {path}");
+                assert_eq!(
+                    r.body.contains(project),
+                    Some(project) != unnamed,
+                    "{who} {path} and {project}"
+                );
+            }
+        }
+    }
+    s.stop().await;
+}

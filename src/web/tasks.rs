@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::api::activity::{self as api_activity, PartNames};
-use crate::api::{tasks as api_tasks, AppState};
-use crate::domain::policy::{self, Target};
+use crate::api::{projects as api_projects, tasks as api_tasks, AppState};
+use crate::domain::policy::{self, Actor, Target};
 use crate::domain::work::{Activity, ActivityType, FileMeta, Project, Task};
 use crate::http::args::Args;
 use crate::http::body::{self, UploadLimits};
@@ -50,7 +50,7 @@ pub async fn my_work(State(state): State<AppState>, req: Request) -> Result<Resp
     let actor = visit.actor();
     let me = actor.user_id;
     let mut tasks: HashMap<i64, Task> = HashMap::new();
-    let mut projects: HashMap<i64, String> = HashMap::new();
+    let mut listed: HashMap<i64, Project> = HashMap::new();
     let mut more = false;
     for mine in [Filter::AssignedTo(me), Filter::OwnerId(me)] {
         let (found, in_projects) = state
@@ -66,9 +66,24 @@ pub async fn my_work(State(state): State<AppState>, req: Request) -> Result<Resp
             )
             .await?;
         more |= found.total > MY_WORK_MAX;
-        projects.extend(in_projects.into_iter().map(|p| (p.id, p.name)));
+        listed.extend(in_projects.into_iter().map(|p| (p.id, p)));
         tasks.extend(found.items.into_iter().map(|t| (t.id, t)));
     }
+    // The lists carry their projects only where the caller's rules need them (not for an
+    // admin): the others are read here.
+    let mut missing: Vec<i64> = tasks.values().filter_map(|t| t.project_id).collect();
+    missing.retain(|p| !listed.contains_key(p));
+    missing.sort_unstable();
+    missing.dedup();
+    if !missing.is_empty() {
+        let read = state.store.projects_by_ids(visit.ws, missing).await?;
+        listed.extend(read.into_iter().map(|p| (p.id, p)));
+    }
+    let projects: HashMap<i64, String> = listed
+        .into_values()
+        .filter_map(|p| named(&actor, Some(p)))
+        .map(|p| (p.id, p.name))
+        .collect();
     let now = crate::domain::now();
     let mut tasks: Vec<TaskItem> = tasks
         .into_values()
@@ -200,7 +215,7 @@ async fn task_page(
         .collect();
     let facts = api_tasks::facts(&task, project.as_ref(), &actor);
     let can_add_sub_task = match &project {
-        Some(p) => policy::can_create_task_in(&actor, &crate::api::projects::facts(p, &actor)),
+        Some(p) => policy::can_create_task_in(&actor, &api_projects::facts(p, &actor)),
         None => policy::can_create_project(&actor),
     };
     let html = TaskPage {
@@ -231,7 +246,7 @@ async fn task_page(
         progress: forms.progress,
         upload: forms.upload,
         task,
-        project,
+        project: named(&actor, project),
     }
     .render()?;
     Ok(page(status, html))
@@ -380,6 +395,12 @@ fn values(t: &Task) -> Vec<(String, String)> {
     v.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
+/// A task's project as its pages name it: only to who may see it, since an external sees
+/// (and edits) the tasks of their task teams in projects they may not see.
+fn named(actor: &Actor, project: Option<Project>) -> Option<Project> {
+    project.filter(|p| policy::can_see_project(actor, &api_projects::facts(p, actor)))
+}
+
 async fn task_form(
     visit: &Visit,
     task: Option<Task>,
@@ -390,7 +411,7 @@ async fn task_form(
     let html = TaskForm {
         nav: visit.nav("projects"),
         task,
-        project,
+        project: named(&visit.actor(), project),
         form,
         choices: Choices::of(visit).await?,
     }
@@ -414,7 +435,7 @@ pub async fn new_page(State(state): State<AppState>, req: Request) -> Result<Res
     let actor = visit.actor();
     let project = project_of_new(&visit, req.uri().query()).await?;
     let allowed = match &project {
-        Some(p) => policy::can_create_task_in(&actor, &crate::api::projects::facts(p, &actor)),
+        Some(p) => policy::can_create_task_in(&actor, &api_projects::facts(p, &actor)),
         None => policy::can_create_project(&actor),
     };
     if !allowed {
