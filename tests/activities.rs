@@ -633,6 +633,76 @@ async fn with_files_adds_the_files_and_with_names_adds_project_and_task_names() 
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_names_names_only_the_projects_the_caller_sees() {
+    let s = TestServer::start().await;
+    let sid = s.admin().await;
+    let admin = s.as_caller(&sid);
+    let (external, external_sid) = s.user("external@example.com", 150, false).await;
+    let e = external.to_string();
+    let closed = admin.project(&[("name", "Closed")]).await;
+    let open = admin.project(&[("name", "Open"), ("team[]", &e)]).await;
+    let mut posted = Vec::new();
+    for (p, name) in [(closed, "In the closed"), (open, "In the open")] {
+        let t = admin.task(p, &[("name", name), ("team[]", &e)]).await;
+        posted.push(admin.activity(&[("taskId", &t.to_string())]).await);
+    }
+    // The external sees both tasks' activities (their task teams), and only the project
+    // whose team they are in.
+    let external = s.as_caller(&external_sid);
+    assert_eq!(
+        external
+            .try_get(Kind::Project, closed)
+            .await
+            .unwrap_err()
+            .status,
+        404
+    );
+    external.get(Kind::Project, open).await;
+    let expected = [
+        (posted[0], "In the closed", Value::Null, "Closed"),
+        (posted[1], "In the open", Value::from("Open"), "Open"),
+    ];
+    for (caller, admin_sees) in [(&external_sid, false), (&sid, true)] {
+        let r = s
+            .call_json(
+                "activity/getList",
+                &[("sessionId", caller), ("withNames", "1")],
+            )
+            .await;
+        let items = r.json()["items"].clone();
+        for (id, task, project, name) in &expected {
+            let project = if admin_sees {
+                Value::from(*name)
+            } else {
+                project.clone()
+            };
+            let by_id = s
+                .call_json(
+                    "activity/getById",
+                    &[
+                        ("sessionId", caller),
+                        ("id", &id.to_string()),
+                        ("withNames", "1"),
+                    ],
+                )
+                .await;
+            let listed = items
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["id"] == id.to_string())
+                .unwrap_or_else(|| panic!("{id} not listed: {items}"))
+                .clone();
+            for got in [&by_id.json()["activity"], &listed] {
+                assert_eq!(got["taskName"], *task, "{got}");
+                assert_eq!(got["projectName"], project, "admin {admin_sees}: {got}");
+            }
+        }
+    }
+    s.stop().await;
+}
+
 // ---- getList filters --------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

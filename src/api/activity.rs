@@ -405,8 +405,12 @@ async fn extras_for(
         let mut ids: Vec<i64> = list.iter().filter_map(|a| a.project_id).collect();
         ids.sort_unstable();
         ids.dedup();
+        // A task's activity is seen by who sees the task, and an external sees the tasks
+        // of their task teams in projects they may not see: those are not named.
         for p in store.projects_by_ids(ctx.ws, ids).await? {
-            project_names.insert(p.id, p.name);
+            if policy::can_see_project(actor, &projects::facts(&p, actor)) {
+                project_names.insert(p.id, p.name);
+            }
         }
     }
     let mut files: BTreeMap<i64, Vec<Record>> = BTreeMap::new();
