@@ -2032,6 +2032,12 @@ async fn my_work_names_each_project_to_whoever_may_see_it() {
                     Some(project) != unnamed,
                     "{who} {path} and {project}"
                 );
+                // A task in a project takes the project's group: no group to choose, even
+                // where the project is not named.
+                assert!(
+                    !r.body.contains("name=\"task[groupId]\""),
+                    "{who} {path} offers a group"
+                );
             }
         }
     }
