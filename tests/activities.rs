@@ -691,7 +691,7 @@ async fn with_names_names_only_the_projects_the_caller_sees() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|a| a["id"] == id.to_string())
+                .find(|a| a["id"].as_str() == Some(id.to_string().as_str()))
                 .unwrap_or_else(|| panic!("{id} not listed: {items}"))
                 .clone();
             for got in [&by_id.json()["activity"], &listed] {
