@@ -2043,3 +2043,96 @@ async fn my_work_names_each_project_to_whoever_may_see_it() {
     }
     s.stop().await;
 }
+
+/// What an edit form would send for its owner and team as shown: the selected owner and
+/// the checked members.
+fn owner_and_team_shown(html: &str, object: &str) -> (String, Vec<String>) {
+    let select = format!("name=\"{object}[ownerId]\"");
+    let at = html.find(&select).expect("an owner select");
+    let options = &html[at..at + html[at..].find("</select>").expect("its end")];
+    let owner = options
+        .split("<option value=\"")
+        .skip(1)
+        .find(|o| o.contains("\" selected>"))
+        .map(|o| o[..o.find('"').unwrap()].to_owned())
+        .unwrap_or_default();
+    let checkbox = format!("name=\"{object}[team][]\" value=\"");
+    let team = html
+        .split(checkbox.as_str())
+        .skip(1)
+        .filter(|c| c[..c.find('>').unwrap()].contains("checked"))
+        .map(|c| c[..c.find('"').unwrap()].to_owned())
+        .collect();
+    (owner, team)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_form_keeps_an_owner_and_members_the_editor_may_not_see() {
+    let s = TestServer::start().await;
+    let admin_sid = s.admin().await;
+    let admin = s.as_caller(&admin_sid);
+    // The editor sees only themself and their team-mates; the owner shares no team with
+    // them, so users/getAll does not show the owner to them.
+    let (editor, editor_sid) = s.user("editor@example.com", 100, false).await;
+    let (owner, _) = s.user("owner@example.com", 100, false).await;
+    let (o, e) = (owner.to_string(), editor.to_string());
+    let p = admin.project(&[("name", "Shared"), ("team[]", &e)]).await;
+    let t = admin
+        .task(p, &[("name", "Owned"), ("ownerId", &o), ("team[]", &o)])
+        .await;
+    let other = admin
+        .project(&[("name", "Owned too"), ("ownerId", &o), ("team[]", &e)])
+        .await;
+    let status = s.as_caller(&editor_sid).try_get(Kind::User, owner).await;
+    assert_eq!(status.unwrap_err().status, 404, "the editor sees the owner");
+    for (object, id, path) in [
+        ("task", t, format!("/tasks/{t}/edit")),
+        ("project", other, format!("/projects/{other}/edit")),
+    ] {
+        let b = s.user_browser("editor@example.com").await;
+        let form = b.get(&path).await;
+        assert_eq!(form.status, 200, "{path}: {}", form.body);
+        let (shown_owner, shown_team) = owner_and_team_shown(&form.body, object);
+        assert_eq!(shown_owner, o, "{path} shows another owner");
+        if object == "task" {
+            assert_eq!(shown_team, vec![o.clone()], "{path}");
+        }
+        assert!(
+            form.body.contains(&format!("user {owner}")),
+            "{path}: {}",
+            form.body
+        );
+        // Saved as shown, with a new name: the owner and the team stay.
+        let version = attribute_after(&form.body, "name=\"version\"", "value").unwrap();
+        let csrf = csrf_of(&form.body).unwrap();
+        let owner_field = format!("{object}[ownerId]");
+        let team_field = format!("{object}[team][]");
+        let name_field = format!("{object}[name]");
+        let mut pairs = vec![
+            ("csrf", csrf.as_str()),
+            ("version", version.as_str()),
+            (name_field.as_str(), "Renamed"),
+            (owner_field.as_str(), shown_owner.as_str()),
+            (team_field.as_str(), ""),
+        ];
+        pairs.extend(shown_team.iter().map(|m| (team_field.as_str(), m.as_str())));
+        let r = b.post_raw(&path, &pairs).await;
+        assert_eq!(r.status, 303, "{path}: {}", r.body);
+        let kind = if object == "task" {
+            Kind::Task
+        } else {
+            Kind::Project
+        };
+        let saved = admin.get(kind, id).await;
+        assert_eq!(saved["name"], "Renamed", "{saved}");
+        assert_eq!(saved["ownerId"].to_string().trim_matches('"'), o, "{saved}");
+        let members: Vec<String> = saved["team"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.to_string().trim_matches('"').to_owned())
+            .collect();
+        assert_eq!(members, shown_team, "{saved}");
+    }
+    s.stop().await;
+}

@@ -147,6 +147,14 @@ impl FormState {
             .map_or("", |(_, v)| v.as_str())
     }
 
+    /// Every value of a field of several values (a team).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.values
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Whether a field of several values (a team, a checkbox) holds `value`.
     pub fn has(&self, name: &str, value: &str) -> bool {
         self.values.iter().any(|(k, v)| k == name && v == value)

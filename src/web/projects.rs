@@ -325,15 +325,31 @@ pub struct Choices {
 }
 
 impl Choices {
-    pub async fn of(visit: &Visit) -> Result<Choices, WebError> {
+    /// The choices of the form of an `object` (`project`, `task`). The owner and team
+    /// members the form holds stay among them even when the caller may not see them, or
+    /// they were removed: a select or a checkbox without them would drop them unseen at
+    /// the next save. Such a person is shown by number only, as elsewhere on the pages.
+    pub async fn of(visit: &Visit, form: &FormState, object: &str) -> Result<Choices, WebError> {
+        let seen = visit.people().await?;
+        let mut people: Vec<(String, String)> = seen
+            .iter()
+            .filter(|u| u.active)
+            .map(|u| (u.id.to_string(), u.display_name()))
+            .collect();
+        let owner = format!("{object}[ownerId]");
+        let team = format!("{object}[team][]");
+        let held = std::iter::once(form.get(&owner)).chain(form.all(&team));
+        for id in held.filter_map(|v| v.parse::<i64>().ok()) {
+            if !people.iter().any(|(p, _)| *p == id.to_string()) {
+                let name = seen.iter().find(|u| u.id == id).map_or_else(
+                    || format!("user {id}"),
+                    |u| format!("{} (removed)", u.display_name()),
+                );
+                people.push((id.to_string(), name));
+            }
+        }
         Ok(Choices {
-            people: visit
-                .people()
-                .await?
-                .iter()
-                .filter(|u| u.active)
-                .map(|u| (u.id.to_string(), u.display_name()))
-                .collect(),
+            people,
             groups: group_options(visit, "No group").await?,
             statuses: options(&STATUSES, None),
             priorities: options(&PRIORITIES, None),
@@ -350,8 +366,8 @@ async fn project_form(
     let html = ProjectForm {
         nav: visit.nav("projects"),
         project,
+        choices: Choices::of(visit, &form, "project").await?,
         form,
-        choices: Choices::of(visit).await?,
     }
     .render()?;
     Ok(page(status, html))

@@ -412,8 +412,8 @@ async fn task_form(
         nav: visit.nav("projects"),
         task,
         project: named(&visit.actor(), project),
+        choices: Choices::of(visit, &form, "task").await?,
         form,
-        choices: Choices::of(visit).await?,
     }
     .render()?;
     Ok(page(status, html))
