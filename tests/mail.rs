@@ -586,6 +586,42 @@ async fn notify_task_team_mails_only_the_task_team_and_names_task_project_and_au
     }
 }
 
+/// An external in a task's team but not its project's team sees the task, not the project
+/// (section 8): their mail names the task, not the project; the others' name both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_names_the_project_only_to_whoever_may_see_it() {
+    let f = Fixture::start().await;
+    let outer = add_user(&f.s, &f.admin, "outer@example.com", 150).await;
+    let admin = f.s.as_caller(&f.admin);
+    let team = list(&[f.admin_id, f.external, outer]);
+    admin.update(Kind::Task, f.task, &[("team", &team)]).await;
+    f.post(f.on_task(), "note-outer", &[("notifyTaskTeam", "1")])
+        .await;
+    let mails = f.settle().await;
+    assert_eq!(
+        recipients(&mails, "note-outer"),
+        sorted(&[EXTERNAL, "outer@example.com"])
+    );
+    for mail in mails.iter().filter(|m| m.text.contains("note-outer")) {
+        let names_project = mail.to() == EXTERNAL;
+        let subject = mail.subject();
+        assert!(subject.contains("Pier"), "{subject:?}");
+        for (part, text) in [
+            ("subject", &subject),
+            ("text", &mail.text),
+            ("html", &mail.html),
+        ] {
+            assert_eq!(
+                text.contains("Harbour"),
+                names_project,
+                "{} {part}: {text:?}",
+                mail.to()
+            );
+        }
+        assert!(mail.text.contains("Task: Pier"), "{:?}", mail.text);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_users_mails_the_listed_users_who_may_see_the_object_but_never_the_author() {
     let f = Fixture::start().await;

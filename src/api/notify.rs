@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
-use crate::api::Ctx;
-use crate::domain::policy::Actor;
+use crate::api::{projects, Ctx};
+use crate::domain::policy::{self, Actor};
 use crate::domain::user::SecurityLevel;
 use crate::domain::work::{Project, Task};
 use crate::http::args::Obj;
@@ -76,7 +76,15 @@ async fn mails(
         })
         .collect();
     let author = &ctx.caller()?.user;
-    Ok(mails_for(&candidates, author.id, may_see, &notice))
+    let sees_project =
+        |a: &Actor| project.is_none_or(|p| policy::can_see_project(a, &projects::facts(p, a)));
+    Ok(mails_for(
+        &candidates,
+        author.id,
+        may_see,
+        sees_project,
+        &notice,
+    ))
 }
 
 /// The caller's name, as notices show it.

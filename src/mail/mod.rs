@@ -93,26 +93,37 @@ pub fn mails_for(
     candidates: &[User],
     author_id: i64,
     may_see: impl Fn(&Actor) -> bool,
+    sees_project: impl Fn(&Actor) -> bool,
     notice: &Notice,
 ) -> Vec<OutgoingMail> {
-    let (subject, text_body, html_body) = compose(notice);
+    let named = compose(notice);
+    // An external sees the tasks of their task teams in projects they may not see: their
+    // notice does not name the project.
+    let unnamed = compose(&Notice {
+        project: None,
+        ..notice.clone()
+    });
     let mut seen = std::collections::HashSet::new();
     candidates
         .iter()
         .filter(|u| u.active && u.id != author_id)
-        .filter(|u| {
-            may_see(&Actor {
+        .filter_map(|u| {
+            let actor = Actor {
                 user_id: u.id,
                 level: u.security_level,
                 can_view_profiles: u.can_view_profiles,
-            })
+            };
+            may_see(&actor).then(|| (u, sees_project(&actor)))
         })
-        .filter(|u| seen.insert(u.email.to_lowercase()))
-        .map(|u| OutgoingMail {
-            recipient: u.email.clone(),
-            subject: subject.clone(),
-            text_body: text_body.clone(),
-            html_body: html_body.clone(),
+        .filter(|(u, _)| seen.insert(u.email.to_lowercase()))
+        .map(|(u, sees_project)| {
+            let (subject, text_body, html_body) = if sees_project { &named } else { &unnamed };
+            OutgoingMail {
+                recipient: u.email.clone(),
+                subject: subject.clone(),
+                text_body: text_body.clone(),
+                html_body: html_body.clone(),
+            }
         })
         .collect()
 }
@@ -305,7 +316,13 @@ mod tests {
             author: "A",
             text: None,
         };
-        let mails = mails_for(&candidates, 1, |a| a.level != SecurityLevel::Client, &n);
+        let mails = mails_for(
+            &candidates,
+            1,
+            |a| a.level != SecurityLevel::Client,
+            |_| true,
+            &n,
+        );
         let to: Vec<_> = mails.iter().map(|m| m.recipient.as_str()).collect();
         assert_eq!(to, ["u2@example.com"]);
     }
