@@ -408,7 +408,7 @@ async fn extras_for(
         // A task's activity is seen by who sees the task, and an external sees the tasks
         // of their task teams in projects they may not see: those are not named.
         for p in store.projects_by_ids(ctx.ws, ids).await? {
-            if policy::can_see_project(actor, &projects::facts(&p, actor)) {
+            if projects::sees(actor, &p) {
                 project_names.insert(p.id, p.name);
             }
         }

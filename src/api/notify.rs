@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::api::{projects, Ctx};
-use crate::domain::policy::{self, Actor};
+use crate::domain::policy::Actor;
 use crate::domain::user::SecurityLevel;
 use crate::domain::work::{Project, Task};
 use crate::http::args::Obj;
@@ -76,8 +76,7 @@ async fn mails(
         })
         .collect();
     let author = &ctx.caller()?.user;
-    let sees_project =
-        |a: &Actor| project.is_none_or(|p| policy::can_see_project(a, &projects::facts(p, a)));
+    let sees_project = |a: &Actor| project.is_none_or(|p| projects::sees(a, p));
     Ok(mails_for(
         &candidates,
         author.id,

@@ -36,6 +36,13 @@ pub fn facts(project: &Project, actor: &Actor) -> ProjectFacts {
     }
 }
 
+/// Whether the caller may see this project: also whether a task's or an activity's
+/// answer, page or mail may name it (an external sees the tasks of their task teams in
+/// projects they may not see).
+pub fn sees(actor: &Actor, project: &Project) -> bool {
+    policy::can_see_project(actor, &facts(project, actor))
+}
+
 fn date(d: Option<i64>) -> Value {
     d.map_or(Value::Null, Value::Date)
 }
@@ -72,7 +79,7 @@ pub fn record(p: &Project, actor: &Actor, with_team: bool) -> Record {
 /// The project if the caller may see it; 404 otherwise, as if it did not exist.
 pub async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<Project, ApiError> {
     match ctx.state.store.project(ctx.ws, id).await? {
-        Some(p) if policy::can_see_project(actor, &facts(&p, actor)) => Ok(p),
+        Some(p) if sees(actor, &p) => Ok(p),
         _ => Err(ApiError::not_found("Project", id)),
     }
 }
@@ -155,7 +162,7 @@ async fn save(
         task: None,
         text: p.description.as_deref(),
     };
-    let may_see = |a: &Actor| policy::can_see_project(a, &facts(&p, a));
+    let may_see = |a: &Actor| sees(a, &p);
     let mail = notify::tell(ctx, &flags, about, may_see).await?;
     let saved = notify::save_with(ctx, mail, |mail| {
         ctx.state.store.save_project(ctx.ws, p, mail, now)

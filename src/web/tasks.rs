@@ -398,7 +398,7 @@ fn values(t: &Task) -> Vec<(String, String)> {
 /// A task's project as its pages name it: only to who may see it, since an external sees
 /// (and edits) the tasks of their task teams in projects they may not see.
 fn named(actor: &Actor, project: Option<Project>) -> Option<Project> {
-    project.filter(|p| policy::can_see_project(actor, &api_projects::facts(p, actor)))
+    project.filter(|p| api_projects::sees(actor, p))
 }
 
 async fn task_form(
