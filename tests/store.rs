@@ -230,7 +230,7 @@ impl Backend {
             }
             let (page, _) = self
                 .store
-                .tasks(WS, actor(admin), every(filters))
+                .tasks(WS, actor(admin), every(filters), true)
                 .await
                 .unwrap();
             assert_eq!(
@@ -1328,7 +1328,7 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
         // to decide `can_edit`: a user's do; an admin's do not, and none are read.
         for (caller, carried) in [(&ann, vec![to.id]), (&admin, vec![])] {
             let (listed, projects) = s
-                .tasks(WS, actor(caller), every(vec![Filter::ProjectId(to.id)]))
+                .tasks(WS, actor(caller), every(vec![Filter::ProjectId(to.id)]), true)
                 .await
                 .unwrap();
             assert_eq!(
@@ -1339,24 +1339,38 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
             assert_eq!(ids(&projects, |p| p.id), carried, "{n}");
         }
         let (listed, _) = s
-            .tasks(WS, actor(&admin), every(vec![Filter::ParentId(mid.id)]))
+            .tasks(WS, actor(&admin), every(vec![Filter::ParentId(mid.id)]), true)
             .await
             .unwrap();
         assert_eq!(ids(&listed.items, |t| t.id), vec![leaf.id], "{n}");
         let (listed, projects) = s
-            .tasks(WS, actor(&admin), page(vec![], 0, 2))
+            .tasks(WS, actor(&admin), page(vec![], 0, 2), true)
             .await
             .unwrap();
         assert_eq!((listed.items.len(), listed.total), (2, 4), "{n}");
         assert!(projects.is_empty(), "{n}");
-        let (listed, projects) = s.tasks(WS, actor(&ann), page(vec![], 0, 2)).await.unwrap();
+        let (listed, projects) = s.tasks(WS, actor(&ann), page(vec![], 0, 2), true).await.unwrap();
         assert_eq!(listed.items.len(), 2, "{n}");
         assert!(!projects.is_empty(), "{n}");
-        let (listed, _) = s
-            .tasks(WS, actor(&ann), every(vec![Filter::AssignedTo(ann.id)]))
-            .await
-            .unwrap();
-        assert_eq!(ids(&listed.items, |t| t.id), vec![mid.id], "{n}");
+        // Each task's team is read when the answer shows it, or when the caller's rules
+        // need it (a user's do); an admin's list that does not show teams reads none.
+        for (caller, with_team, team) in [
+            (&admin, true, vec![ann.id]),
+            (&ann, false, vec![ann.id]),
+            (&admin, false, vec![]),
+        ] {
+            let (listed, _) = s
+                .tasks(
+                    WS,
+                    actor(caller),
+                    every(vec![Filter::AssignedTo(ann.id)]),
+                    with_team,
+                )
+                .await
+                .unwrap();
+            assert_eq!(ids(&listed.items, |t| t.id), vec![mid.id], "{n}");
+            assert_eq!(listed.items[0].team, team, "{n} {with_team}");
+        }
     }
 }
 

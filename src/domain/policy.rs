@@ -61,6 +61,15 @@ impl Rule {
             _ => false,
         }
     }
+
+    /// Whether deciding the rule for a task needs the task's team.
+    pub fn needs_task_team(self) -> bool {
+        match self {
+            And(all) | Or(all) => all.iter().any(|r| r.needs_task_team()),
+            InTaskTeam => true,
+            _ => false,
+        }
+    }
 }
 
 /// What a rule is about.
@@ -307,6 +316,12 @@ pub fn sees_every_task(a: &Actor) -> bool {
 pub fn task_needs_project(a: &Actor) -> bool {
     rule(a, Kind::Task, Action::See).needs_project()
         || rule(a, Kind::Task, Action::Edit).needs_project()
+}
+
+/// Whether deciding if the caller sees or edits a task needs the task's team.
+pub fn task_needs_team(a: &Actor) -> bool {
+    rule(a, Kind::Task, Action::See).needs_task_team()
+        || rule(a, Kind::Task, Action::Edit).needs_task_team()
 }
 
 /// Section 8, "see tasks".

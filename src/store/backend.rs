@@ -78,8 +78,8 @@ macro_rules! impl_store {
                 run_write!(self, db => tasks::remove(db, ws, id, expected))
             }
 
-            async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<(Page<Task>, Vec<Project>)> {
-                run_list!(self, db => tasks::list(db, ws, &actor, &q))
+            async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery, with_team: bool) -> Result<(Page<Task>, Vec<Project>)> {
+                run_list!(self, db => tasks::list(db, ws, &actor, &q, with_team))
             }
 
             async fn task_lineage(&self, ws: WorkspaceId, id: i64) -> Result<Vec<i64>> {

@@ -402,12 +402,15 @@ pub trait WorkStore: Send + Sync {
         expected: Expected,
     ) -> Result<Option<Vec<String>>>;
     /// A page of tasks, with the projects they are in (what deciding whether the caller
-    /// may edit each needs; none when the caller's rules do not), read together.
+    /// may edit each needs; none when the caller's rules do not), read together. Each
+    /// task's team is read when `with_team` or when the caller's rules need it, and is
+    /// left empty otherwise.
     async fn tasks(
         &self,
         ws: WorkspaceId,
         actor: Actor,
         query: ListQuery,
+        with_team: bool,
     ) -> Result<(Page<Task>, Vec<Project>)>;
     /// The task and its ancestors, nearest first.
     async fn task_lineage(&self, ws: WorkspaceId, id: i64) -> Result<Vec<i64>>;

@@ -17,14 +17,18 @@ use crate::{args, stmt};
 
 // The parent's name only for a task that has a parent: most have none, and the
 // subquery opens a cursor each time it runs.
-pub const COLUMNS: &str = "t.id, t.project_id, t.parent_id, CASE WHEN t.parent_id IS NULL \
+const OWN_COLUMNS: &str = "t.id, t.project_id, t.parent_id, CASE WHEN t.parent_id IS NULL \
     THEN NULL ELSE (SELECT pa.name FROM tasks pa WHERE pa.id = t.parent_id) END, t.name, \
     t.description, t.tags, \
     t.owner_id, t.group_id, t.start_date, t.end_date, t.priority, t.progress, t.status, \
     t.closed_at, t.hidden, t.flag, t.hours_done, t.estimated_time, t.notify_project_team, \
-    t.notify_task_team, t.notify_client, t.created_at, t.updated_at, t.version, \
-    ARRAY(SELECT tm.user_id FROM task_team tm WHERE tm.task_id = t.id ORDER BY tm.user_id)";
-pub static COLUMN_LIST: Stmt = stmt!("{COLUMNS}");
+    t.notify_task_team, t.notify_client, t.created_at, t.updated_at, t.version";
+const TEAM: &str =
+    "ARRAY(SELECT tm.user_id FROM task_team tm WHERE tm.task_id = t.id ORDER BY tm.user_id)";
+static COLUMN_LIST: Stmt = stmt!("{OWN_COLUMNS}, {TEAM}");
+// The team's subquery opens a cursor on `task_team` for every row: a tenth of an admin's
+// list of 25 on SQLite, for a team the answer does not show unless asked (`loadTeam`).
+static COLUMN_LIST_NO_TEAM: Stmt = stmt!("{OWN_COLUMNS}, NULL");
 
 pub fn from_row(r: &dyn Columns) -> Result<Task> {
     Ok(Task {
@@ -57,7 +61,9 @@ pub fn from_row(r: &dyn Columns) -> Result<Task> {
     })
 }
 
-static BY_ID: Stmt = stmt!("SELECT {COLUMNS} FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2");
+static BY_ID: Stmt = stmt!(
+    "SELECT {OWN_COLUMNS}, {TEAM} FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2"
+);
 static GROUP_OF_PROJECT: Stmt = stmt!("SELECT group_id FROM projects WHERE id = ?1");
 static PROJECT_OF_TASK: Stmt = stmt!("SELECT project_id FROM tasks WHERE id = ?1");
 // One list of values for both: the update numbers its columns as the insert does and
@@ -187,12 +193,14 @@ pub async fn remove<D: Db>(
 }
 
 /// A page of tasks with the projects they are in, when the caller's rules need them to
-/// decide `can_edit` (none for an admin).
+/// decide `can_edit` (none for an admin). Each task's team is read when `with_team` or
+/// when the caller's rules need it; otherwise it is left empty.
 pub async fn list<D: Db>(
     db: &D,
     ws: WorkspaceId,
     actor: &Actor,
     q: &ListQuery,
+    with_team: bool,
 ) -> Result<(Page<Task>, Vec<Project>)> {
     let facts = match project_facts(ws, actor, &q.filters) {
         Some((sql, values)) => {
@@ -209,7 +217,12 @@ pub async fn list<D: Db>(
         None => None,
     };
     let c = task_conditions(ws, actor, &q.filters, facts)?;
-    let page = page(db, "tasks t", &COLUMN_LIST, &c, q, from_row).await?;
+    let columns = if with_team || policy::task_needs_team(actor) {
+        &COLUMN_LIST
+    } else {
+        &COLUMN_LIST_NO_TEAM
+    };
+    let page = page(db, "tasks t", columns, &c, q, from_row).await?;
     let projects = if policy::task_needs_project(actor) {
         projects::by_ids(db, ws, &project_ids_of(&page.items)).await?
     } else {

@@ -97,7 +97,7 @@ pub async fn list(State(state): State<AppState>, req: Request) -> Result<Respons
             offset: 0,
             count: Some(0),
         };
-        async move { Ok::<_, WebError>(store.tasks(visit.ws, actor, query).await?.0.total) }
+        async move { Ok::<_, WebError>(store.tasks(visit.ws, actor, query, false).await?.0.total) }
     };
     let counts = futures_util::future::try_join_all(
         found
@@ -184,6 +184,7 @@ pub async fn show(
                 offset: (page_no - 1) * TASKS_PER_PAGE,
                 count: Some(TASKS_PER_PAGE),
             },
+            false,
         )
         .await?;
     let mut items = found.items;

@@ -63,6 +63,7 @@ pub async fn my_work(State(state): State<AppState>, req: Request) -> Result<Resp
                     offset: 0,
                     count: Some(MY_WORK_MAX),
                 },
+                false,
             )
             .await?;
         more |= found.total > MY_WORK_MAX;
@@ -186,6 +187,7 @@ async fn task_page(
             visit.ws,
             actor,
             list(vec![Filter::ParentId(id)], 0, SUB_TASKS_SHOWN),
+            false,
         )
         .await?;
     let found = store
