@@ -25,10 +25,11 @@ const OWN_COLUMNS: &str = "t.id, t.project_id, t.parent_id, CASE WHEN t.parent_i
     t.notify_task_team, t.notify_client, t.created_at, t.updated_at, t.version";
 const TEAM: &str =
     "ARRAY(SELECT tm.user_id FROM task_team tm WHERE tm.task_id = t.id ORDER BY tm.user_id)";
-static COLUMN_LIST: Stmt = stmt!("{OWN_COLUMNS}, {TEAM}");
+pub static COLUMN_LIST: Stmt = stmt!("{OWN_COLUMNS}, {TEAM}");
 // The team's subquery opens a cursor on `task_team` for every row: a tenth of an admin's
 // list of 25 on SQLite, for a team the answer does not show unless asked (`loadTeam`).
-static COLUMN_LIST_NO_TEAM: Stmt = stmt!("{OWN_COLUMNS}, NULL");
+// A NULL typed as the team's array, which PostgreSQL's reader takes as no team.
+static COLUMN_LIST_NO_TEAM: Stmt = stmt!("{OWN_COLUMNS}, CAST(NULL AS BIGINT ARRAY)");
 
 pub fn from_row(r: &dyn Columns) -> Result<Task> {
     Ok(Task {

@@ -116,8 +116,10 @@ impl Columns for Row {
     fn opt_bool(&self, i: usize) -> Result<Option<bool>> {
         Ok(self.try_get(i)?)
     }
+    /// An array of ids; a NULL one (a column not read, `CAST(NULL AS BIGINT ARRAY)`) is
+    /// empty, as SQLite's NULL list is.
     fn ids(&self, i: usize) -> Result<Vec<i64>> {
-        Ok(self.try_get(i)?)
+        Ok(self.try_get::<_, Option<Vec<i64>>>(i)?.unwrap_or_default())
     }
 }
 
