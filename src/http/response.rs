@@ -161,6 +161,9 @@ impl Record {
         self
     }
 
+    // Inlined, a record built by a chain of `with` is written in place, not moved
+    // from call to call.
+    #[inline]
     pub fn with(mut self, name: &'static str, value: impl Into<Value>) -> Self {
         self.fields.push((name, value.into()));
         self
@@ -400,6 +403,12 @@ fn xml_close(out: &mut String, name: &str) {
 
 fn xml_value(out: &mut String, name: &str, value: &Value) {
     xml_open(out, name);
+    xml_content(out, value);
+    xml_close(out, name);
+}
+
+/// What goes between a field's tags.
+fn xml_content(out: &mut String, value: &Value) {
     match value {
         Value::Text(s) => xml_escape(out, s),
         Value::Int(i) | Value::Id(i) => push_int(out, *i),
@@ -420,7 +429,6 @@ fn xml_value(out: &mut String, name: &str, value: &Value) {
             }
         }
     }
-    xml_close(out, name);
 }
 
 fn xml_record(out: &mut String, record: &Record) {
@@ -429,6 +437,59 @@ fn xml_record(out: &mut String, record: &Record) {
         xml_value(out, name, value);
     }
     xml_close(out, record.kind);
+}
+
+/// The tags of a list's records, made from its first record: the record's opening tag
+/// with its first field's, then each field's closing tag with the next one's opening,
+/// then the last field's closing tag with the record's. A record of the same kind and
+/// fields (the same names, by address: one function wrote them all) is written with
+/// one copy of tags a field, instead of six pushes; a list of 25 tasks spent a tenth of
+/// its instructions on tags. Any other record is written as `xml_record` writes it.
+struct XmlTags {
+    kind: &'static str,
+    names: Vec<&'static str>,
+    joints: Vec<String>,
+}
+
+impl XmlTags {
+    fn of(record: &Record) -> XmlTags {
+        let names: Vec<&'static str> = record.fields.iter().map(|(n, _)| *n).collect();
+        let mut joints = Vec::with_capacity(names.len() + 1);
+        let mut joint = String::with_capacity(64);
+        xml_open(&mut joint, record.kind);
+        for name in &names {
+            xml_open(&mut joint, name);
+            joints.push(std::mem::replace(&mut joint, String::with_capacity(64)));
+            xml_close(&mut joint, name);
+        }
+        xml_close(&mut joint, record.kind);
+        joints.push(joint);
+        XmlTags {
+            kind: record.kind,
+            names,
+            joints,
+        }
+    }
+
+    fn fits(&self, record: &Record) -> bool {
+        let same = |a: &str, b: &str| std::ptr::eq(a, b);
+        same(self.kind, record.kind)
+            && self.names.len() == record.fields.len()
+            && (self.names.iter())
+                .zip(&record.fields)
+                .all(|(n, (m, _))| same(n, m))
+    }
+
+    fn write(&self, out: &mut String, record: &Record) {
+        if !self.fits(record) {
+            return xml_record(out, record);
+        }
+        for (joint, (_, value)) in self.joints.iter().zip(&record.fields) {
+            out.push_str(joint);
+            xml_content(out, value);
+        }
+        out.push_str(self.joints.last().map_or("", String::as_str));
+    }
 }
 
 /// Writes `text` as a JSON string, escaped as serde_json does.
@@ -556,17 +617,14 @@ fn reserve_for_rest(out: &mut String, first: usize, count: usize) {
     out.reserve(rest.saturating_add(rest / 4).saturating_add(64));
 }
 
-/// A guess at an answer's size, to spare most of the growing.
-fn capacity(output: &Output) -> usize {
-    match output {
-        Output::List { items, .. } => 256 + 512 * items.len(),
-        _ => 1024,
-    }
-}
+/// The room an answer starts with: an object's whole answer, or a list's envelope and
+/// first record. The list's other records are made room for once the first is written
+/// (`reserve_for_rest`): growing copies all the room held, not only what was written.
+const ANSWER_START: usize = 2048;
 
 /// The body of a successful answer.
 pub fn encode_ok(format: Format, output: &Output) -> String {
-    let mut out = String::with_capacity(capacity(output));
+    let mut out = String::with_capacity(ANSWER_START);
     match format {
         Format::Xml => {
             out.push_str(XML_HEAD);
@@ -586,12 +644,14 @@ pub fn encode_ok(format: Format, output: &Output) -> String {
                     out.push_str("\" offset=\"");
                     push_int(&mut out, *offset);
                     out.push_str("\">");
-                    for (i, r) in items.iter().enumerate() {
+                    if let Some(first) = items.first() {
                         let start = out.len();
-                        xml_record(&mut out, r);
-                        if i == 0 {
-                            let first = out.len() - start;
-                            reserve_for_rest(&mut out, first, items.len());
+                        xml_record(&mut out, first);
+                        let size = out.len() - start;
+                        reserve_for_rest(&mut out, size, items.len());
+                        let tags = XmlTags::of(first);
+                        for r in &items[1..] {
+                            tags.write(&mut out, r);
                         }
                     }
                     out.push_str("</items>");
@@ -1001,6 +1061,36 @@ mod tests {
             serde_json::json!({"status":"ok","user":{"id":"3","email":"a&b@c.d","securityLevel":100,
                 "canViewProfiles":true,"avatar":null,"createdAt":"1970-01-01 00:00:00","team":[3,5]}})
         );
+    }
+
+    /// A list's records written with the first one's tags, or, when their fields differ
+    /// from its, as any record: the same answer as the old encoder's either way.
+    #[test]
+    fn list_records_written_with_the_first_ones_tags() {
+        let other = |name: &'static str| {
+            let mut r = sample();
+            r.fields[1].0 = name;
+            r
+        };
+        let nested = sample().with("files", Value::Records(vec![sample(), sample()]));
+        let lists = [
+            vec![sample(), sample(), sample()],
+            vec![sample(), other("login"), sample()],
+            vec![sample(), sample().with("more", 1), Record::new("group"), sample()],
+            vec![nested.clone(), nested, sample()],
+        ];
+        for items in lists {
+            let out = Output::List {
+                kind: "user",
+                items,
+                total: 4,
+                offset: 0,
+            };
+            assert_eq!(
+                encode_ok(Format::Xml, &out),
+                old::encode_ok(Format::Xml, &out)
+            );
+        }
     }
 
     #[test]
