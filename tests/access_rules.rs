@@ -438,7 +438,10 @@ impl Workspace {
                     })
                     .map(|t| t.id)
                     .collect();
-                let (page, _) = store.tasks(ws, actor, all(filters.clone()), true).await.unwrap();
+                let (page, _) = store
+                    .tasks(ws, actor, all(filters.clone()), true)
+                    .await
+                    .unwrap();
                 let list = format!("tasks {filters:?}");
                 agree(
                     &who,

@@ -1328,7 +1328,12 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
         // to decide `can_edit`: a user's do; an admin's do not, and none are read.
         for (caller, carried) in [(&ann, vec![to.id]), (&admin, vec![])] {
             let (listed, projects) = s
-                .tasks(WS, actor(caller), every(vec![Filter::ProjectId(to.id)]), true)
+                .tasks(
+                    WS,
+                    actor(caller),
+                    every(vec![Filter::ProjectId(to.id)]),
+                    true,
+                )
                 .await
                 .unwrap();
             assert_eq!(
@@ -1339,7 +1344,12 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
             assert_eq!(ids(&projects, |p| p.id), carried, "{n}");
         }
         let (listed, _) = s
-            .tasks(WS, actor(&admin), every(vec![Filter::ParentId(mid.id)]), true)
+            .tasks(
+                WS,
+                actor(&admin),
+                every(vec![Filter::ParentId(mid.id)]),
+                true,
+            )
             .await
             .unwrap();
         assert_eq!(ids(&listed.items, |t| t.id), vec![leaf.id], "{n}");
@@ -1349,7 +1359,10 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
             .unwrap();
         assert_eq!((listed.items.len(), listed.total), (2, 4), "{n}");
         assert!(projects.is_empty(), "{n}");
-        let (listed, projects) = s.tasks(WS, actor(&ann), page(vec![], 0, 2), true).await.unwrap();
+        let (listed, projects) = s
+            .tasks(WS, actor(&ann), page(vec![], 0, 2), true)
+            .await
+            .unwrap();
         assert_eq!(listed.items.len(), 2, "{n}");
         assert!(!projects.is_empty(), "{n}");
         // Each task's team is read when the answer shows it, or when the caller's rules

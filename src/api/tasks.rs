@@ -409,7 +409,11 @@ pub async fn get_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let query = list_query(ctx.args, FILTERS, true)?;
     let offset = query.offset;
     let with_team = switch(ctx.args, "loadTeam")?;
-    let (mut page, projects) = ctx.state.store.tasks(ctx.ws, actor, query, with_team).await?;
+    let (mut page, projects) = ctx
+        .state
+        .store
+        .tasks(ctx.ws, actor, query, with_team)
+        .await?;
     hide_unseen_parents(ctx, &actor, &mut page.items).await?;
     let projects: HashMap<i64, Project> = projects.into_iter().map(|p| (p.id, p)).collect();
     let items = page

@@ -1076,7 +1076,12 @@ mod tests {
         let lists = [
             vec![sample(), sample(), sample()],
             vec![sample(), other("login"), sample()],
-            vec![sample(), sample().with("more", 1), Record::new("group"), sample()],
+            vec![
+                sample(),
+                sample().with("more", 1),
+                Record::new("group"),
+                sample(),
+            ],
             vec![nested.clone(), nested, sample()],
         ];
         for items in lists {
@@ -1184,8 +1189,27 @@ mod tests {
     #[test]
     fn floats_as_display_writes_them() {
         for f in [
-            0.0, -0.0, 2.0, -2.0, 1.5, 0.1, 0.05, 0.001, -0.007, 1.25, 10.2, 100.0, 0.3,
-            0.1 + 0.2, 1e-4, 999_999_999.999, 1e9, 1e21, 123.456, 5e-324, f64::NAN,
+            0.0,
+            -0.0,
+            2.0,
+            -2.0,
+            1.5,
+            0.1,
+            0.05,
+            0.001,
+            -0.007,
+            1.25,
+            10.2,
+            100.0,
+            0.3,
+            0.1 + 0.2,
+            1e-4,
+            999_999_999.999,
+            1e9,
+            1e21,
+            123.456,
+            5e-324,
+            f64::NAN,
             f64::INFINITY,
         ] {
             let mut out = String::new();

@@ -62,9 +62,8 @@ pub fn from_row(r: &dyn Columns) -> Result<Task> {
     })
 }
 
-static BY_ID: Stmt = stmt!(
-    "SELECT {OWN_COLUMNS}, {TEAM} FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2"
-);
+static BY_ID: Stmt =
+    stmt!("SELECT {OWN_COLUMNS}, {TEAM} FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2");
 static GROUP_OF_PROJECT: Stmt = stmt!("SELECT group_id FROM projects WHERE id = ?1");
 static PROJECT_OF_TASK: Stmt = stmt!("SELECT project_id FROM tasks WHERE id = ?1");
 // One list of values for both: the update numbers its columns as the insert does and
