@@ -2136,3 +2136,31 @@ async fn an_edit_form_keeps_an_owner_and_members_the_editor_may_not_see() {
     }
     s.stop().await;
 }
+
+/// The project page names each task's team, to an admin too, whose rules never decide
+/// by it (a task list leaves the team out unless asked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_project_page_names_each_tasks_team() {
+    let s = TestServer::start().await;
+    let admin_sid = s.admin().await;
+    let admin = s.as_caller(&admin_sid);
+    let (user, _) = s.user("user@example.com", 100, false).await;
+    let p = admin.project(&[("name", "Teamed project")]).await;
+    admin
+        .task(p, &[("name", "Teamed task"), ("team[]", &user.to_string())])
+        .await;
+    admin.task(p, &[("name", "Lone task")]).await;
+    let r = s
+        .user_browser_or_admin(ADMIN_EMAIL)
+        .await
+        .get(&format!("/projects/{p}"))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body.matches("<span class=\"team\">").count(),
+        1,
+        "{}",
+        r.body
+    );
+    s.stop().await;
+}

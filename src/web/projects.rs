@@ -184,7 +184,8 @@ pub async fn show(
                 offset: (page_no - 1) * TASKS_PER_PAGE,
                 count: Some(TASKS_PER_PAGE),
             },
-            false,
+            // The page names each task's team.
+            true,
         )
         .await?;
     let mut items = found.items;
