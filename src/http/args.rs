@@ -6,6 +6,8 @@
 //! handlers read typed values from it through accessors that name the offending field
 //! when a value has the wrong type.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
 use crate::http::error::ApiError;
@@ -53,15 +55,19 @@ impl Args {
         let mut level = &mut self.root;
         for (i, segment) in path.iter().enumerate() {
             let last = i + 1 == path.len();
+            let appended;
             let key = match segment {
-                Some(k) => k.clone(),
+                Some(k) => *k,
                 // `[]` appends: the next free list index.
-                None => level.len().to_string(),
+                None => {
+                    appended = level.len().to_string();
+                    &appended
+                }
             };
-            let pos = match level.iter().position(|(k, _)| *k == key) {
+            let pos = match level.iter().position(|(k, _)| k == key) {
                 Some(pos) => pos,
                 None => {
-                    level.push((key, Node::Branch(Vec::new())));
+                    level.push((key.to_owned(), Node::Branch(Vec::new())));
                     level.len() - 1
                 }
             };
@@ -92,12 +98,15 @@ impl Args {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &[][..]),
             };
-            let key = name_text(form_decode(key))?;
+            let key = form_decode(key);
+            let key = name_text(&key)?;
             if key.is_empty() {
                 continue;
             }
-            let value = value_text(&key, form_decode(value))?;
-            self.insert(&key, &value)?;
+            let value = form_decode(value);
+            let value = std::str::from_utf8(&value)
+                .map_err(|_| ApiError::invalid_argument(key, "not valid UTF-8 text"))?;
+            self.insert(key, value)?;
         }
         Ok(())
     }
@@ -214,10 +223,11 @@ impl Args {
 
 /// One side of a urlencoded pair as bytes: `+` is a space, `%XY` the byte XY, anything
 /// else (a `%` without two hex digits included) itself, as browsers and PHP read them.
-fn form_decode(input: &[u8]) -> Vec<u8> {
-    // Most names and values (ids, session ids) hold nothing to decode.
+/// Decodes `+` and `%XX`; borrowed when there is nothing to decode, as in most names and
+/// values (ids, session ids).
+fn form_decode(input: &[u8]) -> Cow<'_, [u8]> {
     if !input.iter().any(|b| matches!(b, b'+' | b'%')) {
-        return input.to_vec();
+        return Cow::Borrowed(input);
     }
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(input.len());
@@ -239,7 +249,7 @@ fn form_decode(input: &[u8]) -> Vec<u8> {
         }
         i += 1;
     }
-    out
+    Cow::Owned(out)
 }
 
 /// An argument's value as text; bytes that are not UTF-8 are refused, naming the field.
@@ -249,10 +259,10 @@ pub fn value_text(field: &str, bytes: Vec<u8>) -> Result<String, ApiError> {
 
 /// An argument's name as text; a name that is not UTF-8 is refused, quoted with the
 /// replacement character where its bytes were not.
-fn name_text(bytes: Vec<u8>) -> Result<String, ApiError> {
-    String::from_utf8(bytes).map_err(|e| {
+fn name_text(bytes: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(bytes).map_err(|_| {
         ApiError::invalid_argument(
-            &String::from_utf8_lossy(e.as_bytes()),
+            &String::from_utf8_lossy(bytes),
             "the argument name is not valid UTF-8",
         )
     })
@@ -264,7 +274,7 @@ fn escape_segment(k: &str) -> String {
 }
 
 /// Splits `a[b][]` into `[Some("a"), Some("b"), None]`.
-fn parse_key(key: &str) -> Result<Vec<Option<String>>, ApiError> {
+fn parse_key(key: &str) -> Result<Vec<Option<&str>>, ApiError> {
     let malformed = || ApiError::invalid_argument(key, "malformed argument name");
     let (name, mut rest) = match key.find('[') {
         Some(i) => (&key[..i], &key[i..]),
@@ -273,7 +283,7 @@ fn parse_key(key: &str) -> Result<Vec<Option<String>>, ApiError> {
     if name.is_empty() {
         return Err(malformed());
     }
-    let mut path = vec![Some(name.to_owned())];
+    let mut path = vec![Some(name)];
     while !rest.is_empty() {
         if !rest.starts_with('[') {
             return Err(malformed());
@@ -286,7 +296,7 @@ fn parse_key(key: &str) -> Result<Vec<Option<String>>, ApiError> {
         path.push(if segment.is_empty() {
             None
         } else {
-            Some(segment.to_owned())
+            Some(segment)
         });
         if path.len() > MAX_DEPTH {
             return Err(ApiError::limit(format!(
@@ -301,9 +311,14 @@ fn parse_key(key: &str) -> Result<Vec<Option<String>>, ApiError> {
 /// Text that XML 1.0 cannot carry is refused at the door, so every stored value can be
 /// returned as well-formed XML.
 fn check_xml_text(field: &str, text: &str) -> Result<(), ApiError> {
-    let bad = text.chars().any(|c| {
-        let c = c as u32;
-        (c < 0x20 && c != 0x09 && c != 0x0A && c != 0x0D) || c == 0xFFFE || c == 0xFFFF
+    // By bytes: a control character is one byte below 0x20, and U+FFFE and U+FFFF are
+    // EF BF BE and EF BF BF, whose bytes no other character's UTF-8 ends with.
+    let bytes = text.as_bytes();
+    let bad = bytes.iter().enumerate().any(|(i, &b)| match b {
+        0x09 | 0x0A | 0x0D => false,
+        0x00..=0x1F => true,
+        0xBE | 0xBF => i >= 2 && bytes[i - 2] == 0xEF && bytes[i - 1] == 0xBF,
+        _ => false,
     });
     if bad {
         return Err(ApiError::invalid_argument(
@@ -581,6 +596,36 @@ mod tests {
     fn control_characters_are_refused() {
         assert!(Args::default().insert("name", "a\u{1}b").is_err());
         assert!(Args::default().insert("name", "tab\tand\nnewline").is_ok());
+        for bad in ["\u{FFFE}", "x\u{FFFF}", "\u{0}", "\u{1F}", "a\u{FFFE}b"] {
+            assert!(check_xml_text("f", bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "\u{FFFD}",
+            "\u{FFBE}",
+            "\u{EFBF}",
+            "\u{10FFFF}",
+            "\u{7F}",
+            "\r",
+        ] {
+            assert!(check_xml_text("f", good).is_ok(), "{good:?}");
+        }
+    }
+
+    /// The rule as characters: what the byte scan must decide for every text.
+    fn xml_cannot_carry(text: &str) -> bool {
+        text.chars().any(|c| {
+            let c = c as u32;
+            (c < 0x20 && c != 0x09 && c != 0x0A && c != 0x0D) || c == 0xFFFE || c == 0xFFFF
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn xml_text_is_checked_by_bytes_as_by_characters(
+            text in "[\\x00-\\x20a\u{FFF0}-\u{FFFF}\u{EFBE}-\u{EFBF}\u{BF00}-\u{BFFF}\u{10000}-\u{10010}]{0,12}"
+        ) {
+            prop_assert_eq!(check_xml_text("f", &text).is_err(), xml_cannot_carry(&text));
+        }
     }
 
     #[test]
