@@ -104,9 +104,7 @@ impl Args {
                 continue;
             }
             let value = form_decode(value);
-            let value = std::str::from_utf8(&value)
-                .map_err(|_| ApiError::invalid_argument(key, "not valid UTF-8 text"))?;
-            self.insert(key, value)?;
+            self.insert(key, value_text(key, &value)?)?;
         }
         Ok(())
     }
@@ -253,8 +251,9 @@ fn form_decode(input: &[u8]) -> Cow<'_, [u8]> {
 }
 
 /// An argument's value as text; bytes that are not UTF-8 are refused, naming the field.
-pub fn value_text(field: &str, bytes: Vec<u8>) -> Result<String, ApiError> {
-    String::from_utf8(bytes).map_err(|_| ApiError::invalid_argument(field, "not valid UTF-8 text"))
+pub fn value_text<'a>(field: &str, bytes: &'a [u8]) -> Result<&'a str, ApiError> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::invalid_argument(field, "not valid UTF-8 text"))
 }
 
 /// An argument's name as text; a name that is not UTF-8 is refused, quoted with the

@@ -163,7 +163,7 @@ async fn read_text_part(
         bytes.extend_from_slice(&chunk);
     }
     // Bytes, not multer's `text()`, which would replace what is not UTF-8.
-    args.insert(name, &value_text(name, bytes)?)
+    args.insert(name, value_text(name, &bytes)?)
 }
 
 /// A part's name; `None` for a part without one (skipped). A name or file name that is
