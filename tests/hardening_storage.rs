@@ -404,3 +404,69 @@ async fn a_data_folder_left_open_by_an_earlier_version_is_made_private_at_start(
     assert!(files >= 4, "{:?}", file_names(&data));
     s.stop().await;
 }
+
+/// Lists of the project's tasks, `n` at once, each answering its total.
+async fn list_totals(s: &TestServer, sid: &str, project: &str, n: usize) -> Vec<i64> {
+    let caller = s.as_caller(sid);
+    let args = [("filter[projectId]", project), ("count", "2")];
+    let lists = (0..n).map(|_| caller.list(Kind::Task, &args));
+    futures_util::future::join_all(lists)
+        .await
+        .into_iter()
+        .map(|l| l.total)
+        .collect()
+}
+
+/// A list reads in a snapshot whose BEGIN and COMMIT (on PostgreSQL) travel with its
+/// statements, the COMMIT answered by no one. Neither a list answered nor one whose client
+/// went away mid-read may leave its connection inside that snapshot: the next request on
+/// it would read the past. Every list after a write sees it, on every pooled connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_list_after_a_write_sees_it_even_after_lists_cut_short() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let s = TestServer::start().await;
+    let sid = s.admin().await;
+    let caller = s.as_caller(&sid);
+    let project = caller.project(&[]).await;
+    for _ in 0..3 {
+        caller.task(project, &[]).await;
+    }
+    let project = project.to_string();
+    // More lists at once than the pool has connections, so that each is used.
+    const AT_ONCE: usize = 48;
+    assert_eq!(list_totals(&s, &sid, &project, AT_ONCE).await, [3; AT_ONCE]);
+
+    // Clients that give up at once, mid-read or before.
+    let impatient = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let url = s.api("tasks/getList");
+    for _ in 0..5 {
+        let cut = (0..AT_ONCE).map(|_| {
+            impatient
+                .get(&url)
+                .query(&[("sessionId", sid.as_str()), ("filter[projectId]", &project)])
+                .send()
+        });
+        futures_util::future::join_all(cut).await;
+    }
+
+    caller.task(project.parse().unwrap(), &[]).await;
+    assert_eq!(list_totals(&s, &sid, &project, AT_ONCE).await, [4; AT_ONCE]);
+
+    if let Some(url) = s.database_url() {
+        let database = database_name(&url);
+        let admin_url = test_database_url().unwrap();
+        let mut holding = -1;
+        for _ in 0..50 {
+            holding = backends_holding_snapshots(&admin_url, &database).await;
+            if holding == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(holding, 0, "a list left its snapshot open");
+    }
+}

@@ -303,20 +303,18 @@ macro_rules! run_activity_save {
     };
 }
 
-/// Runs a list's reads in one read-only snapshot (the page and its total).
+/// Runs a list's reads in one read-only snapshot (the page and its total), whose BEGIN
+/// and COMMIT travel with its statements (`transaction::Snapshot`).
 macro_rules! run_list {
     ($store:expr, $db:ident => $work:expr) => {{
         let _timer = $crate::metrics::store_timer($crate::metrics::StoreOp::Read);
-        let mut conn = $store.conn().await?;
-        let tx = conn
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let $db = &Pg::new(&tx);
-        let done = $work.await?;
-        tx.commit().await?;
+        let snapshot = transaction::Snapshot::new($store.conn().await?);
+        let done = {
+            let $db = &Pg::new(snapshot.client());
+            // In order: the BEGIN is sent before the work's first statement.
+            futures_util::try_join!(snapshot.begin(), $work)?.1
+        };
+        snapshot.end();
         Ok(done)
     }};
 }

@@ -1,17 +1,23 @@
-//! A write transaction whose last statement travels with its COMMIT.
+//! Transactions on a pooled connection that spend no round trip of their own.
 //!
-//! tokio-postgres's own `Transaction` sends `COMMIT` on its own, after every statement has
-//! been answered. A statement that locks a hot row (an activity's roll-up into its task)
-//! then keeps that row locked for one more round trip, with every other writer of the row
-//! queued behind it. Here the shared code hands that statement over
+//! A write transaction's last statement travels with its COMMIT. tokio-postgres's own
+//! `Transaction` sends `COMMIT` on its own, after every statement has been answered. A
+//! statement that locks a hot row (an activity's roll-up into its task) then keeps that
+//! row locked for one more round trip, with every other writer of the row queued behind
+//! it. Here the shared code hands that statement over
 //! ([`Db::run_last`](crate::store::driver::Db::run_last)) and [`Transaction::commit`]
 //! sends it and `COMMIT` together, so the row is held only while PostgreSQL runs the two.
+//!
+//! A list's read-only [`Snapshot`] sends its BEGIN ahead of its first statement and its
+//! COMMIT behind its last, answered by no one: PostgreSQL runs a connection's messages in
+//! order, so whoever uses the connection next is served after the snapshot has ended.
 
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 
 use deadpool_postgres::{GenericClient, Object};
 use futures_util::future::{join_all, maybe_done};
+use futures_util::FutureExt;
 
 use crate::store::driver::{Arg, Dialect, Stmt};
 use crate::store::postgres::Pg;
@@ -169,5 +175,58 @@ impl Drop for Transaction {
         if let Some(conn) = self.conn.take() {
             drop(Object::take(conn));
         }
+    }
+}
+
+/// How a read-only snapshot begins: REPEATABLE READ, so that every statement of a list
+/// (its page and its total) sees the same rows.
+pub const BEGIN_SNAPSHOT: &str = "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+/// A read-only transaction on a pooled connection, begun by [`Snapshot::begin`] in the
+/// same round trip as its first statement and ended by [`Snapshot::end`] (or by being
+/// dropped) without waiting for the answer.
+pub struct Snapshot {
+    conn: Option<Object>,
+}
+
+impl Snapshot {
+    pub fn new(conn: Object) -> Snapshot {
+        Snapshot { conn: Some(conn) }
+    }
+
+    pub fn client(&self) -> &Object {
+        self.conn
+            .as_ref()
+            .expect("a snapshot holds its connection until it ends")
+    }
+
+    /// The BEGIN. Its first poll sends it; polled before the first statement (first in a
+    /// `try_join!`), it goes out ahead of that statement, in the same write.
+    pub async fn begin(&self) -> Result<()> {
+        Ok(self.client().batch_execute(BEGIN_SNAPSHOT).await?)
+    }
+
+    /// Ends the snapshot without waiting: nothing was written, so its outcome does not
+    /// matter, only that it comes before the next user's statements.
+    pub fn end(mut self) {
+        self.send_end("COMMIT");
+    }
+
+    /// Sends `end` and gives the connection back. A batch's first poll sends it (before
+    /// its first await), so one poll is enough; if it could not be sent the connection
+    /// has failed, and it leaves the pool rather than go back inside a transaction.
+    fn send_end(&mut self, end: &str) {
+        if let Some(conn) = self.conn.take() {
+            if let Some(Err(_)) = conn.batch_execute(end).now_or_never() {
+                drop(Object::take(conn));
+            }
+        }
+    }
+}
+
+impl Drop for Snapshot {
+    /// Dropped before it ended (a statement failed, or the request went away).
+    fn drop(&mut self) {
+        self.send_end("ROLLBACK");
     }
 }
