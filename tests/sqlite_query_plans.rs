@@ -152,6 +152,7 @@ fn plans(conn: &Connection, c: &Conditions) -> [Vec<String>; 2] {
         tasks::COLUMN_LIST.text(Dialect::Sqlite),
         c,
         false,
+        "LIMIT ? OFFSET ?",
     );
     [
         (count_sql, c.count_values(), 0),

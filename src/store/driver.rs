@@ -9,6 +9,7 @@
 //! The dialect differences are named in [`Dialect::translate`]; anything else that
 //! differs (connections, the writer thread, the pool, row locks) stays in the backends.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::OnceLock;
 
@@ -32,13 +33,23 @@ impl Dialect {
         }
     }
 
-    /// A list's LIMIT and OFFSET: SQLite takes -1 for no limit, PostgreSQL NULL, and
-    /// neither of PostgreSQL's may be negative.
-    pub fn limits(self, q: &ListQuery) -> (Option<i64>, i64) {
-        match self {
+    /// A list's window, `LIMIT ? OFFSET ?`, and its values: SQLite takes -1 for no
+    /// limit, PostgreSQL NULL, and neither of PostgreSQL's may be negative.
+    ///
+    /// PostgreSQL's first page of a given size is written `LIMIT n`. A kept statement
+    /// whose LIMIT or OFFSET is a placeholder is planned again at every run: its generic
+    /// plan must guess them (a tenth of the rows), costs more than the plan for the
+    /// values at hand, and is never chosen. The page sizes are few (`api::MAX_COUNT`).
+    pub fn window(self, q: &ListQuery) -> (Cow<'static, str>, Vec<Arg<'static>>) {
+        let (limit, offset) = match self {
             Dialect::Sqlite => (Some(q.count.unwrap_or(-1)), q.offset),
-            Dialect::Postgres => (q.count.filter(|c| *c >= 0), q.offset.max(0)),
-        }
+            Dialect::Postgres => match q.count.filter(|c| *c >= 0) {
+                Some(n) if q.offset <= 0 => return (format!("LIMIT {n}").into(), Vec::new()),
+                limit => (limit, q.offset.max(0)),
+            },
+        };
+        let values = vec![Arg::Int(limit), Arg::Int(Some(offset))];
+        ("LIMIT ? OFFSET ?".into(), values)
     }
 
     /// A statement written for both, as this dialect takes it. The differences:
@@ -356,6 +367,29 @@ pub trait Db {
         self.rows_until(sql, args, map, full)
     }
 
+    /// [`Db::query_row`] for a statement written per call whose text is the same for
+    /// every caller (a list's, written for its filters, `Conditions::names_caller`): kept
+    /// prepared, with its arguments' types given as [`Db::query_row_once`] gives them.
+    fn query_row_kept<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+    ) -> impl Future<Output = Result<Option<T>>> {
+        self.query_row(sql, args, map)
+    }
+
+    /// [`Db::rows_until`] for a statement kept prepared, as [`Db::query_row_kept`].
+    fn rows_until_kept<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+        full: impl FnMut(&T) -> bool,
+    ) -> impl Future<Output = Result<Vec<T>>> {
+        self.rows_until(sql, args, map, full)
+    }
+
     fn text(stmt: &Stmt) -> &str {
         stmt.text(Self::DIALECT)
     }
@@ -410,19 +444,26 @@ pub async fn page<D: Db, T>(
 ) -> Result<Page<T>> {
     // SQLite skips an OFFSET's rows before reading their columns; PostgreSQL does not.
     let ids_first = D::DIALECT == Dialect::Postgres && q.offset > 0;
-    let (count_sql, page_sql) = list_sql(table_alias, D::text(columns), c, ids_first);
+    let (window, window_values) = D::DIALECT.window(q);
+    let (count_sql, page_sql) = list_sql(table_alias, D::text(columns), c, ids_first, &window);
     let (count_sql, page_sql) = (
         D::DIALECT.numbered(count_sql),
         D::DIALECT.numbered(page_sql),
     );
     let count_values: Vec<Arg> = c.count_values().iter().map(Arg::from).collect();
     let mut values: Vec<Arg> = c.values.iter().map(Arg::from).collect();
-    let (limit, offset) = D::DIALECT.limits(q);
-    values.extend([Arg::Int(limit), Arg::Int(Some(offset))]);
-    let (total, items) = futures_util::try_join!(
-        db.query_row_once(&count_sql, &count_values, first_int),
-        db.rows_until_once(&page_sql, &values, map, |_| false)
-    )?;
+    values.extend(window_values);
+    let (total, items) = if c.names_caller {
+        futures_util::try_join!(
+            db.query_row_once(&count_sql, &count_values, first_int),
+            db.rows_until_once(&page_sql, &values, map, |_| false)
+        )?
+    } else {
+        futures_util::try_join!(
+            db.query_row_kept(&count_sql, &count_values, first_int),
+            db.rows_until_kept(&page_sql, &values, map, |_| false)
+        )?
+    };
     let total = total.ok_or_else(|| StoreError::Internal(anyhow::anyhow!("no count")))?;
     Ok(Page { items, total })
 }

@@ -42,7 +42,27 @@ pub fn team_mates(me: impl std::fmt::Display) -> String {
 enum Cond {
     True,
     False,
-    Sql(String),
+    /// SQL, and whether it names the caller: a statement whose text names the caller is
+    /// theirs alone, and is not kept prepared (`Conditions::names_caller`).
+    Sql(String, Caller),
+}
+
+/// Whether a condition's text names the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Named,
+    Unnamed,
+}
+
+impl std::ops::BitOr for Caller {
+    type Output = Caller;
+    fn bitor(self, other: Caller) -> Caller {
+        if self == Caller::Named || other == Caller::Named {
+            Caller::Named
+        } else {
+            Caller::Unnamed
+        }
+    }
 }
 
 impl Cond {
@@ -58,40 +78,55 @@ impl Cond {
         match self {
             Cond::True => "TRUE".into(),
             Cond::False => "FALSE".into(),
-            Cond::Sql(s) => s,
+            Cond::Sql(s, _) => s,
+        }
+    }
+
+    fn caller(&self) -> Caller {
+        match self {
+            Cond::Sql(_, caller) => *caller,
+            Cond::True | Cond::False => Caller::Unnamed,
         }
     }
 }
 
 fn all_of(parts: impl Iterator<Item = Cond>) -> Cond {
     let mut sql = Vec::new();
+    let mut caller = Caller::Unnamed;
     for part in parts {
         match part {
             Cond::True => {}
             Cond::False => return Cond::False,
-            Cond::Sql(s) => sql.push(s),
+            Cond::Sql(s, c) => {
+                sql.push(s);
+                caller = caller | c;
+            }
         }
     }
     match sql.len() {
         0 => Cond::True,
-        1 => Cond::Sql(sql.remove(0)),
-        _ => Cond::Sql(format!("({})", sql.join(" AND "))),
+        1 => Cond::Sql(sql.remove(0), caller),
+        _ => Cond::Sql(format!("({})", sql.join(" AND ")), caller),
     }
 }
 
 fn any_of(parts: impl Iterator<Item = Cond>) -> Cond {
     let mut sql = Vec::new();
+    let mut caller = Caller::Unnamed;
     for part in parts {
         match part {
             Cond::True => return Cond::True,
             Cond::False => {}
-            Cond::Sql(s) => sql.push(s),
+            Cond::Sql(s, c) => {
+                sql.push(s);
+                caller = caller | c;
+            }
         }
     }
     match sql.len() {
         0 => Cond::False,
-        1 => Cond::Sql(sql.remove(0)),
-        _ => Cond::Sql(format!("({})", sql.join(" OR "))),
+        1 => Cond::Sql(sql.remove(0), caller),
+        _ => Cond::Sql(format!("({})", sql.join(" OR ")), caller),
     }
 }
 
@@ -117,21 +152,22 @@ fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
             Known::default(),
         )
     };
-    let sql = |s: String| Cond::Sql(s);
+    let sql = |s: String| Cond::Sql(s, Caller::Unnamed);
+    let mine = |s: String| Cond::Sql(s, Caller::Named);
     match (rule, kind) {
         (Rule::Everything, _) => Cond::True,
         (Rule::Nothing, _) => Cond::False,
         (Rule::And(all), _) => all_of(all.iter().map(|r| compile(actor, *r, kind, known))),
         (Rule::Or(any), _) => any_of(any.iter().map(|r| compile(actor, *r, kind, known))),
 
-        (Rule::Owner, Kind::Project) => sql(format!("p.owner_id = {me}")),
-        (Rule::Owner, Kind::Task) => sql(format!("t.owner_id = {me}")),
-        (Rule::Owner, Kind::Activity) => sql(format!("a.owner_id = {me}")),
-        (Rule::InProjectTeam, Kind::Project) => sql(in_project_team("p.id", me)),
+        (Rule::Owner, Kind::Project) => mine(format!("p.owner_id = {me}")),
+        (Rule::Owner, Kind::Task) => mine(format!("t.owner_id = {me}")),
+        (Rule::Owner, Kind::Activity) => mine(format!("a.owner_id = {me}")),
+        (Rule::InProjectTeam, Kind::Project) => mine(in_project_team("p.id", me)),
         (Rule::InProjectTeam, Kind::Task) => known
             .in_project_team
-            .map_or_else(|| sql(in_project_team("t.project_id", me)), Cond::of),
-        (Rule::InTaskTeam, Kind::Task) => sql(format!(
+            .map_or_else(|| mine(in_project_team("t.project_id", me)), Cond::of),
+        (Rule::InTaskTeam, Kind::Task) => mine(format!(
             "t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = {me})"
         )),
         (Rule::NotHidden, Kind::Project) => sql("p.hidden = 0".into()),
@@ -144,25 +180,34 @@ fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
             None => match see(Kind::Project) {
                 Cond::True => Cond::True,
                 Cond::False => sql("t.project_id IS NULL".into()),
-                Cond::Sql(p) => sql(format!(
-                    "(t.project_id IS NULL OR t.project_id IN (SELECT p.id FROM projects p WHERE {p}))"
-                )),
+                Cond::Sql(p, caller) => Cond::Sql(
+                    format!(
+                        "(t.project_id IS NULL OR t.project_id IN (SELECT p.id FROM projects p WHERE {p}))"
+                    ),
+                    caller,
+                ),
             },
         },
         (Rule::NotHiddenFromClients, Kind::Activity) => sql("a.hide_from_clients = 0".into()),
         (Rule::Message, Kind::Activity) => sql("a.type = 'msg'".into()),
         (Rule::TargetVisible, Kind::Activity) => match (see(Kind::Task), see(Kind::Project)) {
             (Cond::True, Cond::True) => Cond::True,
-            (task, project) => sql(format!(
-                "(CASE WHEN a.task_id IS NOT NULL \
-                 THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND {}) \
-                 ELSE EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND {}) END)",
-                task.text(),
-                project.text()
-            )),
+            (task, project) => {
+                let caller = task.caller() | project.caller();
+                Cond::Sql(
+                    format!(
+                        "(CASE WHEN a.task_id IS NOT NULL \
+                         THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND {}) \
+                         ELSE EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND {}) END)",
+                        task.text(),
+                        project.text()
+                    ),
+                    caller,
+                )
+            }
         },
-        (Rule::Itself, Kind::User) => sql(format!("u.id = {me}")),
-        (Rule::TeamMate, Kind::User) => sql(format!("u.id IN ({})", team_mates(me))),
+        (Rule::Itself, Kind::User) => mine(format!("u.id = {me}")),
+        (Rule::TeamMate, Kind::User) => mine(format!("u.id IN ({})", team_mates(me))),
         _ => Cond::False,
     }
 }
@@ -211,12 +256,17 @@ pub struct Conditions {
     /// A cheaper statement giving the same total, when one exists (see
     /// `counted_task_total`), with its own values.
     pub counted: Option<(String, Vec<Param>)>,
+    /// Whether the statements' text names the caller. One that does not is the same for
+    /// every caller with the same filters, and is kept prepared; one that does is made
+    /// for this call alone (`Db::rows_until_once`), so that per-caller texts do not pile up.
+    pub names_caller: bool,
 }
 
 impl Conditions {
-    pub fn new(ws: WorkspaceId, alias: &str, visible: String) -> Self {
+    fn new(ws: WorkspaceId, alias: &str, visible: Cond) -> Self {
         Conditions {
-            sql: vec![format!("{alias}.workspace_id = ?"), visible],
+            names_caller: visible.caller() == Caller::Named,
+            sql: vec![format!("{alias}.workspace_id = ?"), visible.text()],
             values: vec![Param::Int(ws.0)],
             counted: None,
         }
@@ -280,7 +330,8 @@ pub fn unsupported(f: &Filter) -> StoreError {
     StoreError::Internal(anyhow::anyhow!("filter {f:?} does not apply to this list"))
 }
 
-/// The count and the page query of a list (the page takes LIMIT and OFFSET last). With
+/// The count and the page query of a list, the page ending in `window` (`Dialect::window`,
+/// whose values it takes last). With
 /// `ids_first`, the page's ids are chosen before its columns are read: PostgreSQL
 /// computes the columns' subqueries (teams, parent names) for the rows an OFFSET skips
 /// too, 27 ms for page 50 of a 10,000-task project instead of 1 ms (docs/performance.md).
@@ -289,6 +340,7 @@ pub fn list_sql(
     columns: &str,
     c: &Conditions,
     ids_first: bool,
+    window: &str,
 ) -> (String, String) {
     let clause = c.clause();
     let alias = table_alias.rsplit(' ').next().unwrap_or(table_alias);
@@ -296,7 +348,7 @@ pub fn list_sql(
         Some((sql, _)) => sql.clone(),
         None => format!("SELECT COUNT(*) FROM {table_alias} WHERE {clause}"),
     };
-    let window = format!("WHERE {clause} ORDER BY {alias}.id LIMIT ? OFFSET ?");
+    let window = format!("WHERE {clause} ORDER BY {alias}.id {window}");
     let page = if ids_first {
         format!(
             "SELECT {columns} FROM {table_alias} WHERE {alias}.id IN \
@@ -330,7 +382,12 @@ pub fn project_conditions(
     actor: &Actor,
     filters: &[Filter],
 ) -> Result<Conditions> {
-    let mut c = Conditions::new(ws, "p", visible(actor, Kind::Project));
+    let see = policy::rule(actor, Kind::Project, Action::See);
+    let mut c = Conditions::new(
+        ws,
+        "p",
+        compile(actor, see, Kind::Project, Known::default()),
+    );
     for f in filters {
         let team = "p.id IN (SELECT x.project_id FROM project_team x WHERE x.user_id = ?)";
         if !shared_filter(&mut c, "p", team, f) {
@@ -402,6 +459,7 @@ pub fn task_conditions(
     let rule = policy::rule(actor, Kind::Task, Action::See);
     let visible = task_visible(ws, actor, rule, known);
     let mut c = Conditions {
+        names_caller: visible.cond.caller() == Caller::Named,
         sql: vec![visible.workspace_term().into(), visible.cond.text()],
         values: vec![Param::Int(ws.0)],
         counted: None,
@@ -423,7 +481,10 @@ pub fn task_conditions(
             other => return Err(unsupported(other)),
         }
     }
-    c.counted = counted_task_total(ws, actor, filters, known);
+    if let Some((counted, caller)) = counted_task_total(ws, actor, filters, known) {
+        c.counted = Some(counted);
+        c.names_caller |= caller == Caller::Named;
+    }
     Ok(c)
 }
 
@@ -525,7 +586,10 @@ fn task_visible(ws: WorkspaceId, actor: &Actor, rule: Rule, known: Known) -> Tas
         ));
     }
     TaskVisibility {
-        cond: Cond::Sql(format!("t.id IN ({})", sets.join(" UNION ALL "))),
+        cond: Cond::Sql(
+            format!("t.id IN ({})", sets.join(" UNION ALL ")),
+            Caller::Named,
+        ),
         own: true,
     }
 }
@@ -546,7 +610,7 @@ fn counted_task_total(
     actor: &Actor,
     filters: &[Filter],
     known: Known,
-) -> Option<(String, Vec<Param>)> {
+) -> Option<(Piece, Caller)> {
     let mut projects = Vec::new();
     let mut active = false;
     for f in filters {
@@ -569,8 +633,8 @@ fn counted_task_total(
         projects: &projects,
         active,
     };
-    let (sql, values) = total.count(known);
-    Some((format!("SELECT CAST({sql} AS BIGINT)"), values))
+    let ((sql, values), caller) = total.count(known);
+    Some(((format!("SELECT CAST({sql} AS BIGINT)"), values), caller))
 }
 
 /// SQL text and the values of its placeholders, in order.
@@ -586,8 +650,9 @@ struct CountedTotal<'a> {
 }
 
 impl CountedTotal<'_> {
-    /// The total of tasks of the project once nothing about the project is left open.
-    fn count(&self, known: Known) -> Piece {
+    /// The total of tasks of the project once nothing about the project is left open,
+    /// and whether its text names the caller.
+    fn count(&self, known: Known) -> (Piece, Caller) {
         let when = |not_hidden| {
             let known = Known {
                 not_hidden,
@@ -597,17 +662,22 @@ impl CountedTotal<'_> {
         };
         let (shown, hidden) = (when(Some(true)), when(Some(false)));
         match (&shown.cond, &hidden.cond) {
-            (Cond::True, Cond::True) => self.kept(None),
-            (Cond::False, Cond::False) => ("0".into(), Vec::new()),
+            (Cond::True, Cond::True) => (self.kept(None), Caller::Unnamed),
+            (Cond::False, Cond::False) => (("0".into(), Vec::new()), Caller::Unnamed),
             // One count of both kinds of task.
-            (Cond::Sql(_), Cond::Sql(_)) => self.counted(None, when(None)),
+            (Cond::Sql(..), Cond::Sql(..)) => {
+                let both = when(None);
+                let caller = both.cond.caller();
+                (self.counted(None, both), caller)
+            }
             _ => {
+                let caller = shown.cond.caller() | hidden.cond.caller();
                 let parts: Vec<Piece> = [(false, shown), (true, hidden)]
                     .into_iter()
                     .filter_map(|(h, visible)| match visible.cond {
                         Cond::True => Some(self.kept(Some(h))),
                         Cond::False => None,
-                        Cond::Sql(_) => Some(self.counted(Some(h), visible)),
+                        Cond::Sql(..) => Some(self.counted(Some(h), visible)),
                     })
                     .collect();
                 let sql = parts
@@ -615,7 +685,8 @@ impl CountedTotal<'_> {
                     .map(|(s, _)| s.as_str())
                     .collect::<Vec<_>>()
                     .join(" + ");
-                (sql, parts.into_iter().flat_map(|(_, v)| v).collect())
+                let values = parts.into_iter().flat_map(|(_, v)| v).collect();
+                ((sql, values), caller)
             }
         }
     }
@@ -669,7 +740,12 @@ pub fn activity_conditions(
     actor: &Actor,
     filters: &[Filter],
 ) -> Result<Conditions> {
-    let mut c = Conditions::new(ws, "a", visible(actor, Kind::Activity));
+    let see = policy::rule(actor, Kind::Activity, Action::See);
+    let mut c = Conditions::new(
+        ws,
+        "a",
+        compile(actor, see, Kind::Activity, Known::default()),
+    );
     // Filters on the project or task the activity was posted to.
     let target = |column: &str| {
         format!(
@@ -718,10 +794,13 @@ pub fn file_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Re
     // A file is seen with its activity.
     let see = policy::rule(actor, Kind::Activity, Action::See);
     let visible = match compile(actor, see, Kind::Activity, Known::default()) {
-        Cond::Sql(activity) => {
-            format!("EXISTS (SELECT 1 FROM activities a WHERE a.id = f.activity_id AND {activity})")
-        }
-        constant => constant.text(),
+        Cond::Sql(activity, caller) => Cond::Sql(
+            format!(
+                "EXISTS (SELECT 1 FROM activities a WHERE a.id = f.activity_id AND {activity})"
+            ),
+            caller,
+        ),
+        constant => constant,
     };
     let mut c = Conditions::new(ws, "f", visible);
     for f in filters {
@@ -782,6 +861,72 @@ mod tests {
     }
 
     /// role and project facts → the total of one project's active tasks.
+    /// A list's statements are kept prepared when `names_caller` says their text is the
+    /// same for every caller: exactly when another caller of the same level, asking the
+    /// same, gets the same text.
+    #[test]
+    fn the_conditions_say_whether_they_name_the_caller() {
+        use SecurityLevel::{Admin, Client, External, User};
+        let ws = WorkspaceId(2);
+        let facts = [
+            None,
+            Some(ProjectFacts {
+                visible: true,
+                in_team: true,
+            }),
+            Some(ProjectFacts {
+                visible: true,
+                in_team: false,
+            }),
+            Some(ProjectFacts {
+                visible: false,
+                in_team: false,
+            }),
+        ];
+        let filter_sets: [&[Filter]; 3] = [
+            &[],
+            &[Filter::ProjectId(3), Filter::Active],
+            &[Filter::OwnerId(4)],
+        ];
+        let texts = |c: Conditions| {
+            let named = c.names_caller;
+            (named, (c.clause(), c.counted.map(|(sql, _)| sql)))
+        };
+        let mut told = [0, 0];
+        for level in [Admin, User, External, Client] {
+            let callers = [7, 8].map(|user_id| Actor {
+                user_id,
+                level,
+                can_view_profiles: false,
+            });
+            for filters in filter_sets {
+                // Each list with the filters it takes.
+                let mut lists = Vec::new();
+                let mut list = |name: String, of: &dyn Fn(&Actor) -> Result<Conditions>| {
+                    if let [Ok(seven), Ok(eight)] = callers.each_ref().map(of) {
+                        lists.push((name, [texts(seven), texts(eight)]));
+                    }
+                };
+                for f in facts {
+                    list(format!("tasks {f:?}"), &|a| {
+                        task_conditions(ws, a, filters, f)
+                    });
+                }
+                list("projects".into(), &|a| project_conditions(ws, a, filters));
+                list("activities".into(), &|a| {
+                    activity_conditions(ws, a, filters)
+                });
+                list("files".into(), &|a| file_conditions(ws, a, filters));
+                for (list, [(named, seven), (_, eight)]) in lists {
+                    assert_eq!(named, seven != eight, "{level:?} {list} {filters:?}");
+                    told[usize::from(named)] += 1;
+                }
+            }
+        }
+        // Both kinds are met: an admin's lists name no one, an external's own tasks do.
+        assert!(told[0] > 0 && told[1] > 0, "{told:?}");
+    }
+
     #[test]
     fn counted_totals_follow_the_task_rule() {
         use SecurityLevel::{Admin, Client, External, User};
@@ -830,7 +975,7 @@ mod tests {
         let ws = WorkspaceId(2);
         let filters = [Filter::ProjectId(3), Filter::Active];
         for (level, facts, total) in table {
-            let (got, values) = counted_task_total(ws, &actor(level), &filters, facts.into())
+            let ((got, values), _) = counted_task_total(ws, &actor(level), &filters, facts.into())
                 .unwrap_or_else(|| panic!("{level:?} {facts:?} counts its total"));
             assert_eq!(
                 got,

@@ -5,10 +5,10 @@ use std::error::Error;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::BytesMut;
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, StatementCache};
 use futures_util::TryStreamExt;
 use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 
 use crate::store::driver::{Arg, Columns, Db, Dialect, Map, Stmt};
 use crate::store::postgres::transaction::Last;
@@ -131,6 +131,8 @@ impl Columns for Row {
 pub trait Wrapped {
     type Inner: tokio_postgres::GenericClient + Sync;
     fn inner(&self) -> &Self::Inner;
+    /// The connection's prepared statements.
+    fn statements(&self) -> &StatementCache;
 }
 
 impl Wrapped for deadpool_postgres::Client {
@@ -138,12 +140,35 @@ impl Wrapped for deadpool_postgres::Client {
     fn inner(&self) -> &Self::Inner {
         self
     }
+    fn statements(&self) -> &StatementCache {
+        &self.statement_cache
+    }
 }
 
 impl<'a> Wrapped for deadpool_postgres::Transaction<'a> {
     type Inner = tokio_postgres::Transaction<'a>;
     fn inner(&self) -> &Self::Inner {
         self
+    }
+    fn statements(&self) -> &StatementCache {
+        &self.statement_cache
+    }
+}
+
+/// How many statements a connection keeps prepared before it forgets them all. The fixed
+/// statements of the code are about 110; a list's statements are kept per filters and
+/// page size (`Db::query_row_kept`), which callers could vary without end.
+const KEPT_STATEMENTS: usize = 256;
+
+impl<C: GenericClient + Wrapped> Pg<'_, C> {
+    /// A list's statement, prepared once per connection with its arguments' types.
+    async fn prepare_kept(&self, sql: &str, args: &[Arg<'_>]) -> Result<Statement> {
+        let statements = self.client.statements();
+        if statements.size() >= KEPT_STATEMENTS {
+            statements.clear();
+        }
+        let types: Vec<Type> = typed(args).map(|(_, ty)| ty).collect();
+        Ok(self.client.prepare_typed_cached(sql, &types).await?)
     }
 }
 
@@ -239,6 +264,27 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
             full,
         )
         .await
+    }
+
+    async fn query_row_kept<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+    ) -> Result<Option<T>> {
+        let stmt = self.prepare_kept(sql, args).await?;
+        first(self.client.query_raw(&stmt, args).await?, map).await
+    }
+
+    async fn rows_until_kept<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        map: Map<T>,
+        full: impl FnMut(&T) -> bool,
+    ) -> Result<Vec<T>> {
+        let stmt = self.prepare_kept(sql, args).await?;
+        until(self.client.query_raw(&stmt, args).await?, map, full).await
     }
 
     async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
