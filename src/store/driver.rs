@@ -344,32 +344,10 @@ pub trait Db {
     /// Whether a statement failed on a unique constraint.
     fn is_unique_violation(e: &StoreError) -> bool;
 
-    /// [`Db::query_row`] for a statement made for one call (its text names the caller):
-    /// a driver that keeps statements prepared on the server does not keep this one, so
-    /// per-caller texts do not pile up there.
-    fn query_row_once<T>(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-        map: Map<T>,
-    ) -> impl Future<Output = Result<Option<T>>> {
-        self.query_row(sql, args, map)
-    }
-
-    /// [`Db::rows_until`] for a statement made for one call, as [`Db::query_row_once`].
-    fn rows_until_once<T>(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-        map: Map<T>,
-        full: impl FnMut(&T) -> bool,
-    ) -> impl Future<Output = Result<Vec<T>>> {
-        self.rows_until(sql, args, map, full)
-    }
-
-    /// [`Db::query_row`] for a statement written per call whose text is the same for
-    /// every caller (a list's, written for its filters, `Conditions::names_caller`): kept
-    /// prepared, with its arguments' types given as [`Db::query_row_once`] gives them.
+    /// [`Db::query_row`] for a statement written per call (a list's, for its filters; the
+    /// caller is a value, never part of the text): kept prepared as the fixed statements
+    /// are, with its arguments' types given, where the driver would otherwise infer them
+    /// from the text. A driver bounds how many such statements it keeps.
     fn query_row_kept<T>(
         &self,
         sql: &str,
@@ -453,17 +431,10 @@ pub async fn page<D: Db, T>(
     let count_values: Vec<Arg> = c.count_values().iter().map(Arg::from).collect();
     let mut values: Vec<Arg> = c.values.iter().map(Arg::from).collect();
     values.extend(window_values);
-    let (total, items) = if c.names_caller {
-        futures_util::try_join!(
-            db.query_row_once(&count_sql, &count_values, first_int),
-            db.rows_until_once(&page_sql, &values, map, |_| false)
-        )?
-    } else {
-        futures_util::try_join!(
-            db.query_row_kept(&count_sql, &count_values, first_int),
-            db.rows_until_kept(&page_sql, &values, map, |_| false)
-        )?
-    };
+    let (total, items) = futures_util::try_join!(
+        db.query_row_kept(&count_sql, &count_values, first_int),
+        db.rows_until_kept(&page_sql, &values, map, |_| false)
+    )?;
     let total = total.ok_or_else(|| StoreError::Internal(anyhow::anyhow!("no count")))?;
     Ok(Page { items, total })
 }

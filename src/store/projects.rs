@@ -174,7 +174,7 @@ pub async fn census<D: Db>(
     let (census_sql, _) = keyset_sql("projects p", D::text(&COLUMN_LIST), &c);
     let values: Vec<Arg> = c.values.iter().map(Arg::from).collect();
     let census = db
-        .query_row_once(&D::DIALECT.numbered(census_sql), &values, |r| {
+        .query_row_kept(&D::DIALECT.numbered(census_sql), &values, |r| {
             Ok(Census {
                 total: r.int(0)?,
                 last_id: r.int(1)?,
@@ -197,7 +197,7 @@ pub async fn after<D: Db>(
     let mut values: Vec<Arg> = c.values.iter().map(Arg::from).collect();
     values.extend(args![after, last_id, limit]);
     let mut bytes = 0;
-    db.rows_until_once(&D::DIALECT.numbered(page_sql), &values, from_row, |p| {
+    db.rows_until_kept(&D::DIALECT.numbered(page_sql), &values, from_row, |p| {
         page_full_with(p, &mut bytes)
     })
     .await

@@ -22,8 +22,9 @@ pub enum Param {
 // statement and each row is a lookup in its result. Counting a user's view of a project
 // of 100,000 tasks took 50 ms with a subquery per row.
 
-pub fn in_project_team(project_id: &str, me: i64) -> String {
-    format!("{project_id} IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = {me})")
+/// The caller's project-team test on `project_id`; its one placeholder takes the caller.
+pub fn in_project_team(project_id: &str) -> String {
+    format!("{project_id} IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = ?)")
 }
 
 /// The users who share a project or task team with user `me`, as a subquery: those a
@@ -42,27 +43,10 @@ pub fn team_mates(me: impl std::fmt::Display) -> String {
 enum Cond {
     True,
     False,
-    /// SQL, and whether it names the caller: a statement whose text names the caller is
-    /// theirs alone, and is not kept prepared (`Conditions::names_caller`).
-    Sql(String, Caller),
-}
-
-/// Whether a condition's text names the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Caller {
-    Named,
-    Unnamed,
-}
-
-impl std::ops::BitOr for Caller {
-    type Output = Caller;
-    fn bitor(self, other: Caller) -> Caller {
-        if self == Caller::Named || other == Caller::Named {
-            Caller::Named
-        } else {
-            Caller::Unnamed
-        }
-    }
+    /// SQL and the values of its placeholders, in order. The caller is one of those
+    /// values, never part of the text: a statement's text is the same for every caller
+    /// asking the same, so it can be kept prepared.
+    Sql(String, Vec<Param>),
 }
 
 impl Cond {
@@ -74,59 +58,53 @@ impl Cond {
         }
     }
 
-    fn text(self) -> String {
+    /// The SQL and its values.
+    fn piece(self) -> Piece {
         match self {
-            Cond::True => "TRUE".into(),
-            Cond::False => "FALSE".into(),
-            Cond::Sql(s, _) => s,
-        }
-    }
-
-    fn caller(&self) -> Caller {
-        match self {
-            Cond::Sql(_, caller) => *caller,
-            Cond::True | Cond::False => Caller::Unnamed,
+            Cond::True => ("TRUE".into(), Vec::new()),
+            Cond::False => ("FALSE".into(), Vec::new()),
+            Cond::Sql(s, values) => (s, values),
         }
     }
 }
 
 fn all_of(parts: impl Iterator<Item = Cond>) -> Cond {
     let mut sql = Vec::new();
-    let mut caller = Caller::Unnamed;
+    let mut values = Vec::new();
     for part in parts {
         match part {
             Cond::True => {}
             Cond::False => return Cond::False,
-            Cond::Sql(s, c) => {
+            Cond::Sql(s, v) => {
                 sql.push(s);
-                caller = caller | c;
+                values.extend(v);
             }
         }
     }
     match sql.len() {
         0 => Cond::True,
-        1 => Cond::Sql(sql.remove(0), caller),
-        _ => Cond::Sql(format!("({})", sql.join(" AND ")), caller),
+        1 => Cond::Sql(sql.remove(0), values),
+        _ => Cond::Sql(format!("({})", sql.join(" AND ")), values),
     }
 }
 
 fn any_of(parts: impl Iterator<Item = Cond>) -> Cond {
     let mut sql = Vec::new();
-    let mut caller = Caller::Unnamed;
+    let mut values = Vec::new();
     for part in parts {
         match part {
             Cond::True => return Cond::True,
             Cond::False => {}
-            Cond::Sql(s, c) => {
+            Cond::Sql(s, v) => {
                 sql.push(s);
-                caller = caller | c;
+                values.extend(v);
             }
         }
     }
     match sql.len() {
         0 => Cond::False,
-        1 => Cond::Sql(sql.remove(0), caller),
-        _ => Cond::Sql(format!("({})", sql.join(" OR ")), caller),
+        1 => Cond::Sql(sql.remove(0), values),
+        _ => Cond::Sql(format!("({})", sql.join(" OR ")), values),
     }
 }
 
@@ -152,24 +130,28 @@ fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
             Known::default(),
         )
     };
-    let sql = |s: String| Cond::Sql(s, Caller::Unnamed);
-    let mine = |s: String| Cond::Sql(s, Caller::Named);
+    let sql = |s: String| Cond::Sql(s, Vec::new());
+    // A test of the caller: each placeholder takes their id.
+    let mine = |s: String| {
+        let values = vec![Param::Int(me); s.matches('?').count()];
+        Cond::Sql(s, values)
+    };
     match (rule, kind) {
         (Rule::Everything, _) => Cond::True,
         (Rule::Nothing, _) => Cond::False,
         (Rule::And(all), _) => all_of(all.iter().map(|r| compile(actor, *r, kind, known))),
         (Rule::Or(any), _) => any_of(any.iter().map(|r| compile(actor, *r, kind, known))),
 
-        (Rule::Owner, Kind::Project) => mine(format!("p.owner_id = {me}")),
-        (Rule::Owner, Kind::Task) => mine(format!("t.owner_id = {me}")),
-        (Rule::Owner, Kind::Activity) => mine(format!("a.owner_id = {me}")),
-        (Rule::InProjectTeam, Kind::Project) => mine(in_project_team("p.id", me)),
+        (Rule::Owner, Kind::Project) => mine("p.owner_id = ?".into()),
+        (Rule::Owner, Kind::Task) => mine("t.owner_id = ?".into()),
+        (Rule::Owner, Kind::Activity) => mine("a.owner_id = ?".into()),
+        (Rule::InProjectTeam, Kind::Project) => mine(in_project_team("p.id")),
         (Rule::InProjectTeam, Kind::Task) => known
             .in_project_team
-            .map_or_else(|| mine(in_project_team("t.project_id", me)), Cond::of),
-        (Rule::InTaskTeam, Kind::Task) => mine(format!(
-            "t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = {me})"
-        )),
+            .map_or_else(|| mine(in_project_team("t.project_id")), Cond::of),
+        (Rule::InTaskTeam, Kind::Task) => {
+            mine("t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = ?)".into())
+        }
         (Rule::NotHidden, Kind::Project) => sql("p.hidden = 0".into()),
         (Rule::NotHidden, Kind::Task) => known
             .not_hidden
@@ -180,11 +162,11 @@ fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
             None => match see(Kind::Project) {
                 Cond::True => Cond::True,
                 Cond::False => sql("t.project_id IS NULL".into()),
-                Cond::Sql(p, caller) => Cond::Sql(
+                Cond::Sql(p, values) => Cond::Sql(
                     format!(
                         "(t.project_id IS NULL OR t.project_id IN (SELECT p.id FROM projects p WHERE {p}))"
                     ),
-                    caller,
+                    values,
                 ),
             },
         },
@@ -193,41 +175,40 @@ fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
         (Rule::TargetVisible, Kind::Activity) => match (see(Kind::Task), see(Kind::Project)) {
             (Cond::True, Cond::True) => Cond::True,
             (task, project) => {
-                let caller = task.caller() | project.caller();
+                let ((task, mut values), (project, project_values)) = (task.piece(), project.piece());
+                values.extend(project_values);
                 Cond::Sql(
                     format!(
                         "(CASE WHEN a.task_id IS NOT NULL \
-                         THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND {}) \
-                         ELSE EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND {}) END)",
-                        task.text(),
-                        project.text()
+                         THEN EXISTS (SELECT 1 FROM tasks t WHERE t.id = a.task_id AND {task}) \
+                         ELSE EXISTS (SELECT 1 FROM projects p WHERE p.id = a.project_id AND {project}) END)"
                     ),
-                    caller,
+                    values,
                 )
             }
         },
-        (Rule::Itself, Kind::User) => mine(format!("u.id = {me}")),
-        (Rule::TeamMate, Kind::User) => mine(format!("u.id IN ({})", team_mates(me))),
+        (Rule::Itself, Kind::User) => mine("u.id = ?".into()),
+        (Rule::TeamMate, Kind::User) => mine(format!("u.id IN ({})", team_mates("?"))),
         _ => Cond::False,
     }
 }
 
 /// The caller's rule to see objects of `kind`, as SQL over the alias of the kind
 /// (projects `p`, tasks `t`, activities `a`, users `u`).
-pub fn visible(actor: &Actor, kind: Kind) -> String {
+pub fn visible(actor: &Actor, kind: Kind) -> Piece {
     compile(
         actor,
         policy::rule(actor, kind, Action::See),
         kind,
         Known::default(),
     )
-    .text()
+    .piece()
 }
 
-/// The users a list in `scope` holds, as SQL over `users u`.
-pub fn users_in_scope(scope: UserScope) -> String {
+/// The users a list in `scope` holds, as SQL over `users u`, and its values.
+pub fn users_in_scope(scope: UserScope) -> Piece {
     match scope {
-        UserScope::All => "TRUE".into(),
+        UserScope::All => ("TRUE".into(), Vec::new()),
         // The scope names only the caller: the rule of those who do not see every user
         // consults nothing else.
         UserScope::SelfAndTeamMates(me) => {
@@ -242,7 +223,7 @@ pub fn users_in_scope(scope: UserScope) -> String {
                 Kind::User,
                 Known::default(),
             )
-            .text()
+            .piece()
         }
     }
 }
@@ -256,18 +237,22 @@ pub struct Conditions {
     /// A cheaper statement giving the same total, when one exists (see
     /// `counted_task_total`), with its own values.
     pub counted: Option<(String, Vec<Param>)>,
-    /// Whether the statements' text names the caller. One that does not is the same for
-    /// every caller with the same filters, and is kept prepared; one that does is made
-    /// for this call alone (`Db::rows_until_once`), so that per-caller texts do not pile up.
-    pub names_caller: bool,
 }
 
 impl Conditions {
+    /// The rows of the workspace (`{alias}.workspace_id`) that the caller may see.
     fn new(ws: WorkspaceId, alias: &str, visible: Cond) -> Self {
+        Conditions::with_term(ws, format!("{alias}.workspace_id = ?"), visible)
+    }
+
+    /// The same, with the workspace's term written out (its one placeholder).
+    fn with_term(ws: WorkspaceId, workspace_term: String, visible: Cond) -> Self {
+        let (visible, visible_values) = visible.piece();
+        let mut values = vec![Param::Int(ws.0)];
+        values.extend(visible_values);
         Conditions {
-            names_caller: visible.caller() == Caller::Named,
-            sql: vec![format!("{alias}.workspace_id = ?"), visible.text()],
-            values: vec![Param::Int(ws.0)],
+            sql: vec![workspace_term, visible],
+            values,
             counted: None,
         }
     }
@@ -435,15 +420,17 @@ pub fn project_facts(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Opti
         return None;
     };
     let see = policy::rule(actor, Kind::Project, Action::See);
-    let visible = compile(actor, see, Kind::Project, Known::default()).text();
+    let (visible, visible_values) = compile(actor, see, Kind::Project, Known::default()).piece();
+    let mut values = vec![Param::Int(ws.0), Param::Int(project)];
+    values.extend(visible_values);
+    values.extend([Param::Int(project), Param::Int(actor.user_id)]);
     Some((
         format!(
             "SELECT (SELECT COUNT(*) FROM projects p WHERE p.workspace_id = ? AND p.id = ? \
              AND {visible}), (SELECT COUNT(*) FROM project_team pt WHERE pt.project_id = ? \
-             AND pt.user_id = {})",
-            actor.user_id
+             AND pt.user_id = ?)"
         ),
-        vec![Param::Int(ws.0), Param::Int(project), Param::Int(project)],
+        values,
     ))
 }
 
@@ -458,12 +445,7 @@ pub fn task_conditions(
     let known = Known::from(facts);
     let rule = policy::rule(actor, Kind::Task, Action::See);
     let visible = task_visible(ws, actor, rule, known);
-    let mut c = Conditions {
-        names_caller: visible.cond.caller() == Caller::Named,
-        sql: vec![visible.workspace_term().into(), visible.cond.text()],
-        values: vec![Param::Int(ws.0)],
-        counted: None,
-    };
+    let mut c = Conditions::with_term(ws, visible.workspace_term().into(), visible.cond);
     for f in filters {
         let team = "t.id IN (SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
         if shared_filter(&mut c, "t", team, f) {
@@ -481,10 +463,7 @@ pub fn task_conditions(
             other => return Err(unsupported(other)),
         }
     }
-    if let Some((counted, caller)) = counted_task_total(ws, actor, filters, known) {
-        c.counted = Some(counted);
-        c.names_caller |= caller == Caller::Named;
-    }
+    c.counted = counted_task_total(ws, actor, filters, known);
     Ok(c)
 }
 
@@ -572,24 +551,18 @@ fn task_visible(ws: WorkspaceId, actor: &Actor, rule: Rule, known: Known) -> Tas
             own: false,
         };
     };
-    let me = actor.user_id;
-    let mut sets = Vec::new();
+    let me = Param::Int(actor.user_id);
+    let (mut sets, mut values) = (Vec::new(), Vec::new());
     if owner {
-        sets.push(format!(
-            "SELECT x.id FROM tasks x WHERE x.workspace_id = {} AND x.owner_id = {me}",
-            ws.0
-        ));
+        sets.push("SELECT x.id FROM tasks x WHERE x.workspace_id = ? AND x.owner_id = ?");
+        values.extend([Param::Int(ws.0), me.clone()]);
     }
     if team {
-        sets.push(format!(
-            "SELECT x.task_id FROM task_team x WHERE x.user_id = {me}"
-        ));
+        sets.push("SELECT x.task_id FROM task_team x WHERE x.user_id = ?");
+        values.push(me);
     }
     TaskVisibility {
-        cond: Cond::Sql(
-            format!("t.id IN ({})", sets.join(" UNION ALL ")),
-            Caller::Named,
-        ),
+        cond: Cond::Sql(format!("t.id IN ({})", sets.join(" UNION ALL ")), values),
         own: true,
     }
 }
@@ -610,7 +583,7 @@ fn counted_task_total(
     actor: &Actor,
     filters: &[Filter],
     known: Known,
-) -> Option<(Piece, Caller)> {
+) -> Option<Piece> {
     let mut projects = Vec::new();
     let mut active = false;
     for f in filters {
@@ -633,8 +606,8 @@ fn counted_task_total(
         projects: &projects,
         active,
     };
-    let ((sql, values), caller) = total.count(known);
-    Some(((format!("SELECT CAST({sql} AS BIGINT)"), values), caller))
+    let (sql, values) = total.count(known);
+    Some((format!("SELECT CAST({sql} AS BIGINT)"), values))
 }
 
 /// SQL text and the values of its placeholders, in order.
@@ -650,9 +623,8 @@ struct CountedTotal<'a> {
 }
 
 impl CountedTotal<'_> {
-    /// The total of tasks of the project once nothing about the project is left open,
-    /// and whether its text names the caller.
-    fn count(&self, known: Known) -> (Piece, Caller) {
+    /// The total of tasks of the project once nothing about the project is left open.
+    fn count(&self, known: Known) -> Piece {
         let when = |not_hidden| {
             let known = Known {
                 not_hidden,
@@ -662,16 +634,11 @@ impl CountedTotal<'_> {
         };
         let (shown, hidden) = (when(Some(true)), when(Some(false)));
         match (&shown.cond, &hidden.cond) {
-            (Cond::True, Cond::True) => (self.kept(None), Caller::Unnamed),
-            (Cond::False, Cond::False) => (("0".into(), Vec::new()), Caller::Unnamed),
+            (Cond::True, Cond::True) => self.kept(None),
+            (Cond::False, Cond::False) => ("0".into(), Vec::new()),
             // One count of both kinds of task.
-            (Cond::Sql(..), Cond::Sql(..)) => {
-                let both = when(None);
-                let caller = both.cond.caller();
-                (self.counted(None, both), caller)
-            }
+            (Cond::Sql(..), Cond::Sql(..)) => self.counted(None, when(None)),
             _ => {
-                let caller = shown.cond.caller() | hidden.cond.caller();
                 let parts: Vec<Piece> = [(false, shown), (true, hidden)]
                     .into_iter()
                     .filter_map(|(h, visible)| match visible.cond {
@@ -685,8 +652,7 @@ impl CountedTotal<'_> {
                     .map(|(s, _)| s.as_str())
                     .collect::<Vec<_>>()
                     .join(" + ");
-                let values = parts.into_iter().flat_map(|(_, v)| v).collect();
-                ((sql, values), caller)
+                (sql, parts.into_iter().flat_map(|(_, v)| v).collect())
             }
         }
     }
@@ -728,7 +694,9 @@ impl CountedTotal<'_> {
         if self.active {
             sql.push_str(&format!(" AND t.status <> {STATUS_DONE}"));
         }
-        sql.push_str(&format!(" AND {})", visible.cond.text()));
+        let (cond, cond_values) = visible.cond.piece();
+        sql.push_str(&format!(" AND {cond})"));
+        values.extend(cond_values);
         (sql, values)
     }
 }
@@ -794,11 +762,11 @@ pub fn file_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Re
     // A file is seen with its activity.
     let see = policy::rule(actor, Kind::Activity, Action::See);
     let visible = match compile(actor, see, Kind::Activity, Known::default()) {
-        Cond::Sql(activity, caller) => Cond::Sql(
+        Cond::Sql(activity, values) => Cond::Sql(
             format!(
                 "EXISTS (SELECT 1 FROM activities a WHERE a.id = f.activity_id AND {activity})"
             ),
-            caller,
+            values,
         ),
         constant => constant,
     };
@@ -838,7 +806,7 @@ mod tests {
     fn an_admin_sees_everything_without_a_condition() {
         let admin = actor(SecurityLevel::Admin);
         for kind in [Kind::Project, Kind::Task, Kind::Activity, Kind::User] {
-            assert_eq!(visible(&admin, kind), "TRUE", "{kind:?}");
+            assert_eq!(visible(&admin, kind), ("TRUE".into(), vec![]), "{kind:?}");
         }
         let files = file_conditions(WorkspaceId::DEFAULT, &admin, &[]).unwrap();
         assert_eq!(files.sql[1], "TRUE");
@@ -848,24 +816,29 @@ mod tests {
     /// `in_project_team`), never a subquery per row.
     #[test]
     fn team_tests_are_lookups_in_the_callers_teams() {
-        let user = visible(&actor(SecurityLevel::User), Kind::Task);
-        assert!(user.contains("t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = 7)"));
+        let (user, values) = visible(&actor(SecurityLevel::User), Kind::Task);
+        assert!(user.contains("t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = ?)"));
         assert!(user.contains(
-            "t.project_id IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = 7)"
+            "t.project_id IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = ?)"
         ));
         assert!(!user.contains("EXISTS"));
+        assert_eq!(user.matches('?').count(), values.len());
+        assert!(values.iter().all(|v| *v == Param::Int(7)), "{values:?}");
         assert_eq!(
             visible(&actor(SecurityLevel::Client), Kind::Project),
-            "p.id IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = 7)"
+            (
+                "p.id IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = ?)".into(),
+                vec![Param::Int(7)]
+            )
         );
     }
 
-    /// role and project facts → the total of one project's active tasks.
-    /// A list's statements are kept prepared when `names_caller` says their text is the
-    /// same for every caller: exactly when another caller of the same level, asking the
-    /// same, gets the same text.
+    /// A list's statements are kept prepared (`Db::query_row_kept`): their text must be
+    /// the same for every caller, the caller being one of the values, and the values
+    /// must match the placeholders one for one. Checked for every role, with and without
+    /// a project's facts, for every list and a few filters, against a second caller.
     #[test]
-    fn the_conditions_say_whether_they_name_the_caller() {
+    fn list_statements_are_the_same_text_for_every_caller() {
         use SecurityLevel::{Admin, Client, External, User};
         let ws = WorkspaceId(2);
         let facts = [
@@ -883,16 +856,29 @@ mod tests {
                 in_team: false,
             }),
         ];
-        let filter_sets: [&[Filter]; 3] = [
+        let filter_sets: [&[Filter]; 4] = [
             &[],
             &[Filter::ProjectId(3), Filter::Active],
             &[Filter::OwnerId(4)],
+            &[Filter::AssignedTo(5), Filter::Name("a".into())],
         ];
-        let texts = |c: Conditions| {
-            let named = c.names_caller;
-            (named, (c.clause(), c.counted.map(|(sql, _)| sql)))
+        // Each statement's text, and its values with the caller's id taken out.
+        let statements = |c: Conditions, me: i64| {
+            let mut pieces = vec![(c.clause(), c.values)];
+            pieces.extend(c.counted);
+            pieces
+                .into_iter()
+                .map(|(sql, values)| {
+                    assert_eq!(sql.matches('?').count(), values.len(), "{sql}");
+                    let others: Vec<Param> = values
+                        .into_iter()
+                        .filter(|v| *v != Param::Int(me))
+                        .collect();
+                    (sql, others)
+                })
+                .collect::<Vec<_>>()
         };
-        let mut told = [0, 0];
+        let mut checked = 0;
         for level in [Admin, User, External, Client] {
             let callers = [7, 8].map(|user_id| Actor {
                 user_id,
@@ -900,40 +886,56 @@ mod tests {
                 can_view_profiles: false,
             });
             for filters in filter_sets {
-                // Each list with the filters it takes.
-                let mut lists = Vec::new();
-                let mut list = |name: String, of: &dyn Fn(&Actor) -> Result<Conditions>| {
-                    if let [Ok(seven), Ok(eight)] = callers.each_ref().map(of) {
-                        lists.push((name, [texts(seven), texts(eight)]));
-                    }
-                };
-                for f in facts {
-                    list(format!("tasks {f:?}"), &|a| {
-                        task_conditions(ws, a, filters, f)
-                    });
+                let projects = |a: &Actor| project_conditions(ws, a, filters);
+                let activities = |a: &Actor| activity_conditions(ws, a, filters);
+                let files = |a: &Actor| file_conditions(ws, a, filters);
+                type List<'a> = (String, &'a dyn Fn(&Actor) -> Result<Conditions>);
+                let mut lists: Vec<List> = vec![
+                    ("projects".into(), &projects),
+                    ("activities".into(), &activities),
+                    ("files".into(), &files),
+                ];
+                let tasks: Vec<_> = facts
+                    .iter()
+                    .map(|f| move |a: &Actor| task_conditions(ws, a, filters, *f))
+                    .collect();
+                for (f, list) in facts.iter().zip(&tasks) {
+                    lists.push((format!("tasks {f:?}"), list));
                 }
-                list("projects".into(), &|a| project_conditions(ws, a, filters));
-                list("activities".into(), &|a| {
-                    activity_conditions(ws, a, filters)
-                });
-                list("files".into(), &|a| file_conditions(ws, a, filters));
-                for (list, [(named, seven), (_, eight)]) in lists {
-                    assert_eq!(named, seven != eight, "{level:?} {list} {filters:?}");
-                    told[usize::from(named)] += 1;
+                for (name, conditions) in lists {
+                    // A filter a list does not take is refused alike for both.
+                    let [Ok(seven), Ok(eight)] = callers.each_ref().map(conditions) else {
+                        continue;
+                    };
+                    assert_eq!(
+                        statements(seven, 7),
+                        statements(eight, 8),
+                        "{level:?} {name} {filters:?}"
+                    );
+                    checked += 1;
                 }
             }
+            // The facts statement too.
+            let filters = [Filter::ProjectId(3)];
+            let [seven, eight] = callers.each_ref().map(|a| project_facts(ws, a, &filters));
+            if let (Some((sql, mut values)), Some((same, mut others))) = (seven, eight) {
+                assert_eq!(sql, same, "{level:?}");
+                assert_eq!(values.pop(), Some(Param::Int(7)));
+                assert_eq!(others.pop(), Some(Param::Int(8)));
+                assert_eq!(sql.matches('?').count(), values.len() + 1, "{sql}");
+            }
         }
-        // Both kinds are met: an admin's lists name no one, an external's own tasks do.
-        assert!(told[0] > 0 && told[1] > 0, "{told:?}");
+        assert!(checked > 50, "{checked}");
     }
 
+    /// role and project facts → the total of one project's active tasks.
     #[test]
     fn counted_totals_follow_the_task_rule() {
         use SecurityLevel::{Admin, Client, External, User};
         let kept = "(SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ? \
             AND project_id = ? AND status <> 30)";
-        let own = "t.id IN (SELECT x.id FROM tasks x WHERE x.workspace_id = 2 AND x.owner_id = 7 \
-            UNION ALL SELECT x.task_id FROM task_team x WHERE x.user_id = 7)";
+        let own = "t.id IN (SELECT x.id FROM tasks x WHERE x.workspace_id = ? AND x.owner_id = ? \
+            UNION ALL SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
         let inside = Some(ProjectFacts {
             visible: true,
             in_team: true,
@@ -975,7 +977,7 @@ mod tests {
         let ws = WorkspaceId(2);
         let filters = [Filter::ProjectId(3), Filter::Active];
         for (level, facts, total) in table {
-            let ((got, values), _) = counted_task_total(ws, &actor(level), &filters, facts.into())
+            let (got, values) = counted_task_total(ws, &actor(level), &filters, facts.into())
                 .unwrap_or_else(|| panic!("{level:?} {facts:?} counts its total"));
             assert_eq!(
                 got,
@@ -1008,7 +1010,13 @@ mod tests {
         for level in [User, External, Client] {
             let (sql, values) = project_facts(ws, &actor(level), &one).expect("asked");
             assert_eq!(sql.matches('?').count(), values.len());
-            assert_eq!(values, [Param::Int(2), Param::Int(3), Param::Int(3)]);
+            // The workspace and project, the project's rule (the caller), the project and
+            // the caller.
+            assert_eq!(values[..2], [Param::Int(2), Param::Int(3)]);
+            assert_eq!(values[values.len() - 2..], [Param::Int(3), Param::Int(7)]);
+            assert!(values[2..values.len() - 2]
+                .iter()
+                .all(|v| *v == Param::Int(7)));
             assert!(project_facts(ws, &actor(level), &two).is_none());
             assert!(project_facts(ws, &actor(level), &[Filter::Active]).is_none());
         }
@@ -1028,8 +1036,8 @@ mod tests {
                 visible: false,
                 in_team: false
             })),
-            "t.id IN (SELECT x.id FROM tasks x WHERE x.workspace_id = 2 AND x.owner_id = 7 \
-             UNION ALL SELECT x.task_id FROM task_team x WHERE x.user_id = 7)"
+            "t.id IN (SELECT x.id FROM tasks x WHERE x.workspace_id = ? AND x.owner_id = ? \
+             UNION ALL SELECT x.task_id FROM task_team x WHERE x.user_id = ?)"
         );
         assert_eq!(
             visibility(Some(ProjectFacts {
@@ -1038,7 +1046,7 @@ mod tests {
             })),
             "TRUE"
         );
-        assert_eq!(visibility(None), visible(&external, Kind::Task));
-        assert!(visibility(None).contains("t.owner_id = 7 OR"));
+        assert_eq!(visibility(None), visible(&external, Kind::Task).0);
+        assert!(visibility(None).contains("t.owner_id = ? OR"));
     }
 }

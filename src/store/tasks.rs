@@ -212,7 +212,7 @@ pub async fn list<D: Db>(
                 })
             };
             let sql = D::DIALECT.numbered(sql);
-            db.query_row_once(&sql, &values, read).await?
+            db.query_row_kept(&sql, &values, read).await?
         }
         None => None,
     };

@@ -282,18 +282,18 @@ pub async fn by_ids<D: Db>(db: &D, ws: WorkspaceId, ids: &[i64]) -> Result<Vec<U
 }
 
 pub async fn in_scope<D: Db>(db: &D, ws: WorkspaceId, scope: UserScope) -> Result<Vec<User>> {
-    // The scope's condition comes from the access rules, compiled with its user's id.
+    // The scope's condition comes from the access rules; its values (the scope's user)
+    // follow the workspace.
+    let (scope, scope_values) = sql::users_in_scope(scope);
     let in_scope = format!(
-        "SELECT {COLUMNS} FROM users u WHERE u.workspace_id = ?1 AND u.active = 1 AND {} \
-         ORDER BY u.id",
-        sql::users_in_scope(scope)
+        "SELECT {COLUMNS} FROM users u WHERE u.workspace_id = ? AND u.active = 1 AND {scope} \
+         ORDER BY u.id"
     );
-    db.rows_until_once(
-        &D::DIALECT.translate(&in_scope),
-        &args![ws.0],
-        from_row,
-        |_| false,
-    )
+    let mut values = vec![Arg::Int(Some(ws.0))];
+    values.extend(scope_values.iter().map(Arg::from));
+    db.rows_until_kept(&D::DIALECT.translate(&in_scope), &values, from_row, |_| {
+        false
+    })
     .await
 }
 

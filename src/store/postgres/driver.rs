@@ -123,41 +123,27 @@ impl Columns for Row {
     }
 }
 
-/// The statements run once (a list's count and page, whose text changes with the filter
-/// and the caller) go out as parse, bind and execute in one round trip, with their
-/// arguments' types given (`query_typed_raw`), instead of a round trip to prepare a named
-/// statement first. deadpool's `GenericClient` lacks that call; its two clients hand out
-/// the tokio-postgres client they wrap, which has it.
+/// deadpool's two clients (a connection and a transaction on one), with the prepared
+/// statements of their connection.
 pub trait Wrapped {
-    type Inner: tokio_postgres::GenericClient + Sync;
-    fn inner(&self) -> &Self::Inner;
-    /// The connection's prepared statements.
     fn statements(&self) -> &StatementCache;
 }
 
 impl Wrapped for deadpool_postgres::Client {
-    type Inner = tokio_postgres::Client;
-    fn inner(&self) -> &Self::Inner {
-        self
-    }
     fn statements(&self) -> &StatementCache {
         &self.statement_cache
     }
 }
 
-impl<'a> Wrapped for deadpool_postgres::Transaction<'a> {
-    type Inner = tokio_postgres::Transaction<'a>;
-    fn inner(&self) -> &Self::Inner {
-        self
-    }
+impl Wrapped for deadpool_postgres::Transaction<'_> {
     fn statements(&self) -> &StatementCache {
         &self.statement_cache
     }
 }
 
 /// How many statements a connection keeps prepared before it forgets them all. The fixed
-/// statements of the code are about 110; a list's statements are kept per filters and
-/// page size (`Db::query_row_kept`), which callers could vary without end.
+/// statements of the code are about 110; a list's statements are kept per filters, role
+/// and page size (`Db::query_row_kept`), which callers could vary without end.
 const KEPT_STATEMENTS: usize = 256;
 
 impl<C: GenericClient + Wrapped> Pg<'_, C> {
@@ -234,36 +220,6 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
     ) -> Result<Vec<T>> {
         let stmt = self.client.prepare_cached(sql).await?;
         until(self.client.query_raw(&stmt, args).await?, map, full).await
-    }
-
-    async fn query_row_once<T>(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-        map: Map<T>,
-    ) -> Result<Option<T>> {
-        first(
-            tokio_postgres::GenericClient::query_typed_raw(self.client.inner(), sql, typed(args))
-                .await?,
-            map,
-        )
-        .await
-    }
-
-    async fn rows_until_once<T>(
-        &self,
-        sql: &str,
-        args: &[Arg<'_>],
-        map: Map<T>,
-        full: impl FnMut(&T) -> bool,
-    ) -> Result<Vec<T>> {
-        until(
-            tokio_postgres::GenericClient::query_typed_raw(self.client.inner(), sql, typed(args))
-                .await?,
-            map,
-            full,
-        )
-        .await
     }
 
     async fn query_row_kept<T>(
