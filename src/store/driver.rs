@@ -23,6 +23,10 @@ pub enum Dialect {
     Postgres,
 }
 
+/// The page sizes a PostgreSQL list's first page writes out (`Dialect::window`): the API's
+/// default (100), the web pages' (50, 100, 200) and the sizes people commonly ask.
+const WRITTEN_LIMITS: [i64; 8] = [0, 1, 10, 20, 25, 50, 100, 200];
+
 impl Dialect {
     /// Shared conditions' `?` placeholders as this dialect takes them (made per call:
     /// the conditions differ per caller).
@@ -36,15 +40,19 @@ impl Dialect {
     /// A list's window, `LIMIT ? OFFSET ?`, and its values: SQLite takes -1 for no
     /// limit, PostgreSQL NULL, and neither of PostgreSQL's may be negative.
     ///
-    /// PostgreSQL's first page of a given size is written `LIMIT n`. A kept statement
-    /// whose LIMIT or OFFSET is a placeholder is planned again at every run: its generic
-    /// plan must guess them (a tenth of the rows), costs more than the plan for the
-    /// values at hand, and is never chosen. The page sizes are few (`api::MAX_COUNT`).
+    /// PostgreSQL's first page of a usual size (`WRITTEN_LIMITS`) is written `LIMIT n`. A
+    /// kept statement whose LIMIT or OFFSET is a placeholder is planned again at every
+    /// run: its generic plan must guess them (a tenth of the rows), costs more than the
+    /// plan for the values at hand, and is never chosen. Other sizes keep placeholders,
+    /// so that a caller varying the size cannot make a connection prepare a statement
+    /// per size.
     pub fn window(self, q: &ListQuery) -> (Cow<'static, str>, Vec<Arg<'static>>) {
         let (limit, offset) = match self {
             Dialect::Sqlite => (Some(q.count.unwrap_or(-1)), q.offset),
             Dialect::Postgres => match q.count.filter(|c| *c >= 0) {
-                Some(n) if q.offset <= 0 => return (format!("LIMIT {n}").into(), Vec::new()),
+                Some(n) if q.offset <= 0 && WRITTEN_LIMITS.contains(&n) => {
+                    return (format!("LIMIT {n}").into(), Vec::new())
+                }
                 limit => (limit, q.offset.max(0)),
             },
         };

@@ -142,8 +142,13 @@ impl Wrapped for deadpool_postgres::Transaction<'_> {
 }
 
 /// How many statements a connection keeps prepared before it forgets them all. The fixed
-/// statements of the code are about 110; a list's statements are kept per filters, role
-/// and page size (`Db::query_row_kept`), which callers could vary without end.
+/// statements of the code are about 110; a list's statements are kept per filters, role,
+/// facts and the few page sizes written out (`Dialect::window`): a bounded set, but one a
+/// caller could make large by combining filters. Forgetting them all re-prepares the
+/// fixed ones as they are next used. A prepare whose request goes away before its answer
+/// leaves its statement on the server until the connection closes (tokio-postgres names
+/// it before the answer): with the statements kept, that happens at most once per text
+/// and connection between two clears.
 const KEPT_STATEMENTS: usize = 256;
 
 impl<C: GenericClient + Wrapped> Pg<'_, C> {

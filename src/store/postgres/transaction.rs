@@ -212,9 +212,12 @@ impl Snapshot {
         self.send_end("COMMIT");
     }
 
-    /// Sends `end` and gives the connection back. A batch's first poll sends it (before
-    /// its first await), so one poll is enough; if it could not be sent the connection
-    /// has failed, and it leaves the pool rather than go back inside a transaction.
+    /// Sends `end` and gives the connection back. tokio-postgres 0.7's `batch_execute`
+    /// sends its message on its first poll, before its first await, so one poll is
+    /// enough (were that to change, `tests/hardening_storage.rs`,
+    /// `every_list_after_a_write_sees_it_even_after_lists_cut_short`, fails on
+    /// PostgreSQL). If it could not be sent the connection has failed, and it leaves the
+    /// pool rather than go back inside a transaction.
     fn send_end(&mut self, end: &str) {
         if let Some(conn) = self.conn.take() {
             if let Some(Err(_)) = conn.batch_execute(end).now_or_never() {
