@@ -118,6 +118,23 @@ async fn backends_holding_snapshots(admin_url: &str, database: &str) -> i64 {
         .get(0)
 }
 
+/// PostgreSQL: how many backends of the server's database hold a snapshot, sampled until
+/// none does or five seconds have passed. Other backends may be caught mid-statement: a
+/// clear sample is what counts.
+async fn backends_still_holding_snapshots(s: &TestServer) -> i64 {
+    let admin_url = test_database_url().unwrap();
+    let database = database_name(&s.database_url().unwrap());
+    let mut holding = -1;
+    for _ in 0..50 {
+        holding = backends_holding_snapshots(&admin_url, &database).await;
+        if holding == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    holding
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stalled_get_all_holds_no_database_snapshot() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -168,17 +185,7 @@ async fn a_stalled_get_all_holds_no_database_snapshot() {
         assert_eq!(busy, 0, "a stalled reader blocks the checkpoint");
         assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
     } else {
-        let admin_url = test_database_url().unwrap();
-        let database = database_name(&s.database_url().unwrap());
-        // Other backends may be caught mid-statement: a clear sample is what counts.
-        let mut holding = -1;
-        for _ in 0..50 {
-            holding = backends_holding_snapshots(&admin_url, &database).await;
-            if holding == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let holding = backends_still_holding_snapshots(&s).await;
         assert_eq!(holding, 0, "a stalled reader holds a PostgreSQL snapshot");
     }
 
@@ -456,17 +463,8 @@ async fn every_list_after_a_write_sees_it_even_after_lists_cut_short() {
     caller.task(project.parse().unwrap(), &[]).await;
     assert_eq!(list_totals(&s, &sid, &project, AT_ONCE).await, [4; AT_ONCE]);
 
-    if let Some(url) = s.database_url() {
-        let database = database_name(&url);
-        let admin_url = test_database_url().unwrap();
-        let mut holding = -1;
-        for _ in 0..50 {
-            holding = backends_holding_snapshots(&admin_url, &database).await;
-            if holding == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    if s.database_url().is_some() {
+        let holding = backends_still_holding_snapshots(&s).await;
         assert_eq!(holding, 0, "a list left its snapshot open");
     }
 }
