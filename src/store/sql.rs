@@ -193,18 +193,6 @@ fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
     }
 }
 
-/// The caller's rule to see objects of `kind`, as SQL over the alias of the kind
-/// (projects `p`, tasks `t`, activities `a`, users `u`).
-pub fn visible(actor: &Actor, kind: Kind) -> Piece {
-    compile(
-        actor,
-        policy::rule(actor, kind, Action::See),
-        kind,
-        Known::default(),
-    )
-    .piece()
-}
-
 /// The users a list in `scope` holds, as SQL over `users u`, and its values.
 pub fn users_in_scope(scope: UserScope) -> Piece {
     match scope {
@@ -793,6 +781,18 @@ pub fn file_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The caller's rule to see objects of `kind`, as SQL over the alias of the kind
+    /// (projects `p`, tasks `t`, activities `a`, users `u`).
+    fn visible(actor: &Actor, kind: Kind) -> Piece {
+        compile(
+            actor,
+            policy::rule(actor, kind, Action::See),
+            kind,
+            Known::default(),
+        )
+        .piece()
+    }
 
     fn actor(level: SecurityLevel) -> Actor {
         Actor {
