@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,17 +23,32 @@ impl Drop for Moto {
 }
 
 async fn moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+    // moto binds a port of its own choosing and says which: a port picked here and
+    // released before moto binds it could be taken in between, by the other test's moto
+    // among others, and one test would then talk to the other's server.
+    let mut child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", "0"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("moto_server (pip install 'moto[server]')");
+    let stderr = child.stderr.take().unwrap();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    // The reader keeps draining moto's request log, so that moto never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(port) = line
+                .split("Running on http://127.0.0.1:")
+                .nth(1)
+                .and_then(|p| p.trim().parse::<u16>().ok())
+            {
+                let _ = port_tx.send(port);
+            }
+        }
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("moto_server did not say which port it listens on");
     let moto = Moto { child, port };
     let deadline = Instant::now() + Duration::from_secs(30);
     let http = reqwest::Client::new();
