@@ -22,7 +22,8 @@
 # machine's drift does not move: after seeding, the server is started again under
 # callgrind, and each API workload is sent 1 and then N+1 times (default N = 300) on one
 # kept-alive connection; the difference over N is one request's cost, without the
-# connection's handshake. /health's figure is the HTTP stack's own.
+# connection's handshake. /health's figure is the HTTP stack's own. Each workload's
+# profile of its N+1 requests is kept in bench/out/profiles/, for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -280,6 +281,9 @@ if [ "$ONLY" = instructions ] || [ -n "${BENCH_INSTRUCTIONS:-}" ]; then
     count "$method" "$path" "$body" 10 >/dev/null # warm-up: caches, prepared statements
     one=$(count "$method" "$path" "$body" 1)
     many=$(count "$method" "$path" "$body" $((N + 1)))
+    # The N+1 requests' profile, for callgrind_annotate: where this workload's instructions go.
+    mkdir -p "$OUT/profiles"
+    mv "$OUT"/callgrind.out.* "$OUT/profiles/$(tr -c 'a-zA-Z0-9\n' '_' <<<"$name").callgrind"
     per=$(( (many - one) / N ))
     [ "$name" = health ] && HEALTH_IR=$per
     printf '%-32s %14d %8s\n' "$name" "$per" "$(python3 -c "print(f'{$per / $HEALTH_IR:.1f}')")"
