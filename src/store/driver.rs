@@ -312,12 +312,15 @@ pub trait Db {
         map: Map<T>,
     ) -> impl Future<Output = Result<Option<T>>>;
 
-    /// Rows mapped in order, until `full` says the last one filled what was asked.
+    /// Rows mapped in order, until `full` says the last one filled what was asked;
+    /// room for `expected` of them is made at once (a page's size: its rows are not
+    /// moved as the list grows).
     fn rows_until<T>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
         map: Map<T>,
+        expected: usize,
         full: impl FnMut(&T) -> bool,
     ) -> impl Future<Output = Result<Vec<T>>>;
 
@@ -371,9 +374,10 @@ pub trait Db {
         sql: &str,
         args: &[Arg<'_>],
         map: Map<T>,
+        expected: usize,
         full: impl FnMut(&T) -> bool,
     ) -> impl Future<Output = Result<Vec<T>>> {
-        self.rows_until(sql, args, map, full)
+        self.rows_until(sql, args, map, expected, full)
     }
 
     fn text(stmt: &Stmt) -> &str {
@@ -395,7 +399,7 @@ pub trait Db {
         args: &[Arg<'_>],
         map: Map<T>,
     ) -> impl Future<Output = Result<Vec<T>>> {
-        self.rows_until(Self::text(stmt), args, map, |_| false)
+        self.rows_until(Self::text(stmt), args, map, 0, |_| false)
     }
 
     /// The first row, which must be there.
@@ -441,10 +445,17 @@ pub async fn page<D: Db, T>(
     values.extend(window_values);
     let (total, items) = futures_util::try_join!(
         db.query_row_kept(&count_sql, &count_values, first_int),
-        db.rows_until_kept(&page_sql, &values, map, |_| false)
+        db.rows_until_kept(&page_sql, &values, map, expected_rows(q), |_| false)
     )?;
     let total = total.ok_or_else(|| StoreError::Internal(anyhow::anyhow!("no count")))?;
     Ok(Page { items, total })
+}
+
+/// Room made at once for a page's rows: its size, up to 200. A larger page, or a getAll
+/// (no count), grows as it reads: a size asked for is no promise of rows, and room for
+/// 1,000 tasks would be a quarter of a megabyte a call.
+fn expected_rows(q: &ListQuery) -> usize {
+    q.count.map_or(0, |n| n.clamp(0, 200) as usize)
 }
 
 /// The first column as an integer.

@@ -197,8 +197,14 @@ pub async fn after<D: Db>(
     let mut values: Vec<Arg> = c.values.iter().map(Arg::from).collect();
     values.extend(args![after, last_id, limit]);
     let mut bytes = 0;
-    db.rows_until_kept(&D::DIALECT.numbered(page_sql), &values, from_row, |p| {
-        page_full_with(p, &mut bytes)
-    })
+    // As a list's page (driver::page): room for up to 200 at once.
+    let expected = limit.clamp(0, 200) as usize;
+    db.rows_until_kept(
+        &D::DIALECT.numbered(page_sql),
+        &values,
+        from_row,
+        expected,
+        |p| page_full_with(p, &mut bytes),
+    )
     .await
 }

@@ -291,9 +291,13 @@ pub async fn in_scope<D: Db>(db: &D, ws: WorkspaceId, scope: UserScope) -> Resul
     );
     let mut values = vec![Arg::Int(Some(ws.0))];
     values.extend(scope_values.iter().map(Arg::from));
-    db.rows_until_kept(&D::DIALECT.translate(&in_scope), &values, from_row, |_| {
-        false
-    })
+    db.rows_until_kept(
+        &D::DIALECT.translate(&in_scope),
+        &values,
+        from_row,
+        0,
+        |_| false,
+    )
     .await
 }
 

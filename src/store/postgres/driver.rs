@@ -193,10 +193,11 @@ async fn first<T>(rows: tokio_postgres::RowStream, map: Map<T>) -> Result<Option
 async fn until<T>(
     rows: tokio_postgres::RowStream,
     map: Map<T>,
+    expected: usize,
     mut full: impl FnMut(&T) -> bool,
 ) -> Result<Vec<T>> {
     let mut rows = std::pin::pin!(rows);
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(expected);
     while let Some(row) = rows.try_next().await? {
         let item = map(&row)?;
         let done = full(&item);
@@ -221,10 +222,17 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
         sql: &str,
         args: &[Arg<'_>],
         map: Map<T>,
+        expected: usize,
         full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
         let stmt = self.client.prepare_cached(sql).await?;
-        until(self.client.query_raw(&stmt, args).await?, map, full).await
+        until(
+            self.client.query_raw(&stmt, args).await?,
+            map,
+            expected,
+            full,
+        )
+        .await
     }
 
     async fn query_row_kept<T>(
@@ -242,10 +250,17 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
         sql: &str,
         args: &[Arg<'_>],
         map: Map<T>,
+        expected: usize,
         full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
         let stmt = self.prepare_kept(sql, args).await?;
-        until(self.client.query_raw(&stmt, args).await?, map, full).await
+        until(
+            self.client.query_raw(&stmt, args).await?,
+            map,
+            expected,
+            full,
+        )
+        .await
     }
 
     async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {

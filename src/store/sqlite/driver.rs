@@ -145,11 +145,12 @@ impl Db for Lite<'_> {
         sql: &str,
         args: &[Arg<'_>],
         map: Map<T>,
+        expected: usize,
         mut full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
         let mut stmt = self.0.prepare_cached(sql)?;
         let mut rows = stmt.query(params_from_iter(args))?;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(expected);
         while let Some(row) = rows.next()? {
             let item = map(row)?;
             let done = full(&item);
