@@ -41,7 +41,7 @@ fn is_sane(id: &[u8]) -> bool {
 }
 
 fn made() -> HeaderValue {
-    let id = format!("{:032x}", rand::random::<u128>());
+    let id = hex::encode(rand::random::<u128>().to_be_bytes());
     HeaderValue::from_str(&id).expect("hexadecimal digits")
 }
 

@@ -263,7 +263,12 @@ async fn answer(
     .instrument(span)
     .await;
     let headers = res.headers_mut();
-    headers.insert(request_id::X_REQUEST_ID.clone(), id.0);
+    let mut id = id.0;
+    // Never indexed by HPACK (RFC 7541, 6.2.3): an id does not come back, so indexing it
+    // filled the connection's table with ids, and every answer's encoder compared its id
+    // with all of them (about 50 comparisons an answer).
+    id.set_sensitive(true);
+    headers.insert(request_id::X_REQUEST_ID.clone(), id);
     // Nothing this server sends may be cached (answers carry session ids and private
     // data), nor read as another type than it says; a handler's own choice stands.
     if !headers.contains_key(CACHE_CONTROL) {
