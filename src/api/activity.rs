@@ -202,7 +202,7 @@ pub async fn visible(
 }
 
 fn apply(obj: &Obj<'_>, a: &mut Activity, v: &mut Validation) -> Result<(), ApiError> {
-    let f = |attr: &str| obj.field(attr);
+    let f = |attr: &'static str| obj.field(attr);
     set_nullable(&mut a.text, f("text").text()?);
     set_nullable(&mut a.progress, f("progress").int()?);
     set_nullable(&mut a.hours_done, f("hoursDone").float()?);

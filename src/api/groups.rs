@@ -51,9 +51,9 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let name_field = obj.field("name");
     let mut v = Validation::default();
     let name = match name_field.text()? {
-        Given::Value(s) => v.check(name_field.name(), validate::name(&s)),
+        Given::Value(s) => v.check(&name_field.name(), validate::name(&s)),
         _ => {
-            v.fail(name_field.name(), "required", "is required");
+            v.fail(&name_field.name(), "required", "is required");
             None
         }
     };
@@ -77,8 +77,8 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let mut v = Validation::default();
     let name = match name {
         Given::Absent => None,
-        Given::Empty => v.check(name_field.name(), validate::name("")),
-        Given::Value(s) => v.check(name_field.name(), validate::name(&s)),
+        Given::Empty => v.check(&name_field.name(), validate::name("")),
+        Given::Value(s) => v.check(&name_field.name(), validate::name(&s)),
     };
     v.finish()?;
     let group = ctx

@@ -149,7 +149,7 @@ impl Validation {
 pub fn required_id(field: Field<'_>) -> Result<i64, ApiError> {
     match field.int()? {
         Given::Value(id) => Ok(id),
-        _ => Err(ApiError::required(field.name())),
+        _ => Err(ApiError::required(&field.name())),
     }
 }
 
@@ -222,7 +222,7 @@ pub fn list_query(
             "hide_old_object_period" | "hide_non_active" => match field.int()? {
                 Given::Value(d) if d < 0 => {
                     v.fail(
-                        field.name(),
+                        &field.name(),
                         "invalid",
                         "must be a number of days, 0 or more",
                     );

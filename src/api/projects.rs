@@ -86,7 +86,7 @@ pub async fn visible(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<Project, A
 
 /// Applies the attributes sent under `project[...]` to `p`.
 fn apply(obj: &Obj<'_>, p: &mut Project, v: &mut Validation) -> Result<(), ApiError> {
-    let f = |attr: &str| obj.field(attr);
+    let f = |attr: &'static str| obj.field(attr);
     // An emptied name is left to validation, so that it is reported once ("required").
     let name = match f("name").text()? {
         Given::Empty => Given::Value(String::new()),

@@ -124,7 +124,7 @@ async fn seen(
 /// Applies the attributes sent under `task[...]`; `projectId` and `parentId` are
 /// checked by the caller, `hoursDone` is derived and ignored.
 fn apply(obj: &Obj<'_>, t: &mut Task, v: &mut Validation) -> Result<(), ApiError> {
-    let f = |attr: &str| obj.field(attr);
+    let f = |attr: &'static str| obj.field(attr);
     // An emptied name is left to validation, so that it is reported once ("required").
     let name = match f("name").text()? {
         Given::Empty => Given::Value(String::new()),

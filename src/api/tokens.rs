@@ -38,9 +38,9 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let mut v = Validation::default();
     let name_field = obj.field("name");
     let name = match name_field.text()? {
-        Given::Value(s) => v.check(name_field.name(), token::name(&s)),
+        Given::Value(s) => v.check(&name_field.name(), token::name(&s)),
         _ => {
-            v.fail(name_field.name(), "required", "is required");
+            v.fail(&name_field.name(), "required", "is required");
             None
         }
     };
@@ -49,12 +49,16 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
         Given::Value(s) => {
             let scope = Scope::from_name(s.trim());
             if scope.is_none() {
-                v.fail(scope_field.name(), "invalid", "must be read or write");
+                v.fail(&scope_field.name(), "invalid", "must be read or write");
             }
             scope
         }
         _ => {
-            v.fail(scope_field.name(), "required", "is required: read or write");
+            v.fail(
+                &scope_field.name(),
+                "required",
+                "is required: read or write",
+            );
             None
         }
     };
@@ -62,7 +66,7 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let now = now();
     let expires_at = match expires_field.date()? {
         Given::Value(at) if at <= now => {
-            v.fail(expires_field.name(), "invalid", "must be in the future");
+            v.fail(&expires_field.name(), "invalid", "must be in the future");
             None
         }
         given => given.value(),

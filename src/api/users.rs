@@ -91,7 +91,7 @@ fn optional_text(
         Given::Empty => Some(None),
         Given::Value(s) => {
             let s = s.trim().to_owned();
-            v.check(field.name(), validate::max_chars(&s, max))
+            v.check(&field.name(), validate::max_chars(&s, max))
                 .map(|_| (!s.is_empty()).then_some(s))
         }
     })
@@ -116,13 +116,13 @@ fn security_level(obj: &Obj<'_>, v: &mut Validation) -> Result<Option<SecurityLe
     Ok(match field.int()? {
         Given::Absent => None,
         Given::Empty => {
-            v.fail(field.name(), "required", "cannot be empty");
+            v.fail(&field.name(), "required", "cannot be empty");
             None
         }
         Given::Value(code) => {
             let level = SecurityLevel::from_code(code);
             if level.is_none() {
-                v.fail(field.name(), "invalid", "must be 0, 100, 150 or 200");
+                v.fail(&field.name(), "invalid", "must be 0, 100, 150 or 200");
             }
             level
         }
@@ -138,19 +138,19 @@ pub async fn add(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let mut v = Validation::default();
     let email_field = obj.field("email");
     let email = match email_field.text()? {
-        Given::Value(s) => v.check(email_field.name(), validate::email(&s)),
+        Given::Value(s) => v.check(&email_field.name(), validate::email(&s)),
         _ => {
-            v.fail(email_field.name(), "required", "is required");
+            v.fail(&email_field.name(), "required", "is required");
             None
         }
     };
     let password_field = obj.field("password");
     let password = match password_field.text()? {
         Given::Value(s) => v
-            .check(password_field.name(), validate::password(&s))
+            .check(&password_field.name(), validate::password(&s))
             .map(|_| s),
         _ => {
-            v.fail(password_field.name(), "required", "is required");
+            v.fail(&password_field.name(), "required", "is required");
             None
         }
     };
@@ -190,17 +190,17 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let email_field = obj.field("email");
     let email = match email_field.text()? {
         Given::Absent => None,
-        Given::Empty => v.check(email_field.name(), validate::email("")),
-        Given::Value(s) => v.check(email_field.name(), validate::email(&s)),
+        Given::Empty => v.check(&email_field.name(), validate::email("")),
+        Given::Value(s) => v.check(&email_field.name(), validate::email(&s)),
     };
     let password_field = obj.field("password");
     let password = match password_field.text()? {
         Given::Absent => None,
         Given::Empty => v
-            .check(password_field.name(), validate::password(""))
+            .check(&password_field.name(), validate::password(""))
             .map(|_| String::new()),
         Given::Value(s) => v
-            .check(password_field.name(), validate::password(&s))
+            .check(&password_field.name(), validate::password(&s))
             .map(|_| s),
     };
     let level = security_level(&obj, &mut v)?;

@@ -202,9 +202,10 @@ impl Args {
     }
 
     /// A top-level scalar argument, such as `id` or `sessionId`.
-    pub fn scalar(&self, key: &str) -> Field<'_> {
+    pub fn scalar<'a>(&'a self, key: &'a str) -> Field<'a> {
         Field {
-            name: key.to_owned(),
+            object: None,
+            key,
             node: self.top(key),
         }
     }
@@ -340,9 +341,10 @@ impl<'a> Obj<'a> {
     }
 
     /// One attribute of the object.
-    pub fn field(&self, attr: &str) -> Field<'a> {
+    pub fn field(&self, attr: &'a str) -> Field<'a> {
         Field {
-            name: format!("{}[{attr}]", self.name),
+            object: Some(self.name),
+            key: attr,
             node: self.nodes.iter().find_map(|n| n.child(attr)),
         }
     }
@@ -379,16 +381,23 @@ impl<T> Given<T> {
     }
 }
 
-/// One named argument, ready to be read as a type.
+/// One named argument, ready to be read as a type. Its name is kept in its parts and
+/// written out (`user[email]`) only for an error: written for every field read, it was
+/// two of a list's seven `format!`s.
 pub struct Field<'a> {
-    name: String,
+    /// The object's name (`user` of `user[email]`); none for a scalar argument.
+    object: Option<&'static str>,
+    key: &'a str,
     node: Option<&'a Node>,
 }
 
 impl<'a> Field<'a> {
     /// The field's full name as the caller wrote it, e.g. `user[email]`.
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn name(&self) -> Cow<'a, str> {
+        match self.object {
+            None => Cow::Borrowed(self.key),
+            Some(object) => Cow::Owned(format!("{object}[{}]", self.key)),
+        }
     }
 
     fn leaf(&self) -> Result<Option<&'a str>, ApiError> {
@@ -396,7 +405,7 @@ impl<'a> Field<'a> {
             None => Ok(None),
             Some(Node::Leaf(s)) => Ok(Some(s.as_str())),
             Some(Node::Branch(_)) => Err(ApiError::invalid_argument(
-                &self.name,
+                &self.name(),
                 "expected a single value, not a list or object",
             )),
         }
@@ -413,7 +422,7 @@ impl<'a> Field<'a> {
             Some(s) if s.trim().is_empty() => Ok(Given::Empty),
             Some(s) => parse(s.trim())
                 .map(Given::Value)
-                .ok_or_else(|| ApiError::invalid_argument(&self.name, expected)),
+                .ok_or_else(|| ApiError::invalid_argument(&self.name(), expected)),
         }
     }
 
@@ -451,7 +460,7 @@ impl<'a> Field<'a> {
 
     /// A list of ids, given as `x[]=1&x[]=2`, `x[0]=1&x[1]=2` or `x=1,2`.
     pub fn id_list(&self) -> Result<Given<Vec<i64>>, ApiError> {
-        let bad = || ApiError::invalid_argument(&self.name, "expected a list of whole numbers");
+        let bad = || ApiError::invalid_argument(&self.name(), "expected a list of whole numbers");
         match self.node {
             None => Ok(Given::Absent),
             Some(Node::Leaf(s)) if s.trim().is_empty() => Ok(Given::Value(Vec::new())),
