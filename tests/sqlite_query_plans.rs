@@ -7,7 +7,7 @@ use vesper::domain::policy::Actor;
 use vesper::domain::user::SecurityLevel;
 use vesper::domain::WorkspaceId;
 use vesper::store::driver::{Arg, Dialect};
-use vesper::store::sql::{list_sql, task_conditions, Conditions, ProjectFacts};
+use vesper::store::sql::{list_sql, task_conditions, Bindings, Conditions, ProjectFacts};
 use vesper::store::sqlite::Sqlite;
 use vesper::store::{tasks, Filter};
 
@@ -90,9 +90,9 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
     ];
     for actor in &actors {
         for f in &filters {
-            let c = task_conditions(WorkspaceId::DEFAULT, actor, std::slice::from_ref(f), None)
-                .unwrap();
-            for plan in plans(&conn, &c) {
+            let one = std::slice::from_ref(f);
+            let c = task_conditions(actor, one, None).unwrap();
+            for plan in plans(&conn, &c, one) {
                 let outer = plan
                     .iter()
                     .find(|l| l.contains(" t ") || l.ends_with(" t") || l.contains(" task_counts "))
@@ -130,8 +130,8 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
         vec![Filter::ProjectId(3)],
         vec![Filter::ProjectId(3), Filter::Active],
     ] {
-        let c = task_conditions(WorkspaceId::DEFAULT, &external, &filters, outside).unwrap();
-        for plan in plans(&conn, &c) {
+        let c = task_conditions(&external, &filters, outside).unwrap();
+        for plan in plans(&conn, &c, &filters) {
             let tasks: Vec<&String> = plan.iter().filter(|l| l.starts_with("SEARCH t ")).collect();
             assert!(
                 !tasks.is_empty()
@@ -146,7 +146,12 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
 }
 
 /// The query plans of a task list's count and page statements, one line per step.
-fn plans(conn: &Connection, c: &Conditions) -> [Vec<String>; 2] {
+fn plans(conn: &Connection, c: &Conditions, filters: &[Filter]) -> [Vec<String>; 2] {
+    let bindings = Bindings {
+        ws: WorkspaceId::DEFAULT,
+        caller: 1,
+        filters,
+    };
     let (count_sql, page_sql) = list_sql(
         "tasks t",
         tasks::COLUMN_LIST.text(Dialect::Sqlite),
@@ -159,6 +164,7 @@ fn plans(conn: &Connection, c: &Conditions) -> [Vec<String>; 2] {
         (page_sql, &c.values[..], 2),
     ]
     .map(|(sql, base, extra)| {
+        let base = bindings.values(base);
         let mut values: Vec<Arg> = base.iter().map(Arg::from).collect();
         values.extend((0..extra).map(|_| Arg::from(25i64)));
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

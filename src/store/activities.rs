@@ -6,7 +6,7 @@ use crate::domain::work::{
     apply_progress, closed_at, roll_up, Activity, ActivityType, HoursChange, HOURS_DECIMALS,
 };
 use crate::domain::WorkspaceId;
-use crate::store::driver::{first_opt_int, first_text, page, written, Columns, Db, Stmt};
+use crate::store::driver::{first_opt_int, first_text, page, written, Columns, Db, List, Stmt};
 use crate::store::sql::activity_conditions;
 use crate::store::{check_version, outbox, Expected, ListQuery, OutgoingMail, Page, Result};
 use crate::{args, stmt};
@@ -192,6 +192,12 @@ pub async fn list<D: Db>(
     actor: &Actor,
     q: &ListQuery,
 ) -> Result<Page<Activity>> {
-    let c = activity_conditions(ws, actor, &q.filters)?;
-    page(db, "activities a", &COLUMN_LIST, &c, q, from_row).await
+    let list = List {
+        table_alias: "activities a",
+        columns: &COLUMN_LIST,
+        actor,
+        facts: None,
+    };
+    let conditions = || activity_conditions(actor, &q.filters);
+    page(db, ws, list, conditions, q, from_row).await
 }

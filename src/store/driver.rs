@@ -10,14 +10,21 @@
 //! differs (connections, the writer thread, the pool, row locks) stays in the backends.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::mem::Discriminant;
+use std::sync::{Arc, OnceLock};
 
-use crate::store::sql::{list_sql, Conditions};
-use crate::store::{ListQuery, Page, Result, StoreError};
+use rustc_hash::FxHashMap;
+
+use crate::domain::policy::Actor;
+use crate::domain::user::SecurityLevel;
+use crate::domain::WorkspaceId;
+use crate::store::sql::{list_sql, Bindings, Conditions, Piece, ProjectFacts};
+use crate::store::{Filter, ListQuery, Page, Result, StoreError};
 
 /// The two SQL dialects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
     Sqlite,
     Postgres,
@@ -422,33 +429,184 @@ fn no_row(stmt: &Stmt) -> StoreError {
     StoreError::Internal(anyhow::anyhow!("no row from {}", (stmt.template)()))
 }
 
+/// One list as `page` reads it, for one caller.
+pub struct List<'a> {
+    /// The table and its alias, `tasks t`.
+    pub table_alias: &'static str,
+    pub columns: &'static Stmt,
+    pub actor: &'a Actor,
+    /// What a task list learned of its project first (`sql::project_facts`).
+    pub facts: Option<ProjectFacts>,
+}
+
 /// The count and a page of one list, the page in `q`'s window. Both statements go out
-/// together; the backend runs them in one snapshot.
+/// together; the backend runs them in one snapshot. Their text is written by
+/// `conditions` and `list_sql` once per shape of list (`Shape`) and kept; each call finds
+/// their values again.
 pub async fn page<D: Db, T>(
     db: &D,
-    table_alias: &str,
-    columns: &Stmt,
-    c: &Conditions,
+    ws: WorkspaceId,
+    list: List<'_>,
+    conditions: impl FnOnce() -> Result<Conditions>,
     q: &ListQuery,
     map: Map<T>,
 ) -> Result<Page<T>> {
     // SQLite skips an OFFSET's rows before reading their columns; PostgreSQL does not.
     let ids_first = D::DIALECT == Dialect::Postgres && q.offset > 0;
     let (window, window_values) = D::DIALECT.window(q);
-    let (count_sql, page_sql) = list_sql(table_alias, D::text(columns), c, ids_first, &window);
-    let (count_sql, page_sql) = (
-        D::DIALECT.numbered(count_sql),
-        D::DIALECT.numbered(page_sql),
+    let shape = Shape::of_list::<D>(&list, &q.filters, ids_first, &window);
+    let statements = kept(&KEPT_LISTS, shape, || {
+        let c = conditions()?;
+        let columns = D::text(list.columns);
+        let (count, page) = list_sql(list.table_alias, columns, &c, ids_first, &window);
+        Ok(ListStatements {
+            count: (D::DIALECT.numbered(count), c.count_values().to_vec()),
+            page: (D::DIALECT.numbered(page), c.values),
+        })
+    })?;
+    let bindings = Bindings {
+        ws,
+        caller: list.actor.user_id,
+        filters: &q.filters,
+    };
+    let (count_values, page_values) = (
+        bindings.values(&statements.count.1),
+        bindings.values(&statements.page.1),
     );
-    let count_values: Vec<Arg> = c.count_values().iter().map(Arg::from).collect();
-    let mut values: Vec<Arg> = c.values.iter().map(Arg::from).collect();
-    values.extend(window_values);
+    let count_args: Vec<Arg> = count_values.iter().map(Arg::from).collect();
+    let mut args: Vec<Arg> = page_values.iter().map(Arg::from).collect();
+    args.extend(window_values);
     let (total, items) = futures_util::try_join!(
-        db.query_row_kept(&count_sql, &count_values, first_int),
-        db.rows_until_kept(&page_sql, &values, map, expected_rows(q), |_| false)
+        db.query_row_kept(&statements.count.0, &count_args, first_int),
+        db.rows_until_kept(&statements.page.0, &args, map, expected_rows(q), |_| false)
     )?;
     let total = total.ok_or_else(|| StoreError::Internal(anyhow::anyhow!("no count")))?;
     Ok(Page { items, total })
+}
+
+/// A list's count and page statements, in the backend's dialect.
+struct ListStatements {
+    count: Piece,
+    page: Piece,
+}
+
+/// What the text of a list's statements depends on: the caller's rules (their level and
+/// whether they see every user's profile), what a task list learned of its project, the
+/// kinds of its filters in order, and its window. Never the caller, the workspace or a
+/// filter's value (`sql::Bind`; `sql::tests` checks it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Shape {
+    dialect: Dialect,
+    statement: &'static str,
+    /// The address of the column list's `Stmt`: one per list and choice of columns.
+    columns: usize,
+    level: SecurityLevel,
+    can_view_profiles: bool,
+    facts: Option<(bool, bool)>,
+    filters: [Option<Discriminant<Filter>>; SHAPE_FILTERS],
+    ids_first: bool,
+    window: Cow<'static, str>,
+}
+
+/// Lists with more filters are written each time: they are rare, and a longer key would
+/// cost every list.
+const SHAPE_FILTERS: usize = 6;
+
+/// The most shapes a thread keeps. Shapes are few (roles, facts, filter kinds in the
+/// orders clients send them); a caller sending ever new combinations empties the memo
+/// now and then but cannot grow it.
+const KEPT_SHAPES: usize = 512;
+
+impl Shape {
+    /// `None` for a list of more than `SHAPE_FILTERS` filters.
+    pub fn new(
+        dialect: Dialect,
+        statement: &'static str,
+        columns: Option<&'static Stmt>,
+        actor: &Actor,
+        facts: Option<ProjectFacts>,
+        filters: &[Filter],
+    ) -> Option<Shape> {
+        if filters.len() > SHAPE_FILTERS {
+            return None;
+        }
+        let mut kinds = [None; SHAPE_FILTERS];
+        for (kind, f) in kinds.iter_mut().zip(filters) {
+            *kind = Some(std::mem::discriminant(f));
+        }
+        Some(Shape {
+            dialect,
+            statement,
+            columns: columns.map_or(0, |c| std::ptr::from_ref(c) as usize),
+            level: actor.level,
+            can_view_profiles: actor.can_view_profiles,
+            facts: facts.map(|f| (f.visible, f.in_team)),
+            filters: kinds,
+            ids_first: false,
+            window: Cow::Borrowed(""),
+        })
+    }
+
+    fn of_list<D: Db>(
+        list: &List<'_>,
+        filters: &[Filter],
+        ids_first: bool,
+        window: &Cow<'static, str>,
+    ) -> Option<Shape> {
+        let shape = Shape::new(
+            D::DIALECT,
+            list.table_alias,
+            Some(list.columns),
+            list.actor,
+            list.facts,
+            filters,
+        )?;
+        Some(Shape {
+            ids_first,
+            window: window.clone(),
+            ..shape
+        })
+    }
+}
+
+// Hashed with FxHash, a few instructions a word, not SipHash: a list looks up one or two
+// shapes, and the keys are bounded (`KEPT_SHAPES`), so a caller choosing colliding
+// shapes slows only the few lookups among those.
+type Kept<T> = RefCell<FxHashMap<Shape, Arc<T>>>;
+
+thread_local! {
+    static KEPT_LISTS: Kept<ListStatements> = RefCell::default();
+    static KEPT_STATEMENTS: Kept<Option<Piece>> = RefCell::default();
+}
+
+/// A statement of one shape (`Shape`), written by `write` at its first use on this
+/// thread and kept. `write` must depend on nothing the shape leaves out.
+pub fn kept_statement(
+    shape: Option<Shape>,
+    write: impl FnOnce() -> Option<Piece>,
+) -> Result<Arc<Option<Piece>>> {
+    kept(&KEPT_STATEMENTS, shape, || Ok(write()))
+}
+
+fn kept<T>(
+    memo: &'static std::thread::LocalKey<Kept<T>>,
+    shape: Option<Shape>,
+    write: impl FnOnce() -> Result<T>,
+) -> Result<Arc<T>> {
+    let Some(shape) = shape else {
+        return write().map(Arc::new);
+    };
+    if let Some(found) = memo.with_borrow(|m| m.get(&shape).cloned()) {
+        return Ok(found);
+    }
+    let written = Arc::new(write()?);
+    memo.with_borrow_mut(|m| {
+        if m.len() >= KEPT_SHAPES {
+            m.clear();
+        }
+        m.insert(shape, Arc::clone(&written));
+    });
+    Ok(written)
 }
 
 /// Room made at once for a page's rows: its size, up to 200. A larger page, or a getAll
@@ -493,7 +651,85 @@ pub fn written<T>(found: Option<T>) -> Result<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::Dialect;
+    use super::{Dialect, Shape, Stmt};
+    use crate::domain::policy::Actor;
+    use crate::domain::user::SecurityLevel;
+    use crate::store::sql::ProjectFacts;
+    use crate::store::Filter;
+
+    /// Two lists share their statements' text only when everything it is written from is
+    /// the same; the caller and the filters' values are not part of it.
+    #[test]
+    fn a_shape_is_what_the_statements_are_written_from() {
+        static COLUMNS: Stmt = Stmt::new(|| "t.id".into());
+        static OTHER_COLUMNS: Stmt = Stmt::new(|| "t.id, t.name".into());
+        let actor = |user_id, level| Actor {
+            user_id,
+            level,
+            can_view_profiles: false,
+        };
+        let user = actor(7, SecurityLevel::User);
+        let facts = Some(ProjectFacts {
+            visible: true,
+            in_team: false,
+        });
+        let filters = [Filter::ProjectId(3), Filter::Active];
+        let shape = |dialect, columns, a: &Actor, facts, f: &[Filter]| {
+            Shape::new(dialect, "tasks t", Some(columns), a, facts, f)
+        };
+        let base = shape(Dialect::Sqlite, &COLUMNS, &user, facts, &filters);
+        assert!(base.is_some());
+        let same = shape(
+            Dialect::Sqlite,
+            &COLUMNS,
+            &actor(8, SecurityLevel::User),
+            facts,
+            &[Filter::ProjectId(9), Filter::Active],
+        );
+        assert_eq!(base, same);
+        let others = [
+            shape(Dialect::Postgres, &COLUMNS, &user, facts, &filters),
+            shape(Dialect::Sqlite, &OTHER_COLUMNS, &user, facts, &filters),
+            shape(
+                Dialect::Sqlite,
+                &COLUMNS,
+                &actor(7, SecurityLevel::External),
+                facts,
+                &filters,
+            ),
+            shape(Dialect::Sqlite, &COLUMNS, &user, None, &filters),
+            shape(
+                Dialect::Sqlite,
+                &COLUMNS,
+                &user,
+                facts,
+                &[Filter::Active, Filter::ProjectId(3)],
+            ),
+            shape(
+                Dialect::Sqlite,
+                &COLUMNS,
+                &user,
+                facts,
+                &[Filter::ProjectId(3)],
+            ),
+            shape(
+                Dialect::Sqlite,
+                &COLUMNS,
+                &Actor {
+                    can_view_profiles: true,
+                    ..user
+                },
+                facts,
+                &filters,
+            ),
+        ];
+        for other in others {
+            assert_ne!(base, other);
+        }
+        // More filters than a shape holds: written each time, never kept.
+        let many = vec![Filter::Active; 7];
+        assert_eq!(shape(Dialect::Sqlite, &COLUMNS, &user, facts, &many), None);
+    }
 
     #[test]
     fn each_dialect_takes_the_shared_text_as_it_speaks() {

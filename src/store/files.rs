@@ -4,7 +4,7 @@
 use crate::domain::policy::Actor;
 use crate::domain::work::FileMeta;
 use crate::domain::WorkspaceId;
-use crate::store::driver::{first_int, first_text, page, Columns, Db, Stmt};
+use crate::store::driver::{first_int, first_text, page, Columns, Db, List, Stmt};
 use crate::store::sql::file_conditions;
 use crate::store::{ListQuery, Page, Result};
 use crate::{args, stmt};
@@ -93,8 +93,14 @@ pub async fn list<D: Db>(
     actor: &Actor,
     q: &ListQuery,
 ) -> Result<Page<FileMeta>> {
-    let c = file_conditions(ws, actor, &q.filters)?;
-    page(db, "files f", &COLUMN_LIST, &c, q, from_row).await
+    let list = List {
+        table_alias: "files f",
+        columns: &COLUMN_LIST,
+        actor,
+        facts: None,
+    };
+    let conditions = || file_conditions(actor, &q.filters);
+    page(db, ws, list, conditions, q, from_row).await
 }
 
 pub async fn storage_keys<D: Db>(db: &D) -> Result<Vec<String>> {

@@ -4,8 +4,8 @@
 use crate::domain::policy::Actor;
 use crate::domain::work::Project;
 use crate::domain::WorkspaceId;
-use crate::store::driver::{first_int, first_text, page, written, Arg, Columns, Db, Stmt};
-use crate::store::sql::{keyset_sql, project_conditions};
+use crate::store::driver::{first_int, first_text, page, written, Arg, Columns, Db, List, Stmt};
+use crate::store::sql::{keyset_sql, project_conditions, Bindings};
 use crate::store::{
     check_version, outbox, page_full_with, Census, Expected, Filter, ListQuery, OutgoingMail, Page,
     Result, StoreError,
@@ -160,8 +160,23 @@ pub async fn list<D: Db>(
     actor: &Actor,
     q: &ListQuery,
 ) -> Result<Page<Project>> {
-    let c = project_conditions(ws, actor, &q.filters)?;
-    page(db, "projects p", &COLUMN_LIST, &c, q, from_row).await
+    let list = List {
+        table_alias: "projects p",
+        columns: &COLUMN_LIST,
+        actor,
+        facts: None,
+    };
+    let conditions = || project_conditions(actor, &q.filters);
+    page(db, ws, list, conditions, q, from_row).await
+}
+
+/// Where the values of a project list's statements come from.
+fn bindings<'a>(ws: WorkspaceId, actor: &Actor, filters: &'a [Filter]) -> Bindings<'a> {
+    Bindings {
+        ws,
+        caller: actor.user_id,
+        filters,
+    }
 }
 
 pub async fn census<D: Db>(
@@ -170,9 +185,10 @@ pub async fn census<D: Db>(
     actor: &Actor,
     filters: &[Filter],
 ) -> Result<Census> {
-    let c = project_conditions(ws, actor, filters)?;
+    let c = project_conditions(actor, filters)?;
     let (census_sql, _) = keyset_sql("projects p", D::text(&COLUMN_LIST), &c);
-    let values: Vec<Arg> = c.values.iter().map(Arg::from).collect();
+    let values = bindings(ws, actor, filters).values(&c.values);
+    let values: Vec<Arg> = values.iter().map(Arg::from).collect();
     let census = db
         .query_row_kept(&D::DIALECT.numbered(census_sql), &values, |r| {
             Ok(Census {
@@ -192,9 +208,10 @@ pub async fn after<D: Db>(
     filters: &[Filter],
     (after, last_id, limit): (i64, i64, i64),
 ) -> Result<Vec<Project>> {
-    let c = project_conditions(ws, actor, filters)?;
+    let c = project_conditions(actor, filters)?;
     let (_, page_sql) = keyset_sql("projects p", D::text(&COLUMN_LIST), &c);
-    let mut values: Vec<Arg> = c.values.iter().map(Arg::from).collect();
+    let values = bindings(ws, actor, filters).values(&c.values);
+    let mut values: Vec<Arg> = values.iter().map(Arg::from).collect();
     values.extend(args![after, last_id, limit]);
     let mut bytes = 0;
     // As a list's page (driver::page): room for up to 200 at once.

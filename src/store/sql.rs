@@ -15,6 +15,69 @@ pub enum Param {
     Text(String),
 }
 
+/// Where a placeholder's value comes from. Statements are written from the caller's
+/// rules and the kinds of the filters only, never from a value: a list of the same shape
+/// takes the same text (kept by `store::driver::page`), and its values are found again
+/// from these by `Bindings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bind {
+    Workspace,
+    Caller,
+    /// The value of the filter at this position (`filter_value`).
+    Filter(usize),
+}
+
+/// What a statement's `Bind`s are read from.
+#[derive(Debug, Clone, Copy)]
+pub struct Bindings<'a> {
+    pub ws: WorkspaceId,
+    pub caller: i64,
+    pub filters: &'a [Filter],
+}
+
+impl Bindings<'_> {
+    pub fn values(&self, binds: &[Bind]) -> Vec<Param> {
+        binds.iter().map(|b| self.value(*b)).collect()
+    }
+
+    fn value(&self, bind: Bind) -> Param {
+        match bind {
+            Bind::Workspace => Param::Int(self.ws.0),
+            Bind::Caller => Param::Int(self.caller),
+            // A filter is bound only where its text has a placeholder.
+            Bind::Filter(i) => filter_value(&self.filters[i]).unwrap_or(Param::Int(0)),
+        }
+    }
+}
+
+/// The value a filter's placeholder takes, or none for a filter without one.
+pub fn filter_value(f: &Filter) -> Option<Param> {
+    Some(match f {
+        Filter::Active => return None,
+        Filter::Name(v) => like(&v.to_lowercase()),
+        Filter::Type(v) => Param::Text(v.clone()),
+        Filter::HideOlderThanDays(d) => days_ago(*d),
+        Filter::ProjectId(v)
+        | Filter::TaskId(v)
+        | Filter::ActivityId(v)
+        | Filter::ParentId(v)
+        | Filter::GroupId(v)
+        | Filter::OwnerId(v)
+        | Filter::AssignedTo(v)
+        | Filter::Status(v)
+        | Filter::StartedFrom(v)
+        | Filter::StartedBefore(v)
+        | Filter::DeadlineFrom(v)
+        | Filter::DeadlineBefore(v)
+        | Filter::ProgressLessThan(v)
+        | Filter::ProgressMoreThan(v)
+        | Filter::CreatedFrom(v)
+        | Filter::CreatedBefore(v)
+        | Filter::UpdatedFrom(v)
+        | Filter::UpdatedBefore(v) => Param::Int(*v),
+    })
+}
+
 // ---- visibility, compiled from the rules of domain::policy ----------------------------
 
 // Team tests are written `x IN (SELECT ... WHERE user_id = me)`, not as EXISTS on the
@@ -43,10 +106,10 @@ pub fn team_mates(me: impl std::fmt::Display) -> String {
 enum Cond {
     True,
     False,
-    /// SQL and the values of its placeholders, in order. The caller is one of those
-    /// values, never part of the text: a statement's text is the same for every caller
-    /// asking the same, so it can be kept prepared.
-    Sql(String, Vec<Param>),
+    /// SQL and where the values of its placeholders come from, in order. The caller is
+    /// one of those values, never part of the text: a statement's text is the same for
+    /// every caller asking the same, so it can be kept prepared.
+    Sql(String, Vec<Bind>),
 }
 
 impl Cond {
@@ -121,7 +184,6 @@ struct Known {
 /// users `u`. What `known` settles is a constant; a condition that does not apply to the
 /// kind is FALSE, as `policy::decide` answers.
 fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
-    let me = actor.user_id;
     let see = |kind| {
         compile(
             actor,
@@ -133,7 +195,7 @@ fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
     let sql = |s: String| Cond::Sql(s, Vec::new());
     // A test of the caller: each placeholder takes their id.
     let mine = |s: String| {
-        let values = vec![Param::Int(me); s.matches('?').count()];
+        let values = vec![Bind::Caller; s.matches('?').count()];
         Cond::Sql(s, values)
     };
     match (rule, kind) {
@@ -221,22 +283,22 @@ pub fn users_in_scope(scope: UserScope) -> Piece {
 /// A `WHERE` clause under construction.
 pub struct Conditions {
     pub sql: Vec<String>,
-    pub values: Vec<Param>,
+    pub values: Vec<Bind>,
     /// A cheaper statement giving the same total, when one exists (see
     /// `counted_task_total`), with its own values.
-    pub counted: Option<(String, Vec<Param>)>,
+    pub counted: Option<Piece>,
 }
 
 impl Conditions {
     /// The rows of the workspace (`{alias}.workspace_id`) that the caller may see.
-    fn new(ws: WorkspaceId, alias: &str, visible: Cond) -> Self {
-        Conditions::with_term(ws, format!("{alias}.workspace_id = ?"), visible)
+    fn new(alias: &str, visible: Cond) -> Self {
+        Conditions::with_term(format!("{alias}.workspace_id = ?"), visible)
     }
 
     /// The same, with the workspace's term written out (its one placeholder).
-    fn with_term(ws: WorkspaceId, workspace_term: String, visible: Cond) -> Self {
+    fn with_term(workspace_term: String, visible: Cond) -> Self {
         let (visible, visible_values) = visible.piece();
-        let mut values = vec![Param::Int(ws.0)];
+        let mut values = vec![Bind::Workspace];
         values.extend(visible_values);
         Conditions {
             sql: vec![workspace_term, visible],
@@ -246,11 +308,11 @@ impl Conditions {
     }
 
     /// The values the count statement of `list_sql` takes.
-    pub fn count_values(&self) -> &[Param] {
+    pub fn count_values(&self) -> &[Bind] {
         self.counted.as_ref().map_or(&self.values, |(_, v)| v)
     }
 
-    pub fn push(&mut self, sql: impl Into<String>, value: impl Into<Option<Param>>) {
+    pub fn push(&mut self, sql: impl Into<String>, value: impl Into<Option<Bind>>) {
         self.sql.push(sql.into());
         if let Some(v) = value.into() {
             self.values.push(v);
@@ -274,26 +336,25 @@ pub fn days_ago(days: i64) -> Param {
     Param::Int(crate::domain::now() - days.saturating_mul(86_400))
 }
 
-/// Filters shared by projects and tasks, over the alias `x` and its team table.
-pub fn shared_filter(c: &mut Conditions, x: &str, team: &str, f: &Filter) -> bool {
+/// Filters shared by projects and tasks, over the alias `x` and its team table; `i` is
+/// the filter's position.
+pub fn shared_filter(c: &mut Conditions, x: &str, team: &str, (i, f): (usize, &Filter)) -> bool {
+    let value = Bind::Filter(i);
     match f {
-        Filter::GroupId(v) => c.push(format!("{x}.group_id = ?"), Param::Int(*v)),
-        Filter::OwnerId(v) => c.push(format!("{x}.owner_id = ?"), Param::Int(*v)),
-        Filter::Name(v) => c.push(
-            format!("LOWER({x}.name) LIKE ? ESCAPE '\\'"),
-            like(&v.to_lowercase()),
-        ),
-        Filter::AssignedTo(v) => c.push(team.to_string(), Param::Int(*v)),
+        Filter::GroupId(_) => c.push(format!("{x}.group_id = ?"), value),
+        Filter::OwnerId(_) => c.push(format!("{x}.owner_id = ?"), value),
+        Filter::Name(_) => c.push(format!("LOWER({x}.name) LIKE ? ESCAPE '\\'"), value),
+        Filter::AssignedTo(_) => c.push(team.to_string(), value),
         Filter::Active => c.push(format!("{x}.status <> {STATUS_DONE}"), None),
-        Filter::Status(v) => c.push(format!("{x}.status = ?"), Param::Int(*v)),
-        Filter::HideOlderThanDays(d) => c.push(
+        Filter::Status(_) => c.push(format!("{x}.status = ?"), value),
+        Filter::HideOlderThanDays(_) => c.push(
             format!("NOT ({x}.status = {STATUS_DONE} AND {x}.closed_at < ?)"),
-            days_ago(*d),
+            value,
         ),
-        Filter::CreatedFrom(v) => c.push(format!("{x}.created_at >= ?"), Param::Int(*v)),
-        Filter::CreatedBefore(v) => c.push(format!("{x}.created_at < ?"), Param::Int(*v)),
-        Filter::UpdatedFrom(v) => c.push(format!("{x}.updated_at >= ?"), Param::Int(*v)),
-        Filter::UpdatedBefore(v) => c.push(format!("{x}.updated_at < ?"), Param::Int(*v)),
+        Filter::CreatedFrom(_) => c.push(format!("{x}.created_at >= ?"), value),
+        Filter::CreatedBefore(_) => c.push(format!("{x}.created_at < ?"), value),
+        Filter::UpdatedFrom(_) => c.push(format!("{x}.updated_at >= ?"), value),
+        Filter::UpdatedBefore(_) => c.push(format!("{x}.updated_at < ?"), value),
         _ => return false,
     }
     true
@@ -350,21 +411,13 @@ pub fn keyset_sql(table_alias: &str, columns: &str, c: &Conditions) -> (String, 
 }
 
 /// The conditions of a project list: visibility, then each filter.
-pub fn project_conditions(
-    ws: WorkspaceId,
-    actor: &Actor,
-    filters: &[Filter],
-) -> Result<Conditions> {
+pub fn project_conditions(actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
     let see = policy::rule(actor, Kind::Project, Action::See);
-    let mut c = Conditions::new(
-        ws,
-        "p",
-        compile(actor, see, Kind::Project, Known::default()),
-    );
-    for f in filters {
+    let mut c = Conditions::new("p", compile(actor, see, Kind::Project, Known::default()));
+    for f in filters.iter().enumerate() {
         let team = "p.id IN (SELECT x.project_id FROM project_team x WHERE x.user_id = ?)";
         if !shared_filter(&mut c, "p", team, f) {
-            return Err(unsupported(f));
+            return Err(unsupported(f.1));
         }
     }
     Ok(c)
@@ -372,7 +425,7 @@ pub fn project_conditions(
 
 /// What a list of one project's tasks learns of that project before its statements are
 /// written (`project_facts`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProjectFacts {
     pub visible: bool,
     pub in_team: bool,
@@ -395,23 +448,21 @@ impl From<Option<ProjectFacts>> for Known {
 /// the tasks they own or whose team they are in, looked up by those indexes
 /// (`task_visible`), where a condition per row walked every task of the project for the
 /// few they see (16 req/s for a project of 100,000 tasks, docs/performance.md).
-pub fn project_facts(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Option<Piece> {
+pub fn project_facts(actor: &Actor, filters: &[Filter]) -> Option<Piece> {
     let rule = policy::rule(actor, Kind::Task, Action::See);
     if !rule.needs_project() {
         return None;
     }
-    let mut projects = filters.iter().filter_map(|f| match f {
-        Filter::ProjectId(v) => Some(*v),
-        _ => None,
-    });
+    let mut projects = project_filters(filters);
     let (Some(project), None) = (projects.next(), projects.next()) else {
         return None;
     };
     let see = policy::rule(actor, Kind::Project, Action::See);
     let (visible, visible_values) = compile(actor, see, Kind::Project, Known::default()).piece();
-    let mut values = vec![Param::Int(ws.0), Param::Int(project)];
+    let project = Bind::Filter(project);
+    let mut values = vec![Bind::Workspace, project];
     values.extend(visible_values);
-    values.extend([Param::Int(project), Param::Int(actor.user_id)]);
+    values.extend([project, Bind::Caller]);
     Some((
         format!(
             "SELECT (SELECT COUNT(*) FROM projects p WHERE p.workspace_id = ? AND p.id = ? \
@@ -422,36 +473,44 @@ pub fn project_facts(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Opti
     ))
 }
 
+/// The positions of the project filters.
+fn project_filters(filters: &[Filter]) -> impl Iterator<Item = usize> + '_ {
+    filters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| matches!(f, Filter::ProjectId(_)).then_some(i))
+}
+
 /// The conditions of a task list: visibility, then each filter. `facts` are those of
 /// `project_facts`, when it asked.
 pub fn task_conditions(
-    ws: WorkspaceId,
     actor: &Actor,
     filters: &[Filter],
     facts: Option<ProjectFacts>,
 ) -> Result<Conditions> {
     let known = Known::from(facts);
     let rule = policy::rule(actor, Kind::Task, Action::See);
-    let visible = task_visible(ws, actor, rule, known);
-    let mut c = Conditions::with_term(ws, visible.workspace_term().into(), visible.cond);
-    for f in filters {
+    let visible = task_visible(rule, known, actor);
+    let mut c = Conditions::with_term(visible.workspace_term().into(), visible.cond);
+    for (i, f) in filters.iter().enumerate() {
         let team = "t.id IN (SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
-        if shared_filter(&mut c, "t", team, f) {
+        if shared_filter(&mut c, "t", team, (i, f)) {
             continue;
         }
+        let value = Bind::Filter(i);
         match f {
-            Filter::ProjectId(v) => c.push("t.project_id = ?", Param::Int(*v)),
-            Filter::ParentId(v) => c.push("t.parent_id = ?", Param::Int(*v)),
-            Filter::StartedFrom(v) => c.push("t.start_date >= ?", Param::Int(*v)),
-            Filter::StartedBefore(v) => c.push("t.start_date < ?", Param::Int(*v)),
-            Filter::DeadlineFrom(v) => c.push("t.end_date >= ?", Param::Int(*v)),
-            Filter::DeadlineBefore(v) => c.push("t.end_date < ?", Param::Int(*v)),
-            Filter::ProgressLessThan(v) => c.push("t.progress < ?", Param::Int(*v)),
-            Filter::ProgressMoreThan(v) => c.push("t.progress > ?", Param::Int(*v)),
+            Filter::ProjectId(_) => c.push("t.project_id = ?", value),
+            Filter::ParentId(_) => c.push("t.parent_id = ?", value),
+            Filter::StartedFrom(_) => c.push("t.start_date >= ?", value),
+            Filter::StartedBefore(_) => c.push("t.start_date < ?", value),
+            Filter::DeadlineFrom(_) => c.push("t.end_date >= ?", value),
+            Filter::DeadlineBefore(_) => c.push("t.end_date < ?", value),
+            Filter::ProgressLessThan(_) => c.push("t.progress < ?", value),
+            Filter::ProgressMoreThan(_) => c.push("t.progress > ?", value),
             other => return Err(unsupported(other)),
         }
     }
-    c.counted = counted_task_total(ws, actor, filters, known);
+    c.counted = counted_task_total(actor, filters, known);
     Ok(c)
 }
 
@@ -532,22 +591,21 @@ impl TaskVisibility {
 /// The task rule under `known` as SQL over tasks `t`. When it comes to the caller's own
 /// tasks, they are a set looked up through the owner and task-team indexes, not a
 /// condition tested on each task the other filters leave (see `project_facts`).
-fn task_visible(ws: WorkspaceId, actor: &Actor, rule: Rule, known: Known) -> TaskVisibility {
+fn task_visible(rule: Rule, known: Known, actor: &Actor) -> TaskVisibility {
     let Folded::Own { owner, team } = fold(rule, known) else {
         return TaskVisibility {
             cond: compile(actor, rule, Kind::Task, known),
             own: false,
         };
     };
-    let me = Param::Int(actor.user_id);
     let (mut sets, mut values) = (Vec::new(), Vec::new());
     if owner {
         sets.push("SELECT x.id FROM tasks x WHERE x.workspace_id = ? AND x.owner_id = ?");
-        values.extend([Param::Int(ws.0), me.clone()]);
+        values.extend([Bind::Workspace, Bind::Caller]);
     }
     if team {
         sets.push("SELECT x.task_id FROM task_team x WHERE x.user_id = ?");
-        values.push(me);
+        values.push(Bind::Caller);
     }
     TaskVisibility {
         cond: Cond::Sql(format!("t.id IN ({})", sets.join(" UNION ALL ")), values),
@@ -566,17 +624,12 @@ fn task_visible(ws: WorkspaceId, actor: &Actor, rule: Rule, known: Known) -> Tas
 /// A rule with nothing about the project (an admin's) takes any project filters.
 ///
 /// Other lists count their rows.
-fn counted_task_total(
-    ws: WorkspaceId,
-    actor: &Actor,
-    filters: &[Filter],
-    known: Known,
-) -> Option<Piece> {
+fn counted_task_total(actor: &Actor, filters: &[Filter], known: Known) -> Option<Piece> {
     let mut projects = Vec::new();
     let mut active = false;
-    for f in filters {
+    for (i, f) in filters.iter().enumerate() {
         match f {
-            Filter::ProjectId(v) => projects.push(*v),
+            Filter::ProjectId(_) => projects.push(Bind::Filter(i)),
             Filter::Active => active = true,
             _ => return None,
         }
@@ -588,7 +641,6 @@ fn counted_task_total(
         return None;
     }
     let total = CountedTotal {
-        ws,
         actor,
         rule,
         projects: &projects,
@@ -598,15 +650,15 @@ fn counted_task_total(
     Some((format!("SELECT CAST({sql} AS BIGINT)"), values))
 }
 
-/// SQL text and the values of its placeholders, in order.
-pub type Piece = (String, Vec<Param>);
+/// SQL text and where the values of its placeholders come from, in order.
+pub type Piece = (String, Vec<Bind>);
 
 /// The parts of `counted_task_total`.
 struct CountedTotal<'a> {
-    ws: WorkspaceId,
     actor: &'a Actor,
     rule: Rule,
-    projects: &'a [i64],
+    /// The project filters' values.
+    projects: &'a [Bind],
     active: bool,
 }
 
@@ -618,7 +670,7 @@ impl CountedTotal<'_> {
                 not_hidden,
                 ..known
             };
-            task_visible(self.ws, self.actor, self.rule, known)
+            task_visible(self.rule, known, self.actor)
         };
         let (shown, hidden) = (when(Some(true)), when(Some(false)));
         match (&shown.cond, &hidden.cond) {
@@ -649,10 +701,10 @@ impl CountedTotal<'_> {
     fn kept(&self, hidden: Option<bool>) -> Piece {
         let mut sql =
             String::from("(SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ?");
-        let mut values = vec![Param::Int(self.ws.0)];
+        let mut values = vec![Bind::Workspace];
         for p in self.projects {
             sql.push_str(" AND project_id = ?");
-            values.push(Param::Int(*p));
+            values.push(*p);
         }
         if self.active {
             sql.push_str(&format!(" AND status <> {STATUS_DONE}"));
@@ -671,10 +723,10 @@ impl CountedTotal<'_> {
             "(SELECT COUNT(*) FROM tasks t WHERE {}",
             visible.workspace_term()
         );
-        let mut values = vec![Param::Int(self.ws.0)];
+        let mut values = vec![Bind::Workspace];
         for p in self.projects {
             sql.push_str(" AND t.project_id = ?");
-            values.push(Param::Int(*p));
+            values.push(*p);
         }
         if let Some(h) = hidden {
             sql.push_str(&format!(" AND t.hidden = {}", i64::from(h)));
@@ -691,17 +743,9 @@ impl CountedTotal<'_> {
 
 /// The conditions of an activity list: visibility, then filters on the activity or on
 /// the task or project it was posted to.
-pub fn activity_conditions(
-    ws: WorkspaceId,
-    actor: &Actor,
-    filters: &[Filter],
-) -> Result<Conditions> {
+pub fn activity_conditions(actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
     let see = policy::rule(actor, Kind::Activity, Action::See);
-    let mut c = Conditions::new(
-        ws,
-        "a",
-        compile(actor, see, Kind::Activity, Known::default()),
-    );
+    let mut c = Conditions::new("a", compile(actor, see, Kind::Activity, Known::default()));
     // Filters on the project or task the activity was posted to.
     let target = |column: &str| {
         format!(
@@ -709,12 +753,13 @@ pub fn activity_conditions(
              ELSE (SELECT x.{column} FROM projects x WHERE x.id = a.project_id) END)"
         )
     };
-    for f in filters {
+    for (i, f) in filters.iter().enumerate() {
+        let value = Bind::Filter(i);
         match f {
-            Filter::ProjectId(v) => c.push("a.project_id = ?", Param::Int(*v)),
-            Filter::TaskId(v) => c.push("a.task_id = ?", Param::Int(*v)),
-            Filter::Type(v) => c.push("a.type = ?", Param::Text(v.clone())),
-            Filter::GroupId(v) => c.push(format!("{} = ?", target("group_id")), Param::Int(*v)),
+            Filter::ProjectId(_) => c.push("a.project_id = ?", value),
+            Filter::TaskId(_) => c.push("a.task_id = ?", value),
+            Filter::Type(_) => c.push("a.type = ?", value),
+            Filter::GroupId(_) => c.push(format!("{} = ?", target("group_id")), value),
             // Names its user twice; both values are pushed below.
             Filter::AssignedTo(_) => c.push(
                 "(CASE WHEN a.task_id IS NOT NULL \
@@ -723,30 +768,29 @@ pub fn activity_conditions(
                 None,
             ),
             Filter::Active => c.push(format!("{} <> {STATUS_DONE}", target("status")), None),
-            Filter::HideOlderThanDays(d) => c.push(
+            Filter::HideOlderThanDays(_) => c.push(
                 format!(
                     "NOT ({} = {STATUS_DONE} AND {} < ?)",
                     target("status"),
                     target("closed_at")
                 ),
-                days_ago(*d),
+                value,
             ),
-            Filter::UpdatedFrom(v) => c.push("a.updated_at >= ?", Param::Int(*v)),
-            Filter::UpdatedBefore(v) => c.push("a.updated_at < ?", Param::Int(*v)),
-            Filter::CreatedFrom(v) => c.push("a.created_at >= ?", Param::Int(*v)),
-            Filter::CreatedBefore(v) => c.push("a.created_at < ?", Param::Int(*v)),
+            Filter::UpdatedFrom(_) => c.push("a.updated_at >= ?", value),
+            Filter::UpdatedBefore(_) => c.push("a.updated_at < ?", value),
+            Filter::CreatedFrom(_) => c.push("a.created_at >= ?", value),
+            Filter::CreatedBefore(_) => c.push("a.created_at < ?", value),
             other => return Err(unsupported(other)),
         }
-        if let Filter::AssignedTo(v) = f {
-            c.values.push(Param::Int(*v));
-            c.values.push(Param::Int(*v));
+        if let Filter::AssignedTo(_) = f {
+            c.values.extend([value, value]);
         }
     }
     Ok(c)
 }
 
 /// The conditions of a file list: visibility through the file's activity, then filters.
-pub fn file_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
+pub fn file_conditions(actor: &Actor, filters: &[Filter]) -> Result<Conditions> {
     // A file is seen with its activity.
     let see = policy::rule(actor, Kind::Activity, Action::See);
     let visible = match compile(actor, see, Kind::Activity, Known::default()) {
@@ -758,19 +802,18 @@ pub fn file_conditions(ws: WorkspaceId, actor: &Actor, filters: &[Filter]) -> Re
         ),
         constant => constant,
     };
-    let mut c = Conditions::new(ws, "f", visible);
-    for f in filters {
+    let mut c = Conditions::new("f", visible);
+    for (i, f) in filters.iter().enumerate() {
+        let value = Bind::Filter(i);
         match f {
-            Filter::ProjectId(v) => c.push("f.project_id = ?", Param::Int(*v)),
-            Filter::TaskId(v) => c.push("f.task_id = ?", Param::Int(*v)),
-            Filter::ActivityId(v) => c.push("f.activity_id = ?", Param::Int(*v)),
-            Filter::OwnerId(v) => c.push("f.owner_id = ?", Param::Int(*v)),
+            Filter::ProjectId(_) => c.push("f.project_id = ?", value),
+            Filter::TaskId(_) => c.push("f.task_id = ?", value),
+            Filter::ActivityId(_) => c.push("f.activity_id = ?", value),
+            Filter::OwnerId(_) => c.push("f.owner_id = ?", value),
             // A file never changes after upload: updated is created.
-            Filter::CreatedFrom(v) | Filter::UpdatedFrom(v) => {
-                c.push("f.created_at >= ?", Param::Int(*v))
-            }
-            Filter::CreatedBefore(v) | Filter::UpdatedBefore(v) => {
-                c.push("f.created_at < ?", Param::Int(*v))
+            Filter::CreatedFrom(_) | Filter::UpdatedFrom(_) => c.push("f.created_at >= ?", value),
+            Filter::CreatedBefore(_) | Filter::UpdatedBefore(_) => {
+                c.push("f.created_at < ?", value)
             }
             other => return Err(unsupported(other)),
         }
@@ -808,7 +851,7 @@ mod tests {
         for kind in [Kind::Project, Kind::Task, Kind::Activity, Kind::User] {
             assert_eq!(visible(&admin, kind), ("TRUE".into(), vec![]), "{kind:?}");
         }
-        let files = file_conditions(WorkspaceId::DEFAULT, &admin, &[]).unwrap();
+        let files = file_conditions(&admin, &[]).unwrap();
         assert_eq!(files.sql[1], "TRUE");
     }
 
@@ -823,24 +866,25 @@ mod tests {
         ));
         assert!(!user.contains("EXISTS"));
         assert_eq!(user.matches('?').count(), values.len());
-        assert!(values.iter().all(|v| *v == Param::Int(7)), "{values:?}");
+        assert!(values.iter().all(|v| *v == Bind::Caller), "{values:?}");
         assert_eq!(
             visible(&actor(SecurityLevel::Client), Kind::Project),
             (
                 "p.id IN (SELECT pt.project_id FROM project_team pt WHERE pt.user_id = ?)".into(),
-                vec![Param::Int(7)]
+                vec![Bind::Caller]
             )
         );
     }
 
-    /// A list's statements are kept prepared (`Db::query_row_kept`): their text must be
-    /// the same for every caller, the caller being one of the values, and the values
-    /// must match the placeholders one for one. Checked for every role, with and without
-    /// a project's facts, for every list and a few filters, against a second caller.
+    /// A list's statements are kept prepared (`Db::query_row_kept`) and kept written by
+    /// shape (`driver::Shape`): their text, and where each value comes from, must be the
+    /// same for every caller, workspace and filter value, the shape being the same, and
+    /// the values must match the placeholders one for one. Checked for every role, with
+    /// and without a project's facts, for every list and a few filters, against a second
+    /// caller asking with other values of the same filters.
     #[test]
     fn list_statements_are_the_same_text_for_every_caller() {
         use SecurityLevel::{Admin, Client, External, User};
-        let ws = WorkspaceId(2);
         let facts = [
             None,
             Some(ProjectFacts {
@@ -856,27 +900,25 @@ mod tests {
                 in_team: false,
             }),
         ];
-        let filter_sets: [&[Filter]; 4] = [
-            &[],
-            &[Filter::ProjectId(3), Filter::Active],
-            &[Filter::OwnerId(4)],
-            &[Filter::AssignedTo(5), Filter::Name("a".into())],
+        let filter_sets: [[&[Filter]; 2]; 4] = [
+            [&[], &[]],
+            [
+                &[Filter::ProjectId(3), Filter::Active],
+                &[Filter::ProjectId(9), Filter::Active],
+            ],
+            [&[Filter::OwnerId(4)], &[Filter::OwnerId(1)]],
+            [
+                &[Filter::AssignedTo(5), Filter::Name("a".into())],
+                &[Filter::AssignedTo(6), Filter::Name("b_%".into())],
+            ],
         ];
-        // Each statement's text, and its values with the caller's id taken out.
-        let statements = |c: Conditions, me: i64| {
+        let statements = |c: Conditions| {
             let mut pieces = vec![(c.clause(), c.values)];
             pieces.extend(c.counted);
+            for (sql, binds) in &pieces {
+                assert_eq!(sql.matches('?').count(), binds.len(), "{sql}");
+            }
             pieces
-                .into_iter()
-                .map(|(sql, values)| {
-                    assert_eq!(sql.matches('?').count(), values.len(), "{sql}");
-                    let others: Vec<Param> = values
-                        .into_iter()
-                        .filter(|v| *v != Param::Int(me))
-                        .collect();
-                    (sql, others)
-                })
-                .collect::<Vec<_>>()
         };
         let mut checked = 0;
         for level in [Admin, User, External, Client] {
@@ -885,47 +927,85 @@ mod tests {
                 level,
                 can_view_profiles: false,
             });
-            for filters in filter_sets {
-                let projects = |a: &Actor| project_conditions(ws, a, filters);
-                let activities = |a: &Actor| activity_conditions(ws, a, filters);
-                let files = |a: &Actor| file_conditions(ws, a, filters);
-                type List<'a> = (String, &'a dyn Fn(&Actor) -> Result<Conditions>);
+            for [first, second] in filter_sets {
+                type List<'a> = (String, &'a dyn Fn(&Actor, &[Filter]) -> Result<Conditions>);
                 let mut lists: Vec<List> = vec![
-                    ("projects".into(), &projects),
-                    ("activities".into(), &activities),
-                    ("files".into(), &files),
+                    ("projects".into(), &project_conditions),
+                    ("activities".into(), &activity_conditions),
+                    ("files".into(), &file_conditions),
                 ];
                 let tasks: Vec<_> = facts
                     .iter()
-                    .map(|f| move |a: &Actor| task_conditions(ws, a, filters, *f))
+                    .map(|f| move |a: &Actor, filters: &[Filter]| task_conditions(a, filters, *f))
                     .collect();
                 for (f, list) in facts.iter().zip(&tasks) {
                     lists.push((format!("tasks {f:?}"), list));
                 }
                 for (name, conditions) in lists {
                     // A filter a list does not take is refused alike for both.
-                    let [Ok(seven), Ok(eight)] = callers.each_ref().map(conditions) else {
+                    let (Ok(seven), Ok(eight)) = (
+                        conditions(&callers[0], first),
+                        conditions(&callers[1], second),
+                    ) else {
                         continue;
                     };
                     assert_eq!(
-                        statements(seven, 7),
-                        statements(eight, 8),
-                        "{level:?} {name} {filters:?}"
+                        statements(seven),
+                        statements(eight),
+                        "{level:?} {name} {first:?}"
                     );
                     checked += 1;
                 }
             }
             // The facts statement too.
-            let filters = [Filter::ProjectId(3)];
-            let [seven, eight] = callers.each_ref().map(|a| project_facts(ws, a, &filters));
-            if let (Some((sql, mut values)), Some((same, mut others))) = (seven, eight) {
-                assert_eq!(sql, same, "{level:?}");
-                assert_eq!(values.pop(), Some(Param::Int(7)));
-                assert_eq!(others.pop(), Some(Param::Int(8)));
-                assert_eq!(sql.matches('?').count(), values.len() + 1, "{sql}");
+            let seven = project_facts(&callers[0], &[Filter::ProjectId(3)]);
+            let eight = project_facts(&callers[1], &[Filter::ProjectId(4)]);
+            assert_eq!(seven, eight, "{level:?}");
+            if let Some((sql, binds)) = seven {
+                assert_eq!(sql.matches('?').count(), binds.len(), "{sql}");
             }
         }
         assert!(checked > 50, "{checked}");
+    }
+
+    /// Each `Bind` is read from the call: the workspace, the caller, a filter's value as
+    /// its statement compares it.
+    #[test]
+    fn binds_take_the_values_of_the_call() {
+        let filters = [
+            Filter::ProjectId(3),
+            Filter::Active,
+            Filter::Name("A_b".into()),
+            Filter::Type("msg".into()),
+            Filter::HideOlderThanDays(2),
+        ];
+        let bindings = Bindings {
+            ws: WorkspaceId(2),
+            caller: 7,
+            filters: &filters,
+        };
+        let binds = [
+            Bind::Workspace,
+            Bind::Caller,
+            Bind::Filter(0),
+            Bind::Filter(2),
+            Bind::Filter(3),
+        ];
+        assert_eq!(
+            bindings.values(&binds),
+            [
+                Param::Int(2),
+                Param::Int(7),
+                Param::Int(3),
+                Param::Text("%a\\_b%".into()),
+                Param::Text("msg".into()),
+            ]
+        );
+        assert_eq!(filter_value(&Filter::Active), None);
+        let Some(Param::Int(then)) = bindings.values(&[Bind::Filter(4)]).pop() else {
+            panic!("a time");
+        };
+        assert!((crate::domain::now() - 2 * 86_400 - then).abs() <= 1);
     }
 
     /// role and project facts → the total of one project's active tasks.
@@ -974,10 +1054,9 @@ mod tests {
             ),
             (User, unseen, "0".to_string()),
         ];
-        let ws = WorkspaceId(2);
         let filters = [Filter::ProjectId(3), Filter::Active];
         for (level, facts, total) in table {
-            let (got, values) = counted_task_total(ws, &actor(level), &filters, facts.into())
+            let (got, values) = counted_task_total(&actor(level), &filters, facts.into())
                 .unwrap_or_else(|| panic!("{level:?} {facts:?} counts its total"));
             assert_eq!(
                 got,
@@ -993,9 +1072,9 @@ mod tests {
         // Without the project's facts, only a rule with nothing about projects keeps its
         // counts.
         let unknown = Known::default();
-        assert!(counted_task_total(ws, &actor(Admin), &[], unknown).is_some());
-        assert!(counted_task_total(ws, &actor(User), &filters, unknown).is_none());
-        assert!(counted_task_total(ws, &actor(Client), &[], unknown).is_none());
+        assert!(counted_task_total(&actor(Admin), &[], unknown).is_some());
+        assert!(counted_task_total(&actor(User), &filters, unknown).is_none());
+        assert!(counted_task_total(&actor(Client), &[], unknown).is_none());
     }
 
     /// The project's facts are asked only when the caller's rule depends on them and the
@@ -1003,22 +1082,22 @@ mod tests {
     #[test]
     fn project_facts_are_asked_of_one_project_for_the_roles_that_need_them() {
         use SecurityLevel::{Admin, Client, External, User};
-        let ws = WorkspaceId(2);
-        let one = [Filter::ProjectId(3), Filter::Active];
+        let one = [Filter::Active, Filter::ProjectId(3)];
         let two = [Filter::ProjectId(3), Filter::ProjectId(4)];
-        assert!(project_facts(ws, &actor(Admin), &one).is_none());
+        assert!(project_facts(&actor(Admin), &one).is_none());
         for level in [User, External, Client] {
-            let (sql, values) = project_facts(ws, &actor(level), &one).expect("asked");
+            let (sql, values) = project_facts(&actor(level), &one).expect("asked");
             assert_eq!(sql.matches('?').count(), values.len());
             // The workspace and project, the project's rule (the caller), the project and
             // the caller.
-            assert_eq!(values[..2], [Param::Int(2), Param::Int(3)]);
-            assert_eq!(values[values.len() - 2..], [Param::Int(3), Param::Int(7)]);
+            let project = Bind::Filter(1);
+            assert_eq!(values[..2], [Bind::Workspace, project]);
+            assert_eq!(values[values.len() - 2..], [project, Bind::Caller]);
             assert!(values[2..values.len() - 2]
                 .iter()
-                .all(|v| *v == Param::Int(7)));
-            assert!(project_facts(ws, &actor(level), &two).is_none());
-            assert!(project_facts(ws, &actor(level), &[Filter::Active]).is_none());
+                .all(|v| *v == Bind::Caller));
+            assert!(project_facts(&actor(level), &two).is_none());
+            assert!(project_facts(&actor(level), &[Filter::Active]).is_none());
         }
     }
 
@@ -1027,10 +1106,8 @@ mod tests {
     #[test]
     fn own_tasks_are_a_set_once_the_project_is_settled() {
         let external = actor(SecurityLevel::External);
-        let ws = WorkspaceId(2);
         let one = [Filter::ProjectId(3)];
-        let visibility =
-            |facts| task_conditions(ws, &external, &one, facts).unwrap().sql[1].clone();
+        let visibility = |facts| task_conditions(&external, &one, facts).unwrap().sql[1].clone();
         assert_eq!(
             visibility(Some(ProjectFacts {
                 visible: false,

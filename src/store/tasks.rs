@@ -6,9 +6,10 @@ use crate::domain::work::{moves_sub_tasks, task_group, Project, Task};
 use crate::domain::WorkspaceId;
 use crate::store::driver::Arg;
 use crate::store::driver::{
-    first_int, first_opt_int, first_text, page, written, Columns, Db, Stmt,
+    first_int, first_opt_int, first_text, kept_statement, page, written, Columns, Db, List, Shape,
+    Stmt,
 };
-use crate::store::sql::{project_facts, task_conditions, ProjectFacts};
+use crate::store::sql::{project_facts, task_conditions, Bindings, ProjectFacts};
 use crate::store::{
     check_version, outbox, project_ids_of, projects, Expected, ListQuery, OutgoingMail, Page,
     Result, StoreError,
@@ -202,8 +203,18 @@ pub async fn list<D: Db>(
     q: &ListQuery,
     with_team: bool,
 ) -> Result<(Page<Task>, Vec<Project>)> {
-    let facts = match project_facts(ws, actor, &q.filters) {
-        Some((sql, values)) => {
+    let shape = Shape::new(D::DIALECT, "project facts", None, actor, None, &q.filters);
+    let asked = kept_statement(shape, || {
+        project_facts(actor, &q.filters).map(|(sql, binds)| (D::DIALECT.numbered(sql), binds))
+    })?;
+    let facts = match asked.as_ref() {
+        Some((sql, binds)) => {
+            let bindings = Bindings {
+                ws,
+                caller: actor.user_id,
+                filters: &q.filters,
+            };
+            let values = bindings.values(binds);
             let values: Vec<Arg> = values.iter().map(Arg::from).collect();
             let read = |r: &dyn Columns| {
                 Ok(ProjectFacts {
@@ -211,18 +222,23 @@ pub async fn list<D: Db>(
                     in_team: r.int(1)? > 0,
                 })
             };
-            let sql = D::DIALECT.numbered(sql);
-            db.query_row_kept(&sql, &values, read).await?
+            db.query_row_kept(sql, &values, read).await?
         }
         None => None,
     };
-    let c = task_conditions(ws, actor, &q.filters, facts)?;
     let columns = if with_team || policy::task_needs_team(actor) {
         &COLUMN_LIST
     } else {
         &COLUMN_LIST_NO_TEAM
     };
-    let page = page(db, "tasks t", columns, &c, q, from_row).await?;
+    let list = List {
+        table_alias: "tasks t",
+        columns,
+        actor,
+        facts,
+    };
+    let conditions = || task_conditions(actor, &q.filters, facts);
+    let page = page(db, ws, list, conditions, q, from_row).await?;
     let projects = if policy::task_needs_project(actor) {
         projects::by_ids(db, ws, &project_ids_of(&page.items)).await?
     } else {

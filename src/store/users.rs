@@ -284,12 +284,22 @@ pub async fn by_ids<D: Db>(db: &D, ws: WorkspaceId, ids: &[i64]) -> Result<Vec<U
 pub async fn in_scope<D: Db>(db: &D, ws: WorkspaceId, scope: UserScope) -> Result<Vec<User>> {
     // The scope's condition comes from the access rules; its values (the scope's user)
     // follow the workspace.
-    let (scope, scope_values) = sql::users_in_scope(scope);
+    let caller = match scope {
+        UserScope::All => 0,
+        UserScope::SelfAndTeamMates(me) => me,
+    };
+    let (scope, scope_binds) = sql::users_in_scope(scope);
     let in_scope = format!(
         "SELECT {COLUMNS} FROM users u WHERE u.workspace_id = ? AND u.active = 1 AND {scope} \
          ORDER BY u.id"
     );
     let mut values = vec![Arg::Int(Some(ws.0))];
+    let bindings = sql::Bindings {
+        ws,
+        caller,
+        filters: &[],
+    };
+    let scope_values = bindings.values(&scope_binds);
     values.extend(scope_values.iter().map(Arg::from));
     db.rows_until_kept(
         &D::DIALECT.translate(&in_scope),
