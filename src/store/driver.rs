@@ -454,7 +454,7 @@ pub async fn page<D: Db, T>(
     // SQLite skips an OFFSET's rows before reading their columns; PostgreSQL does not.
     let ids_first = D::DIALECT == Dialect::Postgres && q.offset > 0;
     let (window, window_values) = D::DIALECT.window(q);
-    let shape = Shape::of_list::<D>(&list, &q.filters, ids_first, &window);
+    let shape = Shape::of_list::<D>(&list, &q.filters, ids_first, window.clone());
     let statements = kept(&KEPT_LISTS, shape, || {
         let c = conditions()?;
         let columns = D::text(list.columns);
@@ -551,7 +551,7 @@ impl Shape {
         list: &List<'_>,
         filters: &[Filter],
         ids_first: bool,
-        window: &Cow<'static, str>,
+        window: Cow<'static, str>,
     ) -> Option<Shape> {
         let shape = Shape::new(
             D::DIALECT,
@@ -563,7 +563,7 @@ impl Shape {
         )?;
         Some(Shape {
             ids_first,
-            window: window.clone(),
+            window,
             ..shape
         })
     }
