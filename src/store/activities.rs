@@ -192,12 +192,7 @@ pub async fn list<D: Db>(
     actor: &Actor,
     q: &ListQuery,
 ) -> Result<Page<Activity>> {
-    let list = List {
-        table_alias: "activities a",
-        columns: &COLUMN_LIST,
-        actor,
-        facts: None,
-    };
+    let list = List::new("activities a", &COLUMN_LIST, actor);
     let conditions = || activity_conditions(actor, &q.filters);
     page(db, ws, list, conditions, q, from_row).await
 }

@@ -439,6 +439,18 @@ pub struct List<'a> {
     pub facts: Option<ProjectFacts>,
 }
 
+impl<'a> List<'a> {
+    /// A list whose statements depend on no project's facts.
+    pub fn new(table_alias: &'static str, columns: &'static Stmt, actor: &'a Actor) -> Self {
+        List {
+            table_alias,
+            columns,
+            actor,
+            facts: None,
+        }
+    }
+}
+
 /// The count and a page of one list, the page in `q`'s window. Both statements go out
 /// together; the backend runs them in one snapshot. Their text is written by
 /// `conditions` and `list_sql` once per shape of list (`Shape`) and kept; each call finds

@@ -93,12 +93,7 @@ pub async fn list<D: Db>(
     actor: &Actor,
     q: &ListQuery,
 ) -> Result<Page<FileMeta>> {
-    let list = List {
-        table_alias: "files f",
-        columns: &COLUMN_LIST,
-        actor,
-        facts: None,
-    };
+    let list = List::new("files f", &COLUMN_LIST, actor);
     let conditions = || file_conditions(actor, &q.filters);
     page(db, ws, list, conditions, q, from_row).await
 }

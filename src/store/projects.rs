@@ -160,12 +160,7 @@ pub async fn list<D: Db>(
     actor: &Actor,
     q: &ListQuery,
 ) -> Result<Page<Project>> {
-    let list = List {
-        table_alias: "projects p",
-        columns: &COLUMN_LIST,
-        actor,
-        facts: None,
-    };
+    let list = List::new("projects p", &COLUMN_LIST, actor);
     let conditions = || project_conditions(actor, &q.filters);
     page(db, ws, list, conditions, q, from_row).await
 }
