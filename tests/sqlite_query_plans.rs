@@ -164,7 +164,7 @@ fn plans(conn: &Connection, c: &Conditions, filters: &[Filter]) -> [Vec<String>;
         (page_sql, &c.values[..], 2),
     ]
     .map(|(sql, base, extra)| {
-        let base = bindings.values(base);
+        let base = bindings.values(base).unwrap();
         let mut values: Vec<Arg> = base.iter().map(Arg::from).collect();
         values.extend((0..extra).map(|_| Arg::from(25i64)));
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

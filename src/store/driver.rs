@@ -482,8 +482,8 @@ pub async fn page<D: Db, T>(
         filters: &q.filters,
     };
     let (count_values, page_values) = (
-        bindings.values(&statements.count.1),
-        bindings.values(&statements.page.1),
+        bindings.values(&statements.count.1)?,
+        bindings.values(&statements.page.1)?,
     );
     let count_args: Vec<Arg> = count_values.iter().map(Arg::from).collect();
     let mut args: Vec<Arg> = page_values.iter().map(Arg::from).collect();

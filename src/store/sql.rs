@@ -36,16 +36,19 @@ pub struct Bindings<'a> {
 }
 
 impl Bindings<'_> {
-    pub fn values(&self, binds: &[Bind]) -> Vec<Param> {
+    pub fn values(&self, binds: &[Bind]) -> Result<Vec<Param>> {
         binds.iter().map(|b| self.value(*b)).collect()
     }
 
-    fn value(&self, bind: Bind) -> Param {
+    fn value(&self, bind: Bind) -> Result<Param> {
         match bind {
-            Bind::Workspace => Param::Int(self.ws.0),
-            Bind::Caller => Param::Int(self.caller),
-            // A filter is bound only where its text has a placeholder.
-            Bind::Filter(i) => filter_value(&self.filters[i]).unwrap_or(Param::Int(0)),
+            Bind::Workspace => Ok(Param::Int(self.ws.0)),
+            Bind::Caller => Ok(Param::Int(self.caller)),
+            // A bind to a filter without a value, or past the filters, is a statement
+            // written wrong: refused, never run with a stand-in value.
+            Bind::Filter(i) => self.filters.get(i).and_then(filter_value).ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("no value for the filter bound at {i}"))
+            }),
         }
     }
 }
@@ -900,7 +903,7 @@ mod tests {
                 in_team: false,
             }),
         ];
-        let filter_sets: [[&[Filter]; 2]; 4] = [
+        let filter_sets: [[&[Filter]; 2]; 6] = [
             [&[], &[]],
             [
                 &[Filter::ProjectId(3), Filter::Active],
@@ -910,6 +913,31 @@ mod tests {
             [
                 &[Filter::AssignedTo(5), Filter::Name("a".into())],
                 &[Filter::AssignedTo(6), Filter::Name("b_%".into())],
+            ],
+            // Activities take these; an activity's assignee is bound twice.
+            [
+                &[
+                    Filter::AssignedTo(5),
+                    Filter::Type("msg".into()),
+                    Filter::HideOlderThanDays(3),
+                ],
+                &[
+                    Filter::AssignedTo(6),
+                    Filter::Type("fnote".into()),
+                    Filter::HideOlderThanDays(30),
+                ],
+            ],
+            [
+                &[
+                    Filter::HideOlderThanDays(3),
+                    Filter::Name("a".into()),
+                    Filter::Active,
+                ],
+                &[
+                    Filter::HideOlderThanDays(9),
+                    Filter::Name("z".into()),
+                    Filter::Active,
+                ],
             ],
         ];
         let statements = |c: Conditions| {
@@ -992,7 +1020,7 @@ mod tests {
             Bind::Filter(3),
         ];
         assert_eq!(
-            bindings.values(&binds),
+            bindings.values(&binds).unwrap(),
             [
                 Param::Int(2),
                 Param::Int(7),
@@ -1002,9 +1030,12 @@ mod tests {
             ]
         );
         assert_eq!(filter_value(&Filter::Active), None);
-        let Some(Param::Int(then)) = bindings.values(&[Bind::Filter(4)]).pop() else {
+        let Some(Param::Int(then)) = bindings.values(&[Bind::Filter(4)]).unwrap().pop() else {
             panic!("a time");
         };
+        // A bind to a filter without a value, or past the filters, is refused.
+        assert!(bindings.values(&[Bind::Filter(1)]).is_err());
+        assert!(bindings.values(&[Bind::Filter(5)]).is_err());
         assert!((crate::domain::now() - 2 * 86_400 - then).abs() <= 1);
     }
 

@@ -214,7 +214,7 @@ pub async fn list<D: Db>(
                 caller: actor.user_id,
                 filters: &q.filters,
             };
-            let values = bindings.values(binds);
+            let values = bindings.values(binds)?;
             let values: Vec<Arg> = values.iter().map(Arg::from).collect();
             let read = |r: &dyn Columns| {
                 Ok(ProjectFacts {

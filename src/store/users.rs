@@ -299,7 +299,7 @@ pub async fn in_scope<D: Db>(db: &D, ws: WorkspaceId, scope: UserScope) -> Resul
         caller,
         filters: &[],
     };
-    let scope_values = bindings.values(&scope_binds);
+    let scope_values = bindings.values(&scope_binds)?;
     values.extend(scope_values.iter().map(Arg::from));
     db.rows_until_kept(
         &D::DIALECT.translate(&in_scope),
