@@ -35,8 +35,8 @@ pub enum Dialect {
 const WRITTEN_LIMITS: [i64; 8] = [0, 1, 10, 20, 25, 50, 100, 200];
 
 impl Dialect {
-    /// Shared conditions' `?` placeholders as this dialect takes them (made per call:
-    /// the conditions differ per caller).
+    /// Shared conditions' `?` placeholders as this dialect takes them (made once per
+    /// shape of list: `Shape`).
     pub fn numbered(self, sql: String) -> String {
         match self {
             Dialect::Sqlite => sql,
@@ -362,8 +362,8 @@ pub trait Db {
     /// Whether a statement failed on a unique constraint.
     fn is_unique_violation(e: &StoreError) -> bool;
 
-    /// [`Db::query_row`] for a statement written per call (a list's, for its filters; the
-    /// caller is a value, never part of the text): kept prepared as the fixed statements
+    /// [`Db::query_row`] for a statement written at run time (a list's, for its filters;
+    /// the caller is a value, never part of the text): kept prepared as the fixed statements
     /// are, with its arguments' types given, where the driver would otherwise infer them
     /// from the text. A driver bounds how many such statements it keeps.
     fn query_row_kept<T>(
@@ -476,11 +476,7 @@ pub async fn page<D: Db, T>(
             page: (D::DIALECT.numbered(page), c.values),
         })
     })?;
-    let bindings = Bindings {
-        ws,
-        caller: list.actor.user_id,
-        filters: &q.filters,
-    };
+    let bindings = Bindings::new(ws, list.actor, &q.filters);
     let (count_values, page_values) = (
         bindings.values(&statements.count.1)?,
         bindings.values(&statements.page.1)?,

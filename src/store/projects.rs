@@ -165,15 +165,6 @@ pub async fn list<D: Db>(
     page(db, ws, list, conditions, q, from_row).await
 }
 
-/// Where the values of a project list's statements come from.
-fn bindings<'a>(ws: WorkspaceId, actor: &Actor, filters: &'a [Filter]) -> Bindings<'a> {
-    Bindings {
-        ws,
-        caller: actor.user_id,
-        filters,
-    }
-}
-
 pub async fn census<D: Db>(
     db: &D,
     ws: WorkspaceId,
@@ -182,7 +173,7 @@ pub async fn census<D: Db>(
 ) -> Result<Census> {
     let c = project_conditions(actor, filters)?;
     let (census_sql, _) = keyset_sql("projects p", D::text(&COLUMN_LIST), &c);
-    let values = bindings(ws, actor, filters).values(&c.values)?;
+    let values = Bindings::new(ws, actor, filters).values(&c.values)?;
     let values: Vec<Arg> = values.iter().map(Arg::from).collect();
     let census = db
         .query_row_kept(&D::DIALECT.numbered(census_sql), &values, |r| {
@@ -205,7 +196,7 @@ pub async fn after<D: Db>(
 ) -> Result<Vec<Project>> {
     let c = project_conditions(actor, filters)?;
     let (_, page_sql) = keyset_sql("projects p", D::text(&COLUMN_LIST), &c);
-    let values = bindings(ws, actor, filters).values(&c.values)?;
+    let values = Bindings::new(ws, actor, filters).values(&c.values)?;
     let mut values: Vec<Arg> = values.iter().map(Arg::from).collect();
     values.extend(args![after, last_id, limit]);
     let mut bytes = 0;

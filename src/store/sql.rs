@@ -35,7 +35,16 @@ pub struct Bindings<'a> {
     pub filters: &'a [Filter],
 }
 
-impl Bindings<'_> {
+impl<'a> Bindings<'a> {
+    /// The values of a list asked by `actor`.
+    pub fn new(ws: WorkspaceId, actor: &Actor, filters: &'a [Filter]) -> Self {
+        Bindings {
+            ws,
+            caller: actor.user_id,
+            filters,
+        }
+    }
+
     pub fn values(&self, binds: &[Bind]) -> Result<Vec<Param>> {
         binds.iter().map(|b| self.value(*b)).collect()
     }

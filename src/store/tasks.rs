@@ -209,12 +209,7 @@ pub async fn list<D: Db>(
     })?;
     let facts = match asked.as_ref() {
         Some((sql, binds)) => {
-            let bindings = Bindings {
-                ws,
-                caller: actor.user_id,
-                filters: &q.filters,
-            };
-            let values = bindings.values(binds)?;
+            let values = Bindings::new(ws, actor, &q.filters).values(binds)?;
             let values: Vec<Arg> = values.iter().map(Arg::from).collect();
             let read = |r: &dyn Columns| {
                 Ok(ProjectFacts {
