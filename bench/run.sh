@@ -90,6 +90,10 @@ WORKLOADS=(
   "health|GET|/health|"
   "task getById (XML)|GET|$S/get/tasks/getById?id=$TASK&sessionId=$ADMIN|"
   "task getById (JSON)|GET|$S/get/tasks/getById?id=$TASK&retType=json&sessionId=$ADMIN|"
+  # The same task read by the roles whose rules need its project: a user outside the
+  # project's team (it is not hidden), a client in it.
+  "task getById as a user|GET|$S/get/tasks/getById?id=$TASK&sessionId=$USER_SESSION|"
+  "task getById as a client|GET|$S/get/tasks/getById?id=$TASK&sessionId=$CLIENT|"
   "tasks getList, 25, filtered|GET|$S/get/tasks/getList?count=25&filter%5BprojectId%5D=$PROJECT&filter%5Bactive%5D=1&sessionId=$ADMIN|"
   # The same list for the other roles (issue 15: every role's list fast at 1,000,000
   # tasks): a user and an external user outside the project's team, the external seeing
