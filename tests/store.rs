@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use vesper::domain::policy::Actor;
+use vesper::domain::policy::{Actor, ProjectFacts};
 use vesper::domain::token::{NewToken, Scope};
 use vesper::domain::user::{NewUser, Profile, SecurityLevel, User, UserPatch};
 use vesper::domain::work::{
@@ -1384,6 +1384,61 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
             assert_eq!(ids(&listed.items, |t| t.id), vec![mid.id], "{n}");
             assert_eq!(listed.items[0].team, team, "{n} {with_team}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_read_with_what_the_rules_ask_of_its_project() {
+    for b in backends().await {
+        let s = &b.store;
+        let n = b.name;
+        let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
+        let ann = b.user("ann@example.com", SecurityLevel::User).await;
+        let open = b.project(&admin, "open", &[]).await;
+        let mid = b.task(&admin, Some(open.id), None).await;
+        let single = b.task(&admin, None, None).await;
+        // What the rules ask of the project, for each caller: owner, in its team, hidden.
+        let facts = |hidden, is_owner, in_team| ProjectFacts {
+            hidden,
+            is_owner,
+            in_team,
+        };
+        let of = |id, caller: &User| s.task_with_project_facts(WS, id, caller.id);
+        let (t, f) = of(mid.id, &admin).await.unwrap().unwrap();
+        assert_eq!(
+            (t, f),
+            (mid.clone(), Some(facts(false, true, false))),
+            "{n}"
+        );
+        assert_eq!(
+            of(mid.id, &ann).await.unwrap().unwrap().1,
+            Some(facts(false, false, false)),
+            "{n}"
+        );
+        let mut secret = b.project(&ann, "secret", &[admin.id]).await;
+        secret.hidden = true;
+        let secret = s.save_project(WS, secret, vec![], NOW).await.unwrap();
+        let inside = b.task(&admin, Some(secret.id), None).await;
+        assert_eq!(
+            of(inside.id, &admin).await.unwrap().unwrap().1,
+            Some(facts(true, false, true)),
+            "{n}"
+        );
+        assert_eq!(
+            of(inside.id, &ann).await.unwrap().unwrap().1,
+            Some(facts(true, true, false)),
+            "{n}"
+        );
+        assert_eq!(of(single.id, &ann).await.unwrap().unwrap().1, None, "{n}");
+        assert_eq!(of(999_999, &ann).await.unwrap(), None, "{n}");
+        // Another workspace's caller reads nothing of this one's task.
+        assert_eq!(
+            s.task_with_project_facts(WorkspaceId(WS.0 + 1), mid.id, ann.id)
+                .await
+                .unwrap(),
+            None,
+            "{n}"
+        );
     }
 }
 

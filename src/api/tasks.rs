@@ -9,7 +9,7 @@ use crate::api::{
     set_required, switch, team_of, Ctx, Validation,
 };
 use crate::domain::now;
-use crate::domain::policy::{self, Actor, TaskFacts};
+use crate::domain::policy::{self, Actor, ProjectFacts, TaskFacts};
 use crate::domain::work::{closed_at, normalize_tags, validate_task, Project, Task};
 use crate::http::args::{Given, Obj};
 use crate::http::error::ApiError;
@@ -41,11 +41,16 @@ pub(crate) const FILTERS: &[&str] = &[
 
 /// What the policy needs to know of this task (and its project) for this caller.
 pub fn facts(task: &Task, project: Option<&Project>, actor: &Actor) -> TaskFacts {
+    facts_with(task, project.map(|p| projects::facts(p, actor)), actor)
+}
+
+/// The same, with the project's facts already known.
+fn facts_with(task: &Task, project: Option<ProjectFacts>, actor: &Actor) -> TaskFacts {
     TaskFacts {
         hidden: task.hidden,
         is_owner: task.owner_id == actor.user_id,
         in_task_team: task.team.contains(&actor.user_id),
-        project: project.map(|p| projects::facts(p, actor)),
+        project,
     }
 }
 
@@ -95,30 +100,29 @@ pub async fn visible(
     actor: &Actor,
     id: i64,
 ) -> Result<(Task, Option<Project>), ApiError> {
-    seen(ctx, actor, id, true).await
+    let found = ctx.state.store.task_with_project(ctx.ws, id).await?;
+    let seen = found.filter(|(t, p)| policy::can_see_task(actor, &facts(t, p.as_ref(), actor)));
+    seen.ok_or_else(|| ApiError::not_found("Task", id))
 }
 
-/// A task the caller may see, with its project only if `with_project` (`None` else);
-/// 404 otherwise. Without the project, the caller's rules must not need it.
-async fn seen(
-    ctx: &Ctx<'_>,
-    actor: &Actor,
-    id: i64,
-    with_project: bool,
-) -> Result<(Task, Option<Project>), ApiError> {
-    let not_found = || ApiError::not_found("Task", id);
+/// A task the caller may see, with what the rules ask of its project: all a read of the
+/// task needs. An admin's rules ask nothing of the project, so it is not read at all.
+async fn readable(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> Result<(Task, TaskFacts), ApiError> {
     let store = &ctx.state.store;
-    let found = if with_project {
-        store.task_with_project(ctx.ws, id).await?
+    let found = if policy::task_needs_project(actor) {
+        store
+            .task_with_project_facts(ctx.ws, id, actor.user_id)
+            .await?
     } else {
         store.task(ctx.ws, id).await?.map(|t| (t, None))
     };
-    let (task, project) = found.ok_or_else(not_found)?;
-    if policy::can_see_task(actor, &facts(&task, project.as_ref(), actor)) {
-        Ok((task, project))
-    } else {
-        Err(not_found())
-    }
+    let seen = found
+        .map(|(t, project)| {
+            let facts = facts_with(&t, project, actor);
+            (t, facts)
+        })
+        .filter(|(_, facts)| policy::can_see_task(actor, facts));
+    seen.ok_or_else(|| ApiError::not_found("Task", id))
 }
 
 /// Applies the attributes sent under `task[...]`; `projectId` and `parentId` are
@@ -398,9 +402,9 @@ pub async fn hide_unseen_parents(
 pub async fn get_by_id(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
     let actor = ctx.actor()?;
     let id = required_id(ctx.args.scalar("id"))?;
-    let (mut t, project) = seen(ctx, &actor, id, policy::task_needs_project(&actor)).await?;
+    let (mut t, facts) = readable(ctx, &actor, id).await?;
     hide_unseen_parents(ctx, &actor, std::slice::from_mut(&mut t)).await?;
-    let can_edit = policy::can_edit_task(&actor, &facts(&t, project.as_ref(), &actor));
+    let can_edit = policy::can_edit_task(&actor, &facts);
     Ok(Output::Object(record(t, can_edit, true)))
 }
 

@@ -16,7 +16,7 @@ macro_rules! impl_store {
     ($backend:ident) => {
         mod shared_store {
         use super::*;
-        use $crate::domain::policy::Actor;
+        use $crate::domain::policy::{Actor, ProjectFacts};
         use $crate::domain::token::{NewToken, Token};
         use $crate::domain::user::{NewUser, User, UserPatch};
         use $crate::domain::work::{Activity, FileMeta, Project, Task};
@@ -68,6 +68,10 @@ macro_rules! impl_store {
             /// them, one round trip and one connection from the pool.
             async fn task_with_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<(Task, Option<Project>)>> {
                 run_read!(self, db => tasks::with_project(db, ws, id))
+            }
+
+            async fn task_with_project_facts(&self, ws: WorkspaceId, id: i64, caller: i64) -> Result<Option<(Task, Option<ProjectFacts>)>> {
+                run_read!(self, db => tasks::with_project_facts(db, ws, id, caller))
             }
 
             async fn save_task(&self, ws: WorkspaceId, t: Task, mail: Vec<OutgoingMail>, now: i64) -> Result<Task> {

@@ -293,6 +293,9 @@ pub trait Columns {
     fn real(&self, i: usize) -> Result<f64> {
         self.opt_real(i)?.ok_or_else(|| null(i))
     }
+    fn bool(&self, i: usize) -> Result<bool> {
+        self.opt_bool(i)?.ok_or_else(|| null(i))
+    }
     fn text(&self, i: usize) -> Result<String> {
         self.opt_text(i)?.ok_or_else(|| null(i))
     }

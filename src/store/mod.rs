@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::policy::Actor;
+use crate::domain::policy::{Actor, ProjectFacts};
 use crate::domain::token::{NewToken, Token};
 use crate::domain::user::{NewUser, User, UserPatch};
 use crate::domain::work::{Activity, FileMeta, Project, Task};
@@ -385,6 +385,14 @@ pub trait WorkStore: Send + Sync {
         ws: WorkspaceId,
         id: i64,
     ) -> Result<Option<(Task, Option<Project>)>>;
+    /// A task with what the rules ask of its project for `caller` (none for a single
+    /// task): a read that needs the project only to decide.
+    async fn task_with_project_facts(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        caller: i64,
+    ) -> Result<Option<(Task, Option<ProjectFacts>)>>;
     /// Inserts (id 0) or replaces a task and its team. A task in a project takes the
     /// project's group; moving a task moves its sub-tasks and their activities.
     async fn save_task(

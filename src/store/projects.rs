@@ -1,7 +1,7 @@
 //! Projects: their statements, written once for both backends, and how each read and
 //! write of a project is carried out.
 
-use crate::domain::policy::Actor;
+use crate::domain::policy::{Actor, ProjectFacts};
 use crate::domain::work::Project;
 use crate::domain::WorkspaceId;
 use crate::store::driver::{first_int, first_text, page, written, Arg, Columns, Db, List, Stmt};
@@ -52,6 +52,22 @@ pub static OF_TASK: Stmt = stmt!(
     "SELECT {COLUMNS} FROM projects p WHERE p.workspace_id = ?1 \
      AND p.id = (SELECT t.project_id FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2)"
 );
+/// What the rules ask of task `?2`'s project, for caller `?3`: hidden, owner, in its team.
+pub static FACTS_OF_TASK: Stmt = stmt!(
+    "SELECT p.hidden, p.owner_id = ?3, EXISTS (SELECT 1 FROM project_team pt \
+     WHERE pt.project_id = p.id AND pt.user_id = ?3) FROM projects p WHERE p.workspace_id = ?1 \
+     AND p.id = (SELECT t.project_id FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2)"
+);
+
+/// A row of `FACTS_OF_TASK`.
+pub fn facts_from_row(r: &dyn Columns) -> Result<ProjectFacts> {
+    Ok(ProjectFacts {
+        hidden: r.flag(0)?,
+        is_owner: r.bool(1)?,
+        in_team: r.bool(2)?,
+    })
+}
+
 // One list of values for both: the update numbers its columns as the insert does and
 // takes the id and version last.
 static INSERT: Stmt = stmt!(

@@ -130,6 +130,26 @@ pub async fn with_project<D: Db>(
     Ok(task.map(|t| (t, project)))
 }
 
+/// The task with what the rules ask of its project for `caller`, not the project itself:
+/// a task read by a caller whose rules depend on the project. One round trip, as above.
+pub async fn with_project_facts<D: Db>(
+    db: &D,
+    ws: WorkspaceId,
+    id: i64,
+    caller: i64,
+) -> Result<Option<(Task, Option<policy::ProjectFacts>)>> {
+    let (task_values, facts_values) = (args![ws.0, id], args![ws.0, id, caller]);
+    let (task, facts) = futures_util::try_join!(
+        db.row(&BY_ID, &task_values, from_row),
+        db.row(
+            &projects::FACTS_OF_TASK,
+            &facts_values,
+            projects::facts_from_row
+        )
+    )?;
+    Ok(task.map(|t| (t, facts)))
+}
+
 pub async fn save<D: Db>(
     db: &D,
     ws: WorkspaceId,
