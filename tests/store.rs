@@ -1324,8 +1324,9 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
         );
         b.assert_kept_counts("after a move").await;
 
-        // Lists carry the projects their tasks are in when the caller's rules need them
-        // to decide `can_edit`: a user's do; an admin's do not, and none are read.
+        // Lists carry what the caller's rules ask of the projects their tasks are in when
+        // they need it to decide `can_edit`: a user's do; an admin's do not, and none are
+        // read.
         for (caller, carried) in [(&ann, vec![to.id]), (&admin, vec![])] {
             let (listed, projects) = s
                 .tasks(
@@ -1341,7 +1342,15 @@ async fn tasks_are_saved_with_their_lineage_and_moved_with_their_subtasks() {
                 (vec![mid.id, leaf.id], 2),
                 "{n}"
             );
-            assert_eq!(ids(&projects, |p| p.id), carried, "{n}");
+            assert_eq!(ids(&projects, |p| p.0), carried, "{n}");
+            if let Some((_, facts)) = projects.first() {
+                let outside = ProjectFacts {
+                    hidden: false,
+                    is_owner: false,
+                    in_team: false,
+                };
+                assert_eq!(*facts, outside, "{n}");
+            }
         }
         let (listed, _) = s
             .tasks(
@@ -1437,6 +1446,21 @@ async fn a_task_is_read_with_what_the_rules_ask_of_its_project() {
                 .await
                 .unwrap(),
             None,
+            "{n}"
+        );
+
+        // A list of tasks in several projects carries each project's facts once, by id.
+        let (listed, projects) = s
+            .tasks(WS, actor(&ann), every(vec![]), false)
+            .await
+            .unwrap();
+        assert!(listed.items.iter().any(|t| t.id == inside.id), "{n}");
+        assert_eq!(
+            projects,
+            vec![
+                (open.id, facts(false, false, false)),
+                (secret.id, facts(true, true, false))
+            ],
             "{n}"
         );
     }

@@ -419,13 +419,15 @@ pub async fn get_list(ctx: &Ctx<'_>) -> Result<Output, ApiError> {
         .tasks(ctx.ws, actor, query, with_team)
         .await?;
     hide_unseen_parents(ctx, &actor, &mut page.items).await?;
-    let projects: HashMap<i64, Project> = projects.into_iter().map(|p| (p.id, p)).collect();
     let items = page
         .items
         .into_iter()
         .map(|t| {
-            let project = t.project_id.and_then(|pid| projects.get(&pid));
-            let can_edit = policy::can_edit_task(&actor, &facts(&t, project, &actor));
+            let project = t.project_id.and_then(|pid| {
+                let at = projects.binary_search_by_key(&pid, |(id, _)| *id);
+                at.ok().map(|i| projects[i].1)
+            });
+            let can_edit = policy::can_edit_task(&actor, &facts_with(&t, project, &actor));
             record(t, can_edit, with_team)
         })
         .collect();

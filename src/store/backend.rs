@@ -82,7 +82,7 @@ macro_rules! impl_store {
                 run_write!(self, db => tasks::remove(db, ws, id, expected))
             }
 
-            async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery, with_team: bool) -> Result<(Page<Task>, Vec<Project>)> {
+            async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery, with_team: bool) -> Result<(Page<Task>, Vec<(i64, ProjectFacts)>)> {
                 run_list!(self, db => tasks::list(db, ws, &actor, &q, with_team))
             }
 

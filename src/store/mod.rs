@@ -409,8 +409,9 @@ pub trait WorkStore: Send + Sync {
         id: i64,
         expected: Expected,
     ) -> Result<Option<Vec<String>>>;
-    /// A page of tasks, with the projects they are in (what deciding whether the caller
-    /// may edit each needs; none when the caller's rules do not), read together. Each
+    /// A page of tasks, with what the caller's rules ask of the projects they are in, in
+    /// ascending order of project id (what deciding whether the caller may edit each needs; none when the
+    /// caller's rules do not), read together. Each
     /// task's team is read when `with_team` or when the caller's rules need it, and is
     /// left empty otherwise.
     async fn tasks(
@@ -419,7 +420,7 @@ pub trait WorkStore: Send + Sync {
         actor: Actor,
         query: ListQuery,
         with_team: bool,
-    ) -> Result<(Page<Task>, Vec<Project>)>;
+    ) -> Result<(Page<Task>, Vec<(i64, ProjectFacts)>)>;
     /// The task and its ancestors, nearest first.
     async fn task_lineage(&self, ws: WorkspaceId, id: i64) -> Result<Vec<i64>>;
 

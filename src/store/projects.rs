@@ -52,20 +52,56 @@ pub static OF_TASK: Stmt = stmt!(
     "SELECT {COLUMNS} FROM projects p WHERE p.workspace_id = ?1 \
      AND p.id = (SELECT t.project_id FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2)"
 );
-/// What the rules ask of task `?2`'s project, for caller `?3`: hidden, owner, in its team.
+/// What the rules ask of project `p` for caller `?3`: hidden, owner, in its team. Only
+/// these, not the project's row and team: a read that decides but does not show.
+const FACTS: &str = "p.hidden, p.owner_id = ?3, \
+    EXISTS (SELECT 1 FROM project_team pt WHERE pt.project_id = p.id AND pt.user_id = ?3)";
+/// The facts of task `?2`'s project.
 pub static FACTS_OF_TASK: Stmt = stmt!(
-    "SELECT p.hidden, p.owner_id = ?3, EXISTS (SELECT 1 FROM project_team pt \
-     WHERE pt.project_id = p.id AND pt.user_id = ?3) FROM projects p WHERE p.workspace_id = ?1 \
+    "SELECT {FACTS} FROM projects p WHERE p.workspace_id = ?1 \
      AND p.id = (SELECT t.project_id FROM tasks t WHERE t.workspace_id = ?1 AND t.id = ?2)"
 );
+// One project (a list of one project's tasks) by its key; several through an array,
+// which SQLite reads as JSON into a table of its own for each statement.
+static FACTS_BY_ID: Stmt =
+    stmt!("SELECT {FACTS}, p.id FROM projects p WHERE p.workspace_id = ?1 AND p.id = ?2");
+static FACTS_BY_IDS: Stmt = stmt!(
+    "SELECT {FACTS}, p.id FROM projects p WHERE p.workspace_id = ?1 AND p.id = ANY(?2) \
+     ORDER BY p.id"
+);
 
-/// A row of `FACTS_OF_TASK`.
+/// A row of the facts statements.
 pub fn facts_from_row(r: &dyn Columns) -> Result<ProjectFacts> {
     Ok(ProjectFacts {
         hidden: r.flag(0)?,
         is_owner: r.bool(1)?,
         in_team: r.bool(2)?,
     })
+}
+
+fn id_and_facts_from_row(r: &dyn Columns) -> Result<(i64, ProjectFacts)> {
+    Ok((r.int(3)?, facts_from_row(r)?))
+}
+
+/// What the rules ask of each of projects `ids` for `caller`, in ascending order of id;
+/// a project that does not exist in the workspace is left out.
+pub async fn facts_by_ids<D: Db>(
+    db: &D,
+    ws: WorkspaceId,
+    ids: &[i64],
+    caller: i64,
+) -> Result<Vec<(i64, ProjectFacts)>> {
+    match ids {
+        [] => Ok(Vec::new()),
+        [id] => {
+            let values = args![ws.0, *id, caller];
+            db.rows(&FACTS_BY_ID, &values, id_and_facts_from_row).await
+        }
+        _ => {
+            let values = args![ws.0, ids, caller];
+            db.rows(&FACTS_BY_IDS, &values, id_and_facts_from_row).await
+        }
+    }
 }
 
 // One list of values for both: the update numbers its columns as the insert does and

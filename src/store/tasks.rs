@@ -213,8 +213,8 @@ pub async fn remove<D: Db>(
     Ok(Some(keys))
 }
 
-/// A page of tasks with the projects they are in, when the caller's rules need them to
-/// decide `can_edit` (none for an admin). Each task's team is read when `with_team` or
+/// A page of tasks with what the caller's rules ask of the projects they are in, when
+/// they need it to decide `can_edit` (none for an admin). Each task's team is read when `with_team` or
 /// when the caller's rules need it; otherwise it is left empty.
 pub async fn list<D: Db>(
     db: &D,
@@ -222,7 +222,7 @@ pub async fn list<D: Db>(
     actor: &Actor,
     q: &ListQuery,
     with_team: bool,
-) -> Result<(Page<Task>, Vec<Project>)> {
+) -> Result<(Page<Task>, Vec<(i64, policy::ProjectFacts)>)> {
     let shape = Shape::new(D::DIALECT, "project facts", None, actor, None, &q.filters);
     let asked = kept_statement(shape, || {
         project_facts(actor, &q.filters).map(|(sql, binds)| (D::DIALECT.numbered(sql), binds))
@@ -255,7 +255,8 @@ pub async fn list<D: Db>(
     let conditions = || task_conditions(actor, &q.filters, facts);
     let page = page(db, ws, list, conditions, q, from_row).await?;
     let projects = if policy::task_needs_project(actor) {
-        projects::by_ids(db, ws, &project_ids_of(&page.items)).await?
+        let ids = project_ids_of(&page.items);
+        projects::facts_by_ids(db, ws, &ids, actor.user_id).await?
     } else {
         Vec::new()
     };

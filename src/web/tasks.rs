@@ -50,10 +50,9 @@ pub async fn my_work(State(state): State<AppState>, req: Request) -> Result<Resp
     let actor = visit.actor();
     let me = actor.user_id;
     let mut tasks: HashMap<i64, Task> = HashMap::new();
-    let mut listed: HashMap<i64, Project> = HashMap::new();
     let mut more = false;
     for mine in [Filter::AssignedTo(me), Filter::OwnerId(me)] {
-        let (found, in_projects) = state
+        let (found, _) = state
             .store
             .tasks(
                 visit.ws,
@@ -67,21 +66,19 @@ pub async fn my_work(State(state): State<AppState>, req: Request) -> Result<Resp
             )
             .await?;
         more |= found.total > MY_WORK_MAX;
-        listed.extend(in_projects.into_iter().map(|p| (p.id, p)));
         tasks.extend(found.items.into_iter().map(|t| (t.id, t)));
     }
-    // The lists carry their projects only where the caller's rules need them (not for an
-    // admin): the others are read here.
-    let mut missing: Vec<i64> = tasks.values().filter_map(|t| t.project_id).collect();
-    missing.retain(|p| !listed.contains_key(p));
-    missing.sort_unstable();
-    missing.dedup();
-    if !missing.is_empty() {
-        let read = state.store.projects_by_ids(visit.ws, missing).await?;
-        listed.extend(read.into_iter().map(|p| (p.id, p)));
-    }
+    // The page names each task's project, where the caller may see it.
+    let mut ids: Vec<i64> = tasks.values().filter_map(|t| t.project_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let listed = if ids.is_empty() {
+        Vec::new()
+    } else {
+        state.store.projects_by_ids(visit.ws, ids).await?
+    };
     let projects: HashMap<i64, String> = listed
-        .into_values()
+        .into_iter()
         .filter_map(|p| named(&actor, Some(p)))
         .map(|p| (p.id, p.name))
         .collect();
