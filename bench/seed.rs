@@ -373,6 +373,8 @@ async fn main() {
             "big_task": big_task,
             "big_task_pages": big_activities.div_ceil(50).max(1),
             "task": task_ids[tasks / 2],
+            // A task of the listed project (tasks go round the projects in turn).
+            "listed_task": task_ids[(tasks / 2 + 1) % tasks],
             // The listed project: not hidden; the external user and the client are not
             // in its team. The client is in the team of client_project.
             "project": projects[1],
