@@ -438,7 +438,7 @@ pub struct List<'a> {
     pub table_alias: &'static str,
     pub columns: &'static Stmt,
     pub actor: &'a Actor,
-    /// What a task list learned of its project first (`sql::project_facts`).
+    /// What a task list learned of its project first (`sql::project_asked_first`).
     pub facts: Option<ProjectFacts>,
 }
 
@@ -587,16 +587,6 @@ type Kept<T> = RefCell<FxHashMap<Shape, Arc<T>>>;
 
 thread_local! {
     static KEPT_LISTS: Kept<ListStatements> = RefCell::default();
-    static KEPT_STATEMENTS: Kept<Option<Piece>> = RefCell::default();
-}
-
-/// A statement of one shape (`Shape`), written by `write` at its first use on this
-/// thread and kept. `write` must depend on nothing the shape leaves out.
-pub fn kept_statement(
-    shape: Option<Shape>,
-    write: impl FnOnce() -> Option<Piece>,
-) -> Result<Arc<Option<Piece>>> {
-    kept(&KEPT_STATEMENTS, shape, || Ok(write()))
 }
 
 fn kept<T>(

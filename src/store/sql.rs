@@ -184,7 +184,7 @@ fn any_of(parts: impl Iterator<Item = Cond>) -> Cond {
 }
 
 /// What a partial compilation of a task rule already knows, for all the tasks of one
-/// project (see `project_facts`); `None`: decided per row.
+/// project (see `project_asked_first`); `None`: decided per row.
 #[derive(Debug, Clone, Copy, Default)]
 struct Known {
     project_visible: Option<bool>,
@@ -436,7 +436,7 @@ pub fn project_conditions(actor: &Actor, filters: &[Filter]) -> Result<Condition
 }
 
 /// What a list of one project's tasks learns of that project before its statements are
-/// written (`project_facts`).
+/// written (`project_asked_first`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProjectFacts {
     pub visible: bool,
@@ -453,36 +453,23 @@ impl From<Option<ProjectFacts>> for Known {
     }
 }
 
-/// The statement asking the `ProjectFacts` of the one project a task list is filtered
-/// by, as two counts of 0 or 1, when the caller's task rule depends on the project.
-/// Settled first, the rule's project parts are constants in the list's statements, and
-/// what remains decides the plan: an external outside the project's team is left with
-/// the tasks they own or whose team they are in, looked up by those indexes
-/// (`task_visible`), where a condition per row walked every task of the project for the
-/// few they see (16 req/s for a project of 100,000 tasks, docs/performance.md).
-pub fn project_facts(actor: &Actor, filters: &[Filter]) -> Option<Piece> {
-    let rule = policy::rule(actor, Kind::Task, Action::See);
-    if !rule.needs_project() {
+/// The position of the one project filter of a task list whose project's facts are read
+/// first, when the caller's task rule depends on the project (`ProjectFacts`, from
+/// `projects::facts_by_ids` and the project rule of `domain::policy`). Settled first,
+/// the rule's project parts are constants in the list's statements, and what remains
+/// decides the plan: an external outside the project's team is left with the tasks they
+/// own or whose team they are in, looked up by those indexes (`task_visible`), where a
+/// condition per row walked every task of the project for the few they see (16 req/s
+/// for a project of 100,000 tasks, docs/performance.md).
+pub fn project_asked_first(actor: &Actor, filters: &[Filter]) -> Option<usize> {
+    if !policy::rule(actor, Kind::Task, Action::See).needs_project() {
         return None;
     }
     let mut projects = project_filters(filters);
-    let (Some(project), None) = (projects.next(), projects.next()) else {
-        return None;
-    };
-    let see = policy::rule(actor, Kind::Project, Action::See);
-    let (visible, visible_values) = compile(actor, see, Kind::Project, Known::default()).piece();
-    let project = Bind::Filter(project);
-    let mut values = vec![Bind::Workspace, project];
-    values.extend(visible_values);
-    values.extend([project, Bind::Caller]);
-    Some((
-        format!(
-            "SELECT (SELECT COUNT(*) FROM projects p WHERE p.workspace_id = ? AND p.id = ? \
-             AND {visible}), (SELECT COUNT(*) FROM project_team pt WHERE pt.project_id = ? \
-             AND pt.user_id = ?)"
-        ),
-        values,
-    ))
+    match (projects.next(), projects.next()) {
+        (Some(project), None) => Some(project),
+        _ => None,
+    }
 }
 
 /// The positions of the project filters.
@@ -494,7 +481,7 @@ fn project_filters(filters: &[Filter]) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// The conditions of a task list: visibility, then each filter. `facts` are those of
-/// `project_facts`, when it asked.
+/// the project `project_asked_first` names, when it names one.
 pub fn task_conditions(
     actor: &Actor,
     filters: &[Filter],
@@ -602,7 +589,7 @@ impl TaskVisibility {
 
 /// The task rule under `known` as SQL over tasks `t`. When it comes to the caller's own
 /// tasks, they are a set looked up through the owner and task-team indexes, not a
-/// condition tested on each task the other filters leave (see `project_facts`).
+/// condition tested on each task the other filters leave (see `project_asked_first`).
 fn task_visible(rule: Rule, known: Known, actor: &Actor) -> TaskVisibility {
     let Folded::Own { owner, team } = fold(rule, known) else {
         return TaskVisibility {
@@ -629,7 +616,7 @@ fn task_visible(rule: Rule, known: Known, actor: &Actor) -> TaskVisibility {
 /// `task_counts` (kept by triggers on `tasks`, migration 0004) instead of counting every
 /// task of the project: 3.7 ms for a project of 100,000 tasks, the whole cost of such a
 /// list. Derived from the caller's task rule with the project's facts settled
-/// (`project_facts`): what remains is, for not hidden and for hidden tasks apart,
+/// (`project_asked_first`): what remains is, for not hidden and for hidden tasks apart,
 /// everything (a kept count), nothing (0) or a condition per task (counted over those
 /// tasks only). A user outside a project's team, for one, gets the kept count of its
 /// tasks not hidden plus a count of its hidden ones they own or are in the team of.
@@ -994,13 +981,6 @@ mod tests {
                     checked += 1;
                 }
             }
-            // The facts statement too.
-            let seven = project_facts(&callers[0], &[Filter::ProjectId(3)]);
-            let eight = project_facts(&callers[1], &[Filter::ProjectId(4)]);
-            assert_eq!(seven, eight, "{level:?}");
-            if let Some((sql, binds)) = seven {
-                assert_eq!(sql.matches('?').count(), binds.len(), "{sql}");
-            }
         }
         assert!(checked > 50, "{checked}");
     }
@@ -1124,20 +1104,11 @@ mod tests {
         use SecurityLevel::{Admin, Client, External, User};
         let one = [Filter::Active, Filter::ProjectId(3)];
         let two = [Filter::ProjectId(3), Filter::ProjectId(4)];
-        assert!(project_facts(&actor(Admin), &one).is_none());
+        assert_eq!(project_asked_first(&actor(Admin), &one), None);
         for level in [User, External, Client] {
-            let (sql, values) = project_facts(&actor(level), &one).expect("asked");
-            assert_eq!(sql.matches('?').count(), values.len());
-            // The workspace and project, the project's rule (the caller), the project and
-            // the caller.
-            let project = Bind::Filter(1);
-            assert_eq!(values[..2], [Bind::Workspace, project]);
-            assert_eq!(values[values.len() - 2..], [project, Bind::Caller]);
-            assert!(values[2..values.len() - 2]
-                .iter()
-                .all(|v| *v == Bind::Caller));
-            assert!(project_facts(&actor(level), &two).is_none());
-            assert!(project_facts(&actor(level), &[Filter::Active]).is_none());
+            assert_eq!(project_asked_first(&actor(level), &one), Some(1));
+            assert_eq!(project_asked_first(&actor(level), &two), None);
+            assert_eq!(project_asked_first(&actor(level), &[Filter::Active]), None);
         }
     }
 

@@ -4,15 +4,13 @@
 use crate::domain::policy::{self, Actor};
 use crate::domain::work::{moves_sub_tasks, task_group, Project, Task};
 use crate::domain::WorkspaceId;
-use crate::store::driver::Arg;
 use crate::store::driver::{
-    first_int, first_opt_int, first_text, kept_statement, page, written, Columns, Db, List, Shape,
-    Stmt,
+    first_int, first_opt_int, first_text, page, written, Columns, Db, List, Stmt,
 };
-use crate::store::sql::{project_facts, task_conditions, Bindings, ProjectFacts};
+use crate::store::sql::{project_asked_first, task_conditions, ProjectFacts};
 use crate::store::{
-    check_version, outbox, project_ids_of, projects, Expected, ListQuery, OutgoingMail, Page,
-    Result, StoreError,
+    check_version, outbox, project_ids_of, projects, Expected, Filter, ListQuery, OutgoingMail,
+    Page, Result, StoreError,
 };
 use crate::{args, stmt};
 
@@ -223,24 +221,21 @@ pub async fn list<D: Db>(
     q: &ListQuery,
     with_team: bool,
 ) -> Result<(Page<Task>, Vec<(i64, policy::ProjectFacts)>)> {
-    let shape = Shape::new(D::DIALECT, "project facts", None, actor, None, &q.filters);
-    let asked = kept_statement(shape, || {
-        project_facts(actor, &q.filters).map(|(sql, binds)| (D::DIALECT.numbered(sql), binds))
-    })?;
-    let facts = match asked.as_ref() {
-        Some((sql, binds)) => {
-            let values = Bindings::new(ws, actor, &q.filters).values(binds)?;
-            let values: Vec<Arg> = values.iter().map(Arg::from).collect();
-            let read = |r: &dyn Columns| {
-                Ok(ProjectFacts {
-                    visible: r.int(0)? > 0,
-                    in_team: r.int(1)? > 0,
-                })
-            };
-            db.query_row_kept(sql, &values, read).await?
+    // A list of one project whose facts the rules need reads them first: they settle
+    // the statements, and they are all the page's tasks ask of their project.
+    let first = match project_asked_first(actor, &q.filters).map(|i| &q.filters[i]) {
+        Some(&Filter::ProjectId(project)) => {
+            Some(projects::facts_by_ids(db, ws, &[project], actor.user_id).await?)
         }
-        None => None,
+        _ => None,
     };
+    let facts = first.as_ref().map(|found| {
+        let project = found.first().map(|(_, f)| f);
+        ProjectFacts {
+            visible: project.is_some_and(|f| policy::can_see_project(actor, f)),
+            in_team: project.is_some_and(|f| f.in_team),
+        }
+    });
     let columns = if with_team || policy::task_needs_team(actor) {
         &COLUMN_LIST
     } else {
@@ -254,11 +249,13 @@ pub async fn list<D: Db>(
     };
     let conditions = || task_conditions(actor, &q.filters, facts);
     let page = page(db, ws, list, conditions, q, from_row).await?;
-    let projects = if policy::task_needs_project(actor) {
-        let ids = project_ids_of(&page.items);
-        projects::facts_by_ids(db, ws, &ids, actor.user_id).await?
-    } else {
-        Vec::new()
+    let projects = match first {
+        _ if !policy::task_needs_project(actor) || page.items.is_empty() => Vec::new(),
+        Some(found) => found,
+        None => {
+            let ids = project_ids_of(&page.items);
+            projects::facts_by_ids(db, ws, &ids, actor.user_id).await?
+        }
     };
     Ok((page, projects))
 }
