@@ -410,10 +410,10 @@ pub trait WorkStore: Send + Sync {
         expected: Expected,
     ) -> Result<Option<Vec<String>>>;
     /// A page of tasks, with what the caller's rules ask of the projects they are in, in
-    /// ascending order of project id (what deciding whether the caller may edit each needs; none when the
-    /// caller's rules do not), read together. Each
-    /// task's team is read when `with_team` or when the caller's rules need it, and is
-    /// left empty otherwise.
+    /// ascending order of project id: what deciding whether the caller may edit each
+    /// needs (none when the caller's rules do not, or the page is empty). Each task's team
+    /// is read when `with_team` or when the caller's rules need it, and is left empty
+    /// otherwise.
     async fn tasks(
         &self,
         ws: WorkspaceId,
