@@ -212,8 +212,8 @@ pub async fn remove<D: Db>(
 }
 
 /// A page of tasks with what the caller's rules ask of the projects they are in, when
-/// they need it to decide `can_edit` (none for an admin). Each task's team is read when `with_team` or
-/// when the caller's rules need it; otherwise it is left empty.
+/// they need it to decide `can_edit` (none for an admin). Each task's team is read when
+/// `with_team` or when the caller's rules need it; otherwise it is left empty.
 pub async fn list<D: Db>(
     db: &D,
     ws: WorkspaceId,
