@@ -4,8 +4,9 @@
 //! endpoint table and one module per 5pm service), which asks [`auth`] for the caller,
 //! then [`domain`] (rules, no I/O), then [`store`]. [`router`] puts the API's dispatcher
 //! on the HTTP layer; nothing below the API names it.
-// No unsafe code, but for the one SQLite setting that has no safe call
-// (`store::sqlite::skip_memory_statistics`), which allows it by name.
+// No unsafe code, but for SQLite's C API where rusqlite has no call for what is needed
+// (`store::sqlite::skip_memory_statistics`, the statements kept and read in place in
+// `store::sqlite::statements`) and the admission's two, each allowing it by name.
 #![deny(unsafe_code)]
 
 pub mod api;

@@ -145,6 +145,21 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
     }
 }
 
+/// A value as the server binds it (arrays as JSON), for rusqlite.
+fn sqlite_value(arg: &Arg) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match *arg {
+        Arg::Int(Some(v)) => Value::Integer(v),
+        Arg::Flag(b) => Value::Integer(b.into()),
+        Arg::Real(Some(v)) => Value::Real(v),
+        Arg::Text(Some(t)) => Value::Text(t.to_string()),
+        Arg::Bytes(Some(b)) => Value::Blob(b.to_vec()),
+        Arg::Ids(ids) => Value::Text(serde_json::to_string(ids).unwrap()),
+        Arg::Texts(texts) => Value::Text(serde_json::to_string(texts).unwrap()),
+        Arg::Int(None) | Arg::Real(None) | Arg::Text(None) | Arg::Bytes(None) => Value::Null,
+    }
+}
+
 /// The query plans of a task list's count and page statements, one line per step.
 fn plans(conn: &Connection, c: &Conditions, filters: &[Filter]) -> [Vec<String>; 2] {
     let bindings = Bindings {
@@ -168,9 +183,11 @@ fn plans(conn: &Connection, c: &Conditions, filters: &[Filter]) -> [Vec<String>;
         let mut values: Vec<Arg> = base.iter().map(Arg::from).collect();
         values.extend((0..extra).map(|_| Arg::from(25i64)));
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        stmt.query_map(params_from_iter(values.iter()), |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
+        stmt.query_map(params_from_iter(values.iter().map(sqlite_value)), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
     })
 }

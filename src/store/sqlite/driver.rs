@@ -1,50 +1,27 @@
-//! rusqlite as the shared storage code drives it: rows read by index, values bound, and
-//! statements run from the prepared-statement cache.
+//! SQLite as the shared storage code drives it: statements run from those kept on the
+//! connection, values bound, and rows read by index.
 
-use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-use rusqlite::{params_from_iter, Connection, Row, ToSql};
+use rusqlite::types::ValueRef;
 
+use super::statements::{Row, Statements};
 use crate::store::driver::{Arg, Columns, Db, Dialect, Map};
 use crate::store::{Result, StoreError};
 
-/// A reader connection or the writer's transaction.
-pub struct Lite<'a>(pub &'a Connection);
-
-impl ToSql for Arg<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match *self {
-            Arg::Int(Some(v)) => ToSqlOutput::Owned(Value::Integer(v)),
-            Arg::Real(Some(v)) => ToSqlOutput::Owned(Value::Real(v)),
-            Arg::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
-            Arg::Int(None) | Arg::Real(None) | Arg::Text(None) => ToSqlOutput::Owned(Value::Null),
-            Arg::Flag(b) => ToSqlOutput::Owned(Value::Integer(b.into())),
-            Arg::Bytes(Some(b)) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-            Arg::Bytes(None) => ToSqlOutput::Owned(Value::Null),
-            // Arrays travel as JSON arrays, read back by json_each.
-            Arg::Ids(ids) => ToSqlOutput::Owned(Value::Text(
-                serde_json::to_string(ids)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
-            )),
-            Arg::Texts(texts) => ToSqlOutput::Owned(Value::Text(
-                serde_json::to_string(texts)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
-            )),
-        })
-    }
-}
+/// A reader connection or the writer's, in its transaction: the statements kept on it.
+pub struct Lite<'a>(pub &'a Statements);
 
 // Each column is read by matching its value in place: rusqlite's generic `get` cost
 // about 170 instructions a column, a third of reading a task list's rows.
 impl Columns for Row<'_> {
     fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        match self.get_ref(i)? {
+        match self.value(i)? {
             ValueRef::Integer(v) => Ok(Some(v)),
             ValueRef::Null => Ok(None),
             other => Err(wrong_type(i, other)),
         }
     }
     fn opt_real(&self, i: usize) -> Result<Option<f64>> {
-        match self.get_ref(i)? {
+        match self.value(i)? {
             ValueRef::Real(v) => Ok(Some(v)),
             ValueRef::Integer(v) => Ok(Some(v as f64)),
             ValueRef::Null => Ok(None),
@@ -52,7 +29,7 @@ impl Columns for Row<'_> {
         }
     }
     fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        match self.get_ref(i)? {
+        match self.value(i)? {
             ValueRef::Text(t) => match std::str::from_utf8(t) {
                 Ok(t) => Ok(Some(t.to_owned())),
                 Err(_) => Err(wrong_type(i, ValueRef::Text(t))),
@@ -62,26 +39,26 @@ impl Columns for Row<'_> {
         }
     }
     fn flag(&self, i: usize) -> Result<bool> {
-        match self.get_ref(i)? {
+        match self.value(i)? {
             ValueRef::Integer(v) => Ok(v != 0),
             other => Err(wrong_type(i, other)),
         }
     }
     fn opt_bool(&self, i: usize) -> Result<Option<bool>> {
-        match self.get_ref(i)? {
+        match self.value(i)? {
             ValueRef::Integer(v) => Ok(Some(v != 0)),
             ValueRef::Null => Ok(None),
             other => Err(wrong_type(i, other)),
         }
     }
     fn int(&self, i: usize) -> Result<i64> {
-        match self.get_ref(i)? {
+        match self.value(i)? {
             ValueRef::Integer(v) => Ok(v),
             other => Err(wrong_type(i, other)),
         }
     }
     fn real(&self, i: usize) -> Result<f64> {
-        match self.get_ref(i)? {
+        match self.value(i)? {
             ValueRef::Real(v) => Ok(v),
             ValueRef::Integer(v) => Ok(v as f64),
             other => Err(wrong_type(i, other)),
@@ -95,7 +72,7 @@ impl Columns for Row<'_> {
     }
     /// A comma-separated list (group_concat), read in place.
     fn ids(&self, i: usize) -> Result<Vec<i64>> {
-        let mut ids = match self.get_ref(i)? {
+        let mut ids = match self.value(i)? {
             ValueRef::Null => Vec::new(),
             ValueRef::Integer(id) => vec![id],
             ValueRef::Text(list) => std::str::from_utf8(list)
@@ -132,10 +109,9 @@ impl Db for Lite<'_> {
     const DIALECT: Dialect = Dialect::Sqlite;
 
     async fn query_row<T>(&self, sql: &str, args: &[Arg<'_>], map: Map<T>) -> Result<Option<T>> {
-        let mut stmt = self.0.prepare_cached(sql)?;
-        let mut rows = stmt.query(params_from_iter(args))?;
-        match rows.next()? {
-            Some(row) => Ok(Some(map(row)?)),
+        let mut running = self.0.run(sql, args)?;
+        match running.next()? {
+            Some(row) => Ok(Some(map(&row)?)),
             None => Ok(None),
         }
     }
@@ -148,11 +124,10 @@ impl Db for Lite<'_> {
         expected: usize,
         mut full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
-        let mut stmt = self.0.prepare_cached(sql)?;
-        let mut rows = stmt.query(params_from_iter(args))?;
+        let mut running = self.0.run(sql, args)?;
         let mut items = Vec::with_capacity(expected);
-        while let Some(row) = rows.next()? {
-            let item = map(row)?;
+        while let Some(row) = running.next()? {
+            let item = map(&row)?;
             let done = full(&item);
             items.push(item);
             if done {
@@ -163,10 +138,7 @@ impl Db for Lite<'_> {
     }
 
     async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-        Ok(self
-            .0
-            .prepare_cached(sql)?
-            .execute(params_from_iter(args))? as u64)
+        self.0.run(sql, args)?.finish()
     }
 
     /// Writes run one at a time on the writer: nothing to lock.

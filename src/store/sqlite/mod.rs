@@ -13,11 +13,14 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use async_trait::async_trait;
-use rusqlite::{Connection, ErrorCode, Transaction};
+use rusqlite::{Connection, ErrorCode};
 
 use crate::domain::WorkspaceId;
 mod driver;
 pub mod snapshot;
+mod statements;
+
+use statements::Conn;
 
 pub(crate) use driver::Lite;
 
@@ -40,7 +43,7 @@ const READERS: usize = 4;
 
 pub struct Sqlite {
     jobs: std::sync::mpsc::Sender<Job>,
-    readers: Arc<Vec<Mutex<Connection>>>,
+    readers: Arc<Vec<Mutex<Conn>>>,
     next_reader: AtomicUsize,
     sessions: crate::store::session_cache::SessionCache,
 }
@@ -65,8 +68,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Visibility makes list queries differ per caller: keep more of them prepared.
-    conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 
@@ -104,15 +105,16 @@ fn skip_memory_statistics() {
 /// Runs a read's statements in one read transaction: they see one snapshot (a task and
 /// its team, a list and its total), and the WAL read lock is taken once instead of once
 /// per statement (the lock's system calls were 7% of a list request's profile).
-fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+fn in_snapshot<T>(conn: &Conn, f: impl FnOnce(&Lite) -> Result<T>) -> Result<T> {
     if !conn.is_autocommit() {
         // A read that panicked midway left its transaction open.
         conn.execute_batch("ROLLBACK")?;
     }
-    conn.prepare_cached("BEGIN")?.execute([])?;
-    let out = f(conn);
+    let statements = conn.statements();
+    statements.run("BEGIN", &[])?.finish()?;
+    let out = f(&Lite(statements));
     // Nothing was written: ending the transaction only lets the snapshot go.
-    conn.prepare_cached("COMMIT")?.execute([])?;
+    statements.run("COMMIT", &[])?.finish()?;
     out
 }
 
@@ -158,11 +160,11 @@ impl Sqlite {
                 let conn = Connection::open(path)?;
                 configure(&conn)?;
                 conn.pragma_update(None, "query_only", "ON")?;
-                Ok(Mutex::new(conn))
+                Ok(Mutex::new(Conn::new(conn)))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Sqlite {
-            jobs: spawn_writer(writer)?,
+            jobs: spawn_writer(Conn::new(writer))?,
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
             sessions: Default::default(),
@@ -173,7 +175,7 @@ impl Sqlite {
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Lite) -> Result<T> + Send + 'static,
     {
         let _timer = crate::metrics::store_timer(crate::metrics::StoreOp::Read);
         // Most reads are a few index lookups, shorter than a hop to another thread and
@@ -199,7 +201,7 @@ impl Sqlite {
     async fn write_users<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+        F: FnOnce(&Lite) -> Result<T> + Send + 'static,
     {
         let done = self.write(f).await;
         self.sessions.forget_all();
@@ -211,7 +213,7 @@ impl Sqlite {
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T> + Send + 'static,
+        F: FnOnce(&Lite) -> Result<T> + Send + 'static,
     {
         let _timer = crate::metrics::store_timer(crate::metrics::StoreOp::Write);
         let (reply, answer) = tokio::sync::oneshot::channel::<Result<T>>();
@@ -250,8 +252,7 @@ impl Sqlite {
 
 /// A write waiting for the writer: given the batch's transaction (or why there is none),
 /// it runs and says how to answer once the commit is known.
-type Job =
-    Box<dyn FnOnce(std::result::Result<&Transaction, &rusqlite::Error>) -> Option<Done> + Send>;
+type Job = Box<dyn FnOnce(std::result::Result<&Lite, &rusqlite::Error>) -> Option<Done> + Send>;
 
 /// How a write learns whether its batch committed.
 type Committed<'a> = std::result::Result<(), &'a rusqlite::Error>;
@@ -266,7 +267,7 @@ struct Done {
 const MAX_BATCH: usize = 512;
 
 /// Starts the writer thread that owns the write connection.
-fn spawn_writer(mut conn: Connection) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
+fn spawn_writer(mut conn: Conn) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
     let (jobs, queue) = std::sync::mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name("vesper-sqlite-writer".into())
@@ -312,7 +313,8 @@ fn checkpoint_when_idle(conn: &Connection) {
     }
 }
 
-fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+fn run_batch(conn: &mut Conn, batch: Vec<Job>) {
+    let (conn, statements) = conn.split();
     let metrics = &crate::metrics::METRICS;
     metrics.sqlite_writer_queue.add(-(batch.len() as i64));
     metrics.sqlite_group_size.observe(batch.len() as f64);
@@ -332,7 +334,8 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
             continue;
         }
         // A panicking write fails alone (its caller sees an internal error).
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(&tx))));
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(&Lite(statements)))));
         let (ok, finish) = match ran {
             Ok(Some(d)) => (d.ok, Some(d.finish)),
             Ok(None) | Err(_) => (false, None),
@@ -372,12 +375,7 @@ fn shared_error(e: &rusqlite::Error) -> StoreError {
 /// Runs shared work on a reader.
 macro_rules! run_read {
     ($store:expr, $db:ident => $work:expr) => {
-        $store
-            .read(move |c| {
-                let $db = &Lite(c);
-                ready($work)
-            })
-            .await
+        $store.read(move |$db| ready($work)).await
     };
 }
 
@@ -389,12 +387,7 @@ macro_rules! run_list {
 /// Runs shared work on the writer, in the batch's transaction.
 macro_rules! run_write {
     ($store:expr, $db:ident => $work:expr) => {
-        $store
-            .write(move |tx| {
-                let $db = &Lite(tx);
-                ready($work)
-            })
-            .await
+        $store.write(move |$db| ready($work)).await
     };
 }
 
@@ -414,12 +407,7 @@ macro_rules! run_write_one {
 /// A write that changes users, after which cached sessions are forgotten.
 macro_rules! run_write_users {
     ($store:expr, $db:ident => $work:expr) => {
-        $store
-            .write_users(move |tx| {
-                let $db = &Lite(tx);
-                ready($work)
-            })
-            .await
+        $store.write_users(move |$db| ready($work)).await
     };
 }
 
@@ -450,7 +438,7 @@ impl SessionStore for Sqlite {
     async fn touch_session(&self, token_hash: Vec<u8>, now: i64) -> Result<()> {
         let key = token_hash.clone();
         let done = self
-            .write(move |tx| ready(users::touch_session(&Lite(tx), &token_hash, now)))
+            .write(move |db| ready(users::touch_session(db, &token_hash, now)))
             .await;
         self.sessions.forget(&key);
         done
@@ -459,7 +447,7 @@ impl SessionStore for Sqlite {
     async fn remove_session(&self, token_hash: Vec<u8>) -> Result<()> {
         let key = token_hash.clone();
         let done = self
-            .write(move |tx| ready(users::remove_session(&Lite(tx), &token_hash)))
+            .write(move |db| ready(users::remove_session(db, &token_hash)))
             .await;
         self.sessions.forget(&key);
         done
