@@ -113,9 +113,12 @@ fn in_snapshot<T>(conn: &Conn, f: impl FnOnce(&Lite) -> Result<T>) -> Result<T> 
     let statements = conn.statements();
     statements.run("BEGIN", &[])?.finish()?;
     let out = f(&Lite(statements));
-    // Nothing was written: ending the transaction only lets the snapshot go.
-    statements.run("COMMIT", &[])?.finish()?;
-    out
+    // Nothing was written: ending the transaction only lets the snapshot go. A read's
+    // own error comes first: SQLite may have ended the transaction for it.
+    let ended = statements.run("COMMIT", &[]).and_then(|c| c.finish());
+    let out = out?;
+    ended?;
+    Ok(out)
 }
 
 /// Creates the database file if needed and makes it, and the WAL and shared memory an

@@ -14,16 +14,17 @@ use std::ffi::{c_char, c_int, CStr};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
+use hashlink::LruCache;
 use rusqlite::ffi;
 use rusqlite::types::ValueRef;
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
 
 use crate::store::driver::Arg;
 use crate::store::{Result, StoreError};
 
 /// A connection and the statements kept prepared on it. The statements are declared
 /// first, so that they are finalized before the connection closes: SQLite refuses to
-/// close a connection that still has statements, and rusqlite panics on that refusal.
+/// close a connection that still has statements (and rusqlite ignores the refusal).
 pub struct Conn {
     statements: Statements,
     connection: rusqlite::Connection,
@@ -36,7 +37,7 @@ impl Conn {
             // before it (field order above).
             statements: Statements {
                 db: unsafe { connection.handle() },
-                kept: RefCell::default(),
+                kept: RefCell::new(LruCache::with_hasher(KEPT, FxBuildHasher)),
             },
             connection,
         }
@@ -60,16 +61,10 @@ impl std::ops::Deref for Conn {
     }
 }
 
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
-        &mut self.connection
-    }
-}
-
 /// The most statements a connection keeps, as rusqlite's cache kept before: the fixed
 /// statements a connection runs and the shapes of the lists read on it fit, and what a
-/// caller sending ever new shapes makes cannot grow the memory past it. Past it, one
-/// statement is let go for each new one.
+/// caller sending ever new shapes makes cannot grow the memory past it. Past it, the
+/// statement run longest ago is let go for each new one.
 const KEPT: usize = 128;
 
 /// The statements kept on one connection, by text.
@@ -77,7 +72,7 @@ pub struct Statements {
     db: *mut ffi::sqlite3,
     /// Each is shared with its run while it runs: one that is let go while running is
     /// finalized when the run ends.
-    kept: RefCell<FxHashMap<Box<str>, Rc<Prepared>>>,
+    kept: RefCell<LruCache<Box<str>, Rc<Prepared>, FxBuildHasher>>,
 }
 
 // SAFETY: SQLite connections are opened by rusqlite in its multi-thread mode: a connection
@@ -101,7 +96,7 @@ impl Statements {
     /// read inside a read of the same text) is not disturbed: a new one runs, and is
     /// finalized after.
     pub fn run(&self, sql: &str, args: &[Arg<'_>]) -> Result<Running<'_>> {
-        let idle = (self.kept.borrow().get(sql))
+        let idle = (self.kept.borrow_mut().get(sql))
             .filter(|p| Rc::strong_count(p) == 1)
             .cloned();
         let prepared = match idle {
@@ -145,15 +140,10 @@ impl Statements {
             .ok_or_else(|| StoreError::Internal(anyhow::anyhow!("an empty statement")))
     }
 
+    /// Past `KEPT`, the statement run longest ago is let go; if it is running, it is
+    /// finalized when its run ends.
     fn keep(&self, sql: &str, prepared: Rc<Prepared>) {
-        let mut kept = self.kept.borrow_mut();
-        if kept.len() >= KEPT {
-            // Any one: a statement running is finalized when its run ends.
-            if let Some(text) = kept.keys().next().cloned() {
-                kept.remove(&text);
-            }
-        }
-        kept.insert(sql.into(), prepared);
+        self.kept.borrow_mut().insert(sql.into(), prepared);
     }
 
     /// The connection's last error, as rusqlite reports it: the rest of the backend
@@ -169,7 +159,8 @@ impl Statements {
 }
 
 /// A statement bound and stepping; reset when dropped, so that it holds no read lock
-/// and can run again.
+/// and can run again, and its values cleared, so that no copy of a secret it was given
+/// (a token's hash, a mail) stays in a kept statement.
 pub struct Running<'a> {
     statements: &'a Statements,
     prepared: Rc<Prepared>,
@@ -178,7 +169,10 @@ pub struct Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         // SAFETY: the statement is alive while this run holds it.
-        unsafe { ffi::sqlite3_reset(self.stmt()) };
+        unsafe {
+            ffi::sqlite3_reset(self.stmt());
+            ffi::sqlite3_clear_bindings(self.stmt());
+        }
     }
 }
 
@@ -253,9 +247,14 @@ impl Running<'_> {
         }
     }
 
-    /// Runs the statement to its end; how many rows it changed.
+    /// Runs a statement that answers no rows; how many rows it changed. One that answers
+    /// rows is refused, as rusqlite refused it: the count would be an earlier statement's.
     pub fn finish(mut self) -> Result<u64> {
-        while self.next()?.is_some() {}
+        if self.next()?.is_some() {
+            return Err(StoreError::Internal(anyhow::anyhow!(
+                "a statement run for its changes answered rows"
+            )));
+        }
         // SAFETY: the connection is open.
         Ok(unsafe { ffi::sqlite3_changes64(self.statements.db) } as u64)
     }
@@ -292,15 +291,22 @@ impl Row<'_> {
                 ffi::SQLITE_INTEGER => ValueRef::Integer(ffi::sqlite3_value_int64(value)),
                 ffi::SQLITE_FLOAT => ValueRef::Real(ffi::sqlite3_value_double(value)),
                 ffi::SQLITE_TEXT => {
-                    // The text first, then its length, as SQLite asks.
+                    // The text first, then its length, as SQLite asks. No text is SQLite
+                    // out of memory, never an empty text.
                     let text = ffi::sqlite3_value_text(value);
                     let len = ffi::sqlite3_value_bytes(value) as usize;
-                    ValueRef::Text(bytes(text, len))
+                    ValueRef::Text(bytes(text, len).ok_or_else(|| unreadable(i))?)
                 }
                 ffi::SQLITE_BLOB => {
                     let blob = ffi::sqlite3_value_blob(value).cast::<u8>();
                     let len = ffi::sqlite3_value_bytes(value) as usize;
-                    ValueRef::Blob(bytes(blob, len))
+                    // An empty blob may have no pointer.
+                    let blob = if len == 0 {
+                        Some(&[][..])
+                    } else {
+                        bytes(blob, len)
+                    };
+                    ValueRef::Blob(blob.ok_or_else(|| unreadable(i))?)
                 }
                 _ => ValueRef::Null,
             })
@@ -308,13 +314,22 @@ impl Row<'_> {
     }
 }
 
-/// SAFETY: `ptr` points to `len` bytes, or `len` is 0.
-unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
-    if ptr.is_null() || len == 0 {
-        &[]
-    } else {
-        std::slice::from_raw_parts(ptr, len)
+/// The `len` bytes at `ptr`; `None` for no pointer.
+///
+/// SAFETY: a pointer given points to `len` bytes, alive for `'a`.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
+    match ptr.is_null() {
+        true => None,
+        false if len == 0 => Some(&[]),
+        false => Some(std::slice::from_raw_parts(ptr, len)),
     }
+}
+
+#[cold]
+fn unreadable(i: usize) -> StoreError {
+    StoreError::Internal(anyhow::anyhow!(
+        "column {i} could not be read (out of memory)"
+    ))
 }
 
 #[cfg(test)]
@@ -478,5 +493,39 @@ mod tests {
         assert_eq!(running.next().unwrap().unwrap().int(0).unwrap(), 2);
         assert_eq!(running.next().unwrap().unwrap().int(0).unwrap(), 3);
         assert!(running.next().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_run_left_midway_leaves_the_statement_ready_and_its_values_cleared() {
+        let (_dir, conn) = open();
+        let s = conn.statements();
+        let sql = "SELECT id FROM t WHERE name <> ?1 ORDER BY id";
+        let mut running = s.run(sql, &[Arg::Text(Some("secret-token-hash"))]).unwrap();
+        assert_eq!(running.next().unwrap().unwrap().int(0).unwrap(), 1);
+        drop(running);
+        let kept = s.kept.borrow_mut().get(sql).unwrap().0.as_ptr();
+        // SAFETY: the kept statement is alive; the text is SQLite's, freed here.
+        let expanded = unsafe {
+            let text = ffi::sqlite3_expanded_sql(kept);
+            let copy = CStr::from_ptr(text).to_string_lossy().into_owned();
+            ffi::sqlite3_free(text.cast());
+            copy
+        };
+        assert!(!expanded.contains("secret"), "{expanded}");
+        assert!(expanded.contains("NULL"), "{expanded}");
+        let ids: Vec<i64> = {
+            let mut running = s.run(sql, &[Arg::Text(Some("one"))]).unwrap();
+            std::iter::from_fn(|| running.next().unwrap().map(|r| r.int(0).unwrap())).collect()
+        };
+        assert_eq!(ids, [2], "the run starts again from its first row");
+    }
+
+    #[test]
+    fn a_statement_run_for_its_changes_may_not_answer_rows() {
+        let (_dir, conn) = open();
+        let s = conn.statements();
+        assert!(s.run("SELECT id FROM t", &[]).unwrap().finish().is_err());
+        let changed = s.run("UPDATE t SET weight = 2 WHERE id < 3", &[]).unwrap();
+        assert_eq!(changed.finish().unwrap(), 2);
     }
 }
