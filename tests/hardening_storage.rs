@@ -424,19 +424,22 @@ async fn list_totals(s: &TestServer, sid: &str, project: &str, n: usize) -> Vec<
         .collect()
 }
 
-/// A list reads in a snapshot whose BEGIN and COMMIT (on PostgreSQL) travel with its
-/// statements, the COMMIT answered by no one. Neither a list answered nor one whose client
-/// went away mid-read may leave its connection inside that snapshot: the next request on
-/// it would read the past. Every list after a write sees it, on every pooled connection.
+/// A list of several reads (a user's: the project's facts, then the page) reads in a
+/// snapshot whose BEGIN and COMMIT (on PostgreSQL) travel with its statements, the COMMIT
+/// answered by no one. Neither a list answered nor one whose client went away mid-read may
+/// leave its connection inside that snapshot: the next request on it would read the past.
+/// Every list after a write sees it, on every pooled connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_list_after_a_write_sees_it_even_after_lists_cut_short() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let s = TestServer::start().await;
-    let sid = s.admin().await;
-    let caller = s.as_caller(&sid);
-    let project = caller.project(&[]).await;
+    let admin = s.as_caller(&s.admin().await);
+    let (member, sid) = s.user("member@example.com", 100, false).await;
+    let project = admin
+        .project(&[("team[]", member.to_string().as_str())])
+        .await;
     for _ in 0..3 {
-        caller.task(project, &[]).await;
+        admin.task(project, &[]).await;
     }
     let project = project.to_string();
     // More lists at once than the pool has connections, so that each is used.
@@ -460,7 +463,7 @@ async fn every_list_after_a_write_sees_it_even_after_lists_cut_short() {
         futures_util::future::join_all(cut).await;
     }
 
-    caller.task(project.parse().unwrap(), &[]).await;
+    admin.task(project.parse().unwrap(), &[]).await;
     assert_eq!(list_totals(&s, &sid, &project, AT_ONCE).await, [4; AT_ONCE]);
 
     if s.database_url().is_some() {

@@ -167,19 +167,21 @@ fn plans(conn: &Connection, c: &Conditions, filters: &[Filter]) -> [Vec<String>;
         caller: 1,
         filters,
     };
-    let (count_sql, page_sql) = list_sql(
+    let sql = list_sql(
         "tasks t",
         tasks::COLUMN_LIST.text(Dialect::Sqlite),
         c,
         false,
         "LIMIT ? OFFSET ?",
     );
+    // The page carries the total: its count's values come first.
+    let page_values: Vec<_> = c.count_values().iter().chain(&c.values).cloned().collect();
     [
-        (count_sql, c.count_values(), 0),
-        (page_sql, &c.values[..], 2),
+        (sql.count, c.count_values().to_vec(), 0),
+        (sql.page, page_values, 2),
     ]
     .map(|(sql, base, extra)| {
-        let base = bindings.values(base).unwrap();
+        let base = bindings.values(&base).unwrap();
         let mut values: Vec<Arg> = base.iter().map(Arg::from).collect();
         values.extend((0..extra).map(|_| Arg::from(25i64)));
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

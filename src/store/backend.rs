@@ -5,7 +5,8 @@
 //! A backend invokes [`impl_store!`] after defining its runners, each taking
 //! `(self, db => work)` and running `work`, shared code over `db`:
 //! - `run_read!`: a read;
-//! - `run_list!`: the reads of a list, in one snapshot;
+//! - `run_list!`: reads that must see one snapshot (a task list that reads its
+//!   project's facts before its page);
 //! - `run_write!`: a write of several statements, in one transaction;
 //! - `run_write_one!`: a write of one statement;
 //! - `run_activity_save!`: an activity's save, `(self, ws, activity, mail, now)`;
@@ -48,7 +49,8 @@ macro_rules! impl_store {
             }
 
             async fn projects(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<Project>> {
-                run_list!(self, db => projects::list(db, ws, &actor, &q))
+                // One statement (`driver::page`): a snapshot of its own.
+                run_read!(self, db => projects::list(db, ws, &actor, &q))
             }
 
             async fn project_census(&self, ws: WorkspaceId, actor: Actor, filters: Vec<Filter>) -> Result<Census> {
@@ -83,7 +85,11 @@ macro_rules! impl_store {
             }
 
             async fn tasks(&self, ws: WorkspaceId, actor: Actor, q: ListQuery, with_team: bool) -> Result<(Page<Task>, Vec<(i64, ProjectFacts)>)> {
-                run_list!(self, db => tasks::list(db, ws, &actor, &q, with_team))
+                if tasks::list_reads_several(&actor, &q) {
+                    run_list!(self, db => tasks::list(db, ws, &actor, &q, with_team))
+                } else {
+                    run_read!(self, db => tasks::list(db, ws, &actor, &q, with_team))
+                }
             }
 
             async fn task_lineage(&self, ws: WorkspaceId, id: i64) -> Result<Vec<i64>> {
@@ -103,7 +109,7 @@ macro_rules! impl_store {
             }
 
             async fn activities(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<Activity>> {
-                run_list!(self, db => activities::list(db, ws, &actor, &q))
+                run_read!(self, db => activities::list(db, ws, &actor, &q))
             }
 
             async fn add_files(&self, ws: WorkspaceId, new: Vec<FileMeta>, now: i64) -> Result<Vec<FileMeta>> {
@@ -123,7 +129,7 @@ macro_rules! impl_store {
             }
 
             async fn files(&self, ws: WorkspaceId, actor: Actor, q: ListQuery) -> Result<Page<FileMeta>> {
-                run_list!(self, db => files::list(db, ws, &actor, &q))
+                run_read!(self, db => files::list(db, ws, &actor, &q))
             }
 
             async fn storage_keys(&self) -> Result<Vec<String>> {

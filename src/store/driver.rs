@@ -286,6 +286,8 @@ pub trait Columns {
     fn opt_bool(&self, i: usize) -> Result<Option<bool>>;
     /// A column of ids, `ARRAY(SELECT ...)`, in ascending order.
     fn ids(&self, i: usize) -> Result<Vec<i64>>;
+    /// How many columns the row has.
+    fn width(&self) -> usize;
 
     fn int(&self, i: usize) -> Result<i64> {
         self.opt_int(i)?.ok_or_else(|| null(i))
@@ -329,7 +331,7 @@ pub trait Db {
         &self,
         sql: &str,
         args: &[Arg<'_>],
-        map: Map<T>,
+        map: impl Fn(&dyn Columns) -> Result<T>,
         expected: usize,
         full: impl FnMut(&T) -> bool,
     ) -> impl Future<Output = Result<Vec<T>>>;
@@ -383,7 +385,7 @@ pub trait Db {
         &self,
         sql: &str,
         args: &[Arg<'_>],
-        map: Map<T>,
+        map: impl Fn(&dyn Columns) -> Result<T>,
         expected: usize,
         full: impl FnMut(&T) -> bool,
     ) -> impl Future<Output = Result<Vec<T>>> {
@@ -454,10 +456,10 @@ impl<'a> List<'a> {
     }
 }
 
-/// The count and a page of one list, the page in `q`'s window. Both statements go out
-/// together; the backend runs them in one snapshot. Their text is written by
+/// A page of one list, in `q`'s window, with the list's total. Its text is written by
 /// `conditions` and `list_sql` once per shape of list (`Shape`) and kept; each call finds
-/// their values again.
+/// its values again. One statement: the total comes with the rows, and is counted apart
+/// only when a window past the first has none.
 pub async fn page<D: Db, T>(
     db: &D,
     ws: WorkspaceId,
@@ -473,32 +475,57 @@ pub async fn page<D: Db, T>(
     let statements = kept(&KEPT_LISTS, shape, || {
         let c = conditions()?;
         let columns = D::text(list.columns);
-        let (count, page) = list_sql(list.table_alias, columns, &c, ids_first, &window);
+        let sql = list_sql(list.table_alias, columns, &c, ids_first, &window);
+        let count_values = c.count_values().to_vec();
+        let mut page_values = count_values.clone();
+        page_values.extend_from_slice(&c.values);
         Ok(ListStatements {
-            count: (D::DIALECT.numbered(count), c.count_values().to_vec()),
-            page: (D::DIALECT.numbered(page), c.values),
+            count: (D::DIALECT.numbered(sql.count), count_values),
+            page: (D::DIALECT.numbered(sql.page), page_values),
         })
     })?;
     let bindings = Bindings::new(ws, list.actor, &q.filters);
-    let (count_values, page_values) = (
-        bindings.values(&statements.count.1)?,
-        bindings.values(&statements.page.1)?,
-    );
-    let count_args: Vec<Arg> = count_values.iter().map(Arg::from).collect();
+    let page_values = bindings.values(&statements.page.1)?;
     let mut args: Vec<Arg> = page_values.iter().map(Arg::from).collect();
     args.extend(window_values);
-    let (total, items) = futures_util::try_join!(
-        db.query_row_kept(&statements.count.0, &count_args, first_int),
-        db.rows_until_kept(&statements.page.0, &args, map, expected_rows(q), |_| false)
-    )?;
-    let total = total.ok_or_else(|| StoreError::Internal(anyhow::anyhow!("no count")))?;
+    // Sync, as the statement's future holds it across its awaits.
+    let total = OnceLock::new();
+    let with_total = |r: &dyn Columns| {
+        if total.get().is_none() {
+            let _ = total.set(r.int(r.width() - 1)?);
+        }
+        map(r)
+    };
+    let items = db
+        .rows_until_kept(
+            &statements.page.0,
+            &args,
+            with_total,
+            expected_rows(q),
+            |_| false,
+        )
+        .await?;
+    let total = match total.get() {
+        Some(&total) => total,
+        // An empty first page of a list that may have rows: nothing matches.
+        None if q.offset <= 0 && q.count != Some(0) => 0,
+        // A window past the end: counted apart, in the same snapshot where the read has
+        // one (`run_list!`), else in its own, as a later read would be.
+        None => {
+            let count_values = bindings.values(&statements.count.1)?;
+            let count_args: Vec<Arg> = count_values.iter().map(Arg::from).collect();
+            db.query_row_kept(&statements.count.0, &count_args, first_int)
+                .await?
+                .ok_or_else(|| StoreError::Internal(anyhow::anyhow!("no count")))?
+        }
+    };
     Ok(Page { items, total })
 }
 
-/// A list's count and page statements, in the backend's dialect.
+/// A list's page (with its total) and count statements, in the backend's dialect.
 struct ListStatements {
-    count: Piece,
     page: Piece,
+    count: Piece,
 }
 
 /// What the text of a list's statements depends on: the caller's rules (their level and

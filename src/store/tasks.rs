@@ -214,6 +214,12 @@ pub async fn remove<D: Db>(
 /// A page of tasks with what the caller's rules ask of the projects they are in, when
 /// they need it to decide `can_edit` (none for an admin). Each task's team is read when
 /// `with_team` or when the caller's rules need it; otherwise it is left empty.
+/// Whether a task list reads more than its page (its project's facts first, or the
+/// page's projects after), reads that must then see one snapshot.
+pub fn list_reads_several(actor: &Actor, q: &ListQuery) -> bool {
+    project_asked_first(actor, &q.filters).is_some() || policy::task_needs_project(actor)
+}
+
 pub async fn list<D: Db>(
     db: &D,
     ws: WorkspaceId,

@@ -121,6 +121,9 @@ impl Columns for Row {
     fn ids(&self, i: usize) -> Result<Vec<i64>> {
         Ok(self.try_get::<_, Option<Vec<i64>>>(i)?.unwrap_or_default())
     }
+    fn width(&self) -> usize {
+        self.len()
+    }
 }
 
 /// deadpool's two clients (a connection and a transaction on one), with the prepared
@@ -192,7 +195,7 @@ async fn first<T>(rows: tokio_postgres::RowStream, map: Map<T>) -> Result<Option
 /// An answer's rows mapped in order, until `full` says the last one filled what was asked.
 async fn until<T>(
     rows: tokio_postgres::RowStream,
-    map: Map<T>,
+    map: impl Fn(&dyn Columns) -> Result<T>,
     expected: usize,
     mut full: impl FnMut(&T) -> bool,
 ) -> Result<Vec<T>> {
@@ -221,7 +224,7 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
         &self,
         sql: &str,
         args: &[Arg<'_>],
-        map: Map<T>,
+        map: impl Fn(&dyn Columns) -> Result<T>,
         expected: usize,
         full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {
@@ -249,7 +252,7 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
         &self,
         sql: &str,
         args: &[Arg<'_>],
-        map: Map<T>,
+        map: impl Fn(&dyn Columns) -> Result<T>,
         expected: usize,
         full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {

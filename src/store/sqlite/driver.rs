@@ -71,6 +71,9 @@ impl Columns for Row<'_> {
         }
     }
     /// A comma-separated list (group_concat), read in place.
+    fn width(&self) -> usize {
+        Row::width(self)
+    }
     fn ids(&self, i: usize) -> Result<Vec<i64>> {
         let mut ids = match self.value(i)? {
             ValueRef::Null => Vec::new(),
@@ -120,7 +123,7 @@ impl Db for Lite<'_> {
         &self,
         sql: &str,
         args: &[Arg<'_>],
-        map: Map<T>,
+        map: impl Fn(&dyn Columns) -> Result<T>,
         expected: usize,
         mut full: impl FnMut(&T) -> bool,
     ) -> Result<Vec<T>> {

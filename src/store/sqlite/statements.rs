@@ -272,6 +272,11 @@ pub struct Row<'a> {
 }
 
 impl Row<'_> {
+    /// How many columns the row has.
+    pub fn width(&self) -> usize {
+        self.columns
+    }
+
     /// Column `i`'s value, in place. Inlined into each reader of a column, its match on
     /// the type and the reader's on the value become one.
     #[inline(always)]
