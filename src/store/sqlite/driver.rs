@@ -70,10 +70,10 @@ impl Columns for Row<'_> {
             None => Err(wrong_type(i, ValueRef::Null)),
         }
     }
-    /// A comma-separated list (group_concat), read in place.
     fn width(&self) -> usize {
         Row::width(self)
     }
+    /// A comma-separated list (group_concat), read in place.
     fn ids(&self, i: usize) -> Result<Vec<i64>> {
         let mut ids = match self.value(i)? {
             ValueRef::Null => Vec::new(),
