@@ -588,9 +588,11 @@ struct TaskVisibility {
 }
 
 impl TaskVisibility {
-    /// The statement's workspace term. Every task index but the parent's starts with the
-    /// workspace; the unary plus keeps them all from being chosen over the caller's own
-    /// tasks, which SQLite's planner, without statistics, would otherwise do.
+    /// The statement's workspace term. Every task index but the parent's and the
+    /// project's starts with the workspace; the unary plus keeps them all from being
+    /// chosen over the caller's own tasks, which SQLite's planner, without statistics,
+    /// would otherwise do. The project's index starts with the project and then the id,
+    /// so a list of one project looks each own task up in it (migration 0008).
     fn workspace_term(&self) -> &'static str {
         if self.own {
             "+t.workspace_id = ?"

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0005_versions.sql"),
     include_str!("../../../migrations/sqlite/0006_indexes_for_pages.sql"),
     include_str!("../../../migrations/sqlite/0007_tokens.sql"),
+    include_str!("../../../migrations/sqlite/0008_project_index_covers_the_rules.sql"),
 ];
 
 const READERS: usize = 4;
