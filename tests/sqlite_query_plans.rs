@@ -150,7 +150,7 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
                 !covered
                     || tasks
                         .iter()
-                        .all(|l| { l.starts_with("SEARCH t USING COVERING INDEX tasks_project") }),
+                        .all(|l| l.starts_with("SEARCH t USING COVERING INDEX tasks_project")),
                 "{filters:?}: the count reads the tasks' rows:\n{}",
                 plan.join("\n")
             );
