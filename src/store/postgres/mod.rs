@@ -45,7 +45,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0005_versions.sql"),
     include_str!("../../../migrations/postgres/0006_indexes_for_pages.sql"),
     include_str!("../../../migrations/postgres/0007_tokens.sql"),
-    include_str!("../../../migrations/postgres/0008_project_index_covers_the_rules.sql"),
 ];
 
 /// Connections per node.
