@@ -206,3 +206,26 @@ fn plans(conn: &Connection, c: &Conditions, filters: &[Filter]) -> [Vec<String>;
         .unwrap()
     })
 }
+
+/// The bundled SQLite is built as `.cargo/config.toml` says: a page cache per connection
+/// (no process-wide lock on every page) that starts empty (no 86 KB block per temporary
+/// b-tree). Lost settings would not fail any other test, only slow the server.
+#[test]
+fn the_bundled_sqlite_keeps_a_page_cache_per_connection_that_starts_empty() {
+    let conn = Connection::open_in_memory().unwrap();
+    let options: Vec<String> = conn
+        .prepare("PRAGMA compile_options")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_PCACHE_INITSZ=0"),
+        "{options:?}"
+    );
+}
