@@ -218,11 +218,33 @@ impl Backend {
         assert_eq!(kept, real, "{}: kept task counts {when}", self.name);
         let negative = self.rows_where("task_counts", "n < 0").await;
         assert_eq!(negative, 0, "{}: a negative kept count {when}", self.name);
+        // Each user's tasks, owned or in the team of, each task once.
+        let kept = self
+            .tables
+            .rows(
+                "SELECT CAST(user_id AS BIGINT), CAST(project_id AS BIGINT), \
+                 CAST(status AS BIGINT), CAST(hidden AS BIGINT), CAST(n AS BIGINT) \
+                 FROM own_task_counts WHERE n <> 0 ORDER BY 1, 2, 3, 4",
+            )
+            .await;
+        let real = self
+            .tables
+            .rows(
+                "SELECT CAST(o.user_id AS BIGINT), CAST(COALESCE(t.project_id, 0) AS BIGINT), \
+                 CAST(t.status AS BIGINT), CAST(t.hidden AS BIGINT), CAST(COUNT(*) AS BIGINT) \
+                 FROM (SELECT id AS task_id, owner_id AS user_id FROM tasks \
+                 UNION SELECT task_id, user_id FROM task_team) o JOIN tasks t ON t.id = o.task_id \
+                 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            )
+            .await;
+        assert_eq!(kept, real, "{}: kept own task counts {when}", self.name);
+        let negative = self.rows_where("own_task_counts", "n < 0").await;
+        assert_eq!(negative, 0, "{}: a negative own count {when}", self.name);
     }
 
-    /// The total of an admin's task list of one project (taken from the kept counts) and
+    /// The total of a caller's task list of one project (taken from the kept counts) and
     /// of its active tasks, against the rows.
-    async fn assert_counted_totals(&self, admin: &User, project: i64) {
+    async fn assert_counted_totals(&self, caller: &User, project: i64) {
         for active in [false, true] {
             let mut filters = vec![Filter::ProjectId(project)];
             if active {
@@ -230,14 +252,15 @@ impl Backend {
             }
             let (page, _) = self
                 .store
-                .tasks(WS, actor(admin), every(filters), true)
+                .tasks(WS, actor(caller), every(filters), true)
                 .await
                 .unwrap();
             assert_eq!(
                 page.total,
                 page.items.len() as i64,
-                "{}: total of project {project}'s tasks (active only: {active})",
-                self.name
+                "{}: total of project {project}'s tasks for {} (active only: {active})",
+                self.name,
+                caller.email
             );
         }
     }
@@ -1761,6 +1784,35 @@ async fn kept_task_counts_follow_every_change_of_the_tasks() {
         let sub = b.task(&admin, Some(p1.id), Some(tasks[0].id)).await;
         b.assert_kept_counts("after adds").await;
 
+        // Teams and owners: a member who also owns the task counts once; owners change
+        // to a member and to someone outside the team; members leave and join.
+        let ann = b.user("ann@example.com", SecurityLevel::External).await;
+        let bob = b.user("bob@example.com", SecurityLevel::User).await;
+        for (i, owner, team) in [
+            (0, admin.id, vec![ann.id, bob.id]),
+            (1, ann.id, vec![ann.id, admin.id]),
+            (3, admin.id, vec![bob.id]),
+            (5, bob.id, vec![]),
+        ] {
+            let mut t = b.task_now(tasks[i].id).await;
+            t.owner_id = owner;
+            t.team = team;
+            s.save_task(WS, t, vec![], NOW).await.unwrap();
+        }
+        let mut t = b.task_now(sub.id).await;
+        t.team = vec![ann.id];
+        s.save_task(WS, t, vec![], NOW).await.unwrap();
+        b.assert_kept_counts("after teams and owners").await;
+        let mut t = b.task_now(tasks[1].id).await;
+        t.owner_id = bob.id;
+        t.team = vec![admin.id];
+        s.save_task(WS, t, vec![], NOW).await.unwrap();
+        let mut t = b.task_now(tasks[3].id).await;
+        t.owner_id = bob.id;
+        s.save_task(WS, t, vec![], NOW).await.unwrap();
+        b.assert_kept_counts("after owners moved into and out of teams")
+            .await;
+
         // Status and hidden changes.
         for (i, status, hidden) in [
             (0, STATUS_DONE, false),
@@ -1792,8 +1844,12 @@ async fn kept_task_counts_follow_every_change_of_the_tasks() {
         t.project_id = Some(p2.id);
         s.save_task(WS, t, vec![], NOW).await.unwrap();
         b.assert_kept_counts("after moves").await;
+        // An admin's totals from `task_counts`; an external's and a user's outside the
+        // projects' teams from `own_task_counts` (the user's not hidden tasks from both).
         for p in [p1.id, p2.id] {
-            b.assert_counted_totals(&admin, p).await;
+            for caller in [&admin, &ann, &bob] {
+                b.assert_counted_totals(caller, p).await;
+            }
         }
 
         // Progress notes close and reopen.
@@ -1801,13 +1857,24 @@ async fn kept_task_counts_follow_every_change_of_the_tasks() {
             .await;
         b.assert_kept_counts("after a close by progress").await;
 
-        // Removals: a task with its sub-task, then a project with its tasks.
+        // A removed user leaves every team.
+        let cid = b.user("cid@example.com", SecurityLevel::User).await;
+        let mut t = b.task_now(tasks[4].id).await;
+        t.team = vec![cid.id, ann.id];
+        s.save_task(WS, t, vec![], NOW).await.unwrap();
+        assert!(s.remove_user(WS, cid.id, None, NOW).await.unwrap());
+        b.assert_kept_counts("after a user's removal").await;
+
+        // Removals: a task with its sub-task (both with teams), then a project with its
+        // tasks.
         s.remove_task(WS, tasks[0].id, None).await.unwrap().unwrap();
         b.assert_kept_counts("after a task's removal").await;
         s.remove_project(WS, p1.id, None).await.unwrap().unwrap();
         b.assert_kept_counts("after a project's removal").await;
-        b.assert_counted_totals(&admin, p2.id).await;
-        b.assert_counted_totals(&admin, p1.id).await;
+        for caller in [&admin, &ann, &bob] {
+            b.assert_counted_totals(caller, p2.id).await;
+            b.assert_counted_totals(caller, p1.id).await;
+        }
     }
 }
 

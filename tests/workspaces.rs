@@ -1102,7 +1102,7 @@ async fn lists_of(s: &TestServer, sid: &str) -> Vec<String> {
 }
 
 /// The tables with a workspace column, each checked by `count_rows`.
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 11] = [
     "users",
     "sessions",
     "login_failures",
@@ -1113,6 +1113,7 @@ const TABLES: [&str; 10] = [
     "files",
     "outbox",
     "task_counts",
+    "own_task_counts",
 ];
 
 #[tokio::test]

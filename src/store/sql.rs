@@ -585,6 +585,9 @@ struct TaskVisibility {
     cond: Cond,
     /// The condition is the set of the caller's own tasks, to drive the statement.
     own: bool,
+    /// The set is every task the caller owns or is in the team of, whose totals are
+    /// kept in `own_task_counts`.
+    owned_or_team: bool,
 }
 
 impl TaskVisibility {
@@ -611,6 +614,7 @@ fn task_visible(rule: Rule, known: Known, actor: &Actor) -> TaskVisibility {
         return TaskVisibility {
             cond: compile(actor, rule, Kind::Task, known),
             own: false,
+            owned_or_team: false,
         };
     };
     let (mut sets, mut values) = (Vec::new(), Vec::new());
@@ -625,6 +629,7 @@ fn task_visible(rule: Rule, known: Known, actor: &Actor) -> TaskVisibility {
     TaskVisibility {
         cond: Cond::Sql(format!("t.id IN ({})", sets.join(" UNION ALL ")), values),
         own: true,
+        owned_or_team: owner && team,
     }
 }
 
@@ -712,11 +717,30 @@ impl CountedTotal<'_> {
         }
     }
 
-    /// A sum of kept counts, of hidden tasks or not hidden ones when `hidden` says.
+    /// A sum of kept counts of the project's tasks (`task_counts`), of hidden tasks or
+    /// not hidden ones when `hidden` says.
     fn kept(&self, hidden: Option<bool>) -> Piece {
-        let mut sql =
-            String::from("(SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ?");
-        let mut values = vec![Bind::Workspace];
+        self.summed(
+            "task_counts WHERE workspace_id = ?",
+            vec![Bind::Workspace],
+            hidden,
+        )
+    }
+
+    /// A sum of the caller's kept counts of the tasks they own or are in the team of
+    /// (`own_task_counts`), of hidden tasks or not hidden ones when `hidden` says: a few
+    /// rows, where counting looked up each of those tasks (1,000 for the benchmark's
+    /// external at 1,000,000 tasks: 0.7 ms).
+    fn own_kept(&self, hidden: Option<bool>) -> Piece {
+        self.summed(
+            "own_task_counts WHERE workspace_id = ? AND user_id = ?",
+            vec![Bind::Workspace, Bind::Caller],
+            hidden,
+        )
+    }
+
+    fn summed(&self, rows: &str, mut values: Vec<Bind>, hidden: Option<bool>) -> Piece {
+        let mut sql = format!("(SELECT COALESCE(SUM(n), 0) FROM {rows}");
         for p in self.projects {
             sql.push_str(" AND project_id = ?");
             values.push(*p);
@@ -732,8 +756,11 @@ impl CountedTotal<'_> {
     }
 
     /// A count of the tasks meeting `cond`, of hidden tasks or not hidden ones when
-    /// `hidden` says.
+    /// `hidden` says; a sum of kept counts when they are the caller's own tasks.
     fn counted(&self, hidden: Option<bool>, visible: TaskVisibility) -> Piece {
+        if visible.owned_or_team {
+            return self.own_kept(hidden);
+        }
         let mut sql = format!(
             "(SELECT COUNT(*) FROM tasks t WHERE {}",
             visible.workspace_term()
@@ -1050,8 +1077,9 @@ mod tests {
         use SecurityLevel::{Admin, Client, External, User};
         let kept = "(SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ? \
             AND project_id = ? AND status <> 30)";
-        let own = "t.id IN (SELECT x.id FROM tasks x WHERE x.workspace_id = ? AND x.owner_id = ? \
-            UNION ALL SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
+        // The tasks they own or are in the team of, kept per user: open at the end.
+        let own = "(SELECT COALESCE(SUM(n), 0) FROM own_task_counts WHERE workspace_id = ? \
+            AND user_id = ? AND project_id = ?";
         let inside = Some(ProjectFacts {
             visible: true,
             in_team: true,
@@ -1069,23 +1097,15 @@ mod tests {
             (Client, inside, kept.to_string()),
             (Client, outside, "0".to_string()),
             (External, inside, kept.to_string()),
-            (
-                External,
-                outside,
-                format!(
-                    "(SELECT COUNT(*) FROM tasks t WHERE +t.workspace_id = ? AND t.project_id = ? \
-                     AND t.status <> 30 AND {own})"
-                ),
-            ),
+            (External, outside, format!("{own} AND status <> 30)")),
             (User, inside, kept.to_string()),
             (
                 User,
                 outside,
                 format!(
                     "(SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ? \
-                     AND project_id = ? AND status <> 30 AND hidden = 0) + (SELECT COUNT(*) \
-                     FROM tasks t WHERE +t.workspace_id = ? AND t.project_id = ? AND t.hidden = 1 \
-                     AND t.status <> 30 AND {own})"
+                     AND project_id = ? AND status <> 30 AND hidden = 0) + \
+                     {own} AND status <> 30 AND hidden = 1)"
                 ),
             ),
             (User, unseen, "0".to_string()),

@@ -37,12 +37,13 @@ static ALL: Stmt =
 static KEYS: Stmt = stmt!("SELECT storage_key FROM files WHERE workspace_id = ?1");
 /// Children before what they name; projects and tasks cascade to their teams,
 /// activities and file rows, and the rest goes table by table.
-static EMPTY: [Stmt; 12] = [
+static EMPTY: [Stmt; 13] = [
     stmt!("DELETE FROM projects WHERE workspace_id = ?1"),
     stmt!("DELETE FROM tasks WHERE workspace_id = ?1"),
     stmt!("DELETE FROM activities WHERE workspace_id = ?1"),
     stmt!("DELETE FROM files WHERE workspace_id = ?1"),
     stmt!("DELETE FROM task_counts WHERE workspace_id = ?1"),
+    stmt!("DELETE FROM own_task_counts WHERE workspace_id = ?1"),
     stmt!("DELETE FROM outbox WHERE workspace_id = ?1"),
     stmt!("DELETE FROM sessions WHERE workspace_id = ?1"),
     stmt!("DELETE FROM tokens WHERE workspace_id = ?1"),

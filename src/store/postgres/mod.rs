@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0005_versions.sql"),
     include_str!("../../../migrations/postgres/0006_indexes_for_pages.sql"),
     include_str!("../../../migrations/postgres/0007_tokens.sql"),
+    include_str!("../../../migrations/postgres/0008_own_task_counts.sql"),
 ];
 
 /// Connections per node.

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0006_indexes_for_pages.sql"),
     include_str!("../../../migrations/sqlite/0007_tokens.sql"),
     include_str!("../../../migrations/sqlite/0008_project_index_covers_the_rules.sql"),
+    include_str!("../../../migrations/sqlite/0009_own_task_counts.sql"),
 ];
 
 const READERS: usize = 4;
