@@ -91,7 +91,7 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
     for actor in &actors {
         for f in &filters {
             let one = std::slice::from_ref(f);
-            let c = task_conditions(actor, one, None).unwrap();
+            let c = task_conditions(actor, one, None, Dialect::Sqlite).unwrap();
             for plan in plans(&conn, &c, one) {
                 let outer = plan
                     .iter()
@@ -132,7 +132,7 @@ fn filtered_task_lists_use_indexes_with_100k_tasks() {
         vec![Filter::ProjectId(3)],
         vec![Filter::ProjectId(3), Filter::Active],
     ] {
-        let c = task_conditions(&external, &filters, outside).unwrap();
+        let c = task_conditions(&external, &filters, outside, Dialect::Sqlite).unwrap();
         let [count, page] = plans(&conn, &c, &filters);
         let kept = "SEARCH own_task_counts USING PRIMARY KEY \
                     (workspace_id=? AND user_id=? AND project_id=?)";

@@ -6,6 +6,7 @@ use crate::domain::policy::{self, Action, Actor, Kind, Rule};
 use crate::domain::user::SecurityLevel;
 use crate::domain::work::STATUS_DONE;
 use crate::domain::WorkspaceId;
+use crate::store::driver::Dialect;
 use crate::store::{Filter, Result, StoreError, UserScope};
 
 /// A value bound to a placeholder.
@@ -499,10 +500,11 @@ pub fn task_conditions(
     actor: &Actor,
     filters: &[Filter],
     facts: Option<ProjectFacts>,
+    dialect: Dialect,
 ) -> Result<Conditions> {
     let known = Known::from(facts);
     let rule = policy::rule(actor, Kind::Task, Action::See);
-    let visible = task_visible(rule, known, actor);
+    let visible = task_visible(rule, known, actor, dialect);
     let mut c = Conditions::with_term(visible.workspace_term().into(), visible.cond);
     for (i, f) in filters.iter().enumerate() {
         let team = "t.id IN (SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
@@ -522,7 +524,7 @@ pub fn task_conditions(
             other => return Err(unsupported(other)),
         }
     }
-    c.counted = counted_task_total(actor, filters, known);
+    c.counted = counted_task_total(actor, filters, known, dialect);
     Ok(c)
 }
 
@@ -609,7 +611,13 @@ impl TaskVisibility {
 /// The task rule under `known` as SQL over tasks `t`. When it comes to the caller's own
 /// tasks, they are a set looked up through the owner and task-team indexes, not a
 /// condition tested on each task the other filters leave (see `project_asked_first`).
-fn task_visible(rule: Rule, known: Known, actor: &Actor) -> TaskVisibility {
+///
+/// On PostgreSQL the set is an array, `t.id = ANY(ARRAY(...))`: the primary key's index
+/// then takes its ids in order and a page stops at its 25th task, where `IN` joined and
+/// sorted every one of them (an external's 1,000 at 1,000,000 tasks: 4.9 ms against 0.37
+/// ms, docs/performance.md). SQLite has no arrays, and its `IN` list is already walked in
+/// order.
+fn task_visible(rule: Rule, known: Known, actor: &Actor, dialect: Dialect) -> TaskVisibility {
     let Folded::Own { owner, team } = fold(rule, known) else {
         return TaskVisibility {
             cond: compile(actor, rule, Kind::Task, known),
@@ -626,8 +634,13 @@ fn task_visible(rule: Rule, known: Known, actor: &Actor) -> TaskVisibility {
         sets.push("SELECT x.task_id FROM task_team x WHERE x.user_id = ?");
         values.push(Bind::Caller);
     }
+    let sets = sets.join(" UNION ALL ");
+    let cond = match dialect {
+        Dialect::Sqlite => format!("t.id IN ({sets})"),
+        Dialect::Postgres => format!("t.id = ANY(ARRAY({sets}))"),
+    };
     TaskVisibility {
-        cond: Cond::Sql(format!("t.id IN ({})", sets.join(" UNION ALL ")), values),
+        cond: Cond::Sql(cond, values),
         own: true,
         owned_or_team: owner && team,
     }
@@ -644,7 +657,12 @@ fn task_visible(rule: Rule, known: Known, actor: &Actor) -> TaskVisibility {
 /// A rule with nothing about the project (an admin's) takes any project filters.
 ///
 /// Other lists count their rows.
-fn counted_task_total(actor: &Actor, filters: &[Filter], known: Known) -> Option<Piece> {
+fn counted_task_total(
+    actor: &Actor,
+    filters: &[Filter],
+    known: Known,
+    dialect: Dialect,
+) -> Option<Piece> {
     let mut projects = Vec::new();
     let mut active = false;
     for (i, f) in filters.iter().enumerate() {
@@ -665,6 +683,7 @@ fn counted_task_total(actor: &Actor, filters: &[Filter], known: Known) -> Option
         rule,
         projects: &projects,
         active,
+        dialect,
     };
     let (sql, values) = total.count(known);
     Some((format!("SELECT CAST({sql} AS BIGINT)"), values))
@@ -680,6 +699,7 @@ struct CountedTotal<'a> {
     /// The project filters' values.
     projects: &'a [Bind],
     active: bool,
+    dialect: Dialect,
 }
 
 impl CountedTotal<'_> {
@@ -690,7 +710,7 @@ impl CountedTotal<'_> {
                 not_hidden,
                 ..known
             };
-            task_visible(self.rule, known, self.actor)
+            task_visible(self.rule, known, self.actor, self.dialect)
         };
         let (shown, hidden) = (when(Some(true)), when(Some(false)));
         match (&shown.cond, &hidden.cond) {
@@ -1003,7 +1023,11 @@ mod tests {
                 ];
                 let tasks: Vec<_> = facts
                     .iter()
-                    .map(|f| move |a: &Actor, filters: &[Filter]| task_conditions(a, filters, *f))
+                    .map(|f| {
+                        move |a: &Actor, filters: &[Filter]| {
+                            task_conditions(a, filters, *f, Dialect::Sqlite)
+                        }
+                    })
                     .collect();
                 for (f, list) in facts.iter().zip(&tasks) {
                     lists.push((format!("tasks {f:?}"), list));
@@ -1112,8 +1136,9 @@ mod tests {
         ];
         let filters = [Filter::ProjectId(3), Filter::Active];
         for (level, facts, total) in table {
-            let (got, values) = counted_task_total(&actor(level), &filters, facts.into())
-                .unwrap_or_else(|| panic!("{level:?} {facts:?} counts its total"));
+            let (got, values) =
+                counted_task_total(&actor(level), &filters, facts.into(), Dialect::Sqlite)
+                    .unwrap_or_else(|| panic!("{level:?} {facts:?} counts its total"));
             assert_eq!(
                 got,
                 format!("SELECT CAST({total} AS BIGINT)"),
@@ -1128,9 +1153,9 @@ mod tests {
         // Without the project's facts, only a rule with nothing about projects keeps its
         // counts.
         let unknown = Known::default();
-        assert!(counted_task_total(&actor(Admin), &[], unknown).is_some());
-        assert!(counted_task_total(&actor(User), &filters, unknown).is_none());
-        assert!(counted_task_total(&actor(Client), &[], unknown).is_none());
+        assert!(counted_task_total(&actor(Admin), &[], unknown, Dialect::Sqlite).is_some());
+        assert!(counted_task_total(&actor(User), &filters, unknown, Dialect::Sqlite).is_none());
+        assert!(counted_task_total(&actor(Client), &[], unknown, Dialect::Sqlite).is_none());
     }
 
     /// The project's facts are asked only when the caller's rule depends on them and the
@@ -1154,14 +1179,24 @@ mod tests {
     fn own_tasks_are_a_set_once_the_project_is_settled() {
         let external = actor(SecurityLevel::External);
         let one = [Filter::ProjectId(3)];
-        let visibility = |facts| task_conditions(&external, &one, facts).unwrap().sql[1].clone();
+        let of = |facts, dialect| {
+            task_conditions(&external, &one, facts, dialect)
+                .unwrap()
+                .sql[1]
+                .clone()
+        };
+        let visibility = |facts| of(facts, Dialect::Sqlite);
+        let outside = Some(ProjectFacts {
+            visible: false,
+            in_team: false,
+        });
+        let own = "SELECT x.id FROM tasks x WHERE x.workspace_id = ? AND x.owner_id = ? \
+             UNION ALL SELECT x.task_id FROM task_team x WHERE x.user_id = ?";
+        assert_eq!(visibility(outside), format!("t.id IN ({own})"));
+        // PostgreSQL's index takes an array's ids in order (a page stops at its 25th).
         assert_eq!(
-            visibility(Some(ProjectFacts {
-                visible: false,
-                in_team: false
-            })),
-            "t.id IN (SELECT x.id FROM tasks x WHERE x.workspace_id = ? AND x.owner_id = ? \
-             UNION ALL SELECT x.task_id FROM task_team x WHERE x.user_id = ?)"
+            of(outside, Dialect::Postgres),
+            format!("t.id = ANY(ARRAY({own}))")
         );
         assert_eq!(
             visibility(Some(ProjectFacts {

@@ -253,7 +253,7 @@ pub async fn list<D: Db>(
         actor,
         facts,
     };
-    let conditions = || task_conditions(actor, &q.filters, facts);
+    let conditions = || task_conditions(actor, &q.filters, facts, D::DIALECT);
     let page = page(db, ws, list, conditions, q, from_row).await?;
     let projects = match first {
         _ if !policy::task_needs_project(actor) || page.items.is_empty() => Vec::new(),
