@@ -759,10 +759,12 @@ impl CountedTotal<'_> {
         )
     }
 
+    /// The kept tables count the tasks of no project under project 0, where a list's
+    /// `t.project_id = 0` matches no task: a project filter of 0 sums nothing.
     fn summed(&self, rows: &str, mut values: Vec<Bind>, hidden: Option<bool>) -> Piece {
         let mut sql = format!("(SELECT COALESCE(SUM(n), 0) FROM {rows}");
         for p in self.projects {
-            sql.push_str(" AND project_id = ?");
+            sql.push_str(" AND project_id = ? AND project_id <> 0");
             values.push(*p);
         }
         if self.active {
@@ -1100,10 +1102,10 @@ mod tests {
     fn counted_totals_follow_the_task_rule() {
         use SecurityLevel::{Admin, Client, External, User};
         let kept = "(SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ? \
-            AND project_id = ? AND status <> 30)";
+            AND project_id = ? AND project_id <> 0 AND status <> 30)";
         // The tasks they own or are in the team of, kept per user: open at the end.
         let own = "(SELECT COALESCE(SUM(n), 0) FROM own_task_counts WHERE workspace_id = ? \
-            AND user_id = ? AND project_id = ?";
+            AND user_id = ? AND project_id = ? AND project_id <> 0";
         let inside = Some(ProjectFacts {
             visible: true,
             in_team: true,
@@ -1128,7 +1130,7 @@ mod tests {
                 outside,
                 format!(
                     "(SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE workspace_id = ? \
-                     AND project_id = ? AND status <> 30 AND hidden = 0) + \
+                     AND project_id = ? AND project_id <> 0 AND status <> 30 AND hidden = 0) + \
                      {own} AND status <> 30 AND hidden = 1)"
                 ),
             ),

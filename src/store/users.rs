@@ -72,21 +72,27 @@ static DEACTIVATE: Stmt = stmt!(
      WHERE workspace_id = ?1 AND id = ?2"
 );
 /// A removed user leaves every team but stays as owner and author; the teams' projects
-/// and tasks change with it. Its sessions and API tokens end with it.
-static LEAVE: [Stmt; 6] = [
+/// and tasks change with it (`LEAVE_TASKS` for the tasks). Its sessions and API tokens
+/// end with it.
+static LEAVE: [Stmt; 4] = [
     stmt!("DELETE FROM sessions WHERE user_id = ?1"),
     stmt!("DELETE FROM tokens WHERE user_id = ?1"),
     stmt!(
         "UPDATE projects SET version = version + 1 \
          WHERE id IN (SELECT project_id FROM project_team WHERE user_id = ?1)"
     ),
-    stmt!(
-        "UPDATE tasks SET version = version + 1 \
-         WHERE id IN (SELECT task_id FROM task_team WHERE user_id = ?1)"
-    ),
     stmt!("DELETE FROM project_team WHERE user_id = ?1"),
-    stmt!("DELETE FROM task_team WHERE user_id = ?1"),
 ];
+/// The tasks whose teams the user is in, locked (and their version moved) before the
+/// user's rows leave their teams, and only those: a team row's delete takes the task's
+/// project, status and hidden for its kept count (`own_task_counts`), which only a lock
+/// on the task keeps as read. On PostgreSQL a team row committed after the lock is not
+/// among them; `remove` asks again until none is left.
+static LOCK_TEAM_TASKS: Stmt = stmt!(
+    "UPDATE tasks SET version = version + 1 \
+     WHERE id IN (SELECT task_id FROM task_team WHERE user_id = ?1) RETURNING id"
+);
+static LEAVE_TASKS: Stmt = stmt!("DELETE FROM task_team WHERE user_id = ?1 AND task_id = ANY(?2)");
 static CREDENTIALS: Stmt = stmt!(
     "SELECT {COLUMNS}, password_hash FROM users \
      WHERE workspace_id = ?1 AND email_key = ?2 AND active = 1"
@@ -252,6 +258,13 @@ pub async fn remove<D: Db>(
     db.run(&DEACTIVATE, &args![ws.0, id, now]).await?;
     for stmt in &LEAVE {
         db.run(stmt, &args![id]).await?;
+    }
+    loop {
+        let tasks = db.rows(&LOCK_TEAM_TASKS, &args![id], first_int).await?;
+        if tasks.is_empty() {
+            break;
+        }
+        db.run(&LEAVE_TASKS, &args![id, &tasks[..]]).await?;
     }
     Ok(true)
 }
