@@ -759,8 +759,10 @@ impl CountedTotal<'_> {
         )
     }
 
-    /// The kept tables count the tasks of no project under project 0, where a list's
-    /// `t.project_id = 0` matches no task: a project filter of 0 sums nothing.
+    /// A sum of `n` over the kept `rows` (a table and its first conditions) under the
+    /// list's project and active filters. The kept tables count the tasks of no project
+    /// under project 0, where a list's `t.project_id = 0` matches no task: a project
+    /// filter of 0 sums nothing.
     fn summed(&self, rows: &str, mut values: Vec<Bind>, hidden: Option<bool>) -> Piece {
         let mut sql = format!("(SELECT COALESCE(SUM(n), 0) FROM {rows}");
         for p in self.projects {
