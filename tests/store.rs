@@ -1979,6 +1979,102 @@ async fn an_externals_page_on_postgres_stops_at_its_last_task() {
     );
 }
 
+/// A user's page of one project whose team they are not in is the project's tasks in id
+/// order, each tested against the rule: PostgreSQL runs its generic plan, for the list's
+/// snapshot alone, where it planned the statement at each run. An external's page, driven
+/// by their own tasks, is still planned for its values, and so is every statement after
+/// the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_page_on_postgres_runs_its_generic_plan_in_its_snapshot_alone() {
+    use vesper::store::postgres::Pg;
+    let Some((b, url)) = postgres().await else {
+        return;
+    };
+    let admin = b.user("admin@example.com", SecurityLevel::Admin).await;
+    let user = b.user("user@example.com", SecurityLevel::User).await;
+    let external = b.user("ext@example.com", SecurityLevel::External).await;
+    let p = b.project(&admin, "listed", &[]).await;
+    let Tables::Postgres(client) = &b.tables else {
+        unreachable!("a PostgreSQL backend")
+    };
+    // 100 tasks; every tenth hidden and owned by the user, every fifth in the
+    // external's team.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO tasks (workspace_id, project_id, name, owner_id, priority, progress, \
+             status, hidden, flag, notify_project_team, notify_task_team, notify_client, \
+             created_at, updated_at) SELECT {ws}, {p}, 'task ' || i, CASE WHEN i % 10 = 0 \
+             THEN {user} ELSE {admin} END, 2, 0, 10, CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END, \
+             0, 0, 0, 0, 0, 0 FROM generate_series(1, 100) i; \
+             INSERT INTO task_team (task_id, user_id) SELECT id, {ext} FROM tasks \
+             WHERE project_id = {p} AND id % 5 = 0",
+            ws = WS.0,
+            p = p.id,
+            admin = admin.id,
+            user = user.id,
+            ext = external.id,
+        ))
+        .await
+        .unwrap();
+    let manager = deadpool_postgres::Manager::new(url.parse().unwrap(), tokio_postgres::NoTls);
+    let pool = deadpool_postgres::Pool::builder(manager)
+        .max_size(1)
+        .build()
+        .unwrap();
+    let conn = pool.get().await.unwrap();
+    let q = page(vec![Filter::ProjectId(p.id), Filter::Active], 0, 25);
+    // The plans each kind of page statement has run with on this connection.
+    let plans = |marker: &'static str| {
+        let conn = &conn;
+        async move {
+            let row = conn
+                .query_one(
+                    "SELECT COALESCE(SUM(generic_plans), 0)::BIGINT, \
+                     COALESCE(SUM(custom_plans), 0)::BIGINT FROM pg_prepared_statements \
+                     WHERE statement LIKE '%ORDER BY t.id LIMIT 25' AND statement LIKE $1",
+                    &[&format!("%{marker}%")],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, i64>(0), row.get::<_, i64>(1))
+        }
+    };
+    let snapshot = "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+    let list = |who: &User| {
+        let (conn, q, who) = (&conn, &q, actor(who));
+        async move {
+            conn.batch_execute(snapshot).await.unwrap();
+            let (page, _) = vesper::store::tasks::list(&Pg::new(conn), WS, &who, q, false)
+                .await
+                .unwrap();
+            conn.batch_execute("COMMIT").await.unwrap();
+            page
+        }
+    };
+    let users = list(&user).await;
+    // Not hidden, or hidden and the user's own: every task of the project.
+    assert_eq!(users.total, 100, "the user's total");
+    assert_eq!(users.items.len(), 25);
+    assert_eq!(
+        plans("t.hidden = 0 OR").await,
+        (1, 0),
+        "the user's page: (generic, custom) plans"
+    );
+    let setting: String = conn
+        .query_one("SHOW plan_cache_mode", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(setting, "auto", "the snapshot's setting outlived it");
+    let externals = list(&external).await;
+    assert_eq!(externals.total, 20, "the external's total");
+    assert_eq!(
+        plans("ANY(ARRAY(").await,
+        (0, 1),
+        "the external's page: (generic, custom) plans"
+    );
+}
+
 // ---- the outbox --------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

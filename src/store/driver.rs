@@ -364,6 +364,14 @@ pub trait Db {
         async move { self.run(stmt, &args).await.map(drop) }
     }
 
+    /// Runs the rest of the snapshot's statements with their generic plans, where the
+    /// backend plans prepared statements (PostgreSQL) and a statement's best plan is the
+    /// same for all its values. Only inside a snapshot (a list's `run_list!`): it ends with
+    /// the snapshot.
+    fn plan_generically(&self) -> impl Future<Output = Result<()>> {
+        async { Ok(()) }
+    }
+
     /// Whether a statement failed on a unique constraint.
     fn is_unique_violation(e: &StoreError) -> bool;
 
@@ -482,6 +490,9 @@ pub async fn page<D: Db, T>(
         Ok(ListStatements {
             count: (D::DIALECT.numbered(sql.count), count_values),
             page: (D::DIALECT.numbered(sql.page), page_values),
+            // A window of placeholders is guessed at by a generic plan (a tenth of the
+            // rows; `Dialect::window`), which may then sort instead of walking in order.
+            plan_fixed: c.plan_fixed && !window.contains('?'),
         })
     })?;
     let bindings = Bindings::new(ws, list.actor, &q.filters);
@@ -496,15 +507,19 @@ pub async fn page<D: Db, T>(
         }
         map(r)
     };
-    let items = db
-        .rows_until_kept(
-            &statements.page.0,
-            &args,
-            with_total,
-            expected_rows(q),
-            |_| false,
-        )
-        .await?;
+    let rows = db.rows_until_kept(
+        &statements.page.0,
+        &args,
+        with_total,
+        expected_rows(q),
+        |_| false,
+    );
+    let items = if statements.plan_fixed {
+        // In order: the setting goes out ahead of the page, in the same write.
+        futures_util::try_join!(db.plan_generically(), rows)?.1
+    } else {
+        rows.await?
+    };
     let total = match total.get() {
         Some(&total) => total,
         // An empty first page of a list that may have rows: nothing matches.
@@ -526,6 +541,8 @@ pub async fn page<D: Db, T>(
 struct ListStatements {
     page: Piece,
     count: Piece,
+    /// Run with the generic plan (`Conditions::plan_fixed`).
+    plan_fixed: bool,
 }
 
 /// What the text of a list's statements depends on: the caller's rules (their level and

@@ -278,6 +278,13 @@ impl<C: GenericClient + Wrapped> Db for Pg<'_, C> {
         self.lock(table, id, "UPDATE").await
     }
 
+    async fn plan_generically(&self) -> Result<()> {
+        Ok(self
+            .client
+            .batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            .await?)
+    }
+
     async fn lock_values(&self, table: &'static str, id: i64) -> Result<()> {
         self.lock(table, id, "NO KEY UPDATE").await
     }

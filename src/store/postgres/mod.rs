@@ -33,7 +33,7 @@ mod driver;
 mod listener;
 mod transaction;
 
-pub(crate) use driver::Pg;
+pub use driver::Pg;
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`. Never edit a
 /// migration that has landed: add the next one.
