@@ -191,6 +191,10 @@ struct Known {
     project_visible: Option<bool>,
     in_project_team: Option<bool>,
     not_hidden: Option<bool>,
+    /// The task-team test is a lookup of each task tested, not a set of the caller's team
+    /// rows: for a page whose generic plan runs (`Conditions::plan_fixed`), which would
+    /// guess how many rows the set reads.
+    team_by_task: bool,
 }
 
 /// `rule` as SQL over the alias of its kind: projects `p`, tasks `t`, activities `a`,
@@ -224,6 +228,10 @@ fn compile(actor: &Actor, rule: Rule, kind: Kind, known: Known) -> Cond {
         (Rule::InProjectTeam, Kind::Task) => known
             .in_project_team
             .map_or_else(|| mine(in_project_team("t.project_id")), Cond::of),
+        (Rule::InTaskTeam, Kind::Task) if known.team_by_task => mine(
+            "EXISTS (SELECT 1 FROM task_team tt WHERE tt.task_id = t.id AND tt.user_id = ?)"
+                .into(),
+        ),
         (Rule::InTaskTeam, Kind::Task) => {
             mine("t.id IN (SELECT tt.task_id FROM task_team tt WHERE tt.user_id = ?)".into())
         }
@@ -467,6 +475,7 @@ impl From<Option<ProjectFacts>> for Known {
             project_visible: facts.map(|f| f.visible),
             in_project_team: facts.map(|f| f.in_team),
             not_hidden: None,
+            team_by_task: false,
         }
     }
 }
@@ -508,8 +517,29 @@ pub fn task_conditions(
 ) -> Result<Conditions> {
     let known = Known::from(facts);
     let rule = policy::rule(actor, Kind::Task, Action::See);
-    let visible = task_visible(rule, known, actor, dialect);
-    let own = visible.own;
+    let counted = counted_task_total(actor, filters, known, dialect);
+    // On PostgreSQL, a list of one project, at most active, whose project is settled:
+    // unless the rule comes to the caller's own tasks (below), its page walks the
+    // project's index in id order, testing the rule on each task, for any caller and
+    // project. PostgreSQL planned a user's page outside the project's team at every run
+    // where one user owns every task (0.2 - 0.4 ms of planning against 0.1 ms of
+    // execution at 1,000,000 tasks) for that same plan (docs/performance.md); it now runs
+    // the generic plan, with the task-team test a lookup per task, which a guess at the
+    // caller's team cannot turn into a read of every team row (111 ms where one other
+    // user is in every task's team).
+    let one_project = dialect == Dialect::Postgres && facts.is_some() && counted.is_some();
+    let visible = task_visible(
+        rule,
+        Known {
+            team_by_task: one_project,
+            ..known
+        },
+        actor,
+        dialect,
+    );
+    // The caller's own tasks drive the statement instead, and how many they are decides
+    // its plan.
+    let plan_fixed = one_project && !visible.own;
     let mut c = Conditions::with_term(visible.workspace_term().into(), visible.cond);
     for (i, f) in filters.iter().enumerate() {
         let team = "t.id IN (SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
@@ -529,15 +559,8 @@ pub fn task_conditions(
             other => return Err(unsupported(other)),
         }
     }
-    c.counted = counted_task_total(actor, filters, known, dialect);
-    // A list of one project, at most active, whose project is settled and whose rule does
-    // not come to the caller's own tasks: its page walks the project's index in id order,
-    // testing the rule on each task, for any caller and project. PostgreSQL planned a
-    // user's page outside the project's team at every run where one user owns every task
-    // (0.2 - 0.4 ms of planning against 0.1 ms of execution at 1,000,000 tasks) for the
-    // same plan (docs/performance.md). The caller's own tasks, where the rule comes to
-    // them, drive the statement instead, and how many they are decides its plan.
-    c.plan_fixed = facts.is_some() && c.counted.is_some() && !own;
+    c.counted = counted;
+    c.plan_fixed = plan_fixed;
     Ok(c)
 }
 
@@ -1244,6 +1267,22 @@ mod tests {
         };
         assert!(fixed(&user, &one, outside));
         assert!(fixed(&user, &one[..1], outside));
+        // Its team test is a lookup of each task, which the generic plan cannot turn into
+        // a read of every team row.
+        let visibility = task_conditions(&user, &one, outside, Dialect::Postgres)
+            .unwrap()
+            .sql[1]
+            .clone();
+        assert_eq!(
+            visibility,
+            "(t.hidden = 0 OR t.owner_id = ? OR EXISTS (SELECT 1 FROM task_team tt \
+             WHERE tt.task_id = t.id AND tt.user_id = ?))"
+        );
+        let sqlite = task_conditions(&user, &one, outside, Dialect::Sqlite).unwrap();
+        assert!(
+            !sqlite.plan_fixed && sqlite.sql[1].contains("t.id IN"),
+            "SQLite"
+        );
         assert!(!fixed(&external, &one, outside), "the external's own tasks");
         let dated = [Filter::ProjectId(3), Filter::DeadlineBefore(10)];
         assert!(!fixed(&user, &dated, outside), "a filter on a date");
