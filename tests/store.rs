@@ -1977,6 +1977,44 @@ async fn an_externals_page_on_postgres_stops_at_its_last_task() {
             && plan.contains("Index Cond: (id = ANY ("),
         "not the 25 tasks from the primary key:\n{plan}"
     );
+    // The generic plan the list runs (`GENERIC_PLANS`): every task here has one owner, so
+    // PostgreSQL guesses the external's owned tasks at every row. Left to itself it read
+    // the whole table for them; it must take them from the owner index, and the page's 25
+    // from the primary key.
+    assert!(c.plan_fixed, "the external's page keeps one plan");
+    let literal: Vec<String> = values.iter().map(i64::to_string).collect();
+    let types = vec!["bigint"; values.len()].join(", ");
+    client
+        .batch_execute(&format!(
+            "BEGIN; {}; PREPARE page ({types}) AS {sql}",
+            vesper::store::postgres::GENERIC_PLANS
+        ))
+        .await
+        .unwrap();
+    let generic: Vec<String> = client
+        .query(
+            &format!(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE page ({})",
+                literal.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    client.batch_execute("COMMIT").await.unwrap();
+    let generic = generic.join("\n");
+    assert!(
+        !generic.contains("Sort") && !generic.contains("Seq Scan") && !generic.contains("JIT"),
+        "a sort, a read of a whole table or a compilation:\n{generic}"
+    );
+    assert!(
+        generic.contains("Index Scan using tasks_pkey on tasks t (actual rows=25 loops=1)")
+            && generic.contains("Index Only Scan using tasks_owner on tasks x"),
+        "not the owned tasks from their index and the page from the primary key:\n{generic}"
+    );
 }
 
 /// A user's page of one project whose team they are not in is the project's tasks in id
@@ -2060,18 +2098,48 @@ async fn a_users_page_on_postgres_runs_its_generic_plan_in_its_snapshot_alone() 
         (1, 0),
         "the user's page: (generic, custom) plans"
     );
-    let setting: String = conn
-        .query_one("SHOW plan_cache_mode", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(setting, "auto", "the snapshot's setting outlived it");
+    for (setting, default) in [
+        ("plan_cache_mode", "auto"),
+        ("enable_seqscan", "on"),
+        ("enable_bitmapscan", "on"),
+    ] {
+        let now: String = conn
+            .query_one(&format!("SHOW {setting}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(now, default, "the snapshot's {setting} outlived it");
+    }
+    // The external's page, of their own tasks, the same way.
     let externals = list(&external).await;
     assert_eq!(externals.total, 20, "the external's total");
     assert_eq!(
         plans("ANY(ARRAY(").await,
-        (0, 1),
+        (1, 0),
         "the external's page: (generic, custom) plans"
+    );
+    // A page past the first has placeholders in its window, which a generic plan would
+    // guess at: it is planned for its values.
+    conn.batch_execute(snapshot).await.unwrap();
+    let later = page(vec![Filter::ProjectId(p.id), Filter::Active], 25, 25);
+    let (second, _) = vesper::store::tasks::list(&Pg::new(&conn), WS, &actor(&user), &later, false)
+        .await
+        .unwrap();
+    conn.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(second.items.len(), 25);
+    let row = conn
+        .query_one(
+            "SELECT COALESCE(SUM(generic_plans), 0)::BIGINT, \
+             COALESCE(SUM(custom_plans), 0)::BIGINT FROM pg_prepared_statements \
+             WHERE statement LIKE 'SELECT t.id%LIMIT $% OFFSET $%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (0, 1),
+        "a later page: (generic, custom) plans"
     );
 }
 

@@ -308,8 +308,8 @@ pub struct Conditions {
     /// A cheaper statement giving the same total, when one exists (see
     /// `counted_task_total`), with its own values.
     pub counted: Option<Piece>,
-    /// The page's best plan is the same for every value it takes, so PostgreSQL may run
-    /// its generic plan instead of planning it at each run (see `task_conditions`).
+    /// The page's plan is the same for every value it takes, so PostgreSQL may run its
+    /// generic plan instead of planning it at each run (see `task_conditions`).
     pub plan_fixed: bool,
 }
 
@@ -518,15 +518,16 @@ pub fn task_conditions(
     let known = Known::from(facts);
     let rule = policy::rule(actor, Kind::Task, Action::See);
     let counted = counted_task_total(actor, filters, known, dialect);
-    // On PostgreSQL, a list of one project, at most active, whose project is settled:
-    // unless the rule comes to the caller's own tasks (below), its page walks the
-    // project's index in id order, testing the rule on each task, for any caller and
-    // project. PostgreSQL planned a user's page outside the project's team at every run
-    // where one user owns every task (0.2 - 0.4 ms of planning against 0.1 ms of
-    // execution at 1,000,000 tasks) for that same plan (docs/performance.md); it now runs
-    // the generic plan, with the task-team test a lookup per task, which a guess at the
-    // caller's team cannot turn into a read of every team row (111 ms where one other
-    // user is in every task's team).
+    // On PostgreSQL, a list of one project, at most active, whose project is settled has
+    // one plan for any caller and project: its page walks the project's index in id
+    // order, testing the rule on each task, or, where the rule comes to the caller's own
+    // tasks, reads them from the owner and task-team indexes and takes them from the
+    // primary key in id order. PostgreSQL planned both at every run where one user owns
+    // every task (0.2 - 0.5 ms of planning against 0.1 - 0.4 ms of execution at 1,000,000
+    // tasks; docs/performance.md); they now run their generic plans (`GENERIC_PLANS`),
+    // with the task-team test a lookup per task, which a guess at the caller's team
+    // cannot turn into a read of every team row (111 ms where one other user is in every
+    // task's team).
     let one_project = dialect == Dialect::Postgres && facts.is_some() && counted.is_some();
     let visible = task_visible(
         rule,
@@ -537,9 +538,9 @@ pub fn task_conditions(
         actor,
         dialect,
     );
-    // The caller's own tasks drive the statement instead, and how many they are decides
-    // its plan.
-    let plan_fixed = one_project && !visible.own;
+    // A rule settled to a constant leaves an admin's page, which PostgreSQL already runs
+    // generically, or none.
+    let plan_fixed = one_project && matches!(visible.cond, Cond::Sql(..));
     let mut c = Conditions::with_term(visible.workspace_term().into(), visible.cond);
     for (i, f) in filters.iter().enumerate() {
         let team = "t.id IN (SELECT x.task_id FROM task_team x WHERE x.user_id = ?)";
@@ -1249,9 +1250,8 @@ mod tests {
         assert!(visibility(None).contains("t.owner_id = ? OR"));
     }
 
-    /// A page keeps one plan for every value only where its project is settled, its filters
-    /// are the project and being active, and the rule does not come to the caller's own
-    /// tasks (their number decides the plan).
+    /// A page keeps one plan for every value only where its project is settled and its
+    /// filters are the project and being active, on PostgreSQL.
     #[test]
     fn a_page_keeps_its_plan_where_the_project_drives_it() {
         let (user, external) = (actor(SecurityLevel::User), actor(SecurityLevel::External));
@@ -1283,9 +1283,17 @@ mod tests {
             !sqlite.plan_fixed && sqlite.sql[1].contains("t.id IN"),
             "SQLite"
         );
-        assert!(!fixed(&external, &one, outside), "the external's own tasks");
+        assert!(fixed(&external, &one, outside), "the external's own tasks");
         let dated = [Filter::ProjectId(3), Filter::DeadlineBefore(10)];
         assert!(!fixed(&user, &dated, outside), "a filter on a date");
         assert!(!fixed(&user, &one, None), "no facts, no snapshot");
+        let inside = Some(ProjectFacts {
+            visible: true,
+            in_team: true,
+        });
+        assert!(!fixed(&user, &one, inside), "every task: an admin's page");
+        let client = actor(SecurityLevel::Client);
+        assert!(!fixed(&client, &one, inside), "a client's, in the team");
+        assert!(!fixed(&client, &one, outside), "a client's, outside: none");
     }
 }

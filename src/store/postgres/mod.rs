@@ -33,7 +33,7 @@ mod driver;
 mod listener;
 mod transaction;
 
-pub use driver::Pg;
+pub use driver::{Pg, GENERIC_PLANS};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`. Never edit a
 /// migration that has landed: add the next one.
