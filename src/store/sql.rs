@@ -538,8 +538,9 @@ pub fn task_conditions(
         actor,
         dialect,
     );
-    // A rule settled to a constant leaves an admin's page, which PostgreSQL already runs
-    // generically, or none.
+    // A rule settled to a constant (a caller in the project's team, or one who may not
+    // see it) leaves a page as an admin's, which PostgreSQL already runs generically, or
+    // none.
     let plan_fixed = one_project && matches!(visible.cond, Cond::Sql(..));
     let mut c = Conditions::with_term(visible.workspace_term().into(), visible.cond);
     for (i, f) in filters.iter().enumerate() {
