@@ -1891,6 +1891,32 @@ async fn kept_task_counts_follow_every_change_of_the_tasks() {
     }
 }
 
+/// `n` tasks of project `p` written straight into PostgreSQL, as plans need many (the
+/// triggers keep their counts): task `i` (from 1) owned by the SQL `owner` and hidden by
+/// `hidden`, both over `i`; then `team`'s user in the team of the project's tasks that
+/// meet its condition.
+async fn insert_tasks(
+    client: &tokio_postgres::Client,
+    p: i64,
+    n: i64,
+    owner: &str,
+    hidden: &str,
+    (member, which): (i64, &str),
+) {
+    client
+        .batch_execute(&format!(
+            "INSERT INTO tasks (workspace_id, project_id, name, owner_id, priority, progress, \
+             status, hidden, flag, notify_project_team, notify_task_team, notify_client, \
+             created_at, updated_at) SELECT {ws}, {p}, 'task ' || i, {owner}, 2, 0, 10, \
+             {hidden}, 0, 0, 0, 0, 0, 0 FROM generate_series(1, {n}) i; \
+             INSERT INTO task_team (task_id, user_id) SELECT id, {member} FROM tasks \
+             WHERE project_id = {p} AND {which}",
+            ws = WS.0,
+        ))
+        .await
+        .unwrap();
+}
+
 /// PostgreSQL's plan of an external's page: the set of their own tasks is an array, so
 /// the primary key's index takes its ids in order and the page stops at its 25th task,
 /// where `IN` looked up every one and sorted them (1,000 at 1,000,000 tasks: 4.9 ms
@@ -1909,21 +1935,16 @@ async fn an_externals_page_on_postgres_stops_at_its_last_task() {
         unreachable!("a PostgreSQL backend")
     };
     // 20,000 tasks; the external is in the team of every 20th (1,000).
-    client
-        .batch_execute(&format!(
-            "INSERT INTO tasks (workspace_id, project_id, name, owner_id, priority, progress, \
-             status, hidden, flag, notify_project_team, notify_task_team, notify_client, \
-             created_at, updated_at) SELECT {ws}, {p}, 'task ' || i, {admin}, 2, 0, 10, 0, 0, \
-             0, 0, 0, 0, 0 FROM generate_series(1, 20000) i; \
-             INSERT INTO task_team (task_id, user_id) SELECT id, {ext} FROM tasks \
-             WHERE project_id = {p} AND id % 20 = 0",
-            ws = WS.0,
-            p = p.id,
-            admin = admin.id,
-            ext = external.id,
-        ))
-        .await
-        .unwrap();
+    let owner = admin.id.to_string();
+    insert_tasks(
+        client,
+        p.id,
+        20_000,
+        &owner,
+        "0",
+        (external.id, "id % 20 = 0"),
+    )
+    .await;
     // One at a time: VACUUM runs outside a transaction.
     for sql in ["VACUUM ANALYZE tasks", "VACUUM ANALYZE task_team"] {
         client.batch_execute(sql).await.unwrap();
@@ -2043,23 +2064,20 @@ async fn a_users_page_on_postgres_runs_its_generic_plan_in_its_snapshot_alone() 
     };
     // 100 tasks; every tenth hidden and owned by the user, every fifth in the
     // external's team.
-    client
-        .batch_execute(&format!(
-            "INSERT INTO tasks (workspace_id, project_id, name, owner_id, priority, progress, \
-             status, hidden, flag, notify_project_team, notify_task_team, notify_client, \
-             created_at, updated_at) SELECT {ws}, {p}, 'task ' || i, CASE WHEN i % 10 = 0 \
-             THEN {user} ELSE {admin} END, 2, 0, 10, CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END, \
-             0, 0, 0, 0, 0, 0 FROM generate_series(1, 100) i; \
-             INSERT INTO task_team (task_id, user_id) SELECT id, {ext} FROM tasks \
-             WHERE project_id = {p} AND id % 5 = 0",
-            ws = WS.0,
-            p = p.id,
-            admin = admin.id,
-            user = user.id,
-            ext = external.id,
-        ))
-        .await
-        .unwrap();
+    let owner = format!(
+        "CASE WHEN i % 10 = 0 THEN {} ELSE {} END",
+        user.id, admin.id
+    );
+    let hidden = "CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END";
+    insert_tasks(
+        client,
+        p.id,
+        100,
+        &owner,
+        hidden,
+        (external.id, "id % 5 = 0"),
+    )
+    .await;
     let manager = deadpool_postgres::Manager::new(url.parse().unwrap(), tokio_postgres::NoTls);
     let pool = deadpool_postgres::Pool::builder(manager)
         .max_size(1)
