@@ -515,7 +515,7 @@ pub async fn page<D: Db, T>(
         |_| false,
     );
     let items = if statements.plan_fixed {
-        // In order: the setting goes out ahead of the page, in the same write.
+        // In order: the settings go out ahead of the page, in the same write.
         futures_util::try_join!(db.plan_generically(), rows)?.1
     } else {
         rows.await?
