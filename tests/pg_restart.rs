@@ -1,5 +1,6 @@
 //! PostgreSQL restarted under load: requests during the outage get 503 `unavailable`,
-//! the node recovers by itself, and no acknowledged write is lost. Runs when the suites
+//! the node recovers by itself, no acknowledged write is lost, and reads by key (on the
+//! connections they share) answer their own row or 503, never another's. Runs when the suites
 //! run on PostgreSQL (scripts/test); it restarts the machine's PostgreSQL, so it is a
 //! test binary of its own (cargo runs test binaries one after another).
 mod common;
@@ -51,6 +52,47 @@ async fn a_postgresql_restart_under_load_loses_no_acknowledged_write() {
             })
         })
         .collect();
+    let kept = server
+        .call_json(
+            "projectsgroups/add",
+            &[("sessionId", &sid), ("group[name]", "kept")],
+        )
+        .await;
+    let kept_id = kept.assert_ok().json()["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, sid, kept_id) = (client.clone(), sid.clone(), kept_id.clone());
+            let url = server.api("projectsgroups/getById");
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while Instant::now() < stop_at {
+                    let r = client
+                        .post(&url)
+                        .form(&[
+                            ("sessionId", sid.as_str()),
+                            ("id", &kept_id),
+                            ("retType", "json"),
+                        ])
+                        .send()
+                        .await
+                        .expect("the node answers every read");
+                    let status = r.status().as_u16();
+                    let body: serde_json::Value = r.json().await.unwrap_or_default();
+                    match status {
+                        200 => assert_eq!(body["group"]["name"], "kept", "{body}"),
+                        503 => assert_eq!(body["code"], "unavailable", "{body}"),
+                        other => panic!("a read answered {other} during the outage: {body}"),
+                    }
+                    statuses.push(status);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                statuses
+            })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let version = std::fs::read_dir("/etc/postgresql")
         .unwrap()
@@ -81,9 +123,22 @@ async fn a_postgresql_restart_under_load_loses_no_acknowledged_write() {
             }
         }
     }
+    let mut reads = (0, 0);
+    for r in readers {
+        for status in r.await.unwrap() {
+            if status == 200 {
+                reads.0 += 1;
+            } else {
+                reads.1 += 1;
+            }
+        }
+    }
     eprintln!(
-        "{} writes acknowledged, {refused} refused with 503",
-        acknowledged.len()
+        "{} writes acknowledged, {refused} refused with 503; reads by key: {} answered, \
+         {} refused with 503",
+        acknowledged.len(),
+        reads.0,
+        reads.1
     );
 
     // The node recovers by itself, and every acknowledged write is there.

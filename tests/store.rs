@@ -1489,6 +1489,80 @@ async fn a_task_is_read_with_what_the_rules_ask_of_its_project() {
     }
 }
 
+/// Keyed reads of many requests at once, PostgreSQL carrying them on shared connections
+/// with the answers matched in order: each read gets its own rows, also when reads around
+/// it are given up half way. Once the connections are cut from the server's side, a read
+/// answers `Unavailable` or its own rows, and the reads come back by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_reads_at_once_each_get_their_own_rows() {
+    use futures_util::future::join_all;
+    use std::time::{Duration, Instant};
+
+    for b in backends().await {
+        let n = b.name;
+        let (admin, p, _) = b.admin_project_task().await;
+        let ann = b.user("ann@example.com", SecurityLevel::User).await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let mut t = Task::new(if i % 2 == 0 { admin.id } else { ann.id });
+            t.name = format!("task {i}");
+            t.project_id = Some(p.id);
+            t.team = vec![ann.id][..i % 2].to_vec();
+            tasks.push(b.store.save_task(WS, t, vec![], NOW).await.unwrap());
+        }
+        let read_each = |given_up: bool| {
+            join_all(tasks.iter().cycle().take(400).enumerate().map(|(i, t)| {
+                let s = &b.store;
+                async move {
+                    let read = s.task_with_project_facts(WS, t.id, ann.id);
+                    if given_up && i % 3 == 0 {
+                        // Dropped before or after its statements went out.
+                        let _ = tokio::time::timeout(Duration::from_micros(50), read).await;
+                        return;
+                    }
+                    let (task, facts) = read.await.unwrap().unwrap();
+                    assert_eq!(task, *t, "{n}: read {i}");
+                    assert!(!facts.unwrap().is_owner, "{n}: read {i}");
+                }
+            }))
+        };
+        read_each(false).await;
+        read_each(true).await;
+        read_each(false).await;
+
+        let Tables::Postgres(server) = &b.tables else {
+            continue;
+        };
+        let cut = server
+            .query_one(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        assert!(cut >= 1, "{n}: the store's connections were cut");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match b.store.task(WS, tasks[7].id).await {
+                Ok(read) => {
+                    assert_eq!(read.as_ref(), Some(&tasks[7]), "{n}");
+                    break;
+                }
+                Err(StoreError::Unavailable(_)) => {}
+                Err(e) => panic!("{n}: a cut connection answered {e:?}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n}: keyed reads did not come back"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        read_each(false).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_task_removes_its_subtasks_activities_and_files() {
     for b in backends().await {

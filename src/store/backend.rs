@@ -5,6 +5,8 @@
 //! A backend invokes [`impl_store!`] after defining its runners, each taking
 //! `(self, db => work)` and running `work`, shared code over `db`:
 //! - `run_read!`: a read;
+//! - `run_keyed_read!`: a read of rows by their keys, of bounded cost (PostgreSQL runs
+//!   it on a connection shared with other requests' keyed reads);
 //! - `run_list!`: reads that must see one snapshot (a task list that reads its
 //!   project's facts before its page);
 //! - `run_write!`: a write of several statements, in one transaction;
@@ -33,7 +35,7 @@ macro_rules! impl_store {
         #[async_trait::async_trait]
         impl WorkStore for $backend {
             async fn project(&self, ws: WorkspaceId, id: i64) -> Result<Option<Project>> {
-                run_read!(self, db => projects::get(db, ws, id))
+                run_keyed_read!(self, db => projects::get(db, ws, id))
             }
 
             async fn projects_by_ids(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<Project>> {
@@ -63,17 +65,17 @@ macro_rules! impl_store {
             }
 
             async fn task(&self, ws: WorkspaceId, id: i64) -> Result<Option<Task>> {
-                run_read!(self, db => tasks::get(db, ws, id))
+                run_keyed_read!(self, db => tasks::get(db, ws, id))
             }
 
             /// One read for both: on SQLite the read lock is taken once; PostgreSQL pipelines
             /// them, one round trip and one connection from the pool.
             async fn task_with_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<(Task, Option<Project>)>> {
-                run_read!(self, db => tasks::with_project(db, ws, id))
+                run_keyed_read!(self, db => tasks::with_project(db, ws, id))
             }
 
             async fn task_with_project_facts(&self, ws: WorkspaceId, id: i64, caller: i64) -> Result<Option<(Task, Option<ProjectFacts>)>> {
-                run_read!(self, db => tasks::with_project_facts(db, ws, id, caller))
+                run_keyed_read!(self, db => tasks::with_project_facts(db, ws, id, caller))
             }
 
             async fn save_task(&self, ws: WorkspaceId, t: Task, mail: Vec<OutgoingMail>, now: i64) -> Result<Task> {
@@ -97,7 +99,7 @@ macro_rules! impl_store {
             }
 
             async fn activity(&self, ws: WorkspaceId, id: i64) -> Result<Option<Activity>> {
-                run_read!(self, db => activities::get(db, ws, id))
+                run_keyed_read!(self, db => activities::get(db, ws, id))
             }
 
             async fn save_activity(&self, ws: WorkspaceId, a: Activity, mail: Vec<OutgoingMail>, now: i64) -> Result<Activity> {
@@ -117,7 +119,7 @@ macro_rules! impl_store {
             }
 
             async fn file(&self, ws: WorkspaceId, id: i64) -> Result<Option<FileMeta>> {
-                run_read!(self, db => files::get(db, ws, id))
+                run_keyed_read!(self, db => files::get(db, ws, id))
             }
 
             async fn files_of_activities(&self, ws: WorkspaceId, ids: Vec<i64>) -> Result<Vec<FileMeta>> {
@@ -160,7 +162,7 @@ macro_rules! impl_store {
             }
 
             async fn user(&self, ws: WorkspaceId, id: i64) -> Result<Option<User>> {
-                run_read!(self, db => users::get(db, ws, id))
+                run_keyed_read!(self, db => users::get(db, ws, id))
             }
 
             async fn user_by_email(&self, ws: WorkspaceId, email: &str) -> Result<Option<User>> {
@@ -196,11 +198,11 @@ macro_rules! impl_store {
             }
 
             async fn token(&self, ws: WorkspaceId, id: i64) -> Result<Option<Token>> {
-                run_read!(self, db => tokens::get(db, ws, id))
+                run_keyed_read!(self, db => tokens::get(db, ws, id))
             }
 
             async fn token_by_hash(&self, ws: WorkspaceId, token_hash: Vec<u8>) -> Result<Option<(User, Token)>> {
-                run_read!(self, db => tokens::by_hash(db, ws, &token_hash))
+                run_keyed_read!(self, db => tokens::by_hash(db, ws, &token_hash))
             }
 
             async fn touch_token(&self, ws: WorkspaceId, id: i64, now: i64) -> Result<()> {
@@ -246,7 +248,7 @@ macro_rules! impl_store {
             }
 
             async fn group(&self, ws: WorkspaceId, id: i64) -> Result<Option<Group>> {
-                run_read!(self, db => groups::get(db, ws, id))
+                run_keyed_read!(self, db => groups::get(db, ws, id))
             }
 
             async fn groups(&self, ws: WorkspaceId) -> Result<Vec<Group>> {
@@ -289,7 +291,7 @@ macro_rules! impl_store {
             }
 
             async fn workspace_by_name(&self, name: String) -> Result<Option<WorkspaceId>> {
-                run_read!(self, db => workspaces::by_name(db, &name))
+                run_keyed_read!(self, db => workspaces::by_name(db, &name))
             }
 
             async fn workspaces(&self) -> Result<Vec<Workspace>> {

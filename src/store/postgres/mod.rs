@@ -31,6 +31,7 @@ use crate::store::{users, Result, Session, SessionStore, StoreError};
 mod activity_adds;
 mod driver;
 mod listener;
+mod shared;
 mod transaction;
 
 pub use driver::{Pg, GENERIC_PLANS};
@@ -61,6 +62,7 @@ type PgError = tokio_postgres::Error;
 
 pub struct Postgres {
     pool: Pool,
+    shared: shared::Shared,
     activity_adds: activity_adds::ActivityAdds,
     sessions: Arc<SessionCache>,
     listener: tokio::task::JoinHandle<()>,
@@ -184,6 +186,7 @@ impl Postgres {
         let store = Postgres {
             activity_adds: activity_adds::ActivityAdds::spawn(pool.clone()),
             pool,
+            shared: shared::Shared::new(),
             listener: listener::spawn(config, sessions.clone()),
             sessions,
         };
@@ -250,6 +253,16 @@ macro_rules! run_on_connection {
 /// Runs shared work on a pooled connection.
 macro_rules! run_read {
     ($($t:tt)*) => { run_on_connection!(Read, $($t)*) };
+}
+
+/// A read by key, on a connection that other requests' keyed reads share ([`shared`]).
+macro_rules! run_keyed_read {
+    ($store:expr, $db:ident => $work:expr) => {{
+        let _timer = $crate::metrics::store_timer($crate::metrics::StoreOp::Read);
+        let conn = $store.shared.connection(&$store.pool).await?;
+        let $db = &Pg::new(&*conn);
+        $work.await
+    }};
 }
 
 /// One statement needs no transaction of its own.
@@ -337,7 +350,7 @@ impl SessionStore for Postgres {
     async fn session(&self, ws: WorkspaceId, token_hash: Vec<u8>) -> Result<Option<Session>> {
         (self.sessions)
             .read_through(ws, &token_hash, || async {
-                run_read!(self, db => users::session(db, ws, &token_hash))
+                run_keyed_read!(self, db => users::session(db, ws, &token_hash))
             })
             .await
     }

@@ -384,6 +384,11 @@ macro_rules! run_read {
     };
 }
 
+/// A read by key is a read like any other.
+macro_rules! run_keyed_read {
+    ($($t:tt)*) => { run_read!($($t)*) };
+}
+
 /// A list's reads: every read runs in one snapshot.
 macro_rules! run_list {
     ($($t:tt)*) => { run_read!($($t)*) };
