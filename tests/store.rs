@@ -2500,6 +2500,7 @@ async fn adds_sent_at_once_to_one_task_each_get_their_own_outcome() {
             futures_util::future::join_all((0..40).map(move |i| {
                 let mut a = message(admin_id, task);
                 a.hours_done = Some(hours(i));
+                a.text = Some(format!("{round} {i}"));
                 let to = format!("{round}{i}@example.com");
                 async move { s.save_activity(WS, a, vec![mail(&to)], NOW).await }
             }))
@@ -2509,6 +2510,16 @@ async fn adds_sent_at_once_to_one_task_each_get_their_own_outcome() {
         let ids: std::collections::BTreeSet<i64> =
             saved.iter().map(|r| r.as_ref().unwrap().id).collect();
         assert_eq!(ids.len(), 40, "{n}");
+        // Each add is answered with its own row, as stored.
+        for (i, r) in saved.iter().enumerate() {
+            let a = r.as_ref().unwrap();
+            assert_eq!(
+                a.text.as_deref(),
+                Some(format!("first {i}").as_str()),
+                "{n}"
+            );
+            assert_eq!(s.activity(WS, a.id).await.unwrap().as_ref(), Some(a), "{n}");
+        }
         assert_eq!(b.task_now(t.id).await.hours_done, 10.0, "{n}");
         assert_eq!(b.rows_where("outbox", "1 = 1").await, 40, "{n}");
         if let Tables::Postgres(_) = b.tables {
@@ -2533,6 +2544,40 @@ async fn adds_sent_at_once_to_one_task_each_get_their_own_outcome() {
             .count("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE recipient = 'second17@example.com'")
             .await;
         assert_eq!(refused, 0, "{n}");
+    }
+}
+
+/// Adds sent at once to several tasks, some with hours and some without (PostgreSQL
+/// gathers them and cuts each batch into `INSERT`s of several sizes): each is answered
+/// with its own row, and each task's hours are the exact sum of its own adds'.
+#[tokio::test]
+async fn adds_sent_at_once_to_many_tasks_each_roll_up_into_their_own() {
+    for b in backends().await {
+        let n = b.name;
+        let (admin, p, _) = b.admin_project_task().await;
+        let mut tasks = Vec::new();
+        for _ in 0..7 {
+            tasks.push(b.task(&admin, Some(p.id), None).await);
+        }
+        let hours = |i: usize| (!i.is_multiple_of(3)).then_some(0.25 * (i % 5) as f64);
+        let saved = futures_util::future::join_all((0..101).map(|i| {
+            let mut a = message(admin.id, &tasks[i % 7]);
+            a.hours_done = hours(i);
+            a.text = Some(format!("add {i}"));
+            b.store.save_activity(WS, a, vec![], NOW)
+        }))
+        .await;
+        for (i, r) in saved.iter().enumerate() {
+            let a = r.as_ref().unwrap();
+            assert_eq!(a.text.as_deref(), Some(format!("add {i}").as_str()), "{n}");
+            assert_eq!(a.task_id, Some(tasks[i % 7].id), "{n}: add {i}");
+            assert_eq!(a.hours_done, hours(i), "{n}: add {i}");
+        }
+        for (k, t) in tasks.iter().enumerate() {
+            let sum: f64 = (0..101).filter(|i| i % 7 == k).filter_map(hours).sum();
+            assert_eq!(b.task_now(t.id).await.hours_done, sum, "{n}: task {k}");
+        }
+        assert_eq!(b.rows_where("activities", "1 = 1").await, 101, "{n}");
     }
 }
 

@@ -6,9 +6,15 @@ use crate::domain::work::{
     apply_progress, closed_at, roll_up, Activity, ActivityType, HoursChange, HOURS_DECIMALS,
 };
 use crate::domain::WorkspaceId;
-use crate::store::driver::{first_opt_int, first_text, page, written, Columns, Db, List, Stmt};
+use futures_util::future::try_join_all;
+
+use crate::store::driver::{
+    first_opt_int, first_text, page, written, Arg, Columns, Db, List, Stmt,
+};
 use crate::store::sql::activity_conditions;
-use crate::store::{check_version, outbox, Expected, ListQuery, OutgoingMail, Page, Result};
+use crate::store::{
+    check_version, outbox, Expected, ListQuery, OutgoingMail, Page, Result, StoreError,
+};
 use crate::{args, stmt};
 
 pub const COLUMNS: &str = "a.id, a.project_id, a.task_id, a.type, a.text, a.owner_id, \
@@ -39,14 +45,48 @@ pub fn from_row(r: &dyn Columns) -> Result<Activity> {
 
 static BY_ID: Stmt =
     stmt!("SELECT {COLUMNS} FROM activities a WHERE a.workspace_id = ?1 AND a.id = ?2");
-static INSERT: Stmt = stmt!(
-    "INSERT INTO activities (workspace_id, project_id, task_id, type, text, owner_id, \
-     progress, hours_done, hide_from_clients, date, notify_project_team, \
-     notify_task_team, notify_client, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14) \
-     RETURNING {}",
-    COLUMNS.replace("a.", "")
-);
+/// `INSERT`s of 1, 2, 4, ... 64 new activities, each row's values numbered as `values`
+/// lists them; a batch is cut into these few shapes, each prepared once per connection.
+static INSERTS: [Stmt; 7] = [
+    Stmt::new(|| insert(1)),
+    Stmt::new(|| insert(2)),
+    Stmt::new(|| insert(4)),
+    Stmt::new(|| insert(8)),
+    Stmt::new(|| insert(16)),
+    Stmt::new(|| insert(32)),
+    Stmt::new(|| insert(64)),
+];
+/// The values of one row of an `INSERT`.
+const INSERTED: usize = 14;
+
+fn insert(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let n: Vec<String> = (1..=INSERTED)
+                .map(|k| format!("?{}", r * INSERTED + k))
+                .collect();
+            format!("({}, {})", n.join(", "), n[INSERTED - 1])
+        })
+        .collect();
+    format!(
+        "INSERT INTO activities (workspace_id, project_id, task_id, type, text, owner_id, \
+         progress, hours_done, hide_from_clients, date, notify_project_team, \
+         notify_task_team, notify_client, created_at, updated_at) VALUES {} RETURNING {}",
+        values.join(", "),
+        COLUMNS.replace("a.", "")
+    )
+}
+
+/// A new activity's values for an `INSERT`, in its columns' order.
+fn values<'a>(ws: WorkspaceId, a: &'a Activity, now: i64) -> [Arg<'a>; INSERTED] {
+    #[rustfmt::skip]
+    let values = args![
+        ws.0, a.project_id, a.task_id, a.kind.as_str(), &a.text, a.owner_id, a.progress,
+        a.hours_done, a.hide_from_clients, a.date, a.notify_project_team,
+        a.notify_task_team, a.notify_client, now
+    ];
+    values
+}
 static UPDATE: Stmt = stmt!(
     "UPDATE activities SET text = ?3, progress = ?4, hours_done = ?5, \
      hide_from_clients = ?6, date = ?7, notify_project_team = ?8, \
@@ -144,13 +184,7 @@ pub async fn save<D: Db>(
     };
     // The saved row as the database has it, from the write itself.
     let saved = if a.id == 0 {
-        #[rustfmt::skip]
-        let values = args![
-            ws.0, a.project_id, a.task_id, a.kind.as_str(), &a.text, a.owner_id, a.progress,
-            a.hours_done, a.hide_from_clients, a.date, a.notify_project_team,
-            a.notify_task_team, a.notify_client, now
-        ];
-        db.one(&INSERT, &values, from_row).await?
+        db.one(&INSERTS[0], &values(ws, a, now), from_row).await?
     } else {
         #[rustfmt::skip]
         let values = args![
@@ -163,6 +197,59 @@ pub async fn save<D: Db>(
     // the task waits for it.
     if let Some(task_id) = a.task_id {
         roll_up_task(db, task_id, roll_up(before.as_ref(), Some(a)), now).await?;
+    }
+    Ok(saved)
+}
+
+/// A new activity to save with others: its workspace, itself, its mail, and the time.
+pub type NewActivity<'a> = (WorkspaceId, &'a Activity, &'a [OutgoingMail], i64);
+
+/// New activities, none of them a progress note, saved in one transaction as each would
+/// be alone (`save`), in fewer statements: the `INSERT`s carry up to 64 of them each,
+/// sent together. The adds a PostgreSQL node gathers (`postgres::activity_adds`).
+pub async fn add_together<D: Db>(db: &D, adds: &[NewActivity<'_>]) -> Result<Vec<Activity>> {
+    try_join_all(
+        adds.iter()
+            .map(|&(ws, _, mail, now)| outbox::queue(db, ws, mail, now)),
+    )
+    .await?;
+    let mut chunks = Vec::new();
+    let mut rest = adds;
+    for (size, stmt) in [64, 32, 16, 8, 4, 2, 1]
+        .into_iter()
+        .zip(INSERTS.iter().rev())
+    {
+        while rest.len() >= size {
+            let (chunk, tail) = rest.split_at(size);
+            let values: Vec<Arg<'_>> = chunk
+                .iter()
+                .flat_map(|&(ws, a, _, now)| values(ws, a, now))
+                .collect();
+            chunks.push((stmt, values));
+            rest = tail;
+        }
+    }
+    let inserted = try_join_all(chunks.iter().map(|(stmt, values)| async move {
+        let mut rows = db.rows(stmt, values, from_row).await?;
+        // The rows' ids come from the sequence as the rows are inserted, in the order
+        // of their values.
+        rows.sort_unstable_by_key(|a| a.id);
+        Ok::<_, StoreError>(rows)
+    }))
+    .await?;
+    let saved: Vec<Activity> = inserted.into_iter().flatten().collect();
+    if saved.len() != adds.len() {
+        return Err(StoreError::Internal(anyhow::anyhow!(
+            "{} activities inserted for {} adds",
+            saved.len(),
+            adds.len()
+        )));
+    }
+    // Last, as in `save`: the roll-ups lock their tasks' rows until the commit.
+    for &(_, a, _, now) in adds {
+        if let Some(task_id) = a.task_id {
+            roll_up_task(db, task_id, roll_up(None, Some(a)), now).await?;
+        }
     }
     Ok(saved)
 }
