@@ -238,9 +238,14 @@ pub async fn add_together<D: Db>(db: &D, adds: &[NewActivity<'_>]) -> Result<Vec
     }))
     .await?;
     let saved: Vec<Activity> = inserted.into_iter().flatten().collect();
-    if saved.len() != adds.len() {
+    // Each answer must be its add's: otherwise the batch rolls back (its adds then run
+    // alone) rather than answer one add with another's row.
+    let own = |(&(_, a, _, _), s): (&NewActivity<'_>, &Activity)| {
+        (a.task_id, a.owner_id, a.date, &a.text) == (s.task_id, s.owner_id, s.date, &s.text)
+    };
+    if saved.len() != adds.len() || !adds.iter().zip(&saved).all(own) {
         return Err(StoreError::Internal(anyhow::anyhow!(
-            "{} activities inserted for {} adds",
+            "{} activities inserted for {} adds, not in their order",
             saved.len(),
             adds.len()
         )));

@@ -20,7 +20,7 @@ use deadpool_postgres::Pool;
 use futures_util::{stream, StreamExt};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
 
 use crate::domain::work::{Activity, ActivityType};
 use crate::domain::WorkspaceId;
@@ -41,8 +41,8 @@ const GATHERERS: usize = 4;
 /// batch's inserts lock several tasks in the order they came, so a task or project
 /// removal cascading over them can close a cycle with it; the batch gives way first.
 const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '200ms'";
-/// The adds of a failed batch run alone this many at a time, leaving the pool's other
-/// connections to the rest of the node.
+/// The adds of failed batches run alone this many at a time, all batches together,
+/// leaving the pool's other connections to the rest of the node.
 const ALONE_AT_ONCE: usize = 4;
 
 /// The queue of adds waiting to be gathered.
@@ -63,8 +63,9 @@ impl ActivityAdds {
     pub fn spawn(pool: Pool) -> ActivityAdds {
         let (queue, waiting) = mpsc::channel(MOST * 4);
         let waiting = Arc::new(Mutex::new(waiting));
+        let alone_at_once = Arc::new(Semaphore::new(ALONE_AT_ONCE));
         for _ in 0..GATHERERS {
-            tokio::spawn(gather(pool.clone(), waiting.clone()));
+            tokio::spawn(gather(pool.clone(), waiting.clone(), alone_at_once.clone()));
         }
         ActivityAdds { queue }
     }
@@ -103,17 +104,21 @@ fn stopped() -> StoreError {
 /// Takes what waits, up to [`MOST`], runs it together, and answers; then again. Each
 /// batch runs as a task of its own: a panic in one drops its answers (each caller gets
 /// an error) and the gathering goes on.
-async fn gather(pool: Pool, waiting: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+async fn gather(
+    pool: Pool,
+    waiting: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    alone_at_once: Arc<Semaphore>,
+) {
     loop {
         let mut batch = Vec::with_capacity(MOST);
         if waiting.lock().await.recv_many(&mut batch, MOST).await == 0 {
             return;
         }
-        let _ = tokio::spawn(run(pool.clone(), batch)).await;
+        let _ = tokio::spawn(run(pool.clone(), batch, alone_at_once.clone())).await;
     }
 }
 
-async fn run(pool: Pool, mut batch: Vec<Pending>) {
+async fn run(pool: Pool, mut batch: Vec<Pending>, alone_at_once: Arc<Semaphore>) {
     if batch.len() == 1 {
         return alone(&pool, batch.remove(0)).await;
     }
@@ -125,7 +130,11 @@ async fn run(pool: Pool, mut batch: Vec<Pending>) {
         }
         Together::RolledBack => {
             stream::iter(batch)
-                .for_each_concurrent(ALONE_AT_ONCE, |p| alone(&pool, p))
+                .for_each_concurrent(ALONE_AT_ONCE, |p| async {
+                    // Closed never: the semaphore lives as long as the gatherers.
+                    let _turn = alone_at_once.acquire().await;
+                    alone(&pool, p).await
+                })
                 .await;
         }
         Together::Unknown(e) => {

@@ -186,7 +186,7 @@ impl Postgres {
         let store = Postgres {
             activity_adds: activity_adds::ActivityAdds::spawn(pool.clone()),
             pool,
-            shared: shared::Shared::new(),
+            shared: shared::Shared::new(POOL_SIZE / 4),
             listener: listener::spawn(config, sessions.clone()),
             sessions,
         };

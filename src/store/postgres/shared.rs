@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use deadpool_postgres::{Object, Pool};
 
-use crate::store::postgres::pool_error;
-use crate::store::Result;
+use crate::store::postgres::{pool_error, POOL_TIMEOUT};
+use crate::store::{Result, StoreError};
 
 type Connection = Arc<Object>;
 
@@ -40,14 +40,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// One connection per two of the node's cores, at least one; they come out of the
-    /// pool's own. Measured on two cores (docs/performance.md): one shared connection
-    /// served a user's task read at 14,350 – 18,748/s, two at 13,028 – 13,042/s, each
-    /// statement on a connection of its own at 5,672 – 6,380/s.
-    pub fn new() -> Self {
+    /// One connection per two of the node's cores, at least one and at most `most`; they
+    /// come out of the pool's own, so `most` leaves the rest of it to lists and writes.
+    /// Measured on two cores (docs/performance.md): one shared connection served a
+    /// user's task read at 14,350 – 18,748/s, two at 13,028 – 13,042/s, each statement
+    /// on a connection of its own at 5,672 – 6,380/s.
+    pub fn new(most: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Shared {
-            slots: (0..cores.div_ceil(2)).map(|_| Slot::default()).collect(),
+            slots: (0..cores.div_ceil(2).clamp(1, most.max(1)))
+                .map(|_| Slot::default())
+                .collect(),
             next: AtomicUsize::new(0),
         }
     }
@@ -60,12 +63,21 @@ impl Shared {
         if let Some(live) = slot.live() {
             return Ok(live);
         }
-        let _filling = slot.filling.lock().await;
-        if let Some(live) = slot.live() {
-            return Ok(live);
-        }
-        let fresh = Arc::new(pool.get().await.map_err(pool_error)?);
-        *slot.held.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
-        Ok(fresh)
+        // Within the pool's own wait in all: reads queued behind a fill that fails (the
+        // database unreachable) must not each wait their turn to try again.
+        let filled = tokio::time::timeout(POOL_TIMEOUT, async {
+            let _filling = slot.filling.lock().await;
+            if let Some(live) = slot.live() {
+                return Ok(live);
+            }
+            let fresh = Arc::new(pool.get().await.map_err(pool_error)?);
+            *slot.held.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
+            Ok(fresh)
+        });
+        filled.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(anyhow::anyhow!(
+                "no connection for reads by key within {POOL_TIMEOUT:?}"
+            )))
+        })
     }
 }
