@@ -45,8 +45,9 @@ pub fn from_row(r: &dyn Columns) -> Result<Activity> {
 
 static BY_ID: Stmt =
     stmt!("SELECT {COLUMNS} FROM activities a WHERE a.workspace_id = ?1 AND a.id = ?2");
-/// `INSERT`s of 1, 2, 4, ... 64 new activities, each row's values numbered as `values`
-/// lists them; a batch is cut into these few shapes, each prepared once per connection.
+/// `INSERT`s of 1, 2, 4, ... 64 new activities (`INSERTS[i]` of `1 << i`), each row's
+/// values numbered as `values` lists them; a batch is cut into these few shapes, each
+/// prepared once per connection.
 static INSERTS: [Stmt; 7] = [
     Stmt::new(|| insert(1)),
     Stmt::new(|| insert(2)),
@@ -215,10 +216,8 @@ pub async fn add_together<D: Db>(db: &D, adds: &[NewActivity<'_>]) -> Result<Vec
     .await?;
     let mut chunks = Vec::new();
     let mut rest = adds;
-    for (size, stmt) in [64, 32, 16, 8, 4, 2, 1]
-        .into_iter()
-        .zip(INSERTS.iter().rev())
-    {
+    for (i, stmt) in INSERTS.iter().enumerate().rev() {
+        let size = 1 << i;
         while rest.len() >= size {
             let (chunk, tail) = rest.split_at(size);
             let values: Vec<Arg<'_>> = chunk

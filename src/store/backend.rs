@@ -69,7 +69,7 @@ macro_rules! impl_store {
             }
 
             /// One read for both: on SQLite the read lock is taken once; PostgreSQL pipelines
-            /// them, one round trip and one connection from the pool.
+            /// them, one round trip on a shared connection.
             async fn task_with_project(&self, ws: WorkspaceId, id: i64) -> Result<Option<(Task, Option<Project>)>> {
                 run_keyed_read!(self, db => tasks::with_project(db, ws, id))
             }
