@@ -2575,9 +2575,42 @@ async fn adds_sent_at_once_to_many_tasks_each_roll_up_into_their_own() {
         }
         for (k, t) in tasks.iter().enumerate() {
             let sum: f64 = (0..101).filter(|i| i % 7 == k).filter_map(hours).sum();
-            assert_eq!(b.task_now(t.id).await.hours_done, sum, "{n}: task {k}");
+            let now = b.task_now(t.id).await;
+            assert_eq!(now.hours_done, sum, "{n}: task {k}");
+            // One version for each add that changed its hours, however they were
+            // gathered.
+            let changed = (0..101)
+                .filter(|i| i % 7 == k)
+                .filter(|&i| hours(i).is_some_and(|h| h != 0.0))
+                .count() as i64;
+            assert_eq!(now.version, t.version + changed, "{n}: task {k}");
         }
         assert_eq!(b.rows_where("activities", "1 = 1").await, 101, "{n}");
+    }
+}
+
+/// Hours with more than nine decimals, sent at once with others to one task, are rounded
+/// after each add as a lone add's are (0.0000000007 adds 0.000000001), not after their sum:
+/// PostgreSQL adds a batch's hours on the nine-decimal grid to their task in one sum, and
+/// those off it one at a time.
+#[tokio::test]
+async fn hours_off_the_nine_decimal_grid_added_at_once_are_rounded_after_each_add() {
+    for b in backends().await {
+        let n = b.name;
+        let (admin, _, t) = b.admin_project_task().await;
+        let hours = |i: usize| if i % 2 == 0 { 0.25 } else { 0.0000000007 };
+        let saved = futures_util::future::join_all((0..40).map(|i| {
+            let mut a = message(admin.id, &t);
+            a.hours_done = Some(hours(i));
+            b.store.save_activity(WS, a, vec![], NOW)
+        }))
+        .await;
+        for r in &saved {
+            assert!(r.is_ok(), "{n}: {r:?}");
+        }
+        let now = b.task_now(t.id).await;
+        assert_eq!(now.hours_done, 20.0 * 0.25 + 20.0 * 0.000000001, "{n}");
+        assert_eq!(now.version, t.version + 40, "{n}");
     }
 }
 

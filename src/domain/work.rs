@@ -495,10 +495,33 @@ pub fn moves_sub_tasks(before: Option<Option<i64>>, after: Option<i64>) -> bool 
 
 /// Hours are kept to nine decimals (a few microseconds), so 0.1 added ten times reads 1.
 pub const HOURS_DECIMALS: i32 = 9;
+/// Billionths of an hour in an hour: the grid `HOURS_DECIMALS` rounds to.
+pub const HOURS_GRID: f64 = 1e9;
+
+/// `hours` in billionths, when it lies on the nine-decimal grid (as 0.1 or 1.25 do, as
+/// nearly as an f64 holds them). Hours on the grid can be added to a task's in one sum:
+/// rounding after the sum is then rounding after each, which is how they are added one
+/// at a time.
+pub fn hours_on_grid(hours: f64) -> Option<i64> {
+    let billionths = (hours * HOURS_GRID).round();
+    (billionths / HOURS_GRID == hours).then_some(billionths as i64)
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hours_on_the_nine_decimal_grid_are_counted_in_billionths() {
+        assert_eq!(hours_on_grid(0.1), Some(100_000_000));
+        assert_eq!(hours_on_grid(0.3), Some(300_000_000));
+        assert_eq!(hours_on_grid(1.25), Some(1_250_000_000));
+        assert_eq!(hours_on_grid(0.000000001), Some(1));
+        assert_eq!(hours_on_grid(MAX_HOURS), Some(1_000_000_000_000_000));
+        // Off the grid: added alone, rounded after it.
+        assert_eq!(hours_on_grid(0.0000000005), None);
+        assert_eq!(hours_on_grid(0.1234567891), None);
+    }
 
     /// A message by user 1, posted nowhere yet; tests change what they need.
     fn message() -> Activity {

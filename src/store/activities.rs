@@ -3,10 +3,12 @@
 
 use crate::domain::policy::Actor;
 use crate::domain::work::{
-    apply_progress, closed_at, roll_up, Activity, ActivityType, HoursChange, HOURS_DECIMALS,
+    apply_progress, closed_at, hours_on_grid, roll_up, Activity, ActivityType, HoursChange,
+    HOURS_DECIMALS, HOURS_GRID,
 };
 use crate::domain::WorkspaceId;
 use futures_util::future::try_join_all;
+use std::collections::BTreeMap;
 
 use crate::store::driver::{
     first_opt_int, first_text, page, written, Arg, Columns, Db, List, Stmt,
@@ -97,9 +99,10 @@ static UPDATE: Stmt = stmt!(
 );
 static KEYS: Stmt = stmt!("SELECT storage_key FROM files WHERE activity_id = ?1");
 static DELETE: Stmt = stmt!("DELETE FROM activities WHERE id = ?1");
+/// Hours added to a task by `?4` adds (a version for each).
 static ADD_HOURS: Stmt = stmt!(
     "UPDATE tasks SET hours_done = ROUND(CAST(hours_done + ?2 AS NUMERIC), ?3), \
-     version = version + 1 WHERE id = ?1"
+     version = version + ?4 WHERE id = ?1"
 );
 static RESUM_HOURS: Stmt = stmt!(
     "UPDATE tasks SET hours_done = ROUND(CAST((SELECT COALESCE(SUM(hours_done), 0) \
@@ -155,7 +158,7 @@ async fn roll_up_task<D: Db>(
     match hours {
         HoursChange::Unchanged => Ok(()),
         HoursChange::Add(h) => {
-            db.run_last(&ADD_HOURS, args![task_id, h, HOURS_DECIMALS].into())
+            db.run_last(&ADD_HOURS, args![task_id, h, HOURS_DECIMALS, 1_i64].into())
                 .await
         }
         HoursChange::Resum => {
@@ -207,7 +210,8 @@ pub type NewActivity<'a> = (WorkspaceId, &'a Activity, &'a [OutgoingMail], i64);
 
 /// New activities, none of them a progress note, saved in one transaction as each would
 /// be alone (`save`), in fewer statements: the `INSERT`s carry up to 64 of them each,
-/// sent together. The adds a PostgreSQL node gathers (`postgres::activity_adds`).
+/// sent together, and each task's hours are added once. The adds a PostgreSQL node
+/// gathers (`postgres::activity_adds`).
 pub async fn add_together<D: Db>(db: &D, adds: &[NewActivity<'_>]) -> Result<Vec<Activity>> {
     try_join_all(
         adds.iter()
@@ -249,11 +253,27 @@ pub async fn add_together<D: Db>(db: &D, adds: &[NewActivity<'_>]) -> Result<Vec
             adds.len()
         )));
     }
-    // Last, as in `save`: the roll-ups lock their tasks' rows until the commit.
+    // Last, as in `save`: the roll-ups lock their tasks' rows until the commit. A task's
+    // hours on the grid go out as one UPDATE of their sum, so that a batch writes one new
+    // version of the task's row, not one per add: 64 versions of one busy task's row
+    // overflowed its page, and each version off the page was written into every index
+    // of tasks (docs/performance.md). Hours off the grid are added one at a time.
+    let mut sums: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for &(_, a, _, now) in adds {
-        if let Some(task_id) = a.task_id {
-            roll_up_task(db, task_id, roll_up(None, Some(a)), now).await?;
+        let Some(task_id) = a.task_id else { continue };
+        match roll_up(None, Some(a)) {
+            (HoursChange::Add(h), false) if hours_on_grid(h).is_some() => {
+                let sum = sums.entry(task_id).or_default();
+                sum.0 += hours_on_grid(h).unwrap_or_default();
+                sum.1 += 1;
+            }
+            change => roll_up_task(db, task_id, change, now).await?,
         }
+    }
+    for (task_id, (billionths, added)) in sums {
+        let hours = billionths as f64 / HOURS_GRID;
+        let values = args![task_id, hours, HOURS_DECIMALS, added];
+        db.run_last(&ADD_HOURS, values.into()).await?;
     }
     Ok(saved)
 }

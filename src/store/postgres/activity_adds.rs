@@ -4,9 +4,9 @@
 //! flushed, so adds to one task ran one at a time however many connections sent them,
 //! and slower the more waited (docs/performance.md). A node therefore gathers the adds
 //! waiting at one moment into one transaction: their statements go out together on one
-//! connection, their rows in a few multi-row `INSERT`s (`activities::add_together`), the
-//! roll-ups with the COMMIT, and each add is answered once that COMMIT is durable. The
-//! task's row is locked once for all of them.
+//! connection, their rows in a few multi-row `INSERT`s (`activities::add_together`), one
+//! roll-up per task with the COMMIT, and each add is answered once that COMMIT is
+//! durable. The task's row is locked and written once for all of them.
 //!
 //! When any add of a batch fails, the batch rolls back and each of its adds runs again
 //! alone, so that a refusal is only ever its own add's. When the COMMIT's outcome is
