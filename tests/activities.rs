@@ -1238,6 +1238,66 @@ async fn an_activity_on_a_task_the_caller_cannot_see_is_not_found() {
     s.stop().await;
 }
 
+/// Messages posted at once to two tasks while one of them is removed: those to the
+/// removed task answer 200 (they came first) or 404, never 500 (their rows are refused by
+/// the task's foreign key, which PostgreSQL checks at COMMIT, where a node gathers adds
+/// into one transaction); every message to the other task is saved, its hoursDone is
+/// their exact sum, and its version rose once for each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_posted_while_their_task_is_removed_are_404_and_the_others_all_land() {
+    let s = TestServer::start().await;
+    let sid = s.admin().await;
+    let admin = s.as_caller(&sid);
+    let p = admin.project(&[]).await;
+    let kept = admin.task(p, &[]).await;
+    let version = |r: &Resp| -> i64 {
+        let tag = r.headers.get("etag").expect("getById carries an ETag");
+        tag.to_str().unwrap().trim_matches('"').parse().unwrap()
+    };
+    const EACH: usize = 16;
+    for round in 1..=5 {
+        let before = version(&admin.get_answer(Kind::Task, kept).await);
+        let gone = admin.task(p, &[("name", "gone")]).await;
+        let post = |task: i64, hours: &'static str| {
+            let (task, sid) = (task.to_string(), sid.clone());
+            let s = &s;
+            async move {
+                let form = [
+                    ("sessionId", sid.as_str()),
+                    ("activity[taskId]", task.as_str()),
+                    ("activity[text]", "late"),
+                    ("activity[hoursDone]", hours),
+                ];
+                s.call_json("activity/add", &form).await
+            }
+        };
+        let to_kept = futures_util::future::join_all((0..EACH).map(|_| post(kept, "0.25")));
+        let to_gone = futures_util::future::join_all((0..EACH).map(|_| post(gone, "0.5")));
+        let remove = [("sessionId", sid.as_str()), ("id", &gone.to_string())];
+        // The removal a little after the posts, later each round, so that it lands
+        // before, among and after their writes.
+        let removal = async {
+            tokio::time::sleep(std::time::Duration::from_millis(round as u64 * 3)).await;
+            s.call_json("tasks/remove", &remove).await
+        };
+        let (kept_answers, gone_answers, removed) = tokio::join!(to_kept, to_gone, removal);
+        assert_eq!(removed.status, 200, "{}", removed.body);
+        for r in &kept_answers {
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+        for r in &gone_answers {
+            assert!(matches!(r.status, 200 | 404), "{} {}", r.status, r.body);
+        }
+        let task = admin.get_answer(Kind::Task, kept).await;
+        assert_eq!(
+            task.json()["task"]["hoursDone"].as_f64(),
+            Some(0.25 * (EACH * round) as f64)
+        );
+        assert_eq!(version(&task), before + EACH as i64);
+    }
+    s.stop().await;
+}
+
 /// A task added to a project, and a message posted to a task of it, while another
 /// request removes the project: each answers 200 (it came first) or 404, never 500
 /// (the rows were refused by their foreign keys once the project and task were gone).

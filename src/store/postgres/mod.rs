@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0006_indexes_for_pages.sql"),
     include_str!("../../../migrations/postgres/0007_tokens.sql"),
     include_str!("../../../migrations/postgres/0008_own_task_counts.sql"),
+    include_str!("../../../migrations/postgres/0009_activity_task_checked_at_commit.sql"),
 ];
 
 /// Connections per node.
