@@ -1239,10 +1239,10 @@ async fn an_activity_on_a_task_the_caller_cannot_see_is_not_found() {
 }
 
 /// Messages posted at once to two tasks while one of them is removed: those to the
-/// removed task answer 200 (they came first) or 404, never 500 (their rows are refused by
-/// the task's foreign key, which PostgreSQL checks at COMMIT, where a node gathers adds
-/// into one transaction); every message to the other task is saved, its hoursDone is
-/// their exact sum, and its version rose once for each.
+/// removed task, and progress notes to it, answer 200 (they came first) or 404, never 500
+/// (their rows are refused by the task's foreign key, which PostgreSQL checks at COMMIT,
+/// where a node gathers adds into one transaction); every message to the other task is
+/// saved, its hoursDone is their exact sum, and its version rose once for each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_posted_while_their_task_is_removed_are_404_and_the_others_all_land() {
     let s = TestServer::start().await;
@@ -1273,6 +1273,25 @@ async fn messages_posted_while_their_task_is_removed_are_404_and_the_others_all_
         };
         let to_kept = futures_util::future::join_all((0..EACH).map(|_| post(kept, "0.25")));
         let to_gone = futures_util::future::join_all((0..EACH).map(|_| post(gone, "0.5")));
+        // Progress notes are never gathered: each runs alone and reads its task's status.
+        let progress_to_gone = futures_util::future::join_all((0..4).map(|_| {
+            let (task, sid) = (gone.to_string(), sid.clone());
+            let s = &s;
+            async move {
+                let form = [
+                    ("sessionId", sid.as_str()),
+                    ("activity[taskId]", task.as_str()),
+                    ("activity[type]", "progress"),
+                    ("activity[progress]", "50"),
+                ];
+                s.call_json("activity/add", &form).await
+            }
+        }));
+        let to_gone = async {
+            let (mut answers, progress) = tokio::join!(to_gone, progress_to_gone);
+            answers.extend(progress);
+            answers
+        };
         let remove = [("sessionId", sid.as_str()), ("id", &gone.to_string())];
         // The removal a little after the posts, later each round, so that it lands
         // before, among and after their writes.

@@ -143,10 +143,12 @@ async fn roll_up_task<D: Db>(
         let newest = db
             .row(&NEWEST_PROGRESS, &args![task_id], first_opt_int)
             .await?;
-        if let Some(progress) = newest.flatten() {
-            let (status, closed) = db
-                .one(&STATUS, &args![task_id], |r| Ok((r.int(0)?, r.opt_int(1)?)))
-                .await?;
+        let status = db
+            .row(&STATUS, &args![task_id], |r| Ok((r.int(0)?, r.opt_int(1)?)))
+            .await?;
+        // No task: it was removed after the caller's checks. Where the activity's task is
+        // checked at COMMIT (PostgreSQL), the COMMIT refuses the write.
+        if let (Some(progress), Some((status, closed))) = (newest.flatten(), status) {
             let next = apply_progress(status, progress);
             let closed = closed_at(status, closed, next, now);
             db.run(&SET_PROGRESS, &args![task_id, progress, next, closed])
@@ -255,9 +257,11 @@ pub async fn add_together<D: Db>(db: &D, adds: &[NewActivity<'_>]) -> Result<Vec
     }
     // Last, as in `save`: the roll-ups lock their tasks' rows until the commit. A task's
     // hours on the grid go out as one UPDATE of their sum, so that a batch writes one new
-    // version of the task's row, not one per add: 64 versions of one busy task's row
-    // overflowed its page, and each version off the page was written into every index
-    // of tasks (docs/performance.md). Hours off the grid are added one at a time.
+    // version of the task's row, not one per add: every read of a busy task's row walked
+    // the versions its adds had written (docs/performance.md, "Activity adds to one busy
+    // task"). The sum gives what adding them one at a time gives while the task's hours
+    // stay under 1,000,000 (beyond, PostgreSQL's 15 significant digits keep eight
+    // decimals). Hours off the grid are added one at a time.
     let mut sums: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for &(_, a, _, now) in adds {
         let Some(task_id) = a.task_id else { continue };
