@@ -2598,7 +2598,13 @@ async fn hours_off_the_nine_decimal_grid_added_at_once_are_rounded_after_each_ad
     for b in backends().await {
         let n = b.name;
         let (admin, _, t) = b.admin_project_task().await;
-        let hours = |i: usize| if i % 2 == 0 { 0.25 } else { 0.0000000007 };
+        let hours = |i: usize| {
+            if i.is_multiple_of(2) {
+                0.25
+            } else {
+                0.0000000007
+            }
+        };
         let saved = futures_util::future::join_all((0..40).map(|i| {
             let mut a = message(admin.id, &t);
             a.hours_done = Some(hours(i));
@@ -2612,6 +2618,37 @@ async fn hours_off_the_nine_decimal_grid_added_at_once_are_rounded_after_each_ad
         assert_eq!(now.hours_done, 20.0 * 0.25 + 20.0 * 0.000000001, "{n}");
         assert_eq!(now.version, t.version + 40, "{n}");
     }
+}
+
+/// On PostgreSQL an activity's task is checked at COMMIT (migration 0009): by then the
+/// transaction holds the rows its roll-ups write, and the check's share lock is its own,
+/// not a MultiXact with another batch's. A row naming a missing task is still refused,
+/// at COMMIT, and nothing of it stays.
+#[tokio::test]
+async fn an_activitys_task_is_checked_at_commit_and_still_refused() {
+    let Some((b, url)) = postgres().await else {
+        return;
+    };
+    let (admin, p, _) = b.admin_project_task().await;
+    let client = pg_client(&url).await;
+    client.batch_execute("BEGIN").await.unwrap();
+    let insert = format!(
+        "INSERT INTO activities (workspace_id, project_id, task_id, type, owner_id, \
+         hide_from_clients, date, notify_project_team, notify_task_team, notify_client, \
+         created_at, updated_at) VALUES ({}, {}, 999999, 'msg', {}, 0, 1, 0, 0, 0, 1, 1)",
+        WS.0, p.id, admin.id
+    );
+    client
+        .batch_execute(&insert)
+        .await
+        .expect("the task is not checked at the INSERT");
+    let refused = client.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION),
+        "{refused}"
+    );
+    assert_eq!(b.rows_where("activities", "1 = 1").await, 0);
 }
 
 /// A batch of adds that waits too long for a lock (here a task row held elsewhere; in

@@ -31,15 +31,17 @@ use crate::store::{activities, OutgoingMail, Result, StoreError};
 /// The most adds one transaction carries.
 const MOST: usize = 64;
 /// Batches in flight at once: while some wait for their flush, the others run their
-/// inserts. Their roll-ups lock task rows in one order (`Transaction::commit`), and their
-/// inserts' `FOR KEY SHARE` locks on tasks and projects do not conflict with those (nor
-/// with an edit's `lock_values` of a task). Four, not two: adds spread over many tasks
+/// inserts. Their roll-ups lock task rows in one order (`Transaction::commit`), and the
+/// `FOR KEY SHARE` locks of their foreign key checks (on projects at each INSERT, on
+/// tasks at COMMIT) do not conflict with those (nor with an edit's `lock_values` of a
+/// task). Four, not two: adds spread over many tasks
 /// went 3,567 - 3,877/s -> 4,182 - 4,637/s on two cores, the CPU no longer idle while
 /// both batches waited for their flush (docs/performance.md).
 const GATHERERS: usize = 4;
-/// How long a batch waits for any lock before it gives up and its adds run alone. A
-/// batch's inserts lock several tasks in the order they came, so a task or project
-/// removal cascading over them can close a cycle with it; the batch gives way first.
+/// How long a batch waits for any lock before it gives up and its adds run alone, its
+/// COMMIT included. A batch's foreign key checks lock several tasks and projects in the
+/// order its adds came, so a task or project removal cascading over them can close a
+/// cycle with it; the batch gives way first.
 const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '200ms'";
 /// The adds of failed batches run alone this many at a time, all batches together,
 /// leaving the pool's other connections to the rest of the node.
