@@ -1258,40 +1258,30 @@ async fn messages_posted_while_their_task_is_removed_are_404_and_the_others_all_
     for round in 1..=5 {
         let before = version(&admin.get_answer(Kind::Task, kept).await);
         let gone = admin.task(p, &[("name", "gone")]).await;
-        let post = |task: i64, hours: &'static str| {
+        // A message with hours, or a progress note.
+        let post = |task: i64, fields: [(&'static str, &'static str); 2]| {
             let (task, sid) = (task.to_string(), sid.clone());
             let s = &s;
             async move {
-                let form = [
+                let mut form = vec![
                     ("sessionId", sid.as_str()),
                     ("activity[taskId]", task.as_str()),
-                    ("activity[text]", "late"),
-                    ("activity[hoursDone]", hours),
                 ];
+                form.extend(fields);
                 s.call_json("activity/add", &form).await
             }
         };
-        let to_kept = futures_util::future::join_all((0..EACH).map(|_| post(kept, "0.25")));
-        let to_gone = futures_util::future::join_all((0..EACH).map(|_| post(gone, "0.5")));
+        let message = |hours| [("activity[text]", "late"), ("activity[hoursDone]", hours)];
+        let to_kept = (0..EACH).map(|_| post(kept, message("0.25")));
         // Progress notes are never gathered: each runs alone and reads its task's status.
-        let progress_to_gone = futures_util::future::join_all((0..4).map(|_| {
-            let (task, sid) = (gone.to_string(), sid.clone());
-            let s = &s;
-            async move {
-                let form = [
-                    ("sessionId", sid.as_str()),
-                    ("activity[taskId]", task.as_str()),
-                    ("activity[type]", "progress"),
-                    ("activity[progress]", "50"),
-                ];
-                s.call_json("activity/add", &form).await
-            }
-        }));
-        let to_gone = async {
-            let (mut answers, progress) = tokio::join!(to_gone, progress_to_gone);
-            answers.extend(progress);
-            answers
-        };
+        let progress = [("activity[type]", "progress"), ("activity[progress]", "50")];
+        let to_gone = (0..EACH)
+            .map(|_| post(gone, message("0.5")))
+            .chain((0..4).map(|_| post(gone, progress)));
+        let (to_kept, to_gone) = (
+            futures_util::future::join_all(to_kept),
+            futures_util::future::join_all(to_gone),
+        );
         let remove = [("sessionId", sid.as_str()), ("id", &gone.to_string())];
         // The removal a little after the posts, later each round, so that it lands
         // before, among and after their writes.
