@@ -513,6 +513,7 @@ mod tests {
 
     #[test]
     fn hours_on_the_nine_decimal_grid_are_counted_in_billionths() {
+        assert_eq!(HOURS_GRID, 10f64.powi(HOURS_DECIMALS));
         assert_eq!(hours_on_grid(0.1), Some(100_000_000));
         assert_eq!(hours_on_grid(0.3), Some(300_000_000));
         assert_eq!(hours_on_grid(1.25), Some(1_250_000_000));

@@ -265,13 +265,18 @@ pub async fn add_together<D: Db>(db: &D, adds: &[NewActivity<'_>]) -> Result<Vec
     let mut sums: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for &(_, a, _, now) in adds {
         let Some(task_id) = a.task_id else { continue };
-        match roll_up(None, Some(a)) {
-            (HoursChange::Add(h), false) if hours_on_grid(h).is_some() => {
+        let change = roll_up(None, Some(a));
+        let on_grid = match change {
+            (HoursChange::Add(h), false) => hours_on_grid(h),
+            _ => None,
+        };
+        match on_grid {
+            Some(billionths) => {
                 let sum = sums.entry(task_id).or_default();
-                sum.0 += hours_on_grid(h).unwrap_or_default();
+                sum.0 += billionths;
                 sum.1 += 1;
             }
-            change => roll_up_task(db, task_id, change, now).await?,
+            None => roll_up_task(db, task_id, change, now).await?,
         }
     }
     for (task_id, (billionths, added)) in sums {

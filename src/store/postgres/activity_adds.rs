@@ -34,9 +34,9 @@ const MOST: usize = 64;
 /// inserts. Their roll-ups lock task rows in one order (`Transaction::commit`), and the
 /// `FOR KEY SHARE` locks of their foreign key checks (on projects at each INSERT, on
 /// tasks at COMMIT) do not conflict with those (nor with an edit's `lock_values` of a
-/// task). Four, not two: adds spread over many tasks
-/// went 3,567 - 3,877/s -> 4,182 - 4,637/s on two cores, the CPU no longer idle while
-/// both batches waited for their flush (docs/performance.md).
+/// task). Four, not two: adds spread over many tasks went 3,567 - 3,877/s -> 4,182 -
+/// 4,637/s on two cores, the CPU no longer idle while both batches waited for their
+/// flush (docs/performance.md).
 const GATHERERS: usize = 4;
 /// How long a batch waits for any lock before it gives up and its adds run alone, its
 /// COMMIT included. A batch's foreign key checks lock several tasks and projects in the
